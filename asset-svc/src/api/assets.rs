@@ -1,0 +1,213 @@
+//! `highwind.asset.v1.AssetService`: asset metadata. Versions, aliases and collection come with asset content.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
+use highwind_proto::asset::v1::{self as pb, asset_service_server::AssetService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{asset_to_proto, draft_from_proto};
+use crate::{
+    domain::{
+        asset::{Asset, AssetField},
+        listing::{AssetFilter, AssetQuery, Cursor, Order, page_size},
+        names,
+    },
+    error::Error,
+    store::AssetRepository,
+};
+
+/// Longest idempotency key.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Handlers of `AssetService`.
+#[derive(Debug, Clone)]
+pub struct AssetApi {
+    repo: Arc<dyn AssetRepository>,
+    page_tokens: PageTokens,
+}
+
+impl AssetApi {
+    /// Handlers over `repo`, signing page tokens with `page_tokens`.
+    pub fn new(repo: Arc<dyn AssetRepository>, page_tokens: PageTokens) -> Self {
+        Self { repo, page_tokens }
+    }
+
+    /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
+    async fn owned_asset(&self, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
+        let id = parse_name(field, name)?;
+        match self.repo.get(id).await? {
+            Some(asset) if asset.is_owned_by(principal.as_str()) => Ok(asset),
+            _ => Err(Error::NotFound(name.to_owned())),
+        }
+    }
+
+    /// Stores `next` in place of `current`, which the client saw with `etag` (empty: no check).
+    async fn replace(&self, current: &Asset, next: Asset, etag: &str) -> Result<Asset, Error> {
+        let name = names::asset_name(current.id);
+        if !etag.is_empty() && etag != current.etag() {
+            return Err(Error::StaleEtag { name, sent: etag.to_owned() });
+        }
+        if self.repo.update(&next, current.revision).await? {
+            Ok(next)
+        } else if etag.is_empty() {
+            Err(Error::Concurrent(name))
+        } else {
+            Err(Error::StaleEtag { name, sent: etag.to_owned() })
+        }
+    }
+}
+
+fn parse_name(field: &str, name: &str) -> Result<Uuid, Error> {
+    names::parse_asset_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))
+}
+
+#[tonic::async_trait]
+impl AssetService for AssetApi {
+    async fn create_asset(&self, request: Request<pb::CreateAssetRequest>) -> Result<Response<pb::Asset>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let draft = match request.asset {
+            Some(asset) => draft_from_proto(asset, "asset", &mut violations),
+            None => {
+                violations.add("asset", "required");
+                return Err(Error::Invalid(violations).into());
+            }
+        };
+        if request.request_id.len() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
+            violations.add("request_id", format!("at most {MAX_REQUEST_ID} bytes without control characters"));
+        }
+        let asset = match Asset::create(draft, owner.as_str(), Utc::now()) {
+            Ok(asset) if violations.is_empty() => asset,
+            Ok(_) => return Err(Error::Invalid(violations).into()),
+            Err(more) => {
+                more.iter().for_each(|v| violations.add(v.field.clone(), v.description.clone()));
+                return Err(Error::Invalid(violations).into());
+            }
+        };
+        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let stored = self.repo.create(&asset, request_id).await.map_err(Error::from)?;
+        tracing::info!(asset = %stored.id, owner = %owner, "asset created");
+        Ok(Response::new(asset_to_proto(&stored)))
+    }
+
+    async fn get_asset(&self, request: Request<pb::GetAssetRequest>) -> Result<Response<pb::Asset>, Status> {
+        let principal = Principal::of(&request)?;
+        let asset = self.owned_asset(principal, "name", &request.get_ref().name).await?;
+        Ok(Response::new(asset_to_proto(&asset)))
+    }
+
+    async fn list_assets(
+        &self,
+        request: Request<pb::ListAssetsRequest>,
+    ) -> Result<Response<pb::ListAssetsResponse>, Status> {
+        let owner = Principal::of(&request)?.as_str().to_owned();
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let limit = page_size(request.page_size).unwrap_or_else(|e| {
+            violations.add("page_size", e);
+            0
+        });
+        let order = Order::parse(&request.order_by).unwrap_or_else(|e| {
+            violations.add("order_by", e);
+            Order::parse("").unwrap_or(Order { key: crate::domain::listing::OrderKey::CreateTime, descending: false })
+        });
+        let filter = AssetFilter::parse(&request.filter).unwrap_or_else(|e| {
+            violations.add("filter", e);
+            AssetFilter::default()
+        });
+        let include_archived = request.show_deleted || filter.archived == Some(true);
+        let mut query = AssetQuery { owner, filter, order, include_archived, after: None, limit };
+        if !request.page_token.is_empty() && violations.is_empty() {
+            match self.page_tokens.decode::<Cursor>(&query.scope(), &request.page_token) {
+                Ok(cursor) if cursor.fits(order) => query.after = Some(cursor),
+                _ => violations.add(
+                    "page_token",
+                    "not a token from a previous page of this same query (caller, filter, order_by, show_deleted)",
+                ),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let mut rows = self.repo.list(&query).await.map_err(Error::from)?;
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|last| self.page_tokens.encode(&query.scope(), &Cursor::after(last, order)))
+        } else {
+            None
+        };
+        Ok(Response::new(pb::ListAssetsResponse {
+            assets: rows.iter().map(asset_to_proto).collect(),
+            next_page_token: next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_asset(&self, request: Request<pb::UpdateAssetRequest>) -> Result<Response<pb::Asset>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let Some(incoming) = request.asset else {
+            return Err(Error::Invalid(Violations::one("asset", "required")).into());
+        };
+        let (name, etag) = (incoming.name.clone(), incoming.etag.clone());
+        let mut violations = Violations::new();
+        let id = names::parse_asset_name(&name).map_err(|e| violations.add("asset.name", e)).ok();
+        let draft = draft_from_proto(incoming, "asset", &mut violations);
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut fields = Vec::new();
+        for path in &paths {
+            match AssetField::parse(path) {
+                Some(named) => fields.extend(named),
+                None => violations.add(
+                    "update_mask",
+                    format!("{path:?} cannot be updated; updatable fields: {}", AssetField::known_paths()),
+                ),
+            }
+        }
+        if paths.is_empty() {
+            fields = AssetField::set_in(&draft);
+            if fields.is_empty() {
+                violations.add("update_mask", "names no field and the asset sets none: nothing to update");
+            }
+        }
+        let (Some(_), true) = (id, violations.is_empty()) else {
+            return Err(Error::Invalid(violations).into());
+        };
+        let current = self.owned_asset(&principal, "asset.name", &name).await?;
+        if current.archive_time.is_some() {
+            return Err(Error::Archived(name).into());
+        }
+        let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
+        let stored = self.replace(&current, next, &etag).await?;
+        Ok(Response::new(asset_to_proto(&stored)))
+    }
+
+    async fn delete_asset(&self, request: Request<pb::DeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
+        let principal = Principal::of(&request)?;
+        let pb::DeleteAssetRequest { name, etag } = request.get_ref();
+        let current = self.owned_asset(principal, "name", name).await?;
+        if current.archive_time.is_some() {
+            // A retried delete finds its own work done.
+            return Ok(Response::new(asset_to_proto(&current)));
+        }
+        let archived = current.archived(Utc::now());
+        let stored = self.replace(&current, archived, etag).await?;
+        tracing::info!(asset = %stored.id, "asset archived");
+        Ok(Response::new(asset_to_proto(&stored)))
+    }
+
+    async fn undelete_asset(&self, request: Request<pb::UndeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
+        let principal = Principal::of(&request)?;
+        let name = &request.get_ref().name;
+        let current = self.owned_asset(principal, "name", name).await?;
+        if current.archive_time.is_none() {
+            return Err(Error::NotArchived(name.clone()).into());
+        }
+        let restored = current.unarchived(Utc::now());
+        let stored = self.replace(&current, restored, "").await?;
+        Ok(Response::new(asset_to_proto(&stored)))
+    }
+}

@@ -1,0 +1,118 @@
+//! Proto ↔ domain conversions for assets.
+
+use chrono::{DateTime, Utc};
+use highwind_common::validation::Violations;
+use highwind_proto::asset::v1 as pb;
+
+use crate::domain::{
+    asset::{Asset, AssetDraft, AssetKind, ModelDetails, ModelFormat},
+    names,
+};
+
+/// Proto timestamp of a domain time.
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// The wire form of an asset.
+pub fn asset_to_proto(asset: &Asset) -> pb::Asset {
+    pb::Asset {
+        name: names::asset_name(asset.id),
+        uid: asset.id.to_string(),
+        kind: kind_to_proto(asset.kind) as i32,
+        display_name: asset.display_name.clone(),
+        description: asset.description.clone(),
+        cover_image_uri: asset.cover_image_uri.clone(),
+        labels: asset.labels.clone().into_iter().collect(),
+        owner: asset.owner.clone(),
+        create_time: Some(timestamp(asset.create_time)),
+        update_time: Some(timestamp(asset.update_time)),
+        archived: asset.archive_time.is_some(),
+        archive_time: asset.archive_time.map(timestamp),
+        etag: asset.etag(),
+        latest_version: String::new(),
+        details: asset.model.as_ref().map(|m| {
+            pb::asset::Details::Model(pb::ModelDetails {
+                framework: m.framework.clone(),
+                format: format_to_proto(m.format) as i32,
+                model_card: m.model_card.clone(),
+                inference_schema: m.inference_schema.clone(),
+            })
+        }),
+    }
+}
+
+/// The client-supplied fields of `asset`; problems are recorded under `prefix` (`asset`).
+pub fn draft_from_proto(asset: pb::Asset, prefix: &str, violations: &mut Violations) -> AssetDraft {
+    let kind = match pb::AssetKind::try_from(asset.kind) {
+        Ok(pb::AssetKind::Unspecified) => None,
+        Ok(pb::AssetKind::Dataset) => Some(AssetKind::Dataset),
+        Ok(pb::AssetKind::DockerRepo) => Some(AssetKind::DockerRepo),
+        Ok(pb::AssetKind::Model) => Some(AssetKind::Model),
+        Ok(pb::AssetKind::Pipeline) => Some(AssetKind::Pipeline),
+        Err(_) => {
+            violations.add(format!("{prefix}.kind"), format!("unknown kind {}", asset.kind));
+            None
+        }
+    };
+    let model = match asset.details {
+        Some(pb::asset::Details::Model(m)) => {
+            let format = format_from_proto(m.format).unwrap_or_else(|| {
+                violations.add(format!("{prefix}.model.format"), format!("unknown format {}", m.format));
+                ModelFormat::Unspecified
+            });
+            Some(ModelDetails {
+                framework: m.framework,
+                format,
+                model_card: m.model_card,
+                inference_schema: m.inference_schema,
+            })
+        }
+        // Output only: the registry repository is derived, never set by clients.
+        Some(pb::asset::Details::DockerRepo(_)) | None => None,
+    };
+    AssetDraft {
+        kind,
+        display_name: asset.display_name,
+        description: asset.description,
+        cover_image_uri: asset.cover_image_uri,
+        labels: asset.labels.into_iter().collect(),
+        model,
+    }
+}
+
+fn kind_to_proto(kind: AssetKind) -> pb::AssetKind {
+    match kind {
+        AssetKind::Dataset => pb::AssetKind::Dataset,
+        AssetKind::DockerRepo => pb::AssetKind::DockerRepo,
+        AssetKind::Model => pb::AssetKind::Model,
+        AssetKind::Pipeline => pb::AssetKind::Pipeline,
+    }
+}
+
+const FORMATS: [(pb::ModelFormat, ModelFormat); 12] = [
+    (pb::ModelFormat::Unspecified, ModelFormat::Unspecified),
+    (pb::ModelFormat::Joblib, ModelFormat::Joblib),
+    (pb::ModelFormat::Pickle, ModelFormat::Pickle),
+    (pb::ModelFormat::Onnx, ModelFormat::Onnx),
+    (pb::ModelFormat::Safetensors, ModelFormat::Safetensors),
+    (pb::ModelFormat::Pytorch, ModelFormat::Pytorch),
+    (pb::ModelFormat::TensorflowSavedModel, ModelFormat::TensorflowSavedModel),
+    (pb::ModelFormat::Keras, ModelFormat::Keras),
+    (pb::ModelFormat::Xgboost, ModelFormat::Xgboost),
+    (pb::ModelFormat::Lightgbm, ModelFormat::Lightgbm),
+    (pb::ModelFormat::Gguf, ModelFormat::Gguf),
+    (pb::ModelFormat::Other, ModelFormat::Other),
+];
+
+fn format_to_proto(format: ModelFormat) -> pb::ModelFormat {
+    FORMATS.iter().find(|(_, d)| *d == format).map_or(pb::ModelFormat::Unspecified, |(p, _)| *p)
+}
+
+fn format_from_proto(value: i32) -> Option<ModelFormat> {
+    let format = pb::ModelFormat::try_from(value).ok()?;
+    FORMATS.iter().find(|(p, _)| *p == format).map(|(_, d)| *d)
+}

@@ -1,0 +1,162 @@
+//! Connecting to a service's database: PostgreSQL in production, SQLite embedded, picked by the URL's scheme.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+};
+
+/// A connected, not yet migrated, database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `postgres://` or `postgresql://`.
+    Postgres(PgPool),
+    /// `sqlite:` (a file; created when missing).
+    Sqlite(SqlitePool),
+}
+
+/// Why a database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no backend Highwind supports.
+    #[error("unsupported database url scheme in {0:?}: use postgres://, postgresql:// or sqlite:")]
+    UnsupportedScheme(String),
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Database {
+    /// Connects to `url`. SQLite gets WAL, a busy timeout and foreign keys, so readers never wait behind writers
+    /// and concurrent writers queue instead of failing at once.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(DbError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(DbError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            Err(DbError::UnsupportedScheme(redact_url(url)))
+        }
+    }
+
+    /// Applies the service's migrations for this backend.
+    pub async fn migrate(&self, postgres: &Migrator, sqlite: &Migrator) -> Result<(), DbError> {
+        match self {
+            Self::Postgres(pool) => postgres.run(pool).await?,
+            Self::Sqlite(pool) => sqlite.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `postgres` or `sqlite`, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// The URL without its password, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Test support: throwaway databases on both backends.
+pub mod testing {
+    use rand::Rng;
+
+    use super::*;
+
+    /// Environment variable naming the PostgreSQL server the storage tests use; default
+    /// `postgres://postgres@127.0.0.1:5432/postgres`.
+    pub const TEST_POSTGRES_ENV: &str = "HIGHWIND_TEST_POSTGRES_URL";
+
+    /// Creates a fresh, empty PostgreSQL database on the test server and returns its URL, or `None` when no
+    /// server answers (the suite then runs on SQLite alone and says so). Set `HIGHWIND_REQUIRE_POSTGRES=1` to
+    /// make an unreachable server a failure instead.
+    pub async fn fresh_postgres_url() -> Option<String> {
+        let admin_url = std::env::var(TEST_POSTGRES_ENV)
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let required = std::env::var("HIGHWIND_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let admin = match PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(&admin_url)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) if required => panic!("PostgreSQL required but unreachable at {}: {e}", redact_url(&admin_url)),
+            Err(_) => return None,
+        };
+        let name = format!("highwind_test_{}", random_suffix());
+        // The name is generated here from hex digits only.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        Some(format!("{base}/{name}"))
+    }
+
+    /// A fresh SQLite database file inside `dir`.
+    pub fn fresh_sqlite_url(dir: &std::path::Path) -> String {
+        format!("sqlite://{}/test-{}.db", dir.display(), random_suffix())
+    }
+
+    fn random_suffix() -> String {
+        format!("{:016x}", rand::rng().random::<u64>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://hw:s3cret@db:5432/hw"), "postgres://hw:***@db:5432/hw");
+        assert_eq!(redact_url("sqlite://./data/a.db"), "sqlite://./data/a.db");
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_is_refused() {
+        let err = Database::connect("mysql://root@localhost/x", 1).await.expect_err("refused");
+        assert!(matches!(err, DbError::UnsupportedScheme(_)));
+    }
+}

@@ -1,0 +1,14 @@
+//! What every Highwind service repeats, and nothing more: configuration loading, telemetry, database connect and
+//! migrate, the forwarded principal, `google.rpc` error details, signed page tokens and the serving loop with
+//! health, reflection and a bounded drain.
+
+pub mod config;
+pub mod db;
+pub mod page_token;
+pub mod principal;
+pub mod serve;
+pub mod service_main;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+pub mod validation;

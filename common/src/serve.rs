@@ -1,0 +1,108 @@
+//! The serving loop every service shares: health and reflection next to its own routes, TCP_NODELAY, and on
+//! shutdown NOT_SERVING first, then a bounded drain.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+
+/// How long in-flight calls may take to finish after shutdown begins.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener or the HTTP/2 server failed.
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The descriptor set for reflection is broken (a build problem).
+    #[error("reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// What to serve besides health and reflection.
+#[derive(Debug)]
+pub struct Served {
+    /// The service's own routes.
+    pub routes: Routes,
+    /// Fully qualified names of the services in `routes`, for health and reflection.
+    pub names: Vec<&'static str>,
+}
+
+/// Serves `served` plus `grpc.health.v1` and reflection (v1 and v1alpha) on `listener` until `shutdown` resolves,
+/// then reports NOT_SERVING and lets in-flight calls finish for at most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    served: Served,
+    drain: Duration,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in served.names.iter().copied().chain([""]) {
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
+    let routes = served
+        .routes
+        .add_service(health)
+        .add_service(reflection_builder(&served.names).build_v1()?)
+        .add_service(reflection_builder(&served.names).build_v1alpha()?);
+
+    let local = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    for name in served.names.iter().copied().chain([""]) {
+        reporter.set_service_status(name, ServingStatus::Serving).await;
+    }
+    tracing::info!(addr = ?local, services = ?served.names, "serving");
+
+    tokio::select! {
+        result = &mut server => return result.map_err(ServeError::from),
+        () = shutdown => {}
+    }
+    for name in served.names.iter().copied().chain([""]) {
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(drain, server).await {
+        Ok(result) => result.map_err(ServeError::from),
+        Err(_) => {
+            tracing::warn!(addr = ?local, drain_secs = drain.as_secs(), "drain timed out; closing remaining calls");
+            Ok(())
+        }
+    }
+}
+
+/// Reflection over the Highwind contracts and health, advertising exactly `names` and health.
+pub fn reflection_builder(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(highwind_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+/// Why a service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    /// Serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}

@@ -1,0 +1,55 @@
+//! Building `tonic::Status` values with `google.rpc` details, so every service reports errors the same way.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::validation::Violations;
+
+/// Domain of the `google.rpc.ErrorInfo` details Highwind sends.
+pub const ERROR_DOMAIN: &str = "highwind.dev";
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing every violation; the message names the fields too.
+pub fn invalid_argument(violations: &Violations) -> Status {
+    let field_violations: Vec<FieldViolation> =
+        violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone())).collect();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {violations}"),
+        ErrorDetails::with_bad_request(field_violations),
+    )
+}
+
+/// A status of `code` carrying a `google.rpc.ErrorInfo` whose `reason` is a stable UPPER_SNAKE_CASE identifier
+/// clients can switch on.
+pub fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new()),
+    )
+}
+
+/// INTERNAL without the cause: the cause is logged here, never sent, so no SQL or path leaks to callers.
+pub fn internal(cause: &dyn std::error::Error) -> Status {
+    tracing::error!(error = %cause, "internal error");
+    Status::internal("internal error; the server logged the cause")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_every_field() {
+        let mut violations = Violations::new();
+        violations.add("asset.display_name", "must not be empty");
+        violations.add("page_size", "must be at most 1000");
+        let status = invalid_argument(&violations);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("asset.display_name"));
+        let details = status.get_error_details();
+        let fields: Vec<_> =
+            details.bad_request().expect("bad request").field_violations.iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["asset.display_name", "page_size"]);
+    }
+}

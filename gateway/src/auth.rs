@@ -1,0 +1,148 @@
+//! Who is calling: bearer tokens checked against the configured token → principal map, and the verified
+//! principal forwarded to services, signed. Health and reflection need no credentials.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::SystemTime,
+};
+
+use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tower::{Layer, Service};
+
+/// Paths anyone may call: health checks and reflection.
+const PUBLIC_PREFIXES: [&str; 3] =
+    ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+/// Maps bearer tokens to principals. Tokens are kept only as SHA-256 digests, so a lookup's timing says nothing
+/// about any configured token.
+#[derive(Clone)]
+pub struct Authenticator {
+    principals: Arc<HashMap<[u8; 32], Principal>>,
+    signer: PrincipalSigner,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("tokens", &self.principals.len()).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Accepts each `(user, token)` pair as principal `users/{user}`; signs forwarded principals with `signer`.
+    pub fn new<'a>(tokens: impl IntoIterator<Item = (&'a str, &'a str)>, signer: PrincipalSigner) -> Self {
+        let principals = tokens.into_iter().map(|(user, token)| (digest(token), Principal::user(user))).collect();
+        Self { principals: Arc::new(principals), signer }
+    }
+
+    /// The principal a request's `authorization` header proves, or UNAUTHENTICATED. Accepts `Bearer <token>`
+    /// and, as Highwind's inference clients send it, the bare token.
+    pub fn authenticate(&self, authorization: Option<&HeaderValue>) -> Result<&Principal, Status> {
+        let value = authorization
+            .ok_or_else(|| Status::unauthenticated("missing credentials: send authorization: Bearer <token>"))?;
+        let value = value.to_str().map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            Some(_) => return Err(Status::unauthenticated("unsupported authorization scheme: use Bearer")),
+            None => value.trim(),
+        };
+        self.principals.get(&digest(token)).ok_or_else(|| Status::unauthenticated("invalid or expired token"))
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Authenticates every call but health and reflection, and replaces any client-sent identity headers with the
+/// signed principal.
+#[derive(Debug, Clone)]
+pub struct AuthLayer(Authenticator);
+
+impl AuthLayer {
+    /// Authenticates with `authenticator`.
+    pub fn new(authenticator: Authenticator) -> Self {
+        Self(authenticator)
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth { inner, authenticator: self.0.clone() }
+    }
+}
+
+/// The service [`AuthLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    authenticator: Authenticator,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let headers = request.headers_mut();
+        // Only the gateway speaks for a principal: whatever a client claims is dropped.
+        headers.remove(PRINCIPAL_HEADER);
+        headers.remove(SIGNATURE_HEADER);
+        let path = request.uri().path();
+        if !PUBLIC_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+            let principal = match self.authenticator.authenticate(request.headers().get(AUTHORIZATION)) {
+                Ok(principal) => principal.clone(),
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            };
+            let signature = self.authenticator.signer.sign(&principal, SystemTime::now());
+            let (Ok(name), Ok(signature)) =
+                (HeaderValue::from_str(principal.as_str()), HeaderValue::from_str(&signature))
+            else {
+                let status = Status::internal("cannot forward the principal");
+                return Box::pin(async move { Ok(status.into_http()) });
+            };
+            request.headers_mut().insert(PRINCIPAL_HEADER, name);
+            request.headers_mut().insert(SIGNATURE_HEADER, signature);
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new([("alice", "tok-a"), ("bob", "tok-b")], PrincipalSigner::new(b"k".to_vec()))
+    }
+
+    #[test]
+    fn bearer_and_bare_tokens_map_to_their_principals() {
+        let auth = authenticator();
+        let principal = |v: &'static str| auth.authenticate(Some(&HeaderValue::from_static(v))).cloned();
+        assert_eq!(principal("Bearer tok-a").expect("alice"), Principal::user("alice"));
+        assert_eq!(principal("bearer tok-b").expect("bob"), Principal::user("bob"));
+        assert_eq!(principal("tok-a").expect("bare"), Principal::user("alice"));
+        assert!(principal("Bearer tok-c").is_err());
+        assert!(principal("Basic dG9rLWE=").is_err());
+        assert!(auth.authenticate(None).is_err());
+    }
+}

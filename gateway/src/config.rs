@@ -1,0 +1,83 @@
+//! Gateway configuration: `[gateway]` settings, `HIGHWIND__GATEWAY__*` in the environment.
+
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use highwind_common::config::Secret;
+use serde::{Deserialize, Serialize};
+
+/// Largest gRPC message a client may send through the gateway, by default.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 + 1024;
+
+/// Where the gateway listens, whom it trusts and where it forwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address of the public listener (gRPC, gRPC-Web, HTTP/1.1 and HTTP/2).
+    pub listen: SocketAddr,
+    /// Key shared with the services to sign forwarded principals (at least 32 bytes).
+    pub internal_secret: Secret,
+    /// Accepted bearer tokens: user name → token. The caller becomes principal `users/{name}`.
+    pub tokens: BTreeMap<String, Secret>,
+    /// Where each service listens.
+    pub upstreams: UpstreamsConfig,
+    /// Origins browsers may call from (`*` for any).
+    pub allowed_origins: Vec<String>,
+    /// Largest single gRPC message a client may send; larger ones fail with RESOURCE_EXHAUSTED.
+    pub max_message_bytes: usize,
+    /// Seconds in-flight calls get to finish on shutdown.
+    pub drain_seconds: u64,
+}
+
+/// Addresses of the services, `http://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamsConfig {
+    /// asset-svc.
+    pub asset: String,
+    /// usecase-svc.
+    pub usecase: String,
+    /// pipeline-svc.
+    pub pipeline: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            internal_secret: Secret::default(),
+            tokens: BTreeMap::new(),
+            upstreams: UpstreamsConfig {
+                asset: format!("http://127.0.0.1:{}", asset_svc::DEFAULT_PORT),
+                usecase: format!("http://127.0.0.1:{}", usecase_svc::DEFAULT_PORT),
+                pipeline: format!("http://127.0.0.1:{}", pipeline_svc::DEFAULT_PORT),
+            },
+            allowed_origins: vec!["*".to_owned()],
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            drain_seconds: 10,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks what types cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.internal_secret.expose().len() < 32 {
+            return Err("internal_secret must be set and at least 32 bytes (HIGHWIND__GATEWAY__INTERNAL_SECRET)".into());
+        }
+        for (user, token) in &self.tokens {
+            let valid_user = !user.is_empty()
+                && user.len() <= 255
+                && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b));
+            if !valid_user {
+                return Err(format!("tokens: user name {user:?} may hold only letters, digits and . _ @ - +"));
+            }
+            if token.expose().len() < 16 {
+                return Err(format!("tokens: the token of {user:?} must be at least 16 characters"));
+            }
+        }
+        if self.max_message_bytes < 1024 {
+            return Err("max_message_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Highwind's gateway: the one public door. One listener speaks gRPC (HTTP/2) and gRPC-Web (HTTP/1.1 and
+//! HTTP/2) with CORS, authenticates callers, serves health and reflection for every public service, and
+//! forwards each call untouched to the service that owns it.
+//!
+//! Request path: CORS → gRPC-Web translation → authentication → local health/reflection, or the proxy.
+
+pub mod auth;
+pub mod config;
+pub mod health;
+pub mod router;
+pub mod standalone;
+pub mod web;
+
+use std::{future::Future, time::Duration};
+
+use highwind_common::{principal::PrincipalSigner, serve::reflection_builder};
+use highwind_proto::PUBLIC_SERVICES;
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+use tonic_web::GrpcWebLayer;
+use tower::ServiceBuilder;
+
+use crate::{
+    auth::{AuthLayer, Authenticator},
+    config::GatewayConfig,
+    router::{Proxy, Upstreams},
+};
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// An upstream address is unusable.
+    #[error(transparent)]
+    Upstream(#[from] router::UpstreamError),
+    /// The reflection descriptors are broken (a build problem).
+    #[error("reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The listener failed.
+    #[error("gateway server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains for at most `drain_seconds`.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    config: GatewayConfig,
+) -> Result<(), GatewayError> {
+    let upstreams = Upstreams::default()
+        .route("asset", &config.upstreams.asset, &asset_svc::SERVICE_NAMES)?
+        .route("usecase", &config.upstreams.usecase, &usecase_svc::SERVICE_NAMES)?
+        .route("pipeline", &config.upstreams.pipeline, &pipeline_svc::SERVICE_NAMES)?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let _mirrors = health::mirror(&reporter, &upstreams, PUBLIC_SERVICES).await;
+    let local = Routes::new(health)
+        .add_service(reflection_builder(PUBLIC_SERVICES).build_v1()?)
+        .add_service(reflection_builder(PUBLIC_SERVICES).build_v1alpha()?);
+    let routes = Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams)));
+
+    let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
+    let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));
+    let layers = ServiceBuilder::new()
+        .layer(web::cors(&config.allowed_origins))
+        .layer(GrpcWebLayer::new())
+        .layer(AuthLayer::new(Authenticator::new(tokens, signer)))
+        .into_inner();
+
+    let local_addr = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .accept_http1(true)
+        .trace_fn(|request| tracing::info_span!("gateway", path = %request.uri().path()))
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+    tracing::info!(addr = ?local_addr, "gateway serving");
+
+    tokio::select! {
+        result = &mut server => return result.map_err(GatewayError::from),
+        () = shutdown => {}
+    }
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    let drain = Duration::from_secs(config.drain_seconds);
+    match tokio::time::timeout(drain, server).await {
+        Ok(result) => result.map_err(GatewayError::from),
+        Err(_) => {
+            tracing::warn!(drain_secs = drain.as_secs(), "gateway drain timed out");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The whole platform in one process: the three services on loopback ports with SQLite files and the gateway in
+//! front, sharing a generated secret. Everything lives in one data directory, so a restart on the same
+//! directory keeps the data and the dev tokens.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use highwind_common::config::{Secret, ServiceConfig};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::config::{GatewayConfig, UpstreamsConfig};
+
+/// File in the data directory holding the internal secret and the dev tokens (mode 0600).
+const SECRETS_FILE: &str = "secrets.json";
+/// How long the platform may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `highwind standalone` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The gateway's address.
+    pub listen: SocketAddr,
+    /// Where databases and secrets live.
+    pub data_dir: PathBuf,
+    /// Dev users to mint tokens for.
+    pub dev_users: Vec<String>,
+}
+
+/// Why the platform could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    /// The data directory or secrets file could not be used.
+    #[error("cannot use data directory {path}")]
+    DataDir {
+        /// What failed.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secrets file is not what this program writes.
+    #[error("{path} is corrupt: {reason}; move it away to start afresh (existing dev tokens will change)")]
+    CorruptSecrets {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A dev user name cannot be a principal.
+    #[error("dev user {0:?} may hold only letters, digits and . _ @ - +")]
+    BadDevUser(String),
+    /// The gateway address is taken or unusable.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A part stopped before the platform was ready.
+    #[error("{0} failed to start: {1}")]
+    Part(&'static str, String),
+    /// Not every service became ready in time.
+    #[error("the platform did not become ready within {0:?}")]
+    NotReady(Duration),
+}
+
+/// The persisted secrets of a data directory.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct Secrets {
+    internal_secret: Secret,
+    dev_tokens: BTreeMap<String, Secret>,
+}
+
+/// A running platform.
+#[derive(Debug)]
+pub struct Standalone {
+    /// Where the gateway listens.
+    pub addr: SocketAddr,
+    /// Dev user → token, for the users asked for.
+    pub dev_tokens: Vec<(String, Secret)>,
+    stop_gateway: watch::Sender<bool>,
+    stop_services: watch::Sender<bool>,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+}
+
+impl Standalone {
+    /// Starts every part and returns once the gateway reports every public service SERVING.
+    pub async fn start(options: Options) -> Result<Self, StandaloneError> {
+        let data_dir = prepare_data_dir(&options.data_dir)?;
+        let mut users = if options.dev_users.is_empty() { vec!["dev".to_owned()] } else { options.dev_users };
+        users.dedup();
+        if let Some(bad) = users.iter().find(|u| !valid_user(u)) {
+            return Err(StandaloneError::BadDevUser(bad.clone()));
+        }
+        let secrets = load_secrets(&data_dir, &users)?;
+        let gateway_listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StandaloneError::Listen { addr: options.listen, source })?;
+        let addr =
+            gateway_listener.local_addr().map_err(|source| StandaloneError::Listen { addr: options.listen, source })?;
+
+        let (stop_services, services_rx) = watch::channel(false);
+        let (stop_gateway, gateway_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut upstream = BTreeMap::new();
+        for (part, db) in [("asset", "asset.db"), ("usecase", "usecase.db"), ("pipeline", "pipeline.db")] {
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|source| StandaloneError::Listen { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })?;
+            let local = listener.local_addr().map_err(|source| StandaloneError::Listen { addr, source })?;
+            upstream.insert(part, format!("http://{local}"));
+            let config = ServiceConfig {
+                listen: local,
+                database_url: format!("sqlite://{}", data_dir.join(db).display()),
+                max_connections: 8,
+                internal_secret: secrets.internal_secret.clone(),
+                drain_seconds: 5,
+            };
+            let stop = stopped(services_rx.clone());
+            tasks.spawn(async move {
+                let result = match part {
+                    "asset" => asset_svc::serve(listener, stop, config).await,
+                    "usecase" => usecase_svc::serve(listener, stop, config).await,
+                    _ => pipeline_svc::serve(listener, stop, config).await,
+                };
+                (part, result.map_err(|e| e.to_string()))
+            });
+        }
+
+        let config = GatewayConfig {
+            listen: addr,
+            internal_secret: secrets.internal_secret.clone(),
+            tokens: users.iter().filter_map(|u| Some((u.clone(), secrets.dev_tokens.get(u)?.clone()))).collect(),
+            upstreams: UpstreamsConfig {
+                asset: upstream.remove("asset").unwrap_or_default(),
+                usecase: upstream.remove("usecase").unwrap_or_default(),
+                pipeline: upstream.remove("pipeline").unwrap_or_default(),
+            },
+            drain_seconds: 5,
+            ..GatewayConfig::default()
+        };
+        let stop = stopped(gateway_rx);
+        tasks.spawn(async move {
+            ("gateway", crate::serve(gateway_listener, stop, config).await.map_err(|e| e.to_string()))
+        });
+
+        let dev_tokens = users.iter().filter_map(|u| Some((u.clone(), secrets.dev_tokens.get(u)?.clone()))).collect();
+        let mut platform = Self { addr, dev_tokens, stop_gateway, stop_services, tasks };
+        tokio::select! {
+            ready = wait_ready(addr) => ready?,
+            Some(Ok((part, result))) = platform.tasks.join_next() => {
+                platform.stop().await;
+                return Err(StandaloneError::Part(part, result.err().unwrap_or_else(|| "stopped".into())));
+            }
+        }
+        Ok(platform)
+    }
+
+    /// Resolves when a part stops on its own (an error), naming it.
+    pub async fn failed(&mut self) -> (&'static str, String) {
+        match self.tasks.join_next().await {
+            Some(Ok((part, result))) => (part, result.err().unwrap_or_else(|| "stopped unexpectedly".into())),
+            Some(Err(e)) => ("a task", e.to_string()),
+            None => ("the platform", "nothing is running".into()),
+        }
+    }
+
+    /// Stops the gateway first (so no new calls arrive), then the services, each with a bounded drain.
+    pub async fn stop(mut self) {
+        let _ = self.stop_gateway.send(true);
+        let _ = self.stop_services.send(true);
+        let deadline = Duration::from_secs(15);
+        if tokio::time::timeout(deadline, async { while self.tasks.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!("parts still running after {deadline:?}; abandoning them");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn wait_ready(addr: SocketAddr) -> Result<(), StandaloneError> {
+    let check = async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
+        loop {
+            if let Ok(channel) = endpoint.connect().await {
+                let mut client = HealthClient::new(channel);
+                let mut all = true;
+                for service in highwind_proto::PUBLIC_SERVICES {
+                    let request = HealthCheckRequest { service: (*service).to_owned() };
+                    let serving =
+                        client.check(request).await.is_ok_and(|r| r.get_ref().status == ServingStatus::Serving as i32);
+                    all &= serving;
+                }
+                if all {
+                    return Ok::<(), String>(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    match tokio::time::timeout(READY_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StandaloneError::Part("gateway", e)),
+        Err(_) => Err(StandaloneError::NotReady(READY_TIMEOUT)),
+    }
+}
+
+fn valid_user(user: &str) -> bool {
+    !user.is_empty() && user.len() <= 255 && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StandaloneError> {
+    let fail = |source| StandaloneError::DataDir { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    dir.canonicalize().map_err(fail)
+}
+
+/// Reads the data directory's secrets, creating what is missing: the internal secret on first start, a token for
+/// each new dev user. Existing tokens never change, so clients keep working across restarts.
+fn load_secrets(data_dir: &Path, users: &[String]) -> Result<Secrets, StandaloneError> {
+    let path = data_dir.join(SECRETS_FILE);
+    let fail = |source| StandaloneError::DataDir { path: path.display().to_string(), source };
+    let mut secrets = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Secrets>(&bytes)
+            .map_err(|e| StandaloneError::CorruptSecrets { path: path.display().to_string(), reason: e.to_string() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets::default(),
+        Err(e) => return Err(fail(e)),
+    };
+    let mut changed = false;
+    if secrets.internal_secret.expose().len() < 32 {
+        secrets.internal_secret = Secret::new(random_token(32));
+        changed = true;
+    }
+    for user in users {
+        if !secrets.dev_tokens.contains_key(user) {
+            secrets.dev_tokens.insert(user.clone(), Secret::new(format!("hwdev_{}", random_token(24))));
+            changed = true;
+        }
+    }
+    if changed {
+        write_private(&path, &serde_json::to_vec_pretty(&secrets).unwrap_or_default()).map_err(fail)?;
+    }
+    Ok(secrets)
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Writes `bytes` to `path` readable by the owner only, atomically (temp file + rename).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,45 @@
+//! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
+//!
+//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then.
+
+use std::future::Future;
+
+use highwind_common::{
+    config::ServiceConfig,
+    principal::{PrincipalSigner, VerifyPrincipal},
+    serve::{RunError, Served},
+};
+use highwind_proto::pipeline::v1::pipeline_service_server::{PipelineService, PipelineServiceServer};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+/// Default port of a stand-alone pipeline service.
+pub const DEFAULT_PORT: u16 = 50063;
+
+/// The services this crate serves, by their fully qualified names.
+pub const SERVICE_NAMES: [&str; 1] = ["highwind.pipeline.v1.PipelineService"];
+
+/// Default configuration of a stand-alone pipeline service.
+pub fn default_config() -> ServiceConfig {
+    ServiceConfig::defaults(DEFAULT_PORT, "pipeline.db")
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    config: ServiceConfig,
+) -> Result<(), RunError> {
+    let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
+    let routes = Routes::new(PipelineServiceServer::with_interceptor(NotYetServed, verify));
+    let served = Served { routes, names: SERVICE_NAMES.to_vec() };
+    let drain = std::time::Duration::from_secs(config.drain_seconds);
+    highwind_common::serve::serve(listener, shutdown, served, drain).await?;
+    Ok(())
+}
+
+/// Every method answers UNIMPLEMENTED until it is built.
+#[derive(Debug, Clone, Copy)]
+struct NotYetServed;
+
+impl PipelineService for NotYetServed {}

@@ -1,0 +1,50 @@
+//! The Highwind use-case service: use cases, members, asset links, releases and the marketplace.
+//!
+//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then.
+
+use std::future::Future;
+
+use highwind_common::{
+    config::ServiceConfig,
+    principal::{PrincipalSigner, VerifyPrincipal},
+    serve::{RunError, Served},
+};
+use highwind_proto::usecase::v1::{
+    marketplace_service_server::{MarketplaceService, MarketplaceServiceServer},
+    use_case_service_server::{UseCaseService, UseCaseServiceServer},
+};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+/// Default port of a stand-alone use-case service.
+pub const DEFAULT_PORT: u16 = 50062;
+
+/// The services this crate serves, by their fully qualified names.
+pub const SERVICE_NAMES: [&str; 2] = ["highwind.usecase.v1.UseCaseService", "highwind.usecase.v1.MarketplaceService"];
+
+/// Default configuration of a stand-alone use-case service.
+pub fn default_config() -> ServiceConfig {
+    ServiceConfig::defaults(DEFAULT_PORT, "usecase.db")
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    config: ServiceConfig,
+) -> Result<(), RunError> {
+    let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
+    let routes = Routes::new(UseCaseServiceServer::with_interceptor(NotYetServed, verify.clone()))
+        .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));
+    let served = Served { routes, names: SERVICE_NAMES.to_vec() };
+    let drain = std::time::Duration::from_secs(config.drain_seconds);
+    highwind_common::serve::serve(listener, shutdown, served, drain).await?;
+    Ok(())
+}
+
+/// Every method answers UNIMPLEMENTED until it is built.
+#[derive(Debug, Clone, Copy)]
+struct NotYetServed;
+
+impl UseCaseService for NotYetServed {}
+impl MarketplaceService for NotYetServed {}
