@@ -1,0 +1,128 @@
+//! The platform as an operator sees it: reflection and health through the gateway, a service that is down,
+//! and a restart on the same data directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{collections::BTreeSet, net::SocketAddr};
+
+use highwind_common::config::Secret;
+use highwind_proto::{PUBLIC_SERVICES, asset::v1 as pb};
+use support::Platform;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_reflection::pb::{v1, v1alpha};
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_every_public_service_and_health() {
+    let platform = Platform::start().await;
+    let expected: BTreeSet<String> =
+        PUBLIC_SERVICES.iter().map(|s| (*s).to_owned()).chain(["grpc.health.v1.Health".to_owned()]).collect();
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(platform.channel().await);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client.server_reflection_info(tokio_stream::iter([request])).await.expect("v1").into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        stream.next().await.expect("a response").expect("ok").message_response
+    else {
+        panic!("not a service list");
+    };
+    let listed: BTreeSet<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(expected.is_subset(&listed), "v1 lists {listed:?}");
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(platform.channel().await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "highwind.asset.v1.AssetService".into(),
+        )),
+    };
+    let mut stream = client.server_reflection_info(tokio_stream::iter([request])).await.expect("v1alpha").into_inner();
+    let response = stream.next().await.expect("a response").expect("ok");
+    assert!(
+        matches!(
+            response.message_response,
+            Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+        ),
+        "v1alpha answers symbol lookups for older grpcurl"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn health_through_the_gateway_is_serving_for_every_service() {
+    let platform = Platform::start().await;
+    let mut health = HealthClient::new(platform.channel().await);
+    for service in PUBLIC_SERVICES.iter().copied().chain([""]) {
+        let response = health.check(HealthCheckRequest { service: service.into() }).await.expect("check");
+        assert_eq!(response.into_inner().status, ServingStatus::Serving as i32, "{service}");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_is_down_answers_unavailable_naming_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mut config =
+        gateway::config::GatewayConfig { internal_secret: Secret::new("s".repeat(32)), ..Default::default() };
+    config.tokens.insert("alice".into(), Secret::new("token-of-alice-123"));
+    config.upstreams.asset = dead;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway::serve(listener, async { stopped.await.unwrap_or(()) }, config));
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut client = pb::asset_service_client::AssetServiceClient::with_interceptor(
+        channel.clone(),
+        support::Bearer(Some("token-of-alice-123".into())),
+    );
+    let err = client.list_assets(pb::ListAssetsRequest::default()).await.expect_err("down");
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.message().contains("asset"), "{err:?}");
+    let mut health = HealthClient::new(channel);
+    let status = health
+        .check(HealthCheckRequest { service: "highwind.asset.v1.AssetService".into() })
+        .await
+        .expect("check")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_data_directory_keeps_tokens_and_assets() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let mut alice = platform.assets(Some("alice")).await;
+    let created = alice
+        .create_asset(pb::CreateAssetRequest {
+            asset: Some(pb::Asset {
+                kind: pb::AssetKind::Pipeline as i32,
+                display_name: "train".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    drop(alice);
+    let dir = platform.stop().await;
+
+    let platform = Platform::start_in(dir).await;
+    assert_eq!(platform.token("alice"), token, "tokens survive restarts");
+    let mut alice = platform.assets(Some("alice")).await;
+    let fetched = alice.get_asset(pb::GetAssetRequest { name: created.name.clone() }).await.expect("get");
+    assert_eq!(fetched.into_inner(), created);
+    platform.stop().await;
+}

@@ -1,0 +1,70 @@
+//! A whole platform per test: `highwind standalone` on loopback port 0 with its own data directory.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use gateway::standalone::{Options, Standalone};
+use highwind_proto::asset::v1::asset_service_client::AssetServiceClient;
+use tonic::{Request, Status, metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel};
+
+/// A started platform, its data directory and the tokens of `alice` and `bob`.
+pub struct Platform {
+    pub standalone: Standalone,
+    pub dir: tempfile::TempDir,
+}
+
+impl Platform {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let options = Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().to_path_buf(),
+            dev_users: vec!["alice".into(), "bob".into()],
+        };
+        let standalone = Standalone::start(options).await.expect("platform starts");
+        Self { standalone, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.standalone.addr)
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        let (_, token) = self.standalone.dev_tokens.iter().find(|(u, _)| u == user).expect("dev user");
+        token.expose().to_owned()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect to gateway")
+    }
+
+    /// An AssetService client that authenticates as `user` (`None`: anonymous).
+    pub async fn assets(&self, user: Option<&str>) -> AssetServiceClient<InterceptedService<Channel, Bearer>> {
+        let token = user.map(|u| self.token(u));
+        AssetServiceClient::with_interceptor(self.channel().await, Bearer(token))
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.standalone.stop().await;
+        self.dir
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
