@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod health;
+pub mod limit;
 pub mod router;
 pub mod standalone;
 pub mod web;
@@ -60,7 +61,8 @@ pub async fn serve(
     let local = Routes::new(health)
         .add_service(reflection_builder(PUBLIC_SERVICES).build_v1()?)
         .add_service(reflection_builder(PUBLIC_SERVICES).build_v1alpha()?);
-    let routes = Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams)));
+    let routes =
+        Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams, config.max_message_bytes)));
 
     let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
     let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));

@@ -18,6 +18,8 @@ use tonic::{
 };
 use tower::{Service, ServiceExt};
 
+use crate::limit::{LimitedBody, Tripped};
+
 /// Headers that describe one hop and must not be forwarded to the next.
 const HOP_HEADERS: [HeaderName; 5] =
     [header::CONNECTION, header::HOST, header::CONTENT_LENGTH, header::UPGRADE, header::TRANSFER_ENCODING];
@@ -85,12 +87,13 @@ impl Upstreams {
 #[derive(Debug, Clone)]
 pub struct Proxy {
     upstreams: Upstreams,
+    max_message_bytes: usize,
 }
 
 impl Proxy {
-    /// Forwards by `upstreams`.
-    pub fn new(upstreams: Upstreams) -> Self {
-        Self { upstreams }
+    /// Forwards by `upstreams`, refusing request messages over `max_message_bytes`.
+    pub fn new(upstreams: Upstreams, max_message_bytes: usize) -> Self {
+        Self { upstreams, max_message_bytes }
     }
 }
 
@@ -122,8 +125,11 @@ where
         for name in &HOP_HEADERS {
             parts.headers.remove(name);
         }
+        let tripped = Tripped::default();
+        let body = LimitedBody::new(body, self.max_message_bytes, tripped.clone());
         let request = Request::from_parts(parts, Body::new(body));
         let Upstream { label, mut channel } = upstream;
+        let max = self.max_message_bytes;
         Box::pin(async move {
             let forwarded = match channel.ready().await {
                 Ok(ready) => ready.call(request).await,
@@ -131,6 +137,10 @@ where
             };
             match forwarded {
                 Ok(response) => Ok(response),
+                Err(_) if tripped.get() => Ok(Status::resource_exhausted(format!(
+                    "a request message exceeds the gateway's limit of {max} bytes"
+                ))
+                .into_http()),
                 Err(error) => {
                     tracing::warn!(upstream = label, path = %path, error = %error, "upstream unavailable");
                     Ok(Status::unavailable(format!("the {label} service is unavailable; try again shortly"))

@@ -265,3 +265,16 @@ async fn request_id_makes_create_idempotent() {
     assert_eq!(listed.assets.len(), 1);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_over_the_gateway_limit_is_resource_exhausted() {
+    let platform = Platform::start().await;
+    let mut alice = platform.assets(Some("alice")).await;
+    let huge = pb::Asset { description: "x".repeat(5 * 1024 * 1024), ..dataset("huge") };
+    let err = alice.create_asset(create(huge)).await.expect_err("too large");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("gateway"), "refused at the gateway: {err:?}");
+    let listed = alice.list_assets(pb::ListAssetsRequest::default()).await.expect("list").into_inner();
+    assert!(listed.assets.is_empty());
+    platform.stop().await;
+}
