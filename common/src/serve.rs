@@ -53,32 +53,60 @@ pub async fn serve(
 
     let local = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let names = served.names.clone();
+    let ready = reporter.clone();
+    let result = with_drain(
+        |stop| async move {
+            for name in names.iter().copied().chain([""]) {
+                ready.set_service_status(name, ServingStatus::Serving).await;
+            }
+            tracing::info!(addr = ?local, services = ?names, "serving");
+            Server::builder()
+                .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, stop)
+                .await
+        },
+        shutdown,
+        async {
+            for name in served.names.iter().copied().chain([""]) {
+                reporter.set_service_status(name, ServingStatus::NotServing).await;
+            }
+        },
+        drain,
+    )
+    .await;
+    Ok(result?)
+}
+
+/// Runs the server `make` builds (it must stop taking calls once its `stop` future resolves) until `shutdown`
+/// resolves; then runs `on_shutdown` (report NOT_SERVING), fires `stop` and lets in-flight calls finish for at
+/// most `drain` before giving up on them.
+pub async fn with_drain<Make, Fut, E>(
+    make: Make,
+    shutdown: impl Future<Output = ()>,
+    on_shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) -> Result<(), E>
+where
+    Make: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stop_rx.await;
-        });
+    let server = make(Box::pin(async {
+        let _ = stop_rx.await;
+    }));
     tokio::pin!(server);
-
-    for name in served.names.iter().copied().chain([""]) {
-        reporter.set_service_status(name, ServingStatus::Serving).await;
-    }
-    tracing::info!(addr = ?local, services = ?served.names, "serving");
-
     tokio::select! {
-        result = &mut server => return result.map_err(ServeError::from),
+        result = &mut server => return result,
         () = shutdown => {}
     }
-    for name in served.names.iter().copied().chain([""]) {
-        reporter.set_service_status(name, ServingStatus::NotServing).await;
-    }
+    on_shutdown.await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(drain, server).await {
-        Ok(result) => result.map_err(ServeError::from),
+        Ok(result) => result,
         Err(_) => {
-            tracing::warn!(addr = ?local, drain_secs = drain.as_secs(), "drain timed out; closing remaining calls");
+            tracing::warn!(drain_secs = drain.as_secs(), "drain timed out; closing remaining calls");
             Ok(())
         }
     }

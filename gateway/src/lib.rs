@@ -14,7 +14,10 @@ pub mod web;
 
 use std::{future::Future, time::Duration};
 
-use highwind_common::{principal::PrincipalSigner, serve::reflection_builder};
+use highwind_common::{
+    principal::PrincipalSigner,
+    serve::{reflection_builder, with_drain},
+};
 use highwind_proto::PUBLIC_SERVICES;
 use tokio::net::TcpListener;
 use tonic::{
@@ -74,30 +77,22 @@ pub async fn serve(
 
     let local_addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .accept_http1(true)
-        .trace_fn(|request| tracing::info_span!("gateway", path = %request.uri().path()))
-        .layer(layers)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stop_rx.await;
-        });
-    tokio::pin!(server);
-    tracing::info!(addr = ?local_addr, "gateway serving");
-
-    tokio::select! {
-        result = &mut server => return result.map_err(GatewayError::from),
-        () = shutdown => {}
-    }
-    reporter.set_service_status("", ServingStatus::NotServing).await;
-    let _ = stop_tx.send(());
     let drain = Duration::from_secs(config.drain_seconds);
-    match tokio::time::timeout(drain, server).await {
-        Ok(result) => result.map_err(GatewayError::from),
-        Err(_) => {
-            tracing::warn!(drain_secs = drain.as_secs(), "gateway drain timed out");
-            Ok(())
-        }
-    }
+    with_drain(
+        |stop| async move {
+            tracing::info!(addr = ?local_addr, "gateway serving");
+            Server::builder()
+                .accept_http1(true)
+                .trace_fn(|request| tracing::info_span!("gateway", path = %request.uri().path()))
+                .layer(layers)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, stop)
+                .await
+        },
+        shutdown,
+        reporter.set_service_status("", ServingStatus::NotServing),
+        drain,
+    )
+    .await?;
+    Ok(())
 }
