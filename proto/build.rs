@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_client(env::var_os("CARGO_FEATURE_CLIENT").is_some())
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
         .generate_default_stubs(true)
+        // File content travels as `Bytes`, handed on without copies.
+        .bytes(".")
         .emit_rerun_if_changed(false)
         .compile_fds(descriptors)?;
     Ok(())

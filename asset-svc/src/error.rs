@@ -2,7 +2,7 @@
 
 use highwind_common::validation::Violations;
 
-use crate::store::StoreError;
+use crate::{blobs::BlobError, domain::upload::UploadState, store::StoreError};
 
 /// Why an asset operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,49 @@ pub enum Error {
     /// Undelete of a resource that is not archived.
     #[error("{0} is not archived")]
     NotArchived(String),
+    /// The upload no longer takes writes or commits.
+    #[error("{name} is {state:?}")]
+    UploadClosed {
+        /// The upload.
+        name: String,
+        /// Its state.
+        state: UploadState,
+    },
+    /// A write does not continue where the file's stored bytes end.
+    #[error("{path}: write at the wrong offset, expected {expected}")]
+    WrongOffset {
+        /// The file.
+        path: String,
+        /// Where the next write must start.
+        expected: u64,
+    },
+    /// A write goes past the declared size.
+    #[error("{path}: write past the declared size {size}")]
+    PastEnd {
+        /// The file.
+        path: String,
+        /// The declared size.
+        size: u64,
+    },
+    /// A write to a file whose content is already stored.
+    #[error("{0}: already complete")]
+    AlreadyComplete(String),
+    /// The bytes of a file do not hash to its declared SHA-256; the file was reset to offset 0.
+    #[error("{path}: content hashes to {actual}, not the declared {declared}")]
+    DigestMismatch {
+        /// The file.
+        path: String,
+        /// What the client declared.
+        declared: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// A commit before every file is stored.
+    #[error("files not uploaded yet: {0:?}")]
+    FilesMissing(Vec<String>),
+    /// The blob store or staging area failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -3,14 +3,17 @@
 //! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx). [`serve`] wires them together.
 
 pub mod api;
+pub mod blobs;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod store;
+pub mod uploads;
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
+use domain::upload::UploadLimits;
 use highwind_common::{
-    config::ServiceConfig,
     db::Database,
     page_token::PageTokens,
     principal::{PrincipalSigner, VerifyPrincipal},
@@ -23,42 +26,77 @@ use highwind_proto::asset::v1::{
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-/// Default port of a stand-alone asset service.
-pub const DEFAULT_PORT: u16 = 50061;
+pub use config::{AssetConfig, DEFAULT_PORT};
 
 /// The services this crate serves, by their fully qualified names.
 pub const SERVICE_NAMES: [&str; 3] =
     ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"];
 
 /// Default configuration of a stand-alone asset service.
-pub fn default_config() -> ServiceConfig {
-    ServiceConfig::defaults(DEFAULT_PORT, "asset.db")
+pub fn default_config() -> AssetConfig {
+    AssetConfig::default()
 }
 
 /// Opens and migrates the database, then serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-    config: ServiceConfig,
-) -> Result<(), RunError> {
-    let db = Database::connect(&config.database_url, config.max_connections).await?;
+    config: AssetConfig,
+) -> Result<(), ServiceError> {
+    let server = &config.server;
+    let db = Database::connect(&server.database_url, server.max_connections).await.map_err(RunError::from)?;
     tracing::info!(backend = db.backend(), "asset database connected");
-    let repo = store::open(db).await?;
-    let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let page_tokens = PageTokens::new(config.internal_secret.derive("asset-svc page tokens"));
-    let assets = api::AssetApi::new(repo, page_tokens);
-    let routes = Routes::new(AssetServiceServer::with_interceptor(assets, verify.clone()))
-        .add_service(UploadServiceServer::with_interceptor(NotYetServed, verify.clone()))
-        .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
+    let stores = store::open(db).await.map_err(RunError::from)?;
+    let blobs = blobs::BlobStore::open(&config.blobs.url, &config.blobs.staging_dir)?;
+    let limits =
+        UploadLimits { max_files: config.uploads.max_files, max_version_bytes: config.uploads.max_version_bytes };
+    let ttl = Duration::from_secs(config.uploads.ttl_seconds);
+    let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, ttl);
+    let sweeper = tokio::spawn(sweep_expired_uploads(uploads.clone()));
+
+    let verify = VerifyPrincipal(PrincipalSigner::new(server.internal_secret.expose().as_bytes()));
+    let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
+    let routes = Routes::new(UploadServiceServer::with_interceptor(
+        api::UploadApi::new(stores.assets.clone(), uploads),
+        verify.clone(),
+    ))
+    .add_service(AssetServiceServer::with_interceptor(api::AssetApi::new(stores, page_tokens), verify.clone()))
+    .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec() };
-    let drain = std::time::Duration::from_secs(config.drain_seconds);
-    highwind_common::serve::serve(listener, shutdown, served, drain).await?;
-    Ok(())
+    let drain = Duration::from_secs(server.drain_seconds);
+    let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
+    sweeper.abort();
+    result.map_err(|e| ServiceError::Run(e.into()))
 }
 
-/// Uploads, downloads and images are declared in v1 but not served yet: every call answers UNIMPLEMENTED.
+/// Why the asset service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The database or the server failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    Blobs(#[from] blobs::BlobError),
+}
+
+/// How often idle uploads are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+async fn sweep_expired_uploads(uploads: uploads::Uploads) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match uploads.sweep().await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "expired idle uploads"),
+            Err(error) => tracing::warn!(error = %error, "upload sweep failed"),
+        }
+    }
+}
+
+/// Images are declared in v1 but not served yet: every call answers UNIMPLEMENTED.
 #[derive(Debug, Clone, Copy)]
 struct NotYetServed;
 
-impl highwind_proto::asset::v1::upload_service_server::UploadService for NotYetServed {}
 impl highwind_proto::asset::v1::image_service_server::ImageService for NotYetServed {}

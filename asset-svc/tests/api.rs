@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use highwind_common::{
-    config::{Secret, ServiceConfig},
+    config::{Secret, ServerConfig},
     db::testing,
     principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER},
 };
@@ -18,19 +18,22 @@ const SECRET: &str = "an-internal-secret-of-at-least-32-bytes";
 struct Service {
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), highwind_common::serve::RunError>>,
+    task: tokio::task::JoinHandle<Result<(), asset_svc::ServiceError>>,
 }
 
-async fn start(database_url: String) -> Service {
+async fn start(database_url: String, dir: &std::path::Path) -> Service {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ServiceConfig {
+    let server = ServerConfig {
         listen: addr,
         database_url,
         max_connections: 4,
         internal_secret: Secret::new(SECRET),
         drain_seconds: 2,
     };
+    let mut config = asset_svc::AssetConfig { server, ..Default::default() };
+    config.blobs.url = dir.join("blobs").display().to_string();
+    config.blobs.staging_dir = dir.join("staging");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(asset_svc::serve(listener, async { stopped.await.unwrap_or(()) }, config));
     Service { addr, stop, task }
@@ -64,7 +67,8 @@ fn create(name: &str) -> pb::CreateAssetRequest {
 }
 
 async fn only_signed_principals_are_believed(database_url: String) {
-    let service = start(database_url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(database_url, dir.path()).await;
     let mut assets = client(&service).await;
 
     let err = assets.create_asset(create("anonymous")).await.expect_err("no principal");

@@ -124,10 +124,21 @@ mod tests {
     }
 }
 
-/// Settings every service has.
+/// A service's whole configuration: its `[server]` section plus sections of its own.
+pub trait Settings: Serialize + DeserializeOwned {
+    /// The `[server]` section.
+    fn server(&self) -> &ServerConfig;
+
+    /// Checks what types cannot, for the whole configuration.
+    fn validate(&self) -> Result<(), String> {
+        self.server().validate()
+    }
+}
+
+/// The `[server]` section every service has: where it listens, its database, the shared secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
+pub struct ServerConfig {
     /// Address to listen on.
     pub listen: std::net::SocketAddr,
     /// `postgres://…` or `sqlite://path.db`.
@@ -140,7 +151,7 @@ pub struct ServiceConfig {
     pub drain_seconds: u64,
 }
 
-impl ServiceConfig {
+impl ServerConfig {
     /// Defaults for a service listening on `port` with its SQLite file `db` in `./highwind-data`.
     pub fn defaults(port: u16, db: &str) -> Self {
         Self {
@@ -156,7 +167,8 @@ impl ServiceConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.internal_secret.expose().len() < 32 {
             return Err(
-                "internal_secret must be set and at least 32 bytes (HIGHWIND__<SERVICE>__INTERNAL_SECRET)".into()
+                "internal_secret must be set and at least 32 bytes (HIGHWIND__<SERVICE>__SERVER__INTERNAL_SECRET)"
+                    .into(),
             );
         }
         if self.database_url.is_empty() {

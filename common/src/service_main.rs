@@ -5,16 +5,17 @@ use std::{future::Future, path::PathBuf, pin::Pin, process::ExitCode};
 
 use tokio::net::TcpListener;
 
-use crate::config::{self, ServiceConfig};
+use crate::config::{self, Settings};
 
 /// The shutdown future handed to a service.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Loads the `section` configuration (defaults from `defaults`), binds its address and runs `serve` on it.
 /// Every failure is printed as one clear line and turns into a non-zero exit.
-pub async fn run<F, Fut, E>(section: &str, defaults: ServiceConfig, serve: F) -> ExitCode
+pub async fn run<C, F, Fut, E>(section: &str, defaults: C, serve: F) -> ExitCode
 where
-    F: FnOnce(TcpListener, Shutdown, ServiceConfig) -> Fut,
+    C: Settings,
+    F: FnOnce(TcpListener, Shutdown, C) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
@@ -22,7 +23,7 @@ where
     let file = config_file_argument();
     let loaded = config::load_with_defaults(section, file.as_deref(), defaults)
         .map_err(|e| e.to_string())
-        .and_then(|c: ServiceConfig| c.validate().map(|()| c));
+        .and_then(|c: C| c.validate().map(|()| c));
     let config = match loaded {
         Ok(config) => config,
         Err(e) => {
@@ -30,10 +31,11 @@ where
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind(config.listen).await {
+    let listen = config.server().listen;
+    let listener = match TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(e) => {
-            eprintln!("{section}: cannot listen on {}: {e}", config.listen);
+            eprintln!("{section}: cannot listen on {listen}: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -29,6 +29,13 @@ pub fn with_reason(code: Code, message: impl Into<String>, reason: &str) -> Stat
     )
 }
 
+/// Like [`with_reason`], with `metadata` a client can act on (an offset to resume from, the paths missing).
+pub fn with_reason_and(code: Code, message: impl Into<String>, reason: &str, metadata: &[(&str, String)]) -> Status {
+    let metadata: std::collections::HashMap<String, String> =
+        metadata.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata))
+}
+
 /// INTERNAL without the cause: the cause is logged here, never sent, so no SQL or path leaks to callers.
 pub fn internal(cause: &dyn std::error::Error) -> Status {
     tracing::error!(error = %cause, "internal error");

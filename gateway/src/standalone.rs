@@ -10,7 +10,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use highwind_common::config::{Secret, ServiceConfig};
+use highwind_common::config::{Secret, ServerConfig};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
@@ -119,7 +119,7 @@ impl Standalone {
                 .map_err(|source| StandaloneError::Listen { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })?;
             let local = listener.local_addr().map_err(|source| StandaloneError::Listen { addr, source })?;
             upstream.insert(part, format!("http://{local}"));
-            let config = ServiceConfig {
+            let server = ServerConfig {
                 listen: local,
                 database_url: format!("sqlite://{}", data_dir.join(db).display()),
                 max_connections: 8,
@@ -127,13 +127,23 @@ impl Standalone {
                 drain_seconds: 5,
             };
             let stop = stopped(services_rx.clone());
+            let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
             tasks.spawn(async move {
                 let result = match part {
-                    "asset" => asset_svc::serve(listener, stop, config).await,
-                    "usecase" => usecase_svc::serve(listener, stop, config).await,
-                    _ => pipeline_svc::serve(listener, stop, config).await,
+                    "asset" => {
+                        let mut config = asset_svc::AssetConfig { server, ..asset_svc::AssetConfig::default() };
+                        config.blobs.url = blobs_dir.display().to_string();
+                        config.blobs.staging_dir = staging_dir;
+                        asset_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
+                    }
+                    "usecase" => usecase_svc::serve(listener, stop, usecase_svc::UseCaseConfig { server })
+                        .await
+                        .map_err(|e| e.to_string()),
+                    _ => pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server })
+                        .await
+                        .map_err(|e| e.to_string()),
                 };
-                (part, result.map_err(|e| e.to_string()))
+                (part, result)
             });
         }
 

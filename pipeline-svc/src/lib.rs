@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use highwind_common::{
-    config::ServiceConfig,
+    config::{ServerConfig, Settings},
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
@@ -19,17 +19,32 @@ pub const DEFAULT_PORT: u16 = 50063;
 /// The services this crate serves, by their fully qualified names.
 pub const SERVICE_NAMES: [&str; 1] = ["highwind.pipeline.v1.PipelineService"];
 
+/// Configuration of the pipeline service (`HIGHWIND__PIPELINE__<SECTION>__<KEY>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Listener, database and shared secret.
+    pub server: ServerConfig,
+}
+
+impl Settings for PipelineConfig {
+    fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// Default configuration of a stand-alone pipeline service.
-pub fn default_config() -> ServiceConfig {
-    ServiceConfig::defaults(DEFAULT_PORT, "pipeline.db")
+pub fn default_config() -> PipelineConfig {
+    PipelineConfig { server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db") }
 }
 
 /// Serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-    config: ServiceConfig,
+    config: PipelineConfig,
 ) -> Result<(), RunError> {
+    let config = config.server;
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
     let routes = Routes::new(PipelineServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec() };

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use highwind_common::{
-    config::ServiceConfig,
+    config::{ServerConfig, Settings},
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
@@ -22,17 +22,32 @@ pub const DEFAULT_PORT: u16 = 50062;
 /// The services this crate serves, by their fully qualified names.
 pub const SERVICE_NAMES: [&str; 2] = ["highwind.usecase.v1.UseCaseService", "highwind.usecase.v1.MarketplaceService"];
 
+/// Configuration of the use-case service (`HIGHWIND__USECASE__<SECTION>__<KEY>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseCaseConfig {
+    /// Listener, database and shared secret.
+    pub server: ServerConfig,
+}
+
+impl Settings for UseCaseConfig {
+    fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+}
+
 /// Default configuration of a stand-alone use-case service.
-pub fn default_config() -> ServiceConfig {
-    ServiceConfig::defaults(DEFAULT_PORT, "usecase.db")
+pub fn default_config() -> UseCaseConfig {
+    UseCaseConfig { server: ServerConfig::defaults(DEFAULT_PORT, "usecase.db") }
 }
 
 /// Serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
-    config: ServiceConfig,
+    config: UseCaseConfig,
 ) -> Result<(), RunError> {
+    let config = config.server;
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(NotYetServed, verify.clone()))
         .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));

@@ -6,9 +6,12 @@ use chrono::Utc;
 use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::asset::v1::{self as pb, asset_service_server::AssetService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::convert::{asset_to_proto, draft_from_proto};
+use super::{
+    access,
+    convert::{asset_to_proto, draft_from_proto},
+    versions,
+};
 use crate::{
     domain::{
         asset::{Asset, AssetField},
@@ -16,32 +19,29 @@ use crate::{
         names,
     },
     error::Error,
-    store::AssetRepository,
+    store::{AssetRepository, ContentRepository, Stores},
 };
 
-/// Longest idempotency key.
+/// Longest idempotency key, in characters.
 const MAX_REQUEST_ID: usize = 128;
 
 /// Handlers of `AssetService`.
 #[derive(Debug, Clone)]
 pub struct AssetApi {
     repo: Arc<dyn AssetRepository>,
+    content: Arc<dyn ContentRepository>,
     page_tokens: PageTokens,
 }
 
 impl AssetApi {
-    /// Handlers over `repo`, signing page tokens with `page_tokens`.
-    pub fn new(repo: Arc<dyn AssetRepository>, page_tokens: PageTokens) -> Self {
-        Self { repo, page_tokens }
+    /// Handlers over `stores`, signing page tokens with `page_tokens`.
+    pub fn new(stores: Stores, page_tokens: PageTokens) -> Self {
+        Self { repo: stores.assets, content: stores.content, page_tokens }
     }
 
     /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
     async fn owned_asset(&self, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
-        let id = parse_name(field, name)?;
-        match self.repo.get(id).await? {
-            Some(asset) if asset.is_owned_by(principal.as_str()) => Ok(asset),
-            _ => Err(Error::NotFound(name.to_owned())),
-        }
+        access::owned_asset(self.repo.as_ref(), principal, field, name).await
     }
 
     /// Stores `next` in place of `current`, which the client saw with `etag` (empty: no check).
@@ -60,10 +60,6 @@ impl AssetApi {
     }
 }
 
-fn parse_name(field: &str, name: &str) -> Result<Uuid, Error> {
-    names::parse_asset_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))
-}
-
 #[tonic::async_trait]
 impl AssetService for AssetApi {
     async fn create_asset(&self, request: Request<pb::CreateAssetRequest>) -> Result<Response<pb::Asset>, Status> {
@@ -77,8 +73,8 @@ impl AssetService for AssetApi {
                 return Err(Error::Invalid(violations).into());
             }
         };
-        if request.request_id.len() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
-            violations.add("request_id", format!("at most {MAX_REQUEST_ID} bytes without control characters"));
+        if request.request_id.chars().count() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
+            violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
         }
         let asset = match Asset::create(draft, owner.as_str(), Utc::now()) {
             Ok(asset) if violations.is_empty() => asset,
@@ -189,6 +185,9 @@ impl AssetService for AssetApi {
         let principal = Principal::of(&request)?;
         let pb::DeleteAssetRequest { name, etag } = request.get_ref();
         let current = self.owned_asset(principal, "name", name).await?;
+        if !etag.is_empty() && *etag != current.etag() {
+            return Err(Error::StaleEtag { name: name.clone(), sent: etag.clone() }.into());
+        }
         if current.archive_time.is_some() {
             // A retried delete finds its own work done.
             return Ok(Response::new(asset_to_proto(&current)));
@@ -209,5 +208,30 @@ impl AssetService for AssetApi {
         let restored = current.unarchived(Utc::now());
         let stored = self.replace(&current, restored, "").await?;
         Ok(Response::new(asset_to_proto(&stored)))
+    }
+
+    async fn get_asset_version(
+        &self,
+        request: Request<pb::GetAssetVersionRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?;
+        let version = versions::get(self.repo.as_ref(), self.content.as_ref(), principal, request.get_ref()).await?;
+        Ok(Response::new(version))
+    }
+
+    async fn list_asset_versions(
+        &self,
+        request: Request<pb::ListAssetVersionsRequest>,
+    ) -> Result<Response<pb::ListAssetVersionsResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let page = versions::list(
+            self.repo.as_ref(),
+            self.content.as_ref(),
+            &self.page_tokens,
+            &principal,
+            request.into_inner(),
+        )
+        .await?;
+        Ok(Response::new(page))
     }
 }

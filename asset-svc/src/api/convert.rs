@@ -7,6 +7,8 @@ use highwind_proto::asset::v1 as pb;
 use crate::domain::{
     asset::{Asset, AssetDraft, AssetKind, ModelDetails, ModelFormat},
     names,
+    upload::{Upload, UploadFile, UploadState},
+    version::{FileEntry, Lineage, Version, VersionState},
 };
 
 /// Proto timestamp of a domain time.
@@ -33,7 +35,7 @@ pub fn asset_to_proto(asset: &Asset) -> pb::Asset {
         archived: asset.archive_time.is_some(),
         archive_time: asset.archive_time.map(timestamp),
         etag: asset.etag(),
-        latest_version: String::new(),
+        latest_version: asset.latest_version.map(|n| names::version_name(asset.id, n)).unwrap_or_default(),
         details: asset.model.as_ref().map(|m| {
             pb::asset::Details::Model(pb::ModelDetails {
                 framework: m.framework.clone(),
@@ -115,4 +117,89 @@ fn format_to_proto(format: ModelFormat) -> pb::ModelFormat {
 fn format_from_proto(value: i32) -> Option<ModelFormat> {
     let format = pb::ModelFormat::try_from(value).ok()?;
     FORMATS.iter().find(|(p, _)| *p == format).map(|(_, d)| *d)
+}
+
+/// The wire form of a version.
+pub fn version_to_proto(version: &Version) -> pb::AssetVersion {
+    pb::AssetVersion {
+        name: names::version_name(version.asset_id, version.number),
+        uid: version.id.to_string(),
+        version_number: version.number,
+        state: match version.state {
+            VersionState::Pending => pb::VersionState::Pending,
+            VersionState::Ready => pb::VersionState::Ready,
+            VersionState::Failed => pb::VersionState::Failed,
+        } as i32,
+        files: version.files.iter().map(file_to_proto).collect(),
+        manifest_digest: version.manifest_digest.clone(),
+        total_size_bytes: i64::try_from(version.total_size).unwrap_or(i64::MAX),
+        aliases: Vec::new(),
+        labels: version.labels.clone().into_iter().collect(),
+        description: version.description.clone(),
+        lineage: Some(pb::Lineage {
+            source: Some(match &version.lineage {
+                Lineage::Upload { upload } => pb::lineage::Source::Upload(pb::UploadSource {
+                    upload: names::upload_name(version.asset_id, *upload),
+                }),
+            }),
+        }),
+        creator: version.creator.clone(),
+        create_time: Some(timestamp(version.create_time)),
+        archived: false,
+        archive_time: None,
+        image: None,
+        metrics: Default::default(),
+        failure_reason: String::new(),
+        etag: "\"1\"".into(),
+    }
+}
+
+fn file_to_proto(file: &FileEntry) -> pb::FileEntry {
+    pb::FileEntry {
+        path: file.path.clone(),
+        size_bytes: i64::try_from(file.size).unwrap_or(i64::MAX),
+        sha256: file.sha256.clone(),
+    }
+}
+
+/// The wire form of an upload, with each file's acknowledged offset.
+pub fn upload_to_proto(upload: &Upload, progress: &[(UploadFile, u64)]) -> pb::Upload {
+    pb::Upload {
+        name: names::upload_name(upload.asset_id, upload.id),
+        state: match upload.state {
+            UploadState::Open => pb::UploadState::Open,
+            UploadState::Committed => pb::UploadState::Committed,
+            UploadState::Cancelled => pb::UploadState::Cancelled,
+            UploadState::Expired => pb::UploadState::Expired,
+        } as i32,
+        files: progress
+            .iter()
+            .map(|(file, acknowledged)| pb::UploadFile {
+                path: file.entry.path.clone(),
+                size_bytes: i64::try_from(file.entry.size).unwrap_or(i64::MAX),
+                sha256: file.entry.sha256.clone(),
+                acknowledged_offset: i64::try_from(*acknowledged).unwrap_or(i64::MAX),
+                present: file.complete,
+            })
+            .collect(),
+        expire_time: Some(timestamp(upload.expire_time)),
+        version: upload.version_number.map(|n| names::version_name(upload.asset_id, n)).unwrap_or_default(),
+        creator: upload.creator.clone(),
+        create_time: Some(timestamp(upload.create_time)),
+    }
+}
+
+/// The declared files of a CreateUpload request; problems are recorded per file.
+pub fn files_from_proto(files: Vec<pb::UploadFile>, violations: &mut Violations) -> Vec<FileEntry> {
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(i, file)| {
+            let size = u64::try_from(file.size_bytes).unwrap_or_else(|_| {
+                violations.add(format!("files[{i}].size_bytes"), "must not be negative");
+                0
+            });
+            FileEntry { path: file.path, size, sha256: file.sha256 }
+        })
+        .collect()
 }

@@ -28,7 +28,54 @@ impl From<Error> for Status {
             Error::NotArchived(name) => {
                 status::with_reason(Code::AlreadyExists, format!("{name} is not archived"), "NOT_ARCHIVED")
             }
+            Error::UploadClosed { name, state } => status::with_reason(
+                Code::FailedPrecondition,
+                format!("{name} is {} and takes no more writes or commits", format!("{state:?}").to_lowercase()),
+                "UPLOAD_CLOSED",
+            ),
+            Error::WrongOffset { path, expected } => status::with_reason_and(
+                Code::FailedPrecondition,
+                format!("{path}: the next write must start at offset {expected}"),
+                "WRONG_OFFSET",
+                &[("path", path.clone()), ("expected_offset", expected.to_string())],
+            ),
+            Error::PastEnd { path, size } => status::with_reason_and(
+                Code::InvalidArgument,
+                format!("{path}: the write goes past the declared size of {size} bytes"),
+                "PAST_DECLARED_SIZE",
+                &[("path", path.clone())],
+            ),
+            Error::AlreadyComplete(path) => status::with_reason_and(
+                Code::FailedPrecondition,
+                format!("{path}: its content is already stored"),
+                "FILE_COMPLETE",
+                &[("path", path.clone())],
+            ),
+            Error::DigestMismatch { path, declared, actual } => status::with_reason_and(
+                Code::InvalidArgument,
+                format!(
+                    "{path}: content hashes to {actual}, not the declared {declared}; the file was reset to offset 0"
+                ),
+                "DIGEST_MISMATCH",
+                &[("path", path.clone()), ("expected_offset", "0".into())],
+            ),
+            Error::FilesMissing(paths) => status::with_reason_and(
+                Code::FailedPrecondition,
+                format!("cannot commit: {} file(s) not uploaded yet: {}", paths.len(), preview(&paths)),
+                "FILES_MISSING",
+                &[("paths", preview(&paths))],
+            ),
+            Error::Blob(cause) => status::internal(&cause),
             Error::Store(cause) => status::internal(&cause),
         }
     }
+}
+
+/// The first few paths, for messages that must stay short.
+fn preview(paths: &[String]) -> String {
+    let mut shown: Vec<&str> = paths.iter().take(10).map(String::as_str).collect();
+    if paths.len() > shown.len() {
+        shown.push("…");
+    }
+    shown.join(", ")
 }

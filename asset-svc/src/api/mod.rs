@@ -1,8 +1,12 @@
 //! The gRPC surface of the asset service: decode and validate, apply the domain's rules, call the store, map
 //! errors once (`error.rs`).
 
+mod access;
 mod assets;
 mod convert;
 mod error;
+mod uploads;
+mod versions;
 
 pub use assets::AssetApi;
+pub use uploads::UploadApi;

@@ -116,6 +116,8 @@ pub struct Asset {
     pub archive_time: Option<DateTime<Utc>>,
     /// Incremented on every change; the etag is derived from it.
     pub revision: i64,
+    /// Number of the newest committed version, maintained by commits (not part of the etag).
+    pub latest_version: Option<i64>,
 }
 
 /// The client-supplied fields of an asset, decoded but not yet validated.
@@ -228,6 +230,7 @@ impl Asset {
             update_time: now,
             archive_time: None,
             revision: 1,
+            latest_version: None,
         };
         asset.validate(&mut violations);
         violations.into_result(asset)

@@ -4,3 +4,6 @@ pub mod asset;
 pub mod labels;
 pub mod listing;
 pub mod names;
+pub mod paths;
+pub mod upload;
+pub mod version;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::AssetRepository;
+use super::{AssetRepository, Stores};
 use crate::domain::{
     asset::{Asset, AssetDraft, AssetField, AssetKind, ModelDetails, ModelFormat},
     listing::{AssetFilter, AssetQuery, Cursor, Order, OrderKey},
@@ -20,8 +20,8 @@ macro_rules! conformance {
                     let dir = tempfile::tempdir().expect("tempdir");
                     let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
                     let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
-                    let repo = crate::store::open(db).await.expect("migrate");
-                    super::$check(repo.as_ref()).await;
+                    let stores = crate::store::open(db).await.expect("migrate");
+                    super::$check(&stores).await;
                 }
             )*
         }
@@ -34,8 +34,8 @@ macro_rules! conformance {
                         return;
                     };
                     let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
-                    let repo = crate::store::open(db).await.expect("migrate");
-                    super::$check(repo.as_ref()).await;
+                    let stores = crate::store::open(db).await.expect("migrate");
+                    super::$check(&stores).await;
                 }
             )*
         }
@@ -83,7 +83,8 @@ async fn collect_pages(repo: &dyn AssetRepository, mut q: AssetQuery, page: usiz
     }
 }
 
-async fn create_then_get_round_trips_every_field(repo: &dyn AssetRepository) {
+async fn create_then_get_round_trips_every_field(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let draft = AssetDraft {
         kind: Some(AssetKind::Model),
         display_name: "House prices — GBM".into(),
@@ -103,7 +104,8 @@ async fn create_then_get_round_trips_every_field(repo: &dyn AssetRepository) {
     assert_eq!(repo.get(uuid::Uuid::now_v7()).await.expect("get"), None);
 }
 
-async fn request_id_returns_the_first_asset(repo: &dyn AssetRepository) {
+async fn request_id_returns_the_first_asset(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let first = asset("users/alice", "first", AssetKind::Dataset);
     let retry = asset("users/alice", "retry", AssetKind::Dataset);
     assert_eq!(repo.create(&first, Some("req-1")).await.expect("create"), first);
@@ -113,7 +115,8 @@ async fn request_id_returns_the_first_asset(repo: &dyn AssetRepository) {
     assert_eq!(repo.create(&other_owner, Some("req-1")).await.expect("create"), other_owner, "keys are per owner");
 }
 
-async fn update_is_compare_and_swap(repo: &dyn AssetRepository) {
+async fn update_is_compare_and_swap(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let original = asset("users/alice", "v1", AssetKind::Dataset);
     repo.create(&original, None).await.expect("create");
     let change = AssetDraft { display_name: "v2".into(), ..AssetDraft::default() };
@@ -127,7 +130,8 @@ async fn update_is_compare_and_swap(repo: &dyn AssetRepository) {
     assert_eq!(repo.get(original.id).await.expect("get"), Some(archived));
 }
 
-async fn keyset_pages_by_create_time_cover_everything_once(repo: &dyn AssetRepository) {
+async fn keyset_pages_by_create_time_cover_everything_once(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let mut created = Vec::new();
     for i in 0..250 {
         let a = asset("users/pager", &format!("asset {i:03}"), AssetKind::Dataset);
@@ -152,7 +156,8 @@ async fn keyset_pages_by_create_time_cover_everything_once(repo: &dyn AssetRepos
     }
 }
 
-async fn display_name_order_is_bytewise(repo: &dyn AssetRepository) {
+async fn display_name_order_is_bytewise(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let names = ["beta", "Alpha", "alpha", "Ölpreis", "zeta", "_under", "alpha"];
     for name in names {
         repo.create(&asset("users/sorter", name, AssetKind::Dataset), None).await.expect("create");
@@ -167,7 +172,8 @@ async fn display_name_order_is_bytewise(repo: &dyn AssetRepository) {
     }
 }
 
-async fn filters_select_kind_labels_archive_and_owner(repo: &dyn AssetRepository) {
+async fn filters_select_kind_labels_archive_and_owner(stores: &Stores) {
+    let repo = stores.assets.as_ref();
     let mut vision = asset("users/f", "vision data", AssetKind::Dataset);
     vision.labels.insert("team".into(), "vision".into());
     let model = asset("users/f", "a model", AssetKind::Model);

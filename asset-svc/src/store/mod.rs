@@ -8,10 +8,19 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::domain::{asset::Asset, listing::AssetQuery};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    asset::Asset,
+    listing::AssetQuery,
+    upload::{Upload, UploadState},
+    version::{Version, VersionState},
+};
 
 mod pg;
+mod pg_content;
 mod sqlite;
+mod sqlite_content;
 
 #[cfg(test)]
 mod conformance;
@@ -55,11 +64,89 @@ pub trait AssetRepository: Send + Sync + std::fmt::Debug {
     async fn update(&self, asset: &Asset, expected_revision: i64) -> Result<bool, StoreError>;
 }
 
-/// Migrates `db` and returns the repository for its backend.
-pub async fn open(db: Database) -> Result<Arc<dyn AssetRepository>, DbError> {
+/// A page of an asset's versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionQuery {
+    /// Whose versions.
+    pub asset_id: Uuid,
+    /// Only versions in this state.
+    pub state: Option<VersionState>,
+    /// Highest number first.
+    pub descending: bool,
+    /// Strictly after this number, in the list's order.
+    pub after: Option<i64>,
+    /// Rows to return; the store fetches one more.
+    pub limit: usize,
+}
+
+/// What became of a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitOutcome {
+    /// The version was created, or had been by an earlier commit of the same upload.
+    Committed(Version),
+    /// The upload is no longer open (cancelled or expired).
+    NotOpen(UploadState),
+}
+
+/// Persistence of versions, uploads and the blob index.
+#[async_trait]
+pub trait ContentRepository: Send + Sync + std::fmt::Debug {
+    /// Inserts `upload` with its files. When `request_id` was already used by the same creator for the same
+    /// asset, nothing is inserted and that upload is returned.
+    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError>;
+
+    /// The upload with `id`.
+    async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError>;
+
+    /// Marks a file's content as stored and pushes the upload's expiry to `expire_time`.
+    async fn complete_file(&self, id: Uuid, path: &str, expire_time: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Moves an OPEN upload to `to`; false when it was not open.
+    async fn close_upload(&self, id: Uuid, to: UploadState) -> Result<bool, StoreError>;
+
+    /// In one transaction: checks the upload is open, gives the version the asset's next number, stores it
+    /// with its files and marks the upload committed. Committing a committed upload returns its version.
+    async fn commit_upload(&self, upload: &Upload, version: &Version) -> Result<CommitOutcome, StoreError>;
+
+    /// Marks every OPEN upload whose expiry is before `now` EXPIRED and returns their ids.
+    async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Records that the blob store holds `sha256` (idempotent).
+    async fn record_blob(&self, sha256: &str, size: u64, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Which of `digests` the blob store does not hold, in their order.
+    async fn missing_blobs(&self, digests: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Version `number` of an asset.
+    async fn get_version(&self, asset_id: Uuid, number: i64) -> Result<Option<Version>, StoreError>;
+
+    /// The highest-numbered READY version of an asset.
+    async fn latest_version(&self, asset_id: Uuid) -> Result<Option<Version>, StoreError>;
+
+    /// At most `query.limit + 1` versions matching `query`.
+    async fn list_versions(&self, query: &VersionQuery) -> Result<Vec<Version>, StoreError>;
+}
+
+/// The repositories of one database.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Asset metadata.
+    pub assets: Arc<dyn AssetRepository>,
+    /// Versions, uploads and blobs.
+    pub content: Arc<dyn ContentRepository>,
+}
+
+/// Migrates `db` and returns the repositories for its backend.
+pub async fn open(db: Database) -> Result<Stores, DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
     Ok(match db {
-        Database::Postgres(pool) => Arc::new(pg::PgAssets::new(pool)),
-        Database::Sqlite(pool) => Arc::new(sqlite::SqliteAssets::new(pool)),
+        Database::Postgres(pool) => Stores {
+            assets: Arc::new(pg::PgAssets::new(pool.clone())),
+            content: Arc::new(pg_content::PgContent::new(pool)),
+        },
+        Database::Sqlite(pool) => Stores {
+            assets: Arc::new(sqlite::SqliteAssets::new(pool.clone())),
+            content: Arc::new(sqlite_content::SqliteContent::new(pool)),
+        },
     })
 }

@@ -17,7 +17,7 @@ use crate::domain::{
 macro_rules! columns {
     () => {
         "id, owner, kind, display_name, description, cover_image_uri, labels, model, create_time, \
-                       update_time, archive_time, revision"
+                       update_time, archive_time, revision, version_count"
     };
 }
 
@@ -47,6 +47,7 @@ struct AssetRow {
     update_time: DateTime<Utc>,
     archive_time: Option<DateTime<Utc>>,
     revision: i64,
+    version_count: i64,
 }
 
 impl TryFrom<AssetRow> for Asset {
@@ -68,6 +69,7 @@ impl TryFrom<AssetRow> for Asset {
             update_time: row.update_time,
             archive_time: row.archive_time,
             revision: row.revision,
+            latest_version: (row.version_count > 0).then_some(row.version_count),
         })
     }
 }

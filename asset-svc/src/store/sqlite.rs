@@ -17,7 +17,7 @@ use crate::domain::{
 macro_rules! columns {
     () => {
         "id, owner, kind, display_name, description, cover_image_uri, labels, model, create_micros, \
-                       update_micros, archive_micros, revision"
+                       update_micros, archive_micros, revision, version_count"
     };
 }
 
@@ -47,6 +47,7 @@ struct AssetRow {
     update_micros: i64,
     archive_micros: Option<i64>,
     revision: i64,
+    version_count: i64,
 }
 
 impl TryFrom<AssetRow> for Asset {
@@ -70,6 +71,7 @@ impl TryFrom<AssetRow> for Asset {
             model: row.model.map(|m| m.0),
             owner: row.owner,
             revision: row.revision,
+            latest_version: (row.version_count > 0).then_some(row.version_count),
         })
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use gateway::standalone::{Options, Standalone};
-use highwind_proto::asset::v1::asset_service_client::AssetServiceClient;
+use highwind_proto::asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient};
 use tonic::{Request, Status, metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel};
 
 /// A started platform, its data directory and the tokens of `alice` and `bob`.
@@ -47,6 +47,12 @@ impl Platform {
     pub async fn assets(&self, user: Option<&str>) -> AssetServiceClient<InterceptedService<Channel, Bearer>> {
         let token = user.map(|u| self.token(u));
         AssetServiceClient::with_interceptor(self.channel().await, Bearer(token))
+    }
+
+    /// An UploadService client that authenticates as `user`.
+    pub async fn uploads(&self, user: Option<&str>) -> UploadServiceClient<InterceptedService<Channel, Bearer>> {
+        let token = user.map(|u| self.token(u));
+        UploadServiceClient::with_interceptor(self.channel().await, Bearer(token))
     }
 
     pub async fn stop(self) -> tempfile::TempDir {

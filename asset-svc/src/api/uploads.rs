@@ -1,0 +1,253 @@
+//! `highwind.asset.v1.UploadService`: resumable, verified uploads, dedup by digest, and ranged reads.
+
+use std::sync::Arc;
+
+use highwind_common::{principal::Principal, validation::Violations};
+use highwind_proto::asset::v1::{self as pb, upload_service_server::UploadService};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming, codegen::BoxStream};
+
+use super::{
+    access,
+    convert::{files_from_proto, upload_to_proto, version_to_proto},
+    versions,
+};
+use crate::{
+    domain::{names, upload::Upload, version::valid_sha256},
+    error::Error,
+    store::AssetRepository,
+    uploads::{NewUpload, Uploads},
+};
+
+/// Size of each frame `ReadFile` sends.
+const READ_FRAME_BYTES: u64 = 1024 * 1024;
+/// Most digests one `FindMissingBlobs` may ask about.
+const MAX_DIGESTS: usize = 10_000;
+
+/// Handlers of `UploadService`.
+#[derive(Debug, Clone)]
+pub struct UploadApi {
+    assets: Arc<dyn AssetRepository>,
+    uploads: Uploads,
+}
+
+impl UploadApi {
+    /// Handlers over `assets` (for access) and `uploads`.
+    pub fn new(assets: Arc<dyn AssetRepository>, uploads: Uploads) -> Self {
+        Self { assets, uploads }
+    }
+
+    /// The upload `name` if `principal` owns its asset and opened it.
+    async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
+        let (asset_id, upload_id) =
+            names::parse_upload_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+        access::owned_asset_by_id(self.assets.as_ref(), principal, asset_id).await?;
+        match self.uploads.repo().get_upload(upload_id).await? {
+            Some(upload) if upload.asset_id == asset_id && upload.creator == principal.as_str() => Ok(upload),
+            _ => Err(Error::NotFound(name.to_owned())),
+        }
+    }
+
+    fn answer(&self, upload: &Upload) -> pb::Upload {
+        upload_to_proto(upload, &self.uploads.progress(upload))
+    }
+
+    async fn fresh(&self, upload: &Upload) -> Result<Upload, Error> {
+        let name = names::upload_name(upload.asset_id, upload.id);
+        self.uploads.repo().get_upload(upload.id).await?.ok_or(Error::NotFound(name))
+    }
+}
+
+#[tonic::async_trait]
+impl UploadService for UploadApi {
+    async fn create_upload(&self, request: Request<pb::CreateUploadRequest>) -> Result<Response<pb::Upload>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let asset = access::owned_asset(self.assets.as_ref(), &principal, "parent", &request.parent).await?;
+        if asset.archive_time.is_some() {
+            return Err(Error::Archived(request.parent).into());
+        }
+        let mut violations = Violations::new();
+        let files = files_from_proto(request.files, &mut violations);
+        if request.request_id.chars().count() > 128 {
+            violations.add("request_id", "at most 128 characters");
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let upload = self
+            .uploads
+            .create(NewUpload {
+                asset_id: asset.id,
+                creator: principal.as_str().to_owned(),
+                files,
+                description: request.description,
+                labels: request.labels.into_iter().collect(),
+                request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+            })
+            .await?;
+        tracing::info!(upload = %upload.id, asset = %asset.id, files = upload.files.len(), "upload opened");
+        Ok(Response::new(self.answer(&upload)))
+    }
+
+    async fn get_upload(&self, request: Request<pb::GetUploadRequest>) -> Result<Response<pb::Upload>, Status> {
+        let principal = Principal::of(&request)?;
+        let upload = self.owned_upload(principal, "name", &request.get_ref().name).await?;
+        Ok(Response::new(self.answer(&upload)))
+    }
+
+    async fn write_upload(
+        &self,
+        request: Request<Streaming<pb::WriteUploadRequest>>,
+    ) -> Result<Response<pb::WriteUploadResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let mut frames = request.into_inner();
+        let mut upload: Option<Upload> = None;
+        let mut result = Ok(());
+        while let Some(frame) = frames.next().await {
+            let frame = frame?;
+            let current = match &upload {
+                Some(current)
+                    if frame.upload.is_empty() || frame.upload == names::upload_name(current.asset_id, current.id) =>
+                {
+                    current
+                }
+                Some(_) => {
+                    result = Err(Error::Invalid(Violations::one("upload", "one stream writes to one upload")));
+                    break;
+                }
+                None => {
+                    if frame.upload.is_empty() {
+                        result = Err(Error::Invalid(Violations::one("upload", "required on the first frame")));
+                        break;
+                    }
+                    upload = Some(self.owned_upload(&principal, "upload", &frame.upload).await?);
+                    upload.as_ref().ok_or_else(|| Status::internal("upload"))?
+                }
+            };
+            let offset = u64::try_from(frame.offset)
+                .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))?;
+            if let Err(error) = self.uploads.write(current, &frame.path, offset, frame.data).await {
+                result = Err(error);
+                break;
+            }
+        }
+        let Some(upload) = upload else {
+            result?;
+            return Err(Error::Invalid(Violations::one("upload", "the stream sent no frame")).into());
+        };
+        // Whatever was written is durable before anything is acknowledged, success or not.
+        self.uploads.sync(upload.id).await?;
+        result?;
+        let fresh = self.fresh(&upload).await?;
+        Ok(Response::new(pb::WriteUploadResponse { files: self.answer(&fresh).files }))
+    }
+
+    async fn write_upload_chunk(
+        &self,
+        request: Request<pb::WriteUploadChunkRequest>,
+    ) -> Result<Response<pb::WriteUploadChunkResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let frame = request.into_inner();
+        let upload = self.owned_upload(&principal, "upload", &frame.upload).await?;
+        let offset = u64::try_from(frame.offset)
+            .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))?;
+        let written = self.uploads.write(&upload, &frame.path, offset, frame.data).await;
+        self.uploads.sync(upload.id).await?;
+        written?;
+        let fresh = self.fresh(&upload).await?;
+        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.answer(&fresh).files }))
+    }
+
+    async fn commit_upload(
+        &self,
+        request: Request<pb::CommitUploadRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
+        let version = self.uploads.commit(&upload).await?;
+        tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
+        Ok(Response::new(version_to_proto(&version)))
+    }
+
+    async fn cancel_upload(&self, request: Request<pb::CancelUploadRequest>) -> Result<Response<pb::Upload>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
+        self.uploads.cancel(&upload).await?;
+        let fresh = self.fresh(&upload).await?;
+        Ok(Response::new(self.answer(&fresh)))
+    }
+
+    async fn find_missing_blobs(
+        &self,
+        request: Request<pb::FindMissingBlobsRequest>,
+    ) -> Result<Response<pb::FindMissingBlobsResponse>, Status> {
+        Principal::of(&request)?;
+        let digests = request.into_inner().sha256;
+        let mut violations = Violations::new();
+        if digests.len() > MAX_DIGESTS {
+            violations.add("sha256", format!("at most {MAX_DIGESTS} digests per call"));
+        }
+        for (i, _) in digests.iter().enumerate().filter(|(_, d)| !valid_sha256(d)).take(20) {
+            violations.add(format!("sha256[{i}]"), "must be 64 lowercase hex digits");
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let missing = self.uploads.repo().missing_blobs(&digests).await.map_err(Error::from)?;
+        Ok(Response::new(pb::FindMissingBlobsResponse { missing_sha256: missing }))
+    }
+
+    async fn read_file(
+        &self,
+        request: Request<pb::ReadFileRequest>,
+    ) -> Result<Response<BoxStream<pb::ReadFileResponse>>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let version = versions::resolve(
+            self.assets.as_ref(),
+            self.uploads.repo().as_ref(),
+            &principal,
+            "version",
+            &request.version,
+        )
+        .await?;
+        let Some(file) = version.files.iter().find(|f| f.path == request.path).cloned() else {
+            return Err(Error::NotFound(format!("{} file {:?}", request.version, request.path)).into());
+        };
+        let mut violations = Violations::new();
+        let offset = u64::try_from(request.offset).unwrap_or_else(|_| {
+            violations.add("offset", "must not be negative");
+            0
+        });
+        let length = u64::try_from(request.length).unwrap_or_else(|_| {
+            violations.add("length", "must not be negative");
+            0
+        });
+        if offset > file.size {
+            violations.add("offset", format!("past the end of the file ({} bytes)", file.size));
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let end = if length == 0 { file.size } else { offset.saturating_add(length).min(file.size) };
+        let blobs = self.uploads.blobs().clone();
+        let stream = futures::stream::unfold(offset, move |position| {
+            let blobs = blobs.clone();
+            let sha256 = file.sha256.clone();
+            async move {
+                if position >= end {
+                    return None;
+                }
+                let len = READ_FRAME_BYTES.min(end - position);
+                let frame = match blobs.read(&sha256, position, len).await {
+                    Ok(data) => Ok(pb::ReadFileResponse { offset: i64::try_from(position).unwrap_or(i64::MAX), data }),
+                    Err(error) => Err(Status::from(Error::from(error))),
+                };
+                let next = if frame.is_ok() { position + len } else { end };
+                Some((frame, next))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

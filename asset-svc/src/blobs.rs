@@ -1,0 +1,168 @@
+//! Content-addressed blobs in an `object_store` store, and the local staging area uploads are written to
+//! until each file verifies.
+
+use std::{
+    io::{Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, local::LocalFileSystem, path::Path as StorePath};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// A blob-store or staging failure; logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The object store failed.
+    #[error("blob store: {0}")]
+    Store(#[from] object_store::Error),
+    /// The local file system failed.
+    #[error("staging: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configured URL names no supported store.
+    #[error("unsupported blob store url {0:?}: use a directory path or file:///…")]
+    Unsupported(String),
+}
+
+/// Where verified content lives (by SHA-256) and where uploads are staged.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    store: Arc<LocalFileSystem>,
+    staging: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens the store at `url` (a directory path or `file:///…`) with staging in `staging_dir`, creating
+    /// both. Writes are fsynced, so a stored blob survives a crash.
+    pub fn open(url: &str, staging_dir: &Path) -> Result<Self, BlobError> {
+        let dir = match url.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None if !url.contains("://") => PathBuf::from(url),
+            None => return Err(BlobError::Unsupported(url.to_owned())),
+        };
+        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(staging_dir)?;
+        let store = LocalFileSystem::new_with_prefix(&dir)?.with_fsync(true);
+        Ok(Self { store: Arc::new(store), staging: staging_dir.canonicalize()? })
+    }
+
+    fn location(sha256: &str) -> StorePath {
+        StorePath::from(format!("sha256/{}/{}", &sha256[..2], sha256))
+    }
+
+    /// The staging file of one declared file of an upload. Names are generated here, never taken from clients.
+    pub fn staging_file(&self, upload: Uuid, index: usize) -> PathBuf {
+        self.staging.join(upload.to_string()).join(format!("{index}"))
+    }
+
+    /// Removes every staged file of an upload.
+    pub fn discard_staging(&self, upload: Uuid) -> Result<(), BlobError> {
+        match std::fs::remove_dir_all(self.staging.join(upload.to_string())) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a verified staging file into the store under its digest. With the local store this is a rename
+    /// followed by a directory fsync, so no byte is copied.
+    pub async fn promote(&self, staged: &Path, sha256: &str) -> Result<(), BlobError> {
+        let target = self.store.path_to_filesystem(&Self::location(sha256))?;
+        let staged = staged.to_path_buf();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let parent = target.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent)?;
+            if target.exists() {
+                std::fs::remove_file(&staged)?;
+                return Ok(());
+            }
+            std::fs::rename(&staged, &target)?;
+            std::fs::File::open(parent)?.sync_all()
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Stores `content` under its digest (for content that never went through staging, such as empty files).
+    pub async fn put(&self, sha256: &str, content: Bytes) -> Result<(), BlobError> {
+        self.store.put(&Self::location(sha256), content.into()).await?;
+        Ok(())
+    }
+
+    /// `len` bytes of a blob starting at `offset`.
+    pub async fn read(&self, sha256: &str, offset: u64, len: u64) -> Result<Bytes, BlobError> {
+        Ok(self.store.get_range(&Self::location(sha256), offset..offset + len).await?)
+    }
+}
+
+/// A staging file being written: its handle and the running hash of its bytes.
+#[derive(Debug)]
+pub struct StagedFile {
+    file: std::fs::File,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl StagedFile {
+    /// Opens (or creates) the staging file at `path`; bytes already there are hashed again, so a write resumed
+    /// after a restart continues the same digest.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        file.seek(SeekFrom::Start(0))?;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+        }
+        Ok(Self { file, hasher, written })
+    }
+
+    /// Bytes stored so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends `data`.
+    pub fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(self.written))?;
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the written bytes durable.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The hex SHA-256 of everything written.
+    pub fn digest(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// Drops everything written, to start the file over.
+    pub fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.sync_data()?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// Bytes already staged for a file, without opening it for writing.
+pub fn staged_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}

@@ -1,0 +1,74 @@
+//! Configuration of the asset service: `[server]`, `[blobs]` and `[uploads]`, each overridable by
+//! `HIGHWIND__ASSET__<SECTION>__<KEY>`.
+
+use std::path::PathBuf;
+
+use highwind_common::config::{ServerConfig, Settings};
+use serde::{Deserialize, Serialize};
+
+/// Default port of a stand-alone asset service.
+pub const DEFAULT_PORT: u16 = 50061;
+
+/// The asset service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    /// Listener, database and shared secret.
+    pub server: ServerConfig,
+    /// Where file content lives.
+    pub blobs: BlobsConfig,
+    /// Limits and lifetimes of uploads.
+    pub uploads: UploadsConfig,
+}
+
+/// Where file content lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobsConfig {
+    /// A local directory (a path or `file:///…`) holding content-addressed blobs.
+    pub url: String,
+    /// Local directory where uploads are staged until each file verifies.
+    pub staging_dir: PathBuf,
+}
+
+/// Limits and lifetimes of uploads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Most files one version may hold.
+    pub max_files: usize,
+    /// Largest total size of one version, in bytes.
+    pub max_version_bytes: u64,
+    /// Seconds an upload may sit idle before it expires and its staged data is collected.
+    pub ttl_seconds: u64,
+}
+
+impl Default for AssetConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::defaults(DEFAULT_PORT, "asset.db"),
+            blobs: BlobsConfig {
+                url: "./highwind-data/blobs".into(),
+                staging_dir: PathBuf::from("./highwind-data/staging"),
+            },
+            uploads: UploadsConfig { max_files: 10_000, max_version_bytes: 1 << 40, ttl_seconds: 24 * 60 * 60 },
+        }
+    }
+}
+
+impl Settings for AssetConfig {
+    fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        if self.blobs.url.is_empty() {
+            return Err("blobs.url must name a directory".into());
+        }
+        if self.uploads.max_files == 0 || self.uploads.max_version_bytes == 0 || self.uploads.ttl_seconds == 0 {
+            return Err("uploads.max_files, uploads.max_version_bytes and uploads.ttl_seconds must be positive".into());
+        }
+        Ok(())
+    }
+}

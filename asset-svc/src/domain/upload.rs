@@ -1,0 +1,222 @@
+//! Upload sessions: the files a new version will hold, declared up front, and the rules for writing them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use highwind_common::validation::Violations;
+use uuid::Uuid;
+
+use super::{
+    labels, paths,
+    version::{FileEntry, valid_sha256},
+};
+
+/// Largest frame of data one write may carry.
+pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Lifecycle of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Accepting data.
+    Open,
+    /// Became a version.
+    Committed,
+    /// Abandoned by the client.
+    Cancelled,
+    /// Idle past its lifetime.
+    Expired,
+}
+
+impl UploadState {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Committed => "COMMITTED",
+            Self::Cancelled => "CANCELLED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Open, Self::Committed, Self::Cancelled, Self::Expired].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A declared file and whether its content is stored and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadFile {
+    /// The file as it will appear in the manifest.
+    pub entry: FileEntry,
+    /// Content stored under its digest (written and verified, or already present).
+    pub complete: bool,
+}
+
+/// A stored upload session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The asset the version will belong to.
+    pub asset_id: Uuid,
+    /// Who opened it.
+    pub creator: String,
+    /// Lifecycle.
+    pub state: UploadState,
+    /// Declared files, sorted by path.
+    pub files: Vec<UploadFile>,
+    /// Description of the version to be.
+    pub description: String,
+    /// Labels of the version to be.
+    pub labels: BTreeMap<String, String>,
+    /// When it was opened.
+    pub create_time: DateTime<Utc>,
+    /// When it expires unless written to.
+    pub expire_time: DateTime<Utc>,
+    /// The committed version's number.
+    pub version_number: Option<i64>,
+}
+
+impl Upload {
+    /// The declared file at `path`.
+    pub fn file(&self, path: &str) -> Option<&UploadFile> {
+        self.files.iter().find(|f| f.entry.path == path)
+    }
+
+    /// Paths whose content is not stored yet.
+    pub fn missing(&self) -> Vec<&str> {
+        self.files.iter().filter(|f| !f.complete).map(|f| f.entry.path.as_str()).collect()
+    }
+
+    /// The manifest the committed version will have.
+    pub fn manifest(&self) -> Vec<FileEntry> {
+        self.files.iter().map(|f| f.entry.clone()).collect()
+    }
+}
+
+/// Limits an upload must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// Most files in one version.
+    pub max_files: usize,
+    /// Largest total size of one version.
+    pub max_version_bytes: u64,
+}
+
+/// The declared files, validated and sorted by path, or every reason they cannot make a version.
+pub fn declare(files: Vec<FileEntry>, limits: UploadLimits) -> Result<Vec<FileEntry>, Violations> {
+    let mut violations = Violations::new();
+    if files.is_empty() {
+        violations.add("files", "declare at least one file");
+    }
+    if files.len() > limits.max_files {
+        violations.add("files", format!("at most {} files per version, got {}", limits.max_files, files.len()));
+        return Err(violations);
+    }
+    let mut total: u64 = 0;
+    for (i, file) in files.iter().enumerate() {
+        if let Err(reason) = paths::validate(&file.path) {
+            violations.add(format!("files[{i}].path"), reason);
+        }
+        if !valid_sha256(&file.sha256) {
+            violations.add(format!("files[{i}].sha256"), "must be 64 lowercase hex digits");
+        }
+        total = total.saturating_add(file.size);
+    }
+    if total > limits.max_version_bytes {
+        violations.add("files", format!("total size {total} exceeds the limit of {} bytes", limits.max_version_bytes));
+    }
+    let mut sorted = files;
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].path == pair[1].path) {
+        violations.add("files", format!("path {:?} is declared twice", pair[0].path));
+    }
+    let paths: Vec<&str> = sorted.iter().map(|f| f.path.as_str()).collect();
+    if let Some((file, nested)) = paths::file_directory_clash(&paths) {
+        violations.add("files", format!("{file:?} cannot be both a file and the directory of {nested:?}"));
+    }
+    violations.into_result(sorted)
+}
+
+/// Checks the version-to-be's description and labels.
+pub fn validate_metadata(description: &str, labels: &BTreeMap<String, String>, violations: &mut Violations) {
+    if description.chars().count() > super::asset::MAX_DESCRIPTION {
+        violations.add("description", format!("at most {} characters", super::asset::MAX_DESCRIPTION));
+    }
+    labels::validate(labels, "labels", violations);
+}
+
+/// Why a write of `len` bytes at `offset` into `file`, which has `acknowledged` bytes, is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteRefusal {
+    /// The write does not start where the file's stored bytes end.
+    WrongOffset {
+        /// Where it must start.
+        expected: u64,
+    },
+    /// The write would go past the declared size.
+    PastEnd {
+        /// The declared size.
+        size: u64,
+    },
+    /// The file's content is already complete.
+    AlreadyComplete,
+    /// The frame is larger than allowed.
+    TooLarge,
+}
+
+/// Whether a write may proceed.
+pub fn check_write(file: &UploadFile, acknowledged: u64, offset: u64, len: usize) -> Result<(), WriteRefusal> {
+    if len > MAX_CHUNK_BYTES {
+        return Err(WriteRefusal::TooLarge);
+    }
+    if file.complete {
+        return Err(WriteRefusal::AlreadyComplete);
+    }
+    if offset != acknowledged {
+        return Err(WriteRefusal::WrongOffset { expected: acknowledged });
+    }
+    if offset.saturating_add(len as u64) > file.entry.size {
+        return Err(WriteRefusal::PastEnd { size: file.entry.size });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: UploadLimits = UploadLimits { max_files: 3, max_version_bytes: 100 };
+
+    fn entry(path: &str, size: u64) -> FileEntry {
+        FileEntry { path: path.into(), size, sha256: "0".repeat(64) }
+    }
+
+    #[test]
+    fn declarations_are_sorted_and_checked() {
+        let sorted = declare(vec![entry("b", 1), entry("a", 2)], LIMITS).expect("valid");
+        assert_eq!(sorted.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(declare(vec![], LIMITS).is_err());
+        assert!(declare(vec![entry("a", 1), entry("a", 1)], LIMITS).is_err(), "duplicate");
+        assert!(declare(vec![entry("a", 1), entry("a/b", 1)], LIMITS).is_err(), "file and directory");
+        assert!(declare(vec![entry("a", 1); 4], LIMITS).is_err(), "too many files");
+        assert!(declare(vec![entry("a", 60), entry("b", 41)], LIMITS).is_err(), "over quota");
+        let mut bad_digest = entry("a", 1);
+        bad_digest.sha256 = "XYZ".into();
+        let err = declare(vec![bad_digest, entry("../b", 1)], LIMITS).expect_err("invalid");
+        let fields: Vec<_> = err.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["files[0].sha256", "files[1].path"]);
+    }
+
+    #[test]
+    fn writes_must_continue_exactly_where_the_file_ends() {
+        let file = UploadFile { entry: entry("a", 10), complete: false };
+        assert_eq!(check_write(&file, 4, 4, 6), Ok(()));
+        assert_eq!(check_write(&file, 4, 0, 4), Err(WriteRefusal::WrongOffset { expected: 4 }));
+        assert_eq!(check_write(&file, 4, 8, 1), Err(WriteRefusal::WrongOffset { expected: 4 }));
+        assert_eq!(check_write(&file, 4, 4, 7), Err(WriteRefusal::PastEnd { size: 10 }));
+        let done = UploadFile { complete: true, ..file };
+        assert_eq!(check_write(&done, 10, 10, 0), Err(WriteRefusal::AlreadyComplete));
+    }
+}

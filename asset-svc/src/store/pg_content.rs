@@ -1,0 +1,341 @@
+//! PostgreSQL storage of versions, uploads and the blob index.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder, types::Json};
+use uuid::Uuid;
+
+use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
+use crate::domain::{
+    upload::{Upload, UploadFile, UploadState},
+    version::{FileEntry, Lineage, Version, VersionState},
+};
+
+/// Versions, uploads and blobs in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgContent {
+    pool: PgPool,
+}
+
+impl PgContent {
+    pub(super) fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn files_of_version(&self, id: Uuid) -> Result<Vec<FileEntry>, StoreError> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT path, size, sha256 FROM version_files WHERE version_id = $1 ORDER BY path")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(path, size, sha256)| FileEntry { path, size: size.max(0) as u64, sha256 }).collect())
+    }
+
+    async fn version(&self, row: VersionRow) -> Result<Version, StoreError> {
+        let files = self.files_of_version(row.id).await?;
+        row.into_version(files)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UploadRow {
+    id: Uuid,
+    asset_id: Uuid,
+    creator: String,
+    state: String,
+    description: String,
+    labels: Json<BTreeMap<String, String>>,
+    create_time: DateTime<Utc>,
+    expire_time: DateTime<Utc>,
+    version_number: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: Uuid,
+    asset_id: Uuid,
+    number: i64,
+    state: String,
+    manifest_digest: String,
+    total_size: i64,
+    description: String,
+    labels: Json<BTreeMap<String, String>>,
+    lineage: Json<Lineage>,
+    creator: String,
+    create_time: DateTime<Utc>,
+}
+
+impl VersionRow {
+    fn into_version(self, files: Vec<FileEntry>) -> Result<Version, StoreError> {
+        let state = VersionState::parse(&self.state).ok_or_else(|| StoreError::Corrupt {
+            id: self.id.to_string(),
+            reason: format!("state {:?}", self.state),
+        })?;
+        Ok(Version {
+            id: self.id,
+            asset_id: self.asset_id,
+            number: self.number,
+            state,
+            files,
+            manifest_digest: self.manifest_digest,
+            total_size: self.total_size.max(0) as u64,
+            description: self.description,
+            labels: self.labels.0,
+            lineage: self.lineage.0,
+            creator: self.creator,
+            create_time: self.create_time,
+        })
+    }
+}
+
+const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+                               lineage, creator, create_time FROM versions";
+
+fn size(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl ContentRepository for PgContent {
+    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO uploads (id, asset_id, creator, state, description, labels, create_time, expire_time, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(upload.id)
+        .bind(upload.asset_id)
+        .bind(&upload.creator)
+        .bind(upload.state.as_str())
+        .bind(&upload.description)
+        .bind(Json(&upload.labels))
+        .bind(upload.create_time)
+        .bind(upload.expire_time)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let id: Uuid =
+                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = $1 AND creator = $2 AND request_id = $3")
+                    .bind(upload.asset_id)
+                    .bind(&upload.creator)
+                    .bind(request_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return self
+                .get_upload(id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() });
+        }
+        for file in &upload.files {
+            sqlx::query(
+                "INSERT INTO upload_files (upload_id, path, size, sha256, complete) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(upload.id)
+            .bind(&file.entry.path)
+            .bind(size(file.entry.size))
+            .bind(&file.entry.sha256)
+            .bind(file.complete)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(upload.clone())
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
+        let row: Option<UploadRow> = sqlx::query_as(
+            "SELECT id, asset_id, creator, state, description, labels, create_time, expire_time, version_number \
+             FROM uploads WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let files: Vec<(String, i64, String, bool)> =
+            sqlx::query_as("SELECT path, size, sha256, complete FROM upload_files WHERE upload_id = $1 ORDER BY path")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let state = UploadState::parse(&row.state)
+            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: format!("state {:?}", row.state) })?;
+        Ok(Some(Upload {
+            id: row.id,
+            asset_id: row.asset_id,
+            creator: row.creator,
+            state,
+            files: files
+                .into_iter()
+                .map(|(path, size, sha256, complete)| UploadFile {
+                    entry: FileEntry { path, size: size.max(0) as u64, sha256 },
+                    complete,
+                })
+                .collect(),
+            description: row.description,
+            labels: row.labels.0,
+            create_time: row.create_time,
+            expire_time: row.expire_time,
+            version_number: row.version_number,
+        }))
+    }
+
+    async fn complete_file(&self, id: Uuid, path: &str, expire_time: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE upload_files SET complete = TRUE WHERE upload_id = $1 AND path = $2")
+            .bind(id)
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE uploads SET expire_time = GREATEST(expire_time, $2) WHERE id = $1")
+            .bind(id)
+            .bind(expire_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close_upload(&self, id: Uuid, to: UploadState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE uploads SET state = $2 WHERE id = $1 AND state = 'OPEN'")
+            .bind(id)
+            .bind(to.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit_upload(&self, upload: &Upload, version: &Version) -> Result<CommitOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT state, version_number FROM uploads WHERE id = $1 FOR UPDATE")
+                .bind(upload.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match state {
+            Some((state, Some(number))) if state == UploadState::Committed.as_str() => {
+                tx.rollback().await?;
+                let existing = self.get_version(upload.asset_id, number).await?;
+                return existing
+                    .map(CommitOutcome::Committed)
+                    .ok_or_else(|| StoreError::Corrupt { id: upload.id.to_string(), reason: "version gone".into() });
+            }
+            Some((state, _)) if state != UploadState::Open.as_str() => {
+                let state = UploadState::parse(&state).unwrap_or(UploadState::Expired);
+                return Ok(CommitOutcome::NotOpen(state));
+            }
+            None => return Ok(CommitOutcome::NotOpen(UploadState::Expired)),
+            Some(_) => {}
+        }
+        // The row lock on the asset serializes concurrent commits, so numbers never collide.
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE assets SET version_count = version_count + 1 WHERE id = $1 RETURNING version_count",
+        )
+        .bind(version.asset_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+             lineage, creator, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(version.id)
+        .bind(version.asset_id)
+        .bind(number)
+        .bind(version.state.as_str())
+        .bind(&version.manifest_digest)
+        .bind(size(version.total_size))
+        .bind(&version.description)
+        .bind(Json(&version.labels))
+        .bind(Json(&version.lineage))
+        .bind(&version.creator)
+        .bind(version.create_time)
+        .execute(&mut *tx)
+        .await?;
+        for file in &version.files {
+            sqlx::query("INSERT INTO version_files (version_id, path, size, sha256) VALUES ($1, $2, $3, $4)")
+                .bind(version.id)
+                .bind(&file.path)
+                .bind(size(file.size))
+                .bind(&file.sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE uploads SET state = 'COMMITTED', version_number = $2 WHERE id = $1")
+            .bind(upload.id)
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CommitOutcome::Committed(Version { number, ..version.clone() }))
+    }
+
+    async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE uploads SET state = 'EXPIRED' WHERE state = 'OPEN' AND expire_time < $1 RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn record_blob(&self, sha256: &str, bytes: u64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO blobs (sha256, size, create_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(sha256)
+            .bind(size(bytes))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn missing_blobs(&self, digests: &[String]) -> Result<Vec<String>, StoreError> {
+        let present: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1)")
+            .bind(digests)
+            .fetch_all(&self.pool)
+            .await?;
+        let present: std::collections::HashSet<String> = present.into_iter().collect();
+        Ok(digests.iter().filter(|d| !present.contains(*d)).cloned().collect())
+    }
+
+    async fn get_version(&self, asset_id: Uuid, number: i64) -> Result<Option<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ").push_bind(asset_id).push(" AND number = ").push_bind(number);
+        let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Ok(Some(self.version(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn latest_version(&self, asset_id: Uuid) -> Result<Option<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ").push_bind(asset_id).push(" AND state = 'READY' ORDER BY number DESC LIMIT 1");
+        let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Ok(Some(self.version(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_versions(&self, query: &VersionQuery) -> Result<Vec<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ").push_bind(query.asset_id);
+        if let Some(state) = query.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(after) = query.after {
+            sql.push(if query.descending { " AND number < " } else { " AND number > " }).push_bind(after);
+        }
+        sql.push(if query.descending { " ORDER BY number DESC" } else { " ORDER BY number ASC" });
+        sql.push(" LIMIT ").push_bind(i64::try_from(query.limit + 1).unwrap_or(i64::MAX));
+        let rows: Vec<VersionRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in rows {
+            versions.push(self.version(row).await?);
+        }
+        Ok(versions)
+    }
+}

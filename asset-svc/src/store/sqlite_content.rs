@@ -1,0 +1,356 @@
+//! SQLite storage of versions, uploads and the blob index.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, types::Json};
+use uuid::Uuid;
+
+use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
+use crate::domain::{
+    upload::{Upload, UploadFile, UploadState},
+    version::{FileEntry, Lineage, Version, VersionState},
+};
+
+/// Versions, uploads and blobs in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteContent {
+    pool: SqlitePool,
+}
+
+impl SqliteContent {
+    pub(super) fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    async fn files_of_version(&self, id: &str) -> Result<Vec<FileEntry>, StoreError> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT path, size, sha256 FROM version_files WHERE version_id = ? ORDER BY path")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(path, size, sha256)| FileEntry { path, size: size.max(0) as u64, sha256 }).collect())
+    }
+
+    async fn version(&self, row: VersionRow) -> Result<Version, StoreError> {
+        let files = self.files_of_version(&row.id).await?;
+        row.into_version(files)
+    }
+}
+
+fn uuid(id: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(id).map_err(|e| StoreError::Corrupt { id: id.to_owned(), reason: e.to_string() })
+}
+
+fn time(id: &str, micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt { id: id.to_owned(), reason: format!("time {micros}") })
+}
+
+fn size(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+struct UploadRow {
+    id: String,
+    asset_id: String,
+    creator: String,
+    state: String,
+    description: String,
+    labels: Json<BTreeMap<String, String>>,
+    create_micros: i64,
+    expire_micros: i64,
+    version_number: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: String,
+    asset_id: String,
+    number: i64,
+    state: String,
+    manifest_digest: String,
+    total_size: i64,
+    description: String,
+    labels: Json<BTreeMap<String, String>>,
+    lineage: Json<Lineage>,
+    creator: String,
+    create_micros: i64,
+}
+
+impl VersionRow {
+    fn into_version(self, files: Vec<FileEntry>) -> Result<Version, StoreError> {
+        let state = VersionState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt { id: self.id.clone(), reason: format!("state {:?}", self.state) })?;
+        Ok(Version {
+            id: uuid(&self.id)?,
+            asset_id: uuid(&self.asset_id)?,
+            create_time: time(&self.id, self.create_micros)?,
+            number: self.number,
+            state,
+            files,
+            manifest_digest: self.manifest_digest,
+            total_size: self.total_size.max(0) as u64,
+            description: self.description,
+            labels: self.labels.0,
+            lineage: self.lineage.0,
+            creator: self.creator,
+        })
+    }
+}
+
+const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+                               lineage, creator, create_micros FROM versions";
+
+#[async_trait]
+impl ContentRepository for SqliteContent {
+    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO uploads (id, asset_id, creator, state, description, labels, create_micros, expire_micros, \
+             request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(upload.id.to_string())
+        .bind(upload.asset_id.to_string())
+        .bind(&upload.creator)
+        .bind(upload.state.as_str())
+        .bind(&upload.description)
+        .bind(Json(&upload.labels))
+        .bind(upload.create_time.timestamp_micros())
+        .bind(upload.expire_time.timestamp_micros())
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let id: String =
+                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = ? AND creator = ? AND request_id = ?")
+                    .bind(upload.asset_id.to_string())
+                    .bind(&upload.creator)
+                    .bind(request_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let id = uuid(&id)?;
+            return self
+                .get_upload(id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() });
+        }
+        for file in &upload.files {
+            sqlx::query("INSERT INTO upload_files (upload_id, path, size, sha256, complete) VALUES (?, ?, ?, ?, ?)")
+                .bind(upload.id.to_string())
+                .bind(&file.entry.path)
+                .bind(size(file.entry.size))
+                .bind(&file.entry.sha256)
+                .bind(file.complete)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(upload.clone())
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
+        let row: Option<UploadRow> = sqlx::query_as(
+            "SELECT id, asset_id, creator, state, description, labels, create_micros, expire_micros, version_number \
+             FROM uploads WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let files: Vec<(String, i64, String, bool)> =
+            sqlx::query_as("SELECT path, size, sha256, complete FROM upload_files WHERE upload_id = ? ORDER BY path")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        let state = UploadState::parse(&row.state)
+            .ok_or_else(|| StoreError::Corrupt { id: row.id.clone(), reason: format!("state {:?}", row.state) })?;
+        Ok(Some(Upload {
+            id: uuid(&row.id)?,
+            asset_id: uuid(&row.asset_id)?,
+            create_time: time(&row.id, row.create_micros)?,
+            expire_time: time(&row.id, row.expire_micros)?,
+            creator: row.creator,
+            state,
+            files: files
+                .into_iter()
+                .map(|(path, size, sha256, complete)| UploadFile {
+                    entry: FileEntry { path, size: size.max(0) as u64, sha256 },
+                    complete,
+                })
+                .collect(),
+            description: row.description,
+            labels: row.labels.0,
+            version_number: row.version_number,
+        }))
+    }
+
+    async fn complete_file(&self, id: Uuid, path: &str, expire_time: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE upload_files SET complete = 1 WHERE upload_id = ? AND path = ?")
+            .bind(id.to_string())
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE uploads SET expire_micros = MAX(expire_micros, ?) WHERE id = ?")
+            .bind(expire_time.timestamp_micros())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close_upload(&self, id: Uuid, to: UploadState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE uploads SET state = ? WHERE id = ? AND state = 'OPEN'")
+            .bind(to.as_str())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn commit_upload(&self, upload: &Upload, version: &Version) -> Result<CommitOutcome, StoreError> {
+        // BEGIN IMMEDIATE takes the write lock up front, serializing concurrent commits.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let state: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT state, version_number FROM uploads WHERE id = ?")
+                .bind(upload.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        match state {
+            Some((state, Some(number))) if state == UploadState::Committed.as_str() => {
+                tx.rollback().await?;
+                let existing = self.get_version(upload.asset_id, number).await?;
+                return existing
+                    .map(CommitOutcome::Committed)
+                    .ok_or_else(|| StoreError::Corrupt { id: upload.id.to_string(), reason: "version gone".into() });
+            }
+            Some((state, _)) if state != UploadState::Open.as_str() => {
+                let state = UploadState::parse(&state).unwrap_or(UploadState::Expired);
+                return Ok(CommitOutcome::NotOpen(state));
+            }
+            None => return Ok(CommitOutcome::NotOpen(UploadState::Expired)),
+            Some(_) => {}
+        }
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE assets SET version_count = version_count + 1 WHERE id = ? RETURNING version_count",
+        )
+        .bind(version.asset_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+             lineage, creator, create_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(version.id.to_string())
+        .bind(version.asset_id.to_string())
+        .bind(number)
+        .bind(version.state.as_str())
+        .bind(&version.manifest_digest)
+        .bind(size(version.total_size))
+        .bind(&version.description)
+        .bind(Json(&version.labels))
+        .bind(Json(&version.lineage))
+        .bind(&version.creator)
+        .bind(version.create_time.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        for file in &version.files {
+            sqlx::query("INSERT INTO version_files (version_id, path, size, sha256) VALUES (?, ?, ?, ?)")
+                .bind(version.id.to_string())
+                .bind(&file.path)
+                .bind(size(file.size))
+                .bind(&file.sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE uploads SET state = 'COMMITTED', version_number = ? WHERE id = ?")
+            .bind(number)
+            .bind(upload.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CommitOutcome::Committed(Version { number, ..version.clone() }))
+    }
+
+    async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE uploads SET state = 'EXPIRED' WHERE state = 'OPEN' AND expire_micros < ? RETURNING id",
+        )
+        .bind(now.timestamp_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|id| uuid(id)).collect()
+    }
+
+    async fn record_blob(&self, sha256: &str, bytes: u64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO blobs (sha256, size, create_micros) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(sha256)
+            .bind(size(bytes))
+            .bind(now.timestamp_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn missing_blobs(&self, digests: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut present = std::collections::HashSet::new();
+        // SQLite caps bound parameters per statement; ask in slices.
+        for slice in digests.chunks(500) {
+            let mut sql = QueryBuilder::<Sqlite>::new("SELECT sha256 FROM blobs WHERE sha256 IN (");
+            let mut list = sql.separated(", ");
+            for digest in slice {
+                list.push_bind(digest);
+            }
+            sql.push(")");
+            let found: Vec<String> = sql.build_query_scalar().fetch_all(&self.pool).await?;
+            present.extend(found);
+        }
+        Ok(digests.iter().filter(|d| !present.contains(*d)).cloned().collect())
+    }
+
+    async fn get_version(&self, asset_id: Uuid, number: i64) -> Result<Option<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ").push_bind(asset_id.to_string()).push(" AND number = ").push_bind(number);
+        let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Ok(Some(self.version(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn latest_version(&self, asset_id: Uuid) -> Result<Option<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ")
+            .push_bind(asset_id.to_string())
+            .push(" AND state = 'READY' ORDER BY number DESC LIMIT 1");
+        let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Ok(Some(self.version(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_versions(&self, query: &VersionQuery) -> Result<Vec<Version>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(VERSION_COLUMNS);
+        sql.push(" WHERE asset_id = ").push_bind(query.asset_id.to_string());
+        if let Some(state) = query.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(after) = query.after {
+            sql.push(if query.descending { " AND number < " } else { " AND number > " }).push_bind(after);
+        }
+        sql.push(if query.descending { " ORDER BY number DESC" } else { " ORDER BY number ASC" });
+        sql.push(" LIMIT ").push_bind(i64::try_from(query.limit + 1).unwrap_or(i64::MAX));
+        let rows: Vec<VersionRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in rows {
+            versions.push(self.version(row).await?);
+        }
+        Ok(versions)
+    }
+}
