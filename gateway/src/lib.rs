@@ -5,6 +5,7 @@
 //! Request path: CORS → gRPC-Web translation → authentication → local health/reflection, or the proxy.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod limit;

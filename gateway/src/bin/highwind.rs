@@ -4,8 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gateway::{config::GatewayConfig, standalone};
+use gateway::{cli, config::GatewayConfig, standalone};
 use highwind_common::{config, shutdown, telemetry};
+use highwind_proto::asset::v1::AssetKind;
 
 #[derive(Parser)]
 #[command(name = "highwind", version, about = "Highwind: an open MLOps platform")]
@@ -28,11 +29,59 @@ enum Command {
         #[arg(long = "dev-user", value_name = "NAME")]
         dev_users: Vec<String>,
     },
+    /// Push and pull dataset versions.
+    Dataset {
+        #[command(subcommand)]
+        action: ContentAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Push and pull model versions.
+    Model {
+        #[command(subcommand)]
+        action: ContentAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Run only the gateway, in front of separately deployed services.
     Gateway {
         /// TOML configuration file; `HIGHWIND__GATEWAY__*` variables override it.
         #[arg(long, env = "HIGHWIND_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+/// Where the platform is and who calls it.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The gateway's URL.
+    #[arg(long, env = "HIGHWIND_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// A bearer token (the standalone platform prints one per dev user).
+    #[arg(long, env = "HIGHWIND_TOKEN", hide_env_values = true, default_value = "", global = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+enum ContentAction {
+    /// Send a file or a directory as a new version; re-running resumes an interrupted push.
+    #[command(group(clap::ArgGroup::new("into").required(true).args(["asset", "new"])))]
+    Push {
+        /// The file or directory to push.
+        path: PathBuf,
+        /// Add a version to this asset (`assets/ID`).
+        #[arg(long)]
+        asset: Option<String>,
+        /// Create a new asset with this display name.
+        #[arg(long, value_name = "NAME")]
+        new: Option<String>,
+    },
+    /// Write a version's files into a directory.
+    Pull {
+        /// `assets/ID/versions/N` (or `…/versions/latest`).
+        version: String,
+        /// Where to write the files.
+        dir: PathBuf,
     },
 }
 
@@ -44,6 +93,8 @@ async fn main() -> ExitCode {
             run_standalone(standalone::Options { listen, data_dir, dev_users }).await
         }
         Command::Gateway { config } => run_gateway(config).await,
+        Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
+        Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +122,27 @@ async fn run_standalone(options: standalone::Options) -> anyhow::Result<()> {
             anyhow::bail!("{part} stopped: {reason}")
         }
     }
+}
+
+#[allow(clippy::print_stdout)] // the pushed version's name is the command's output
+async fn run_content(kind: AssetKind, action: ContentAction, target: TargetArgs) -> anyhow::Result<()> {
+    let target = cli::Target { url: target.url, token: target.token };
+    match action {
+        ContentAction::Push { path, asset, new } => {
+            let into = match (asset, new) {
+                (Some(asset), _) => cli::PushSource::Existing(asset),
+                (None, Some(name)) => cli::PushSource::New(name),
+                (None, None) => anyhow::bail!("say where to push: --asset assets/ID or --new NAME"),
+            };
+            let version = cli::push(&target, kind, into, &path).await?;
+            println!("pushed {version}");
+        }
+        ContentAction::Pull { version, dir } => {
+            cli::pull(&target, &version, &dir).await?;
+            println!("pulled {version} into {}", dir.display());
+        }
+    }
+    Ok(())
 }
 
 async fn run_gateway(file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -1,0 +1,68 @@
+//! Reaching the gateway with a bearer token.
+
+use highwind_proto::asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+use super::CliError;
+
+/// Where the platform is and who is calling.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The gateway, `http://host:port`.
+    pub url: String,
+    /// A bearer token.
+    pub token: String,
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(<token>)")
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Clients of the asset and upload services.
+#[derive(Debug)]
+pub struct Clients {
+    pub assets: AssetServiceClient<InterceptedService<Channel, Bearer>>,
+    pub uploads: UploadServiceClient<InterceptedService<Channel, Bearer>>,
+}
+
+impl Target {
+    /// Connects, or says clearly why not.
+    pub async fn connect(&self) -> Result<Clients, CliError> {
+        let fail = |reason: String| CliError::Connect { url: self.url.clone(), reason };
+        if self.token.is_empty() {
+            return Err(CliError::Usage("no token: pass --token or set HIGHWIND_TOKEN".into()));
+        }
+        let header = MetadataValue::try_from(format!("Bearer {}", self.token))
+            .map_err(|_| CliError::Usage("the token holds characters a header cannot carry".into()))?;
+        let channel = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| fail(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let bearer = Bearer(header);
+        Ok(Clients {
+            assets: AssetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            uploads: UploadServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(8 * 1024 * 1024),
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! The `highwind` command line against a running platform: push and pull dataset and model versions.
+
+mod connect;
+mod manifest;
+mod progress;
+mod pull;
+mod push;
+
+pub use connect::Target;
+pub use pull::pull;
+pub use push::{PushSource, push};
+
+/// Why a command failed; printed as one line before a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The platform could not be reached.
+    #[error("cannot reach {url}: {reason}")]
+    Connect {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A call failed.
+    #[error("{action}: {message} ({code:?})")]
+    Call {
+        /// What was being done.
+        action: String,
+        /// The gRPC code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+    /// A local file or directory could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The command was asked for something that cannot work.
+    #[error("{0}")]
+    Usage(String),
+    /// Downloaded bytes do not match the manifest.
+    #[error("{path}: downloaded content hashes to {actual}, the version says {expected}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// The manifest's digest.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+}
+
+impl CliError {
+    fn call(action: impl Into<String>) -> impl FnOnce(tonic::Status) -> Self {
+        let action = action.into();
+        move |status| Self::Call { action, code: status.code(), message: status.message().to_owned() }
+    }
+
+    fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |error| Self::Io { path: path.display().to_string(), error }
+    }
+}
