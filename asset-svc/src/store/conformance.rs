@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::{AssetRepository, Stores};
+use super::{AssetRepository, CommitOutcome, Stores, VersionQuery};
 use crate::domain::{
     asset::{Asset, AssetDraft, AssetField, AssetKind, ModelDetails, ModelFormat},
     listing::{AssetFilter, AssetQuery, Cursor, Order, OrderKey},
+    upload::{Upload, UploadFile, UploadState},
+    version::{FileEntry, Lineage, Version, VersionState, manifest_digest},
 };
 
 macro_rules! conformance {
@@ -49,6 +51,11 @@ conformance!(
     keyset_pages_by_create_time_cover_everything_once,
     display_name_order_is_bytewise,
     filters_select_kind_labels_archive_and_owner,
+    uploads_round_trip_and_are_idempotent_by_request_id,
+    concurrent_commits_take_distinct_numbers,
+    a_commit_happens_once_and_only_while_open,
+    blob_index_answers_which_digests_are_missing,
+    idle_uploads_expire,
 );
 
 fn asset(owner: &str, name: &str, kind: AssetKind) -> Asset {
@@ -198,4 +205,150 @@ async fn filters_select_kind_labels_archive_and_owner(stores: &Stores) {
     assert_eq!(names(repo.list(&q).await.expect("list")), ["a model", "old", "vision data"]);
     q.filter = AssetFilter::parse("archived = true").expect("filter");
     assert_eq!(names(repo.list(&q).await.expect("list")), ["old"]);
+}
+
+async fn stored_asset(stores: &Stores, owner: &str) -> Asset {
+    let a = asset(owner, "content", AssetKind::Dataset);
+    stores.assets.create(&a, None).await.expect("create asset")
+}
+
+fn upload_of(asset: &Asset, files: &[(&str, bool)]) -> Upload {
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    Upload {
+        id: uuid::Uuid::now_v7(),
+        asset_id: asset.id,
+        creator: asset.owner.clone(),
+        state: UploadState::Open,
+        files: files
+            .iter()
+            .map(|(path, complete)| UploadFile {
+                entry: FileEntry { path: (*path).into(), size: 3, sha256: "a".repeat(64) },
+                complete: *complete,
+            })
+            .collect(),
+        description: "d".into(),
+        labels: BTreeMap::from([("k".into(), "v".into())]),
+        create_time: now,
+        expire_time: now + chrono::Duration::hours(1),
+        version_number: None,
+    }
+}
+
+fn version_of(upload: &Upload) -> Version {
+    let files = upload.manifest();
+    Version {
+        id: uuid::Uuid::now_v7(),
+        asset_id: upload.asset_id,
+        number: 0,
+        state: VersionState::Ready,
+        manifest_digest: manifest_digest(&files),
+        total_size: files.iter().map(|f| f.size).sum(),
+        files,
+        description: upload.description.clone(),
+        labels: upload.labels.clone(),
+        lineage: Lineage::Upload { upload: upload.id },
+        creator: upload.creator.clone(),
+        create_time: upload.create_time,
+    }
+}
+
+async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
+    let a = stored_asset(stores, "users/u").await;
+    let first = upload_of(&a, &[("b.csv", false), ("a.csv", true)]);
+    let stored = stores.content.create_upload(&first, Some("key")).await.expect("create");
+    assert_eq!(stored, first);
+    let mut fetched = stores.content.get_upload(first.id).await.expect("get").expect("exists");
+    fetched.files.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
+    let mut expected = first.clone();
+    expected.files.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
+    assert_eq!(fetched, expected);
+    let retry = upload_of(&a, &[("c.csv", false)]);
+    let again = stores.content.create_upload(&retry, Some("key")).await.expect("retry");
+    assert_eq!(again.id, first.id, "the same key returns the first upload");
+    assert_eq!(stores.content.get_upload(retry.id).await.expect("get"), None);
+
+    let later = first.expire_time + chrono::Duration::hours(2);
+    stores.content.complete_file(first.id, "b.csv", later).await.expect("complete");
+    let fetched = stores.content.get_upload(first.id).await.expect("get").expect("exists");
+    assert!(fetched.missing().is_empty());
+    assert_eq!(fetched.expire_time, later, "a completed file extends the upload's life");
+}
+
+async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
+    let a = stored_asset(stores, "users/c").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let upload = upload_of(&a, &[("f", true)]);
+        stores.content.create_upload(&upload, None).await.expect("create");
+        let content = stores.content.clone();
+        tasks.spawn(async move { content.commit_upload(&upload, &version_of(&upload)).await });
+    }
+    let mut numbers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done.expect("task").expect("commit") {
+            CommitOutcome::Committed(version) => numbers.push(version.number),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=8).collect::<Vec<_>>());
+    let latest = stores.content.latest_version(a.id).await.expect("latest").expect("exists");
+    assert_eq!(latest.number, 8);
+    assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").latest_version, Some(8));
+    let page = VersionQuery { asset_id: a.id, state: None, descending: false, after: Some(6), limit: 10 };
+    let numbers: Vec<i64> = stores.content.list_versions(&page).await.expect("list").iter().map(|v| v.number).collect();
+    assert_eq!(numbers, [7, 8]);
+}
+
+async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
+    let a = stored_asset(stores, "users/o").await;
+    let upload = upload_of(&a, &[("f", true)]);
+    stores.content.create_upload(&upload, None).await.expect("create");
+    let CommitOutcome::Committed(first) = stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit")
+    else {
+        panic!("not committed");
+    };
+    let CommitOutcome::Committed(second) =
+        stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit again")
+    else {
+        panic!("not committed");
+    };
+    assert_eq!(first, second, "a second commit returns the first version");
+    assert_eq!(stores.content.get_version(a.id, 1).await.expect("get"), Some(first.clone()));
+    assert_eq!(stores.content.get_version(a.id, 2).await.expect("get"), None);
+    assert!(!stores.content.close_upload(upload.id, UploadState::Cancelled).await.expect("close"));
+
+    let cancelled = upload_of(&a, &[("f", true)]);
+    stores.content.create_upload(&cancelled, None).await.expect("create");
+    assert!(stores.content.close_upload(cancelled.id, UploadState::Cancelled).await.expect("cancel"));
+    let outcome = stores.content.commit_upload(&cancelled, &version_of(&cancelled)).await.expect("commit");
+    assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Cancelled));
+    assert_eq!(stores.content.latest_version(a.id).await.expect("latest").map(|v| v.number), Some(1));
+}
+
+async fn blob_index_answers_which_digests_are_missing(stores: &Stores) {
+    let digests: Vec<String> = (0..700).map(|i| format!("{i:064x}")).collect();
+    for digest in digests.iter().step_by(2) {
+        stores.content.record_blob(digest, 10, Utc::now()).await.expect("record");
+        stores.content.record_blob(digest, 10, Utc::now()).await.expect("recording twice is harmless");
+    }
+    let missing = stores.content.missing_blobs(&digests).await.expect("missing");
+    let expected: Vec<String> = digests.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(missing, expected);
+    assert!(stores.content.missing_blobs(&[]).await.expect("empty").is_empty());
+}
+
+async fn idle_uploads_expire(stores: &Stores) {
+    let a = stored_asset(stores, "users/e").await;
+    let mut idle = upload_of(&a, &[("f", false)]);
+    idle.expire_time = idle.create_time - chrono::Duration::seconds(1);
+    let fresh = upload_of(&a, &[("f", false)]);
+    stores.content.create_upload(&idle, None).await.expect("create");
+    stores.content.create_upload(&fresh, None).await.expect("create");
+    assert_eq!(stores.content.expire_uploads(Utc::now()).await.expect("expire"), [idle.id]);
+    assert!(stores.content.expire_uploads(Utc::now()).await.expect("again").is_empty());
+    let state = stores.content.get_upload(idle.id).await.expect("get").expect("exists").state;
+    assert_eq!(state, UploadState::Expired);
+    let outcome = stores.content.commit_upload(&idle, &version_of(&idle)).await.expect("commit");
+    assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Expired));
 }
