@@ -257,11 +257,14 @@ impl Uploads {
             lineage: Lineage::Upload { upload: upload.id },
             creator: upload.creator.clone(),
             create_time: Utc::now().trunc_subsecs(6),
+            metrics: std::collections::BTreeMap::new(),
+            archive_time: None,
+            revision: 1,
         };
         match self.repo.commit_upload(&upload, &version).await? {
             CommitOutcome::Committed(version) => {
                 self.discard(upload.id);
-                Ok(version)
+                Ok(*version)
             }
             CommitOutcome::NotOpen(state) => Err(Error::UploadClosed { name, state }),
         }

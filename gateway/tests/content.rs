@@ -452,3 +452,137 @@ async fn concurrent_commits_get_distinct_numbers() {
     assert_eq!(seen, [6, 5, 4, 3, 2, 1], "newest first, every version once");
     platform.stop().await;
 }
+
+async fn push(platform: &Platform, user: &str, asset: &str, files: &[(&str, &[u8])]) -> pb::AssetVersion {
+    let mut uploads = platform.uploads(Some(user)).await;
+    let upload = uploads
+        .create_upload(pb::CreateUploadRequest { parent: asset.into(), files: declare(files), ..Default::default() })
+        .await
+        .expect("create upload")
+        .into_inner();
+    let frames: Vec<_> =
+        files.iter().filter(|(_, c)| !c.is_empty()).map(|(p, c)| frame(&upload.name, p, 0, c)).collect();
+    if !frames.is_empty() {
+        uploads.write_upload(tokio_stream::iter(frames)).await.expect("write");
+    }
+    uploads.commit_upload(pb::CommitUploadRequest { name: upload.name }).await.expect("commit").into_inner()
+}
+
+#[tokio::test]
+async fn aliases_move_between_versions_and_resolve() {
+    let platform = Platform::start().await;
+    let asset = new_asset(&platform, "alice", pb::AssetKind::Model).await;
+    let v1 = push(&platform, "alice", &asset.name, &[("model.onnx", b"one")]).await;
+    let v2 = push(&platform, "alice", &asset.name, &[("model.onnx", b"two")]).await;
+    let mut assets = platform.assets(Some("alice")).await;
+    let set = |name: &str, alias: &str| pb::SetVersionAliasRequest {
+        name: name.into(),
+        alias: alias.into(),
+        protected: false,
+    };
+
+    let held = assets.set_version_alias(set(&v1.name, "production")).await.expect("set").into_inner();
+    assert_eq!(held.aliases, ["production"]);
+    let by_alias = assets
+        .get_asset_version(pb::GetAssetVersionRequest { name: format!("{}/versions/production", asset.name) })
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert_eq!(by_alias.version_number, 1);
+
+    assets.set_version_alias(set(&v2.name, "production")).await.expect("move");
+    let listed = assets
+        .list_asset_versions(pb::ListAssetVersionsRequest {
+            parent: asset.name.clone(),
+            filter: "alias = production".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.asset_versions.len(), 1, "one version per alias");
+    assert_eq!(listed.asset_versions[0].version_number, 2);
+    let v1_now = assets.get_asset_version(pb::GetAssetVersionRequest { name: v1.name.clone() }).await.unwrap();
+    assert!(v1_now.into_inner().aliases.is_empty(), "the alias left version 1");
+
+    for bad in ["latest", "12", "Prod", ""] {
+        let err = assets.set_version_alias(set(&v1.name, bad)).await.expect_err(bad);
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
+    }
+    let removed = assets
+        .delete_version_alias(pb::DeleteVersionAliasRequest { asset: asset.name.clone(), alias: "production".into() })
+        .await
+        .expect("delete alias")
+        .into_inner();
+    assert_eq!(removed.previous_version, v2.name);
+    let gone = assets
+        .get_asset_version(pb::GetAssetVersionRequest { name: format!("{}/versions/production", asset.name) })
+        .await
+        .expect_err("alias removed");
+    assert_eq!(gone.code(), Code::NotFound);
+    let err = platform.assets(Some("bob")).await.set_version_alias(set(&v1.name, "mine")).await.expect_err("bob");
+    assert_eq!(err.code(), Code::NotFound);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn version_metadata_changes_but_content_never_does() {
+    let platform = Platform::start().await;
+    let asset = new_asset(&platform, "alice", pb::AssetKind::Model).await;
+    let v1 = push(&platform, "alice", &asset.name, &[("model.pkl", b"weights")]).await;
+    let mut assets = platform.assets(Some("alice")).await;
+    let change = pb::AssetVersion {
+        name: v1.name.clone(),
+        description: "tuned".into(),
+        metrics: [("rmse".to_owned(), 0.31), ("r2".to_owned(), 0.87)].into_iter().collect(),
+        files: vec![],
+        etag: v1.etag.clone(),
+        ..Default::default()
+    };
+    let mask = prost_types::FieldMask { paths: vec!["description".into(), "metrics".into()] };
+    let updated = assets
+        .update_asset_version(pb::UpdateAssetVersionRequest {
+            asset_version: Some(change.clone()),
+            update_mask: Some(mask.clone()),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.description, "tuned");
+    assert_eq!(updated.metrics.get("rmse"), Some(&0.31));
+    assert_eq!(updated.files, v1.files, "the manifest is untouched");
+    assert_eq!(updated.manifest_digest, v1.manifest_digest);
+    let stale = assets
+        .update_asset_version(pb::UpdateAssetVersionRequest { asset_version: Some(change), update_mask: Some(mask) })
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    let files_mask = prost_types::FieldMask { paths: vec!["files".into()] };
+    let err = assets
+        .update_asset_version(pb::UpdateAssetVersionRequest {
+            asset_version: Some(pb::AssetVersion { name: v1.name.clone(), ..Default::default() }),
+            update_mask: Some(files_mask),
+        })
+        .await
+        .expect_err("files are immutable");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let archived = assets.delete_asset_version(pb::DeleteAssetVersionRequest { name: v1.name.clone() }).await.unwrap();
+    assert!(archived.into_inner().archived);
+    let latest = assets
+        .get_asset_version(pb::GetAssetVersionRequest { name: format!("{}/versions/latest", asset.name) })
+        .await
+        .expect_err("no live version left");
+    assert_eq!(latest.code(), Code::NotFound);
+    let listed = assets
+        .list_asset_versions(pb::ListAssetVersionsRequest { parent: asset.name.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.asset_versions.is_empty());
+    let restored =
+        assets.undelete_asset_version(pb::UndeleteAssetVersionRequest { name: v1.name.clone() }).await.unwrap();
+    assert!(!restored.into_inner().archived);
+    assert_eq!(read_all(&platform, "alice", &v1.name, "model.pkl", 0, 0).await, b"weights");
+    platform.stop().await;
+}

@@ -39,6 +39,10 @@ impl AssetApi {
         Self { repo: stores.assets, content: stores.content, page_tokens }
     }
 
+    fn repos(&self) -> versions::Repos<'_> {
+        versions::Repos { assets: self.repo.as_ref(), content: self.content.as_ref() }
+    }
+
     /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
     async fn owned_asset(&self, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
         access::owned_asset(self.repo.as_ref(), principal, field, name).await
@@ -215,8 +219,7 @@ impl AssetService for AssetApi {
         request: Request<pb::GetAssetVersionRequest>,
     ) -> Result<Response<pb::AssetVersion>, Status> {
         let principal = Principal::of(&request)?;
-        let version = versions::get(self.repo.as_ref(), self.content.as_ref(), principal, request.get_ref()).await?;
-        Ok(Response::new(version))
+        Ok(Response::new(versions::get(self.repos(), principal, request.get_ref()).await?))
     }
 
     async fn list_asset_versions(
@@ -224,14 +227,47 @@ impl AssetService for AssetApi {
         request: Request<pb::ListAssetVersionsRequest>,
     ) -> Result<Response<pb::ListAssetVersionsResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let page = versions::list(
-            self.repo.as_ref(),
-            self.content.as_ref(),
-            &self.page_tokens,
-            &principal,
-            request.into_inner(),
-        )
-        .await?;
+        let page = versions::list(self.repos(), &self.page_tokens, &principal, request.into_inner()).await?;
         Ok(Response::new(page))
+    }
+
+    async fn update_asset_version(
+        &self,
+        request: Request<pb::UpdateAssetVersionRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(versions::update(self.repos(), &principal, request.into_inner()).await?))
+    }
+
+    async fn delete_asset_version(
+        &self,
+        request: Request<pb::DeleteAssetVersionRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(versions::set_archived(self.repos(), principal, &request.get_ref().name, true).await?))
+    }
+
+    async fn undelete_asset_version(
+        &self,
+        request: Request<pb::UndeleteAssetVersionRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(versions::set_archived(self.repos(), principal, &request.get_ref().name, false).await?))
+    }
+
+    async fn set_version_alias(
+        &self,
+        request: Request<pb::SetVersionAliasRequest>,
+    ) -> Result<Response<pb::AssetVersion>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(versions::set_alias(self.repos(), &principal, request.into_inner()).await?))
+    }
+
+    async fn delete_version_alias(
+        &self,
+        request: Request<pb::DeleteVersionAliasRequest>,
+    ) -> Result<Response<pb::DeleteVersionAliasResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(versions::delete_alias(self.repos(), &principal, request.into_inner()).await?))
     }
 }

@@ -5,6 +5,7 @@ use highwind_common::validation::Violations;
 use highwind_proto::asset::v1 as pb;
 
 use crate::domain::{
+    aliases::Alias,
     asset::{Asset, AssetDraft, AssetKind, ModelDetails, ModelFormat},
     names,
     upload::{Upload, UploadFile, UploadState},
@@ -119,8 +120,8 @@ fn format_from_proto(value: i32) -> Option<ModelFormat> {
     FORMATS.iter().find(|(p, _)| *p == format).map(|(_, d)| *d)
 }
 
-/// The wire form of a version.
-pub fn version_to_proto(version: &Version) -> pb::AssetVersion {
+/// The wire form of a version, with the aliases that point at it.
+pub fn version_to_proto(version: &Version, aliases: &[Alias]) -> pb::AssetVersion {
     pb::AssetVersion {
         name: names::version_name(version.asset_id, version.number),
         uid: version.id.to_string(),
@@ -133,7 +134,7 @@ pub fn version_to_proto(version: &Version) -> pb::AssetVersion {
         files: version.files.iter().map(file_to_proto).collect(),
         manifest_digest: version.manifest_digest.clone(),
         total_size_bytes: i64::try_from(version.total_size).unwrap_or(i64::MAX),
-        aliases: Vec::new(),
+        aliases: aliases.iter().filter(|a| a.version_number == version.number).map(|a| a.name.clone()).collect(),
         labels: version.labels.clone().into_iter().collect(),
         description: version.description.clone(),
         lineage: Some(pb::Lineage {
@@ -145,12 +146,12 @@ pub fn version_to_proto(version: &Version) -> pb::AssetVersion {
         }),
         creator: version.creator.clone(),
         create_time: Some(timestamp(version.create_time)),
-        archived: false,
-        archive_time: None,
+        archived: version.archive_time.is_some(),
+        archive_time: version.archive_time.map(timestamp),
         image: None,
-        metrics: Default::default(),
+        metrics: version.metrics.clone().into_iter().collect(),
         failure_reason: String::new(),
-        etag: "\"1\"".into(),
+        etag: version.etag(),
     }
 }
 

@@ -167,7 +167,8 @@ impl UploadService for UploadApi {
         let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
         let version = self.uploads.commit(&upload).await?;
         tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
-        Ok(Response::new(version_to_proto(&version)))
+        let aliases = self.uploads.repo().aliases(version.asset_id).await.map_err(Error::from)?;
+        Ok(Response::new(version_to_proto(&version, &aliases)))
     }
 
     async fn cancel_upload(&self, request: Request<pb::CancelUploadRequest>) -> Result<Response<pb::Upload>, Status> {
@@ -204,14 +205,8 @@ impl UploadService for UploadApi {
     ) -> Result<Response<BoxStream<pb::ReadFileResponse>>, Status> {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
-        let version = versions::resolve(
-            self.assets.as_ref(),
-            self.uploads.repo().as_ref(),
-            &principal,
-            "version",
-            &request.version,
-        )
-        .await?;
+        let repos = versions::Repos { assets: self.assets.as_ref(), content: self.uploads.repo().as_ref() };
+        let version = versions::resolve(repos, &principal, "version", &request.version).await?;
         let Some(file) = version.files.iter().find(|f| f.path == request.path).cloned() else {
             return Err(Error::NotFound(format!("{} file {:?}", request.version, request.path)).into());
         };

@@ -1,5 +1,6 @@
 //! Asset rules and types. No tonic, no sqlx: everything here can be tested without a server or a database.
 
+pub mod aliases;
 pub mod asset;
 pub mod labels;
 pub mod listing;

@@ -7,7 +7,7 @@ use highwind_common::validation::Violations;
 use uuid::Uuid;
 
 use super::{
-    labels, paths,
+    paths,
     version::{FileEntry, valid_sha256},
 };
 
@@ -141,10 +141,7 @@ pub fn declare(files: Vec<FileEntry>, limits: UploadLimits) -> Result<Vec<FileEn
 
 /// Checks the version-to-be's description and labels.
 pub fn validate_metadata(description: &str, labels: &BTreeMap<String, String>, violations: &mut Violations) {
-    if description.chars().count() > super::asset::MAX_DESCRIPTION {
-        violations.add("description", format!("at most {} characters", super::asset::MAX_DESCRIPTION));
-    }
-    labels::validate(labels, "labels", violations);
+    super::version::validate_metadata(description, labels, &BTreeMap::new(), "", violations);
 }
 
 /// Why a write of `len` bytes at `offset` into `file`, which has `acknowledged` bytes, is refused.

@@ -88,6 +88,107 @@ pub struct Version {
     pub creator: String,
     /// When it was committed.
     pub create_time: DateTime<Utc>,
+    /// Evaluation metrics (models), e.g. `rmse`.
+    pub metrics: BTreeMap<String, f64>,
+    /// Set while archived.
+    pub archive_time: Option<DateTime<Utc>>,
+    /// Incremented on every metadata change; the etag is derived from it.
+    pub revision: i64,
+}
+
+/// Most metrics one version may carry.
+pub const MAX_METRICS: usize = 256;
+
+/// The metadata fields of a version an update may change; its content never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionField {
+    /// Free text.
+    Description,
+    /// Labels.
+    Labels,
+    /// Metrics.
+    Metrics,
+}
+
+impl VersionField {
+    /// The field a mask path names.
+    pub fn parse(path: &str) -> Option<Self> {
+        match path {
+            "description" => Some(Self::Description),
+            "labels" => Some(Self::Labels),
+            "metrics" => Some(Self::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// The client-supplied metadata of a version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VersionDraft {
+    /// See [`Version::description`].
+    pub description: String,
+    /// See [`Version::labels`].
+    pub labels: BTreeMap<String, String>,
+    /// See [`Version::metrics`].
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Version {
+    /// Opaque concurrency token of the version's metadata.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.revision)
+    }
+
+    /// This version with `fields` taken from `draft`, or why that would be invalid.
+    pub fn updated(
+        &self,
+        draft: &VersionDraft,
+        fields: &[VersionField],
+    ) -> Result<Self, highwind_common::validation::Violations> {
+        let mut next = self.clone();
+        for field in fields {
+            match field {
+                VersionField::Description => next.description.clone_from(&draft.description),
+                VersionField::Labels => next.labels.clone_from(&draft.labels),
+                VersionField::Metrics => next.metrics.clone_from(&draft.metrics),
+            }
+        }
+        let mut violations = highwind_common::validation::Violations::new();
+        validate_metadata(&next.description, &next.labels, &next.metrics, "asset_version", &mut violations);
+        next.revision = self.revision + 1;
+        violations.into_result(next)
+    }
+
+    /// This version archived at `now` (or unarchived with `None`).
+    pub fn with_archive_time(&self, archive_time: Option<DateTime<Utc>>) -> Self {
+        Self { archive_time, revision: self.revision + 1, ..self.clone() }
+    }
+}
+
+/// Checks a version's description, labels and metrics, recording problems under `prefix`.
+pub fn validate_metadata(
+    description: &str,
+    labels: &BTreeMap<String, String>,
+    metrics: &BTreeMap<String, f64>,
+    prefix: &str,
+    violations: &mut highwind_common::validation::Violations,
+) {
+    let field = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+    if description.chars().count() > super::asset::MAX_DESCRIPTION {
+        violations.add(field("description"), format!("at most {} characters", super::asset::MAX_DESCRIPTION));
+    }
+    super::labels::validate(labels, &field("labels"), violations);
+    if metrics.len() > MAX_METRICS {
+        violations.add(field("metrics"), format!("at most {MAX_METRICS} metrics"));
+    }
+    for (name, value) in metrics {
+        if !super::labels::valid_key(name) {
+            violations.add(format!("{}[{name:?}]", field("metrics")), "names follow the label key rules");
+        }
+        if !value.is_finite() {
+            violations.add(format!("{}[{name:?}]", field("metrics")), "must be a finite number");
+        }
+    }
 }
 
 /// True for 64 lowercase hex digits.

@@ -249,6 +249,9 @@ fn version_of(upload: &Upload) -> Version {
         lineage: Lineage::Upload { upload: upload.id },
         creator: upload.creator.clone(),
         create_time: upload.create_time,
+        metrics: BTreeMap::from([("rmse".into(), 0.25)]),
+        archive_time: None,
+        revision: 1,
     }
 }
 
@@ -295,7 +298,15 @@ async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
     let latest = stores.content.latest_version(a.id).await.expect("latest").expect("exists");
     assert_eq!(latest.number, 8);
     assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").latest_version, Some(8));
-    let page = VersionQuery { asset_id: a.id, state: None, descending: false, after: Some(6), limit: 10 };
+    let page = VersionQuery {
+        asset_id: a.id,
+        state: None,
+        alias: None,
+        include_archived: false,
+        descending: false,
+        after: Some(6),
+        limit: 10,
+    };
     let numbers: Vec<i64> = stores.content.list_versions(&page).await.expect("list").iter().map(|v| v.number).collect();
     assert_eq!(numbers, [7, 8]);
 }
@@ -304,7 +315,8 @@ async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
     let a = stored_asset(stores, "users/o").await;
     let upload = upload_of(&a, &[("f", true)]);
     stores.content.create_upload(&upload, None).await.expect("create");
-    let CommitOutcome::Committed(first) = stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit")
+    let CommitOutcome::Committed(first) =
+        stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit")
     else {
         panic!("not committed");
     };
@@ -314,7 +326,7 @@ async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
         panic!("not committed");
     };
     assert_eq!(first, second, "a second commit returns the first version");
-    assert_eq!(stores.content.get_version(a.id, 1).await.expect("get"), Some(first.clone()));
+    assert_eq!(stores.content.get_version(a.id, 1).await.expect("get"), Some(*first.clone()));
     assert_eq!(stores.content.get_version(a.id, 2).await.expect("get"), None);
     assert!(!stores.content.close_upload(upload.id, UploadState::Cancelled).await.expect("close"));
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
+    aliases::Alias,
     asset::Asset,
     listing::AssetQuery,
     upload::{Upload, UploadState},
@@ -73,6 +74,10 @@ pub struct VersionQuery {
     pub state: Option<VersionState>,
     /// Highest number first.
     pub descending: bool,
+    /// Only the version holding this alias.
+    pub alias: Option<String>,
+    /// Include archived versions.
+    pub include_archived: bool,
     /// Strictly after this number, in the list's order.
     pub after: Option<i64>,
     /// Rows to return; the store fetches one more.
@@ -83,7 +88,7 @@ pub struct VersionQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommitOutcome {
     /// The version was created, or had been by an earlier commit of the same upload.
-    Committed(Version),
+    Committed(Box<Version>),
     /// The upload is no longer open (cancelled or expired).
     NotOpen(UploadState),
 }
@@ -125,6 +130,19 @@ pub trait ContentRepository: Send + Sync + std::fmt::Debug {
 
     /// At most `query.limit + 1` versions matching `query`.
     async fn list_versions(&self, query: &VersionQuery) -> Result<Vec<Version>, StoreError>;
+
+    /// Replaces a version's metadata (description, labels, metrics, archive time, revision) if its revision is
+    /// still `expected_revision`; its files never change.
+    async fn update_version(&self, version: &Version, expected_revision: i64) -> Result<bool, StoreError>;
+
+    /// Points `alias` at its version, moving it from any other version of the asset.
+    async fn set_alias(&self, asset_id: Uuid, alias: &Alias, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Removes an alias, returning what it was.
+    async fn delete_alias(&self, asset_id: Uuid, alias: &str) -> Result<Option<Alias>, StoreError>;
+
+    /// Every alias of an asset, by name.
+    async fn aliases(&self, asset_id: Uuid) -> Result<Vec<Alias>, StoreError>;
 }
 
 /// The repositories of one database.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
 use crate::domain::{
+    aliases::Alias,
     upload::{Upload, UploadFile, UploadState},
     version::{FileEntry, Lineage, Version, VersionState},
 };
@@ -65,6 +66,9 @@ struct VersionRow {
     lineage: Json<Lineage>,
     creator: String,
     create_time: DateTime<Utc>,
+    metrics: Json<BTreeMap<String, f64>>,
+    archive_time: Option<DateTime<Utc>>,
+    revision: i64,
 }
 
 impl VersionRow {
@@ -86,12 +90,15 @@ impl VersionRow {
             lineage: self.lineage.0,
             creator: self.creator,
             create_time: self.create_time,
+            metrics: self.metrics.0,
+            archive_time: self.archive_time,
+            revision: self.revision,
         })
     }
 }
 
 const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-                               lineage, creator, create_time FROM versions";
+                               lineage, creator, create_time, metrics, archive_time, revision FROM versions";
 
 fn size(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -219,7 +226,7 @@ impl ContentRepository for PgContent {
                 tx.rollback().await?;
                 let existing = self.get_version(upload.asset_id, number).await?;
                 return existing
-                    .map(CommitOutcome::Committed)
+                    .map(|v| CommitOutcome::Committed(Box::new(v)))
                     .ok_or_else(|| StoreError::Corrupt { id: upload.id.to_string(), reason: "version gone".into() });
             }
             Some((state, _)) if state != UploadState::Open.as_str() => {
@@ -238,7 +245,8 @@ impl ContentRepository for PgContent {
         .await?;
         sqlx::query(
             "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-             lineage, creator, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             lineage, creator, create_time, metrics, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(version.id)
         .bind(version.asset_id)
@@ -251,6 +259,8 @@ impl ContentRepository for PgContent {
         .bind(Json(&version.lineage))
         .bind(&version.creator)
         .bind(version.create_time)
+        .bind(Json(&version.metrics))
+        .bind(version.revision)
         .execute(&mut *tx)
         .await?;
         for file in &version.files {
@@ -268,7 +278,7 @@ impl ContentRepository for PgContent {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(CommitOutcome::Committed(Version { number, ..version.clone() }))
+        Ok(CommitOutcome::Committed(Box::new(Version { number, ..version.clone() })))
     }
 
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
@@ -312,7 +322,9 @@ impl ContentRepository for PgContent {
 
     async fn latest_version(&self, asset_id: Uuid) -> Result<Option<Version>, StoreError> {
         let mut sql = QueryBuilder::<Postgres>::new(VERSION_COLUMNS);
-        sql.push(" WHERE asset_id = ").push_bind(asset_id).push(" AND state = 'READY' ORDER BY number DESC LIMIT 1");
+        sql.push(" WHERE asset_id = ")
+            .push_bind(asset_id)
+            .push(" AND state = 'READY' AND archive_time IS NULL ORDER BY number DESC LIMIT 1");
         let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
         match row {
             Some(row) => Ok(Some(self.version(row).await?)),
@@ -326,6 +338,13 @@ impl ContentRepository for PgContent {
         if let Some(state) = query.state {
             sql.push(" AND state = ").push_bind(state.as_str());
         }
+        if !query.include_archived {
+            sql.push(" AND archive_time IS NULL");
+        }
+        if let Some(alias) = &query.alias {
+            sql.push(" AND number IN (SELECT version_number FROM aliases WHERE asset_id = ").push_bind(query.asset_id);
+            sql.push(" AND alias = ").push_bind(alias.clone()).push(")");
+        }
         if let Some(after) = query.after {
             sql.push(if query.descending { " AND number < " } else { " AND number > " }).push_bind(after);
         }
@@ -337,5 +356,61 @@ impl ContentRepository for PgContent {
             versions.push(self.version(row).await?);
         }
         Ok(versions)
+    }
+
+    async fn update_version(&self, version: &Version, expected_revision: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE versions SET description = $1, labels = $2, metrics = $3, archive_time = $4, revision = $5 \
+             WHERE id = $6 AND revision = $7",
+        )
+        .bind(&version.description)
+        .bind(Json(&version.labels))
+        .bind(Json(&version.metrics))
+        .bind(version.archive_time)
+        .bind(version.revision)
+        .bind(version.id)
+        .bind(expected_revision)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_alias(&self, asset_id: Uuid, alias: &Alias, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO aliases (asset_id, alias, version_number, protected, update_time) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (asset_id, alias) DO UPDATE SET version_number = EXCLUDED.version_number, \
+             protected = EXCLUDED.protected, update_time = EXCLUDED.update_time",
+        )
+        .bind(asset_id)
+        .bind(&alias.name)
+        .bind(alias.version_number)
+        .bind(alias.protected)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_alias(&self, asset_id: Uuid, alias: &str) -> Result<Option<Alias>, StoreError> {
+        let row: Option<(String, i64, bool)> = sqlx::query_as(
+            "DELETE FROM aliases WHERE asset_id = $1 AND alias = $2 RETURNING alias, version_number, protected",
+        )
+        .bind(asset_id)
+        .bind(alias)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(name, version_number, protected)| Alias { name, version_number, protected }))
+    }
+
+    async fn aliases(&self, asset_id: Uuid) -> Result<Vec<Alias>, StoreError> {
+        let rows: Vec<(String, i64, bool)> =
+            sqlx::query_as("SELECT alias, version_number, protected FROM aliases WHERE asset_id = $1 ORDER BY alias")
+                .bind(asset_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version_number, protected)| Alias { name, version_number, protected })
+            .collect())
     }
 }

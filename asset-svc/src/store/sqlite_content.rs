@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
 use crate::domain::{
+    aliases::Alias,
     upload::{Upload, UploadFile, UploadState},
     version::{FileEntry, Lineage, Version, VersionState},
 };
@@ -78,6 +79,9 @@ struct VersionRow {
     lineage: Json<Lineage>,
     creator: String,
     create_micros: i64,
+    metrics: Json<BTreeMap<String, f64>>,
+    archive_micros: Option<i64>,
+    revision: i64,
 }
 
 impl VersionRow {
@@ -88,6 +92,9 @@ impl VersionRow {
             id: uuid(&self.id)?,
             asset_id: uuid(&self.asset_id)?,
             create_time: time(&self.id, self.create_micros)?,
+            archive_time: self.archive_micros.map(|m| time(&self.id, m)).transpose()?,
+            metrics: self.metrics.0,
+            revision: self.revision,
             number: self.number,
             state,
             files,
@@ -102,7 +109,7 @@ impl VersionRow {
 }
 
 const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-                               lineage, creator, create_micros FROM versions";
+                               lineage, creator, create_micros, metrics, archive_micros, revision FROM versions";
 
 #[async_trait]
 impl ContentRepository for SqliteContent {
@@ -226,7 +233,7 @@ impl ContentRepository for SqliteContent {
                 tx.rollback().await?;
                 let existing = self.get_version(upload.asset_id, number).await?;
                 return existing
-                    .map(CommitOutcome::Committed)
+                    .map(|v| CommitOutcome::Committed(Box::new(v)))
                     .ok_or_else(|| StoreError::Corrupt { id: upload.id.to_string(), reason: "version gone".into() });
             }
             Some((state, _)) if state != UploadState::Open.as_str() => {
@@ -244,7 +251,7 @@ impl ContentRepository for SqliteContent {
         .await?;
         sqlx::query(
             "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-             lineage, creator, create_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             lineage, creator, create_micros, metrics, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(version.id.to_string())
         .bind(version.asset_id.to_string())
@@ -257,6 +264,8 @@ impl ContentRepository for SqliteContent {
         .bind(Json(&version.lineage))
         .bind(&version.creator)
         .bind(version.create_time.timestamp_micros())
+        .bind(Json(&version.metrics))
+        .bind(version.revision)
         .execute(&mut *tx)
         .await?;
         for file in &version.files {
@@ -274,7 +283,7 @@ impl ContentRepository for SqliteContent {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(CommitOutcome::Committed(Version { number, ..version.clone() }))
+        Ok(CommitOutcome::Committed(Box::new(Version { number, ..version.clone() })))
     }
 
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
@@ -327,7 +336,7 @@ impl ContentRepository for SqliteContent {
         let mut sql = QueryBuilder::<Sqlite>::new(VERSION_COLUMNS);
         sql.push(" WHERE asset_id = ")
             .push_bind(asset_id.to_string())
-            .push(" AND state = 'READY' ORDER BY number DESC LIMIT 1");
+            .push(" AND state = 'READY' AND archive_micros IS NULL ORDER BY number DESC LIMIT 1");
         let row: Option<VersionRow> = sql.build_query_as().fetch_optional(&self.pool).await?;
         match row {
             Some(row) => Ok(Some(self.version(row).await?)),
@@ -341,6 +350,14 @@ impl ContentRepository for SqliteContent {
         if let Some(state) = query.state {
             sql.push(" AND state = ").push_bind(state.as_str());
         }
+        if !query.include_archived {
+            sql.push(" AND archive_micros IS NULL");
+        }
+        if let Some(alias) = &query.alias {
+            sql.push(" AND number IN (SELECT version_number FROM aliases WHERE asset_id = ")
+                .push_bind(query.asset_id.to_string());
+            sql.push(" AND alias = ").push_bind(alias.clone()).push(")");
+        }
         if let Some(after) = query.after {
             sql.push(if query.descending { " AND number < " } else { " AND number > " }).push_bind(after);
         }
@@ -352,5 +369,61 @@ impl ContentRepository for SqliteContent {
             versions.push(self.version(row).await?);
         }
         Ok(versions)
+    }
+
+    async fn update_version(&self, version: &Version, expected_revision: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE versions SET description = ?, labels = ?, metrics = ?, archive_micros = ?, revision = ? \
+             WHERE id = ? AND revision = ?",
+        )
+        .bind(&version.description)
+        .bind(Json(&version.labels))
+        .bind(Json(&version.metrics))
+        .bind(version.archive_time.map(|t| t.timestamp_micros()))
+        .bind(version.revision)
+        .bind(version.id.to_string())
+        .bind(expected_revision)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_alias(&self, asset_id: Uuid, alias: &Alias, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO aliases (asset_id, alias, version_number, protected, update_micros) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (asset_id, alias) DO UPDATE SET version_number = excluded.version_number, \
+             protected = excluded.protected, update_micros = excluded.update_micros",
+        )
+        .bind(asset_id.to_string())
+        .bind(&alias.name)
+        .bind(alias.version_number)
+        .bind(alias.protected)
+        .bind(now.timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_alias(&self, asset_id: Uuid, alias: &str) -> Result<Option<Alias>, StoreError> {
+        let row: Option<(String, i64, bool)> = sqlx::query_as(
+            "DELETE FROM aliases WHERE asset_id = ? AND alias = ? RETURNING alias, version_number, protected",
+        )
+        .bind(asset_id.to_string())
+        .bind(alias)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(name, version_number, protected)| Alias { name, version_number, protected }))
+    }
+
+    async fn aliases(&self, asset_id: Uuid) -> Result<Vec<Alias>, StoreError> {
+        let rows: Vec<(String, i64, bool)> =
+            sqlx::query_as("SELECT alias, version_number, protected FROM aliases WHERE asset_id = ? ORDER BY alias")
+                .bind(asset_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version_number, protected)| Alias { name, version_number, protected })
+            .collect())
     }
 }
