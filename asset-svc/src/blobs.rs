@@ -91,6 +91,14 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Deletes a blob; deleting one that is already gone is not an error.
+    pub async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Self::location(sha256)).await {
+            Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// `len` bytes of a blob starting at `offset`.
     pub async fn read(&self, sha256: &str, offset: u64, len: u64) -> Result<Bytes, BlobError> {
         Ok(self.store.get_range(&Self::location(sha256), offset..offset + len).await?)

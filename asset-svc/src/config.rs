@@ -19,6 +19,19 @@ pub struct AssetConfig {
     pub blobs: BlobsConfig,
     /// Limits and lifetimes of uploads.
     pub uploads: UploadsConfig,
+    /// Garbage collection of blobs.
+    pub gc: GcConfig,
+    /// Principals allowed to run platform-wide operations (garbage collection), e.g. `users/admin`.
+    pub admins: Vec<String>,
+}
+
+/// Garbage collection of blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// Unreferenced blobs younger than this many seconds are kept, so content a client is about to reference
+    /// (it just asked FindMissingBlobs) is not collected under it.
+    pub grace_seconds: u64,
 }
 
 /// Where file content lives.
@@ -52,6 +65,8 @@ impl Default for AssetConfig {
                 staging_dir: PathBuf::from("./highwind-data/staging"),
             },
             uploads: UploadsConfig { max_files: 10_000, max_version_bytes: 1 << 40, ttl_seconds: 24 * 60 * 60 },
+            gc: GcConfig { grace_seconds: 60 * 60 },
+            admins: Vec::new(),
         }
     }
 }

@@ -27,6 +27,9 @@ pub enum Error {
     /// The operation needs a live resource, but it is archived.
     #[error("{0} is archived")]
     Archived(String),
+    /// Purge of an asset that is not archived.
+    #[error("{0} must be archived before it is purged")]
+    NotPurgeable(String),
     /// Undelete of a resource that is not archived.
     #[error("{0} is not archived")]
     NotArchived(String),

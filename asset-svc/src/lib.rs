@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gc;
 pub mod store;
 pub mod uploads;
 
@@ -51,6 +52,11 @@ pub async fn serve(
     let limits =
         UploadLimits { max_files: config.uploads.max_files, max_version_bytes: config.uploads.max_version_bytes };
     let ttl = Duration::from_secs(config.uploads.ttl_seconds);
+    let housekeeping = api::Housekeeping {
+        blobs: blobs.clone(),
+        grace: Duration::from_secs(config.gc.grace_seconds),
+        admins: config.admins.clone(),
+    };
     let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, ttl);
     let sweeper = tokio::spawn(sweep_expired_uploads(uploads.clone()));
 
@@ -60,7 +66,10 @@ pub async fn serve(
         api::UploadApi::new(stores.assets.clone(), uploads),
         verify.clone(),
     ))
-    .add_service(AssetServiceServer::with_interceptor(api::AssetApi::new(stores, page_tokens), verify.clone()))
+    .add_service(AssetServiceServer::with_interceptor(
+        api::AssetApi::new(stores, page_tokens, housekeeping),
+        verify.clone(),
+    ))
     .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec() };
     let drain = Duration::from_secs(server.drain_seconds);

@@ -40,10 +40,14 @@ async fn start(database_url: String, dir: &std::path::Path) -> Service {
 }
 
 async fn client(service: &Service) -> AssetServiceClient<Channel> {
+    AssetServiceClient::new(connect(service).await)
+}
+
+async fn connect(service: &Service) -> Channel {
     let url = format!("http://{}", service.addr);
     for _ in 0..100 {
         if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-            return AssetServiceClient::new(channel);
+            return channel;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -105,4 +109,157 @@ async fn postgres_only_signed_principals_are_believed() {
         return;
     };
     only_signed_principals_are_believed(url).await;
+}
+
+mod housekeeping {
+    use bytes::Bytes;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    fn sha(content: &[u8]) -> String {
+        hex::encode(Sha256::digest(content))
+    }
+
+    struct Caller {
+        channel: Channel,
+        user: &'static str,
+    }
+
+    impl Caller {
+        fn req<T>(&self, message: T) -> Request<T> {
+            as_user(message, self.user, SECRET.as_bytes())
+        }
+
+        fn assets(&self) -> AssetServiceClient<Channel> {
+            AssetServiceClient::new(self.channel.clone())
+        }
+
+        fn uploads(&self) -> highwind_proto::asset::v1::upload_service_client::UploadServiceClient<Channel> {
+            highwind_proto::asset::v1::upload_service_client::UploadServiceClient::new(self.channel.clone())
+        }
+
+        async fn asset(&self) -> pb::Asset {
+            self.assets().create_asset(self.req(create("gc"))).await.unwrap().into_inner()
+        }
+
+        /// Opens an upload of `content` at `path`, writes it, and commits it when `commit` is set.
+        async fn upload(&self, asset: &str, path: &str, content: &'static [u8], commit: bool) {
+            let files = vec![pb::UploadFile {
+                path: path.into(),
+                size_bytes: content.len() as i64,
+                sha256: sha(content),
+                ..Default::default()
+            }];
+            let request = pb::CreateUploadRequest { parent: asset.into(), files, ..Default::default() };
+            let upload = self.uploads().create_upload(self.req(request)).await.unwrap().into_inner();
+            let chunk = pb::WriteUploadChunkRequest {
+                upload: upload.name.clone(),
+                path: path.into(),
+                offset: 0,
+                data: Bytes::from_static(content),
+            };
+            self.uploads().write_upload_chunk(self.req(chunk)).await.unwrap();
+            if commit {
+                let request = pb::CommitUploadRequest { name: upload.name };
+                self.uploads().commit_upload(self.req(request)).await.unwrap();
+            }
+        }
+
+        async fn missing(&self, digests: &[&[u8]]) -> Vec<String> {
+            let request = pb::FindMissingBlobsRequest { sha256: digests.iter().map(|d| sha(d)).collect() };
+            self.uploads().find_missing_blobs(self.req(request)).await.unwrap().into_inner().missing_sha256
+        }
+
+        async fn collect(&self, dry_run: bool) -> Result<pb::CollectGarbageResponse, tonic::Status> {
+            let request = pb::CollectGarbageRequest { dry_run };
+            self.assets().collect_garbage(self.req(request)).await.map(tonic::Response::into_inner)
+        }
+    }
+
+    async fn purge_then_collect_removes_only_unreferenced_blobs(database_url: String) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = ServerConfig {
+            listen: addr,
+            database_url,
+            max_connections: 4,
+            internal_secret: Secret::new(SECRET),
+            drain_seconds: 2,
+        };
+        let mut config = asset_svc::AssetConfig { server, ..Default::default() };
+        config.blobs.url = dir.path().join("blobs").display().to_string();
+        config.blobs.staging_dir = dir.path().join("staging");
+        config.gc.grace_seconds = 0;
+        config.admins = vec!["users/admin".into()];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(asset_svc::serve(listener, async { stopped.await.unwrap_or(()) }, config));
+        let service = Service { addr, stop, task };
+        let channel = connect(&service).await;
+        let alice = Caller { channel: channel.clone(), user: "alice" };
+        let admin = Caller { channel, user: "admin" };
+
+        let kept = alice.asset().await;
+        let doomed = alice.asset().await;
+        alice.upload(&kept.name, "kept.bin", b"kept content", true).await;
+        alice.upload(&doomed.name, "doomed.bin", b"doomed content", true).await;
+        alice.upload(&kept.name, "pending.bin", b"pending content", false).await;
+
+        let err = alice
+            .assets()
+            .purge_asset(alice.req(pb::PurgeAssetRequest { name: doomed.name.clone(), etag: doomed.etag.clone() }))
+            .await
+            .expect_err("only archived assets can be purged");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+        let archived = alice
+            .assets()
+            .delete_asset(alice.req(pb::DeleteAssetRequest { name: doomed.name.clone(), etag: String::new() }))
+            .await
+            .unwrap()
+            .into_inner();
+        let purged = alice
+            .assets()
+            .purge_asset(alice.req(pb::PurgeAssetRequest { name: doomed.name.clone(), etag: archived.etag }))
+            .await
+            .expect("purge")
+            .into_inner();
+        assert_eq!(purged.purged_versions, 1);
+        let gone = alice.assets().get_asset(alice.req(pb::GetAssetRequest { name: doomed.name.clone() })).await;
+        assert_eq!(gone.expect_err("purged").code(), Code::NotFound);
+
+        assert_eq!(alice.collect(false).await.expect_err("not an admin").code(), Code::PermissionDenied);
+        let dry = admin.collect(true).await.expect("dry run");
+        assert_eq!(dry.digests, [sha(b"doomed content")]);
+        assert_eq!(alice.missing(&[b"doomed content"]).await.len(), 0, "a dry run deletes nothing");
+        let done = admin.collect(false).await.expect("collect");
+        assert_eq!(done.digests, [sha(b"doomed content")]);
+        assert_eq!(done.bytes, b"doomed content".len() as i64);
+        assert_eq!(
+            alice.missing(&[b"doomed content", b"kept content", b"pending content"]).await,
+            [sha(b"doomed content")],
+            "blobs of versions and open uploads are never collected"
+        );
+        assert!(admin.collect(false).await.expect("again").digests.is_empty());
+
+        service.stop.send(()).unwrap();
+        service.task.await.unwrap().expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn sqlite_purge_then_collect_removes_only_unreferenced_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        purge_then_collect_removes_only_unreferenced_blobs(testing::fresh_sqlite_url(dir.path())).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_purge_then_collect_removes_only_unreferenced_blobs() {
+        let Some(url) = testing::fresh_postgres_url().await else {
+            eprintln!(
+                "postgres_purge_then_collect_removes_only_unreferenced_blobs skipped: no PostgreSQL server reachable"
+            );
+            return;
+        };
+        purge_then_collect_removes_only_unreferenced_blobs(url).await;
+    }
 }

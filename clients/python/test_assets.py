@@ -927,7 +927,6 @@ def test_unimplemented_methods_answer_unimplemented(pb, channel_for):
         (pb.market_grpc.MarketplaceServiceStub(channel).ListListings, pb.market_svc.ListListingsRequest()),
         (pb.pipeline_grpc.PipelineServiceStub(channel).GetRun, pb.pipeline_svc.GetRunRequest(name="runs/x")),
         (pb.image_grpc.ImageServiceStub(channel).ListImages, pb.image_svc.ListImagesRequest()),
-        (pb.asset_grpc.AssetServiceStub(channel).PurgeAsset, pb.asset_svc.PurgeAssetRequest(name="assets/x")),
     ]
     for call, request in calls:
         expect_error(grpc.StatusCode.UNIMPLEMENTED, call, request)

@@ -34,26 +34,25 @@ use tonic::{
 
 const MIB: u64 = 1024 * 1024;
 const FRAME: usize = 2 * 1024 * 1024;
+/// Repetitions of the throughput and read measurements.
+const ROUNDS: u64 = 3;
 
 struct Sizes {
     throughput_bytes: u64,
     memory_bytes: [u64; 2],
-    read_clients: usize,
     read_seconds: u64,
 }
+
+/// Concurrent clients of the read benchmark.
+const READ_CLIENTS: [usize; 2] = [8, 32];
 
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
-        Sizes { throughput_bytes: 128 * MIB, memory_bytes: [64 * MIB, 256 * MIB], read_clients: 8, read_seconds: 3 }
+        Sizes { throughput_bytes: 128 * MIB, memory_bytes: [64 * MIB, 256 * MIB], read_seconds: 3 }
     } else {
-        Sizes {
-            throughput_bytes: 1024 * MIB,
-            memory_bytes: [1024 * MIB, 8192 * MIB],
-            read_clients: 8,
-            read_seconds: 10,
-        }
+        Sizes { throughput_bytes: 1024 * MIB, memory_bytes: [1024 * MIB, 8192 * MIB], read_seconds: 10 }
     };
     let work =
         tempfile::tempdir_in(std::env::var_os("HIGHWIND_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from))
@@ -61,18 +60,34 @@ async fn main() {
     let platform = Platform::start(work.path()).await;
     println!("# highwind platform benchmarks ({})", if quick { "quick" } else { "full" });
 
-    // 1. Throughput: baseline first, then through the gateway, same bytes.
-    let baseline = baseline_upload(work.path(), sizes.throughput_bytes).await;
-    let through = platform.upload(sizes.throughput_bytes, 1).await;
+    // Reads first, while the machine is quiet: the uploads below leave gigabytes of page cache to write back.
+    platform.upload(MIB, 1).await;
+    // 1. Concurrent reads of one version's metadata, in rounds.
+    for (round, clients) in READ_CLIENTS.into_iter().flat_map(|c| (1..=ROUNDS).map(move |r| (r, c))) {
+        let (rps, p50, p99) = platform.read_load(clients, Duration::from_secs(sizes.read_seconds)).await;
+        println!(
+            "GetAssetVersion round {round}, {clients} clients, {} s: {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (target >= 20000 req/s)",
+            sizes.read_seconds,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    // 2. Throughput: baseline and gateway runs alternate, same bytes; the best of each counts, since a shared
+    //    machine only ever makes a run slower.
+    let (mut baseline, mut through) = (Duration::MAX, Duration::MAX);
+    for round in 0..ROUNDS {
+        baseline = baseline.min(baseline_upload(work.path(), sizes.throughput_bytes).await);
+        through = through.min(platform.upload(sizes.throughput_bytes, 100 + round).await.elapsed);
+    }
     println!(
-        "upload {} MiB: baseline {:.0} MiB/s, through gateway {:.0} MiB/s = {:.0}% of baseline (target >= 65%)",
+        "upload {} MiB (best of {ROUNDS}): baseline {:.0} MiB/s, through gateway {:.0} MiB/s = {:.0}% of baseline (target >= 65%)",
         sizes.throughput_bytes / MIB,
         rate(sizes.throughput_bytes, baseline),
-        rate(sizes.throughput_bytes, through.elapsed),
-        100.0 * baseline.as_secs_f64() / through.elapsed.as_secs_f64()
+        rate(sizes.throughput_bytes, through),
+        100.0 * baseline.as_secs_f64() / through.as_secs_f64()
     );
 
-    // 2. Memory growth of the server process while it receives each upload.
+    // 3. Memory growth of the server process while it receives each upload.
     for (i, bytes) in sizes.memory_bytes.into_iter().enumerate() {
         let run = platform.upload(bytes, 2 + i as u64).await;
         println!(
@@ -85,15 +100,6 @@ async fn main() {
         );
     }
 
-    // 3. Concurrent reads of one version's metadata.
-    let (rps, p50, p99) = platform.read_load(sizes.read_clients, Duration::from_secs(sizes.read_seconds)).await;
-    println!(
-        "GetAssetVersion, {} clients, {} s: {rps:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (target >= 20000 req/s)",
-        sizes.read_clients,
-        sizes.read_seconds,
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3
-    );
     platform.stop().await;
 }
 

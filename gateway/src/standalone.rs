@@ -128,12 +128,15 @@ impl Standalone {
             };
             let stop = stopped(services_rx.clone());
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
+            // The first dev user administers the embedded platform.
+            let admins = vec![format!("users/{}", users[0])];
             tasks.spawn(async move {
                 let result = match part {
                     "asset" => {
                         let mut config = asset_svc::AssetConfig { server, ..asset_svc::AssetConfig::default() };
                         config.blobs.url = blobs_dir.display().to_string();
                         config.blobs.staging_dir = staging_dir;
+                        config.admins = admins;
                         asset_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                     "usecase" => usecase_svc::serve(listener, stop, usecase_svc::UseCaseConfig { server })

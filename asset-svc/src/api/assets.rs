@@ -1,6 +1,6 @@
 //! `highwind.asset.v1.AssetService`: asset metadata. Versions, aliases and collection come with asset content.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
@@ -13,17 +13,30 @@ use super::{
     versions,
 };
 use crate::{
+    blobs::BlobStore,
     domain::{
         asset::{Asset, AssetField},
         listing::{AssetFilter, AssetQuery, Cursor, Order, page_size},
         names,
     },
     error::Error,
+    gc,
     store::{AssetRepository, ContentRepository, Stores},
 };
 
 /// Longest idempotency key, in characters.
 const MAX_REQUEST_ID: usize = 128;
+
+/// Platform-wide housekeeping: who may run it and on what.
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    /// The blob store to collect from.
+    pub blobs: BlobStore,
+    /// Unreferenced blobs younger than this are kept.
+    pub grace: Duration,
+    /// Principals allowed to collect garbage.
+    pub admins: Vec<String>,
+}
 
 /// Handlers of `AssetService`.
 #[derive(Debug, Clone)]
@@ -31,12 +44,13 @@ pub struct AssetApi {
     repo: Arc<dyn AssetRepository>,
     content: Arc<dyn ContentRepository>,
     page_tokens: PageTokens,
+    housekeeping: Housekeeping,
 }
 
 impl AssetApi {
     /// Handlers over `stores`, signing page tokens with `page_tokens`.
-    pub fn new(stores: Stores, page_tokens: PageTokens) -> Self {
-        Self { repo: stores.assets, content: stores.content, page_tokens }
+    pub fn new(stores: Stores, page_tokens: PageTokens, housekeeping: Housekeeping) -> Self {
+        Self { repo: stores.assets, content: stores.content, page_tokens, housekeeping }
     }
 
     fn repos(&self) -> versions::Repos<'_> {
@@ -212,6 +226,50 @@ impl AssetService for AssetApi {
         let restored = current.unarchived(Utc::now());
         let stored = self.replace(&current, restored, "").await?;
         Ok(Response::new(asset_to_proto(&stored)))
+    }
+
+    async fn purge_asset(
+        &self,
+        request: Request<pb::PurgeAssetRequest>,
+    ) -> Result<Response<pb::PurgeAssetResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        let pb::PurgeAssetRequest { name, etag } = request.get_ref();
+        let current = self.owned_asset(principal, "name", name).await?;
+        if etag.is_empty() {
+            return Err(Error::Invalid(Violations::one("etag", "required: purging cannot be undone")).into());
+        }
+        if *etag != current.etag() {
+            return Err(Error::StaleEtag { name: name.clone(), sent: etag.clone() }.into());
+        }
+        if current.archive_time.is_none() {
+            return Err(Error::NotPurgeable(name.clone()).into());
+        }
+        let (versions, uploads) = self.content.purge_asset(current.id).await.map_err(Error::from)?;
+        for upload in uploads {
+            if let Err(error) = self.housekeeping.blobs.discard_staging(upload) {
+                tracing::warn!(upload = %upload, error = %error, "staged data not removed");
+            }
+        }
+        tracing::info!(asset = %current.id, versions, "asset purged");
+        Ok(Response::new(pb::PurgeAssetResponse { purged_versions: i64::try_from(versions).unwrap_or(i64::MAX) }))
+    }
+
+    async fn collect_garbage(
+        &self,
+        request: Request<pb::CollectGarbageRequest>,
+    ) -> Result<Response<pb::CollectGarbageResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        if !self.housekeeping.admins.iter().any(|admin| admin == principal.as_str()) {
+            return Err(Status::permission_denied("garbage collection is for platform administrators"));
+        }
+        let keeping = &self.housekeeping;
+        let done = gc::collect(self.content.as_ref(), &keeping.blobs, keeping.grace, request.get_ref().dry_run).await?;
+        Ok(Response::new(pb::CollectGarbageResponse {
+            digests: done.digests,
+            bytes: i64::try_from(done.bytes).unwrap_or(i64::MAX),
+            kept_in_grace: i64::try_from(done.kept_in_grace).unwrap_or(i64::MAX),
+            cutoff_time: Some(super::convert::timestamp(done.cutoff)),
+        }))
     }
 
     async fn get_asset_version(

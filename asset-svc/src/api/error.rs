@@ -25,6 +25,11 @@ impl From<Error> for Status {
                 format!("{name} is archived: undelete it first"),
                 "ARCHIVED",
             ),
+            Error::NotPurgeable(name) => status::with_reason(
+                Code::FailedPrecondition,
+                format!("{name} must be archived (DeleteAsset) before it is purged"),
+                "NOT_ARCHIVED",
+            ),
             Error::NotArchived(name) => {
                 status::with_reason(Code::AlreadyExists, format!("{name} is not archived"), "NOT_ARCHIVED")
             }

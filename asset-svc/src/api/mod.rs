@@ -8,5 +8,5 @@ mod error;
 mod uploads;
 mod versions;
 
-pub use assets::AssetApi;
+pub use assets::{AssetApi, Housekeeping};
 pub use uploads::UploadApi;

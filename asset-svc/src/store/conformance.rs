@@ -22,7 +22,7 @@ macro_rules! conformance {
                     let dir = tempfile::tempdir().expect("tempdir");
                     let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
                     let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
-                    let stores = crate::store::open(db).await.expect("migrate");
+                    let stores = crate::store::open_uncached(db).await.expect("migrate");
                     super::$check(&stores).await;
                 }
             )*
@@ -36,7 +36,7 @@ macro_rules! conformance {
                         return;
                     };
                     let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
-                    let stores = crate::store::open(db).await.expect("migrate");
+                    let stores = crate::store::open_uncached(db).await.expect("migrate");
                     super::$check(&stores).await;
                 }
             )*
@@ -207,6 +207,11 @@ async fn filters_select_kind_labels_archive_and_owner(stores: &Stores) {
     assert_eq!(names(repo.list(&q).await.expect("list")), ["old"]);
 }
 
+fn digest_of(path: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(path.as_bytes()))
+}
+
 async fn stored_asset(stores: &Stores, owner: &str) -> Asset {
     let a = asset(owner, "content", AssetKind::Dataset);
     stores.assets.create(&a, None).await.expect("create asset")
@@ -222,7 +227,7 @@ fn upload_of(asset: &Asset, files: &[(&str, bool)]) -> Upload {
         files: files
             .iter()
             .map(|(path, complete)| UploadFile {
-                entry: FileEntry { path: (*path).into(), size: 3, sha256: "a".repeat(64) },
+                entry: FileEntry { path: (*path).into(), size: 3, sha256: digest_of(path) },
                 complete: *complete,
             })
             .collect(),
@@ -257,9 +262,16 @@ fn version_of(upload: &Upload) -> Version {
 
 async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     let a = stored_asset(stores, "users/u").await;
+    stores.content.record_blob(&digest_of("a.csv"), 3, Utc::now()).await.expect("record");
     let first = upload_of(&a, &[("b.csv", false), ("a.csv", true)]);
     let stored = stores.content.create_upload(&first, Some("key")).await.expect("create");
     assert_eq!(stored, first);
+    // A file claimed present whose blob is not indexed (collected meanwhile) must be sent after all.
+    let stale_claim = upload_of(&a, &[("z.csv", true)]);
+    let stored = stores.content.create_upload(&stale_claim, None).await.expect("create");
+    assert!(!stored.files[0].complete);
+    let fetched = stores.content.get_upload(stale_claim.id).await.expect("get").expect("exists");
+    assert_eq!(fetched.missing(), ["z.csv"]);
     let mut fetched = stores.content.get_upload(first.id).await.expect("get").expect("exists");
     fetched.files.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
     let mut expected = first.clone();

@@ -18,6 +18,51 @@ use crate::domain::{
     version::{Version, VersionState},
 };
 
+/// See [`blob_referenced!`].
+/// The condition, in SQL both backends speak, that blob `blobs.sha256` is referenced by a version (live or
+/// archived) or by an open upload. A macro, so statements built with it stay literals.
+macro_rules! blob_referenced {
+    () => {
+        "(EXISTS (SELECT 1 FROM version_files vf WHERE vf.sha256 = blobs.sha256) \
+          OR EXISTS (SELECT 1 FROM upload_files uf JOIN uploads u ON u.id = uf.upload_id \
+                     WHERE uf.sha256 = blobs.sha256 AND u.state = 'OPEN'))"
+    };
+}
+pub(crate) use blob_referenced;
+
+/// The repositories of one database.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Asset metadata.
+    pub assets: Arc<dyn AssetRepository>,
+    /// Versions, uploads and blobs.
+    pub content: Arc<dyn ContentRepository>,
+}
+
+/// Migrates `db` and returns the repositories for its backend, behind read caches.
+pub async fn open(db: Database) -> Result<Stores, DbError> {
+    let raw = open_uncached(db).await?;
+    let assets = Arc::new(cached::CachedAssets::new(raw.assets));
+    let content = Arc::new(cached::CachedContent::new(raw.content, assets.clone()));
+    Ok(Stores { assets, content })
+}
+
+/// Migrates `db` and returns the bare repositories for its backend.
+pub async fn open_uncached(db: Database) -> Result<Stores, DbError> {
+    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    Ok(match db {
+        Database::Postgres(pool) => Stores {
+            assets: Arc::new(pg::PgAssets::new(pool.clone())),
+            content: Arc::new(pg_content::PgContent::new(pool)),
+        },
+        Database::Sqlite(pool) => Stores {
+            assets: Arc::new(sqlite::SqliteAssets::new(pool.clone())),
+            content: Arc::new(sqlite_content::SqliteContent::new(pool)),
+        },
+    })
+}
+
+mod cached;
 mod pg;
 mod pg_content;
 mod sqlite;
@@ -143,28 +188,16 @@ pub trait ContentRepository: Send + Sync + std::fmt::Debug {
 
     /// Every alias of an asset, by name.
     async fn aliases(&self, asset_id: Uuid) -> Result<Vec<Alias>, StoreError>;
-}
 
-/// The repositories of one database.
-#[derive(Debug, Clone)]
-pub struct Stores {
-    /// Asset metadata.
-    pub assets: Arc<dyn AssetRepository>,
-    /// Versions, uploads and blobs.
-    pub content: Arc<dyn ContentRepository>,
-}
+    /// Removes an asset with its versions, uploads and aliases; returns how many versions went and the ids of
+    /// the uploads (whose staged data the caller removes). Blobs stay for garbage collection.
+    async fn purge_asset(&self, asset_id: Uuid) -> Result<(u64, Vec<Uuid>), StoreError>;
 
-/// Migrates `db` and returns the repositories for its backend.
-pub async fn open(db: Database) -> Result<Stores, DbError> {
-    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
-    Ok(match db {
-        Database::Postgres(pool) => Stores {
-            assets: Arc::new(pg::PgAssets::new(pool.clone())),
-            content: Arc::new(pg_content::PgContent::new(pool)),
-        },
-        Database::Sqlite(pool) => Stores {
-            assets: Arc::new(sqlite::SqliteAssets::new(pool.clone())),
-            content: Arc::new(sqlite_content::SqliteContent::new(pool)),
-        },
-    })
+    /// Blobs no version and no open upload references: those indexed before `cutoff` (to collect), and how
+    /// many younger ones are kept by the grace window.
+    async fn unreferenced_blobs(&self, cutoff: DateTime<Utc>) -> Result<(Vec<(String, u64)>, u64), StoreError>;
+
+    /// Drops `sha256` from the index if still unreferenced, atomically with respect to new uploads claiming
+    /// it; true when dropped (the caller then deletes the object).
+    async fn drop_blob_if_unreferenced(&self, sha256: &str) -> Result<bool, StoreError>;
 }

@@ -108,6 +108,7 @@ fn size(value: u64) -> i64 {
 impl ContentRepository for PgContent {
     async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(GC_LOCK).execute(&mut *tx).await?;
         let inserted = sqlx::query(
             "INSERT INTO uploads (id, asset_id, creator, state, description, labels, create_time, expire_time, \
              request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
@@ -149,8 +150,26 @@ impl ContentRepository for PgContent {
             .execute(&mut *tx)
             .await?;
         }
+        // A blob claimed as present may have been collected since it was looked up: such files need bytes.
+        let claimed: Vec<String> = upload.files.iter().filter(|f| f.complete).map(|f| f.entry.sha256.clone()).collect();
+        let held: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ANY($1)")
+            .bind(&claimed)
+            .fetch_all(&mut *tx)
+            .await?;
+        let gone: Vec<String> = claimed.into_iter().filter(|sha| !held.contains(sha)).collect();
+        if !gone.is_empty() {
+            sqlx::query("UPDATE upload_files SET complete = FALSE WHERE upload_id = $1 AND sha256 = ANY($2)")
+                .bind(upload.id)
+                .bind(&gone)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(upload.clone())
+        let mut stored = upload.clone();
+        for file in &mut stored.files {
+            file.complete &= !gone.contains(&file.entry.sha256);
+        }
+        Ok(stored)
     }
 
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
@@ -413,4 +432,56 @@ impl ContentRepository for PgContent {
             .map(|(name, version_number, protected)| Alias { name, version_number, protected })
             .collect())
     }
+
+    async fn purge_asset(&self, asset_id: Uuid) -> Result<(u64, Vec<Uuid>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM aliases WHERE asset_id = $1").bind(asset_id).execute(&mut *tx).await?;
+        let versions = sqlx::query("DELETE FROM versions WHERE asset_id = $1")
+            .bind(asset_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let uploads: Vec<Uuid> = sqlx::query_scalar("DELETE FROM uploads WHERE asset_id = $1 RETURNING id")
+            .bind(asset_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM assets WHERE id = $1").bind(asset_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((versions, uploads))
+    }
+
+    async fn unreferenced_blobs(&self, cutoff: DateTime<Utc>) -> Result<(Vec<(String, u64)>, u64), StoreError> {
+        let old: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT sha256, size FROM blobs WHERE create_time < $1 AND NOT ",
+            super::blob_referenced!(),
+            " ORDER BY sha256"
+        ))
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        let young: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM blobs WHERE create_time >= $1 AND NOT ",
+            super::blob_referenced!()
+        ))
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((old.into_iter().map(|(sha, size)| (sha, size.max(0) as u64)).collect(), young.max(0) as u64))
+    }
+
+    async fn drop_blob_if_unreferenced(&self, sha256: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Exclusive against uploads being created, which hold the shared side while they claim blobs.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(GC_LOCK).execute(&mut *tx).await?;
+        let dropped = sqlx::query(concat!("DELETE FROM blobs WHERE sha256 = $1 AND NOT ", super::blob_referenced!()))
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(dropped == 1)
+    }
 }
+
+/// Advisory lock key that serializes garbage collection against uploads claiming existing blobs.
+const GC_LOCK: i64 = 0x4869_6768_7769_6e64;

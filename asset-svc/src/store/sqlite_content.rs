@@ -155,8 +155,28 @@ impl ContentRepository for SqliteContent {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A blob claimed as present may have been collected since it was looked up: such files need bytes.
+        let mut gone = Vec::new();
+        for file in upload.files.iter().filter(|f| f.complete) {
+            let held: Option<String> = sqlx::query_scalar("SELECT sha256 FROM blobs WHERE sha256 = ?")
+                .bind(&file.entry.sha256)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                sqlx::query("UPDATE upload_files SET complete = 0 WHERE upload_id = ? AND path = ?")
+                    .bind(upload.id.to_string())
+                    .bind(&file.entry.path)
+                    .execute(&mut *tx)
+                    .await?;
+                gone.push(file.entry.path.clone());
+            }
+        }
         tx.commit().await?;
-        Ok(upload.clone())
+        let mut stored = upload.clone();
+        for file in &mut stored.files {
+            file.complete &= !gone.contains(&file.entry.path);
+        }
+        Ok(stored)
     }
 
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
@@ -425,5 +445,52 @@ impl ContentRepository for SqliteContent {
             .into_iter()
             .map(|(name, version_number, protected)| Alias { name, version_number, protected })
             .collect())
+    }
+
+    async fn purge_asset(&self, asset_id: Uuid) -> Result<(u64, Vec<Uuid>), StoreError> {
+        let id = asset_id.to_string();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM aliases WHERE asset_id = ?").bind(&id).execute(&mut *tx).await?;
+        let versions =
+            sqlx::query("DELETE FROM versions WHERE asset_id = ?").bind(&id).execute(&mut *tx).await?.rows_affected();
+        let uploads: Vec<String> = sqlx::query_scalar("DELETE FROM uploads WHERE asset_id = ? RETURNING id")
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM assets WHERE id = ?").bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((versions, uploads.iter().map(|u| uuid(u)).collect::<Result<_, _>>()?))
+    }
+
+    async fn unreferenced_blobs(&self, cutoff: DateTime<Utc>) -> Result<(Vec<(String, u64)>, u64), StoreError> {
+        let old: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT sha256, size FROM blobs WHERE create_micros < ? AND NOT ",
+            super::blob_referenced!(),
+            " ORDER BY sha256"
+        ))
+        .bind(cutoff.timestamp_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        let young: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM blobs WHERE create_micros >= ? AND NOT ",
+            super::blob_referenced!()
+        ))
+        .bind(cutoff.timestamp_micros())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((old.into_iter().map(|(sha, size)| (sha, size.max(0) as u64)).collect(), young.max(0) as u64))
+    }
+
+    async fn drop_blob_if_unreferenced(&self, sha256: &str) -> Result<bool, StoreError> {
+        // BEGIN IMMEDIATE serializes this with uploads being created, which claim blobs in their own
+        // immediate transaction.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let dropped = sqlx::query(concat!("DELETE FROM blobs WHERE sha256 = ? AND NOT ", super::blob_referenced!()))
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(dropped == 1)
     }
 }
