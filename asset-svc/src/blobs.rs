@@ -8,7 +8,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, local::LocalFileSystem, path::Path as StorePath};
+use object_store::{
+    ObjectStore, ObjectStoreExt, WriteMultipart, aws::AmazonS3Builder, local::LocalFileSystem, path::Path as StorePath,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -22,34 +24,81 @@ pub enum BlobError {
     #[error("staging: {0}")]
     Io(#[from] std::io::Error),
     /// The configured URL names no supported store.
-    #[error("unsupported blob store url {0:?}: use a directory path or file:///…")]
+    #[error("unsupported blob store url {0:?}: use a directory path, file:///… or s3://bucket/prefix")]
     Unsupported(String),
 }
+
+/// Bytes per part when a staged file is copied into a remote store.
+const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// Where verified content lives (by SHA-256) and where uploads are staged.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    store: Arc<LocalFileSystem>,
+    store: Arc<dyn ObjectStore>,
+    /// Set for a local directory: promotion is then a rename instead of a copy.
+    local: Option<Arc<LocalFileSystem>>,
+    prefix: String,
     staging: PathBuf,
 }
 
+/// Connection settings of an S3-compatible store; empty fields fall back to the `AWS_*` environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Options {
+    /// Endpoint for S3-compatible servers (MinIO, …), e.g. `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    /// Region.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: highwind_common::config::Secret,
+    /// Allow plain-HTTP endpoints.
+    pub allow_http: bool,
+}
+
 impl BlobStore {
-    /// Opens the store at `url` (a directory path or `file:///…`) with staging in `staging_dir`, creating
-    /// both. Writes are fsynced, so a stored blob survives a crash.
-    pub fn open(url: &str, staging_dir: &Path) -> Result<Self, BlobError> {
+    /// Opens the store at `url` — a directory path, `file:///…`, or `s3://bucket/prefix` — with staging in
+    /// `staging_dir`. Local writes are fsynced, so a stored blob survives a crash; S3 acknowledges a write only
+    /// once it is durable.
+    pub fn open(url: &str, staging_dir: &Path, s3: &S3Options) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(staging_dir)?;
+        let staging = staging_dir.canonicalize()?;
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (value, set) in [
+                (&s3.endpoint, AmazonS3Builder::with_endpoint as fn(AmazonS3Builder, String) -> AmazonS3Builder),
+                (&s3.region, AmazonS3Builder::with_region),
+                (&s3.access_key_id, AmazonS3Builder::with_access_key_id),
+            ] {
+                if !value.is_empty() {
+                    builder = set(builder, value.clone());
+                }
+            }
+            if !s3.secret_access_key.is_empty() {
+                builder = builder.with_secret_access_key(s3.secret_access_key.expose());
+            }
+            if s3.allow_http {
+                builder = builder.with_allow_http(true);
+            }
+            let store = builder.build()?;
+            let prefix = prefix.trim_matches('/').to_owned();
+            return Ok(Self { store: Arc::new(store), local: None, prefix, staging });
+        }
         let dir = match url.strip_prefix("file://") {
             Some(path) => PathBuf::from(path),
             None if !url.contains("://") => PathBuf::from(url),
             None => return Err(BlobError::Unsupported(url.to_owned())),
         };
         std::fs::create_dir_all(&dir)?;
-        std::fs::create_dir_all(staging_dir)?;
-        let store = LocalFileSystem::new_with_prefix(&dir)?.with_fsync(true);
-        Ok(Self { store: Arc::new(store), staging: staging_dir.canonicalize()? })
+        let local = Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_fsync(true));
+        Ok(Self { store: local.clone(), local: Some(local), prefix: String::new(), staging })
     }
 
-    fn location(sha256: &str) -> StorePath {
-        StorePath::from(format!("sha256/{}/{}", &sha256[..2], sha256))
+    fn location(&self, sha256: &str) -> StorePath {
+        let key = format!("sha256/{}/{}", &sha256[..2], sha256);
+        if self.prefix.is_empty() { StorePath::from(key) } else { StorePath::from(format!("{}/{key}", self.prefix)) }
     }
 
     /// The staging file of one declared file of an upload. Names are generated here, never taken from clients.
@@ -66,9 +115,12 @@ impl BlobStore {
     }
 
     /// Moves a verified staging file into the store under its digest. With the local store this is a rename
-    /// followed by a directory fsync, so no byte is copied.
+    /// followed by a directory fsync, so no byte is copied; a remote store gets a multipart upload.
     pub async fn promote(&self, staged: &Path, sha256: &str) -> Result<(), BlobError> {
-        let target = self.store.path_to_filesystem(&Self::location(sha256))?;
+        let Some(local) = &self.local else {
+            return self.copy_to_remote(staged, sha256).await;
+        };
+        let target = local.path_to_filesystem(&self.location(sha256))?;
         let staged = staged.to_path_buf();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let parent = target.parent().unwrap_or(Path::new("."));
@@ -85,15 +137,33 @@ impl BlobStore {
         Ok(())
     }
 
+    async fn copy_to_remote(&self, staged: &Path, sha256: &str) -> Result<(), BlobError> {
+        let mut upload =
+            WriteMultipart::new_with_chunk_size(self.store.put_multipart(&self.location(sha256)).await?, PART_BYTES);
+        let mut file = tokio::fs::File::open(staged).await?;
+        let mut buf = vec![0u8; PART_BYTES];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            upload.wait_for_capacity(2).await?;
+            upload.write(&buf[..n]);
+        }
+        upload.finish().await?;
+        tokio::fs::remove_file(staged).await?;
+        Ok(())
+    }
+
     /// Stores `content` under its digest (for content that never went through staging, such as empty files).
     pub async fn put(&self, sha256: &str, content: Bytes) -> Result<(), BlobError> {
-        self.store.put(&Self::location(sha256), content.into()).await?;
+        self.store.put(&self.location(sha256), content.into()).await?;
         Ok(())
     }
 
     /// Deletes a blob; deleting one that is already gone is not an error.
     pub async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
-        match self.store.delete(&Self::location(sha256)).await {
+        match self.store.delete(&self.location(sha256)).await {
             Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -101,7 +171,7 @@ impl BlobStore {
 
     /// `len` bytes of a blob starting at `offset`.
     pub async fn read(&self, sha256: &str, offset: u64, len: u64) -> Result<Bytes, BlobError> {
-        Ok(self.store.get_range(&Self::location(sha256), offset..offset + len).await?)
+        Ok(self.store.get_range(&self.location(sha256), offset..offset + len).await?)
     }
 }
 

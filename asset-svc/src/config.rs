@@ -42,6 +42,9 @@ pub struct BlobsConfig {
     pub url: String,
     /// Local directory where uploads are staged until each file verifies.
     pub staging_dir: PathBuf,
+    /// Settings for an `s3://` URL.
+    #[serde(default)]
+    pub s3: crate::blobs::S3Options,
 }
 
 /// Limits and lifetimes of uploads.
@@ -63,6 +66,7 @@ impl Default for AssetConfig {
             blobs: BlobsConfig {
                 url: "./highwind-data/blobs".into(),
                 staging_dir: PathBuf::from("./highwind-data/staging"),
+                s3: crate::blobs::S3Options::default(),
             },
             uploads: UploadsConfig { max_files: 10_000, max_version_bytes: 1 << 40, ttl_seconds: 24 * 60 * 60 },
             gc: GcConfig { grace_seconds: 60 * 60 },

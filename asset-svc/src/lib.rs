@@ -48,7 +48,7 @@ pub async fn serve(
     let db = Database::connect(&server.database_url, server.max_connections).await.map_err(RunError::from)?;
     tracing::info!(backend = db.backend(), "asset database connected");
     let stores = store::open(db).await.map_err(RunError::from)?;
-    let blobs = blobs::BlobStore::open(&config.blobs.url, &config.blobs.staging_dir)?;
+    let blobs = blobs::BlobStore::open(&config.blobs.url, &config.blobs.staging_dir, &config.blobs.s3)?;
     let limits =
         UploadLimits { max_files: config.uploads.max_files, max_version_bytes: config.uploads.max_version_bytes };
     let ttl = Duration::from_secs(config.uploads.ttl_seconds);
@@ -62,15 +62,18 @@ pub async fn serve(
 
     let verify = VerifyPrincipal(PrincipalSigner::new(server.internal_secret.expose().as_bytes()));
     let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
-    let routes = Routes::new(UploadServiceServer::with_interceptor(
-        api::UploadApi::new(stores.assets.clone(), uploads),
+    // A frame carries up to 4 MiB of data plus its path and upload name.
+    let uploads_server = tonic::service::interceptor::InterceptedService::new(
+        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), uploads))
+            .max_decoding_message_size(domain::upload::MAX_CHUNK_BYTES + 64 * 1024),
         verify.clone(),
-    ))
-    .add_service(AssetServiceServer::with_interceptor(
-        api::AssetApi::new(stores, page_tokens, housekeeping),
-        verify.clone(),
-    ))
-    .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
+    );
+    let routes = Routes::new(uploads_server)
+        .add_service(AssetServiceServer::with_interceptor(
+            api::AssetApi::new(stores, page_tokens, housekeeping),
+            verify.clone(),
+        ))
+        .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec() };
     let drain = Duration::from_secs(server.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;

@@ -111,7 +111,7 @@ async fn postgres_only_signed_principals_are_believed() {
     only_signed_principals_are_believed(url).await;
 }
 
-mod housekeeping {
+pub(crate) mod housekeeping {
     use bytes::Bytes;
     use sha2::{Digest, Sha256};
 
@@ -143,8 +143,8 @@ mod housekeeping {
             self.assets().create_asset(self.req(create("gc"))).await.unwrap().into_inner()
         }
 
-        /// Opens an upload of `content` at `path`, writes it, and commits it when `commit` is set.
-        async fn upload(&self, asset: &str, path: &str, content: &'static [u8], commit: bool) {
+        /// Opens an upload of `content` at `path`, writes it in 4 MiB chunks, and commits it when `commit` is set.
+        async fn upload(&self, asset: &str, path: &str, content: &[u8], commit: bool) {
             let files = vec![pb::UploadFile {
                 path: path.into(),
                 size_bytes: content.len() as i64,
@@ -153,13 +153,15 @@ mod housekeeping {
             }];
             let request = pb::CreateUploadRequest { parent: asset.into(), files, ..Default::default() };
             let upload = self.uploads().create_upload(self.req(request)).await.unwrap().into_inner();
-            let chunk = pb::WriteUploadChunkRequest {
-                upload: upload.name.clone(),
-                path: path.into(),
-                offset: 0,
-                data: Bytes::from_static(content),
-            };
-            self.uploads().write_upload_chunk(self.req(chunk)).await.unwrap();
+            for (i, piece) in content.chunks(4 << 20).enumerate() {
+                let chunk = pb::WriteUploadChunkRequest {
+                    upload: upload.name.clone(),
+                    path: path.into(),
+                    offset: (i << 22) as i64,
+                    data: Bytes::copy_from_slice(piece),
+                };
+                self.uploads().write_upload_chunk(self.req(chunk)).await.unwrap();
+            }
             if commit {
                 let request = pb::CommitUploadRequest { name: upload.name };
                 self.uploads().commit_upload(self.req(request)).await.unwrap();
@@ -171,13 +173,27 @@ mod housekeeping {
             self.uploads().find_missing_blobs(self.req(request)).await.unwrap().into_inner().missing_sha256
         }
 
+        async fn read(&self, version: &str, path: &str) -> Vec<u8> {
+            use tokio_stream::StreamExt;
+            let request = pb::ReadFileRequest { version: version.into(), path: path.into(), ..Default::default() };
+            let mut frames = self.uploads().read_file(self.req(request)).await.unwrap().into_inner();
+            let mut out = Vec::new();
+            while let Some(frame) = frames.next().await {
+                out.extend_from_slice(&frame.unwrap().data);
+            }
+            out
+        }
+
         async fn collect(&self, dry_run: bool) -> Result<pb::CollectGarbageResponse, tonic::Status> {
             let request = pb::CollectGarbageRequest { dry_run };
             self.assets().collect_garbage(self.req(request)).await.map(tonic::Response::into_inner)
         }
     }
 
-    async fn purge_then_collect_removes_only_unreferenced_blobs(database_url: String) {
+    /// Where the blobs of a test live: the default local directory, or an S3 bucket.
+    pub(super) type Blobs = Option<(String, asset_svc::blobs::S3Options)>;
+
+    pub(super) async fn purge_then_collect_removes_only_unreferenced_blobs(database_url: String, blobs: Blobs) {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -191,6 +207,10 @@ mod housekeeping {
         let mut config = asset_svc::AssetConfig { server, ..Default::default() };
         config.blobs.url = dir.path().join("blobs").display().to_string();
         config.blobs.staging_dir = dir.path().join("staging");
+        if let Some((url, s3)) = blobs {
+            config.blobs.url = url;
+            config.blobs.s3 = s3;
+        }
         config.gc.grace_seconds = 0;
         config.admins = vec!["users/admin".into()];
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -203,6 +223,11 @@ mod housekeeping {
         let kept = alice.asset().await;
         let doomed = alice.asset().await;
         alice.upload(&kept.name, "kept.bin", b"kept content", true).await;
+        // Larger than one multipart part of a remote store.
+        let big: Vec<u8> = (0..9_500_000u32).map(|i| (i % 253) as u8).collect();
+        alice.upload(&kept.name, "big.bin", &big, true).await;
+        assert_eq!(alice.read(&format!("{}/versions/2", kept.name), "big.bin").await, big);
+        assert_eq!(alice.read(&format!("{}/versions/1", kept.name), "kept.bin").await, b"kept content");
         alice.upload(&doomed.name, "doomed.bin", b"doomed content", true).await;
         alice.upload(&kept.name, "pending.bin", b"pending content", false).await;
 
@@ -241,6 +266,7 @@ mod housekeeping {
             "blobs of versions and open uploads are never collected"
         );
         assert!(admin.collect(false).await.expect("again").digests.is_empty());
+        assert_eq!(alice.read(&format!("{}/versions/2", kept.name), "big.bin").await.len(), big.len());
 
         service.stop.send(()).unwrap();
         service.task.await.unwrap().expect("clean stop");
@@ -249,7 +275,7 @@ mod housekeeping {
     #[tokio::test]
     async fn sqlite_purge_then_collect_removes_only_unreferenced_blobs() {
         let dir = tempfile::tempdir().unwrap();
-        purge_then_collect_removes_only_unreferenced_blobs(testing::fresh_sqlite_url(dir.path())).await;
+        purge_then_collect_removes_only_unreferenced_blobs(testing::fresh_sqlite_url(dir.path()), None).await;
     }
 
     #[tokio::test]
@@ -260,6 +286,90 @@ mod housekeeping {
             );
             return;
         };
-        purge_then_collect_removes_only_unreferenced_blobs(url).await;
+        purge_then_collect_removes_only_unreferenced_blobs(url, None).await;
+    }
+}
+
+/// The same scenario with blobs in a real S3-protocol server (moto) on loopback.
+mod s3 {
+    use std::{
+        io::{Read, Write},
+        process::{Child, Command, Stdio},
+        time::Duration,
+    };
+
+    use asset_svc::blobs::S3Options;
+    use highwind_common::config::Secret;
+
+    /// A moto S3 server for one test, stopped when dropped.
+    struct Moto {
+        child: Child,
+        endpoint: String,
+    }
+
+    impl Drop for Moto {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Starts `moto_server` (from `HIGHWIND_TEST_MOTO`, else the PATH) with one bucket, or `None` when it is not
+    /// installed; `HIGHWIND_REQUIRE_S3=1` makes that a failure.
+    fn start(bucket: &str) -> Option<Moto> {
+        let program = std::env::var("HIGHWIND_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = match Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if std::env::var("HIGHWIND_REQUIRE_S3").is_ok_and(|v| v == "1") => {
+                panic!("S3 tests required but {program} cannot start: {e}")
+            }
+            Err(_) => return None,
+        };
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        for _ in 0..200 {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let request = format!(
+                    "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(request.as_bytes()).unwrap();
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                assert!(answer.starts_with("HTTP/1.1 200"), "bucket not created: {answer}");
+                return Some(moto);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("moto did not start on port {port}");
+    }
+
+    fn options(moto: &Moto) -> S3Options {
+        S3Options {
+            endpoint: moto.endpoint.clone(),
+            region: "us-east-1".into(),
+            access_key_id: "testing".into(),
+            secret_access_key: Secret::new("testing"),
+            allow_http: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn s3_blobs_upload_read_purge_and_collect() {
+        let Some(moto) = start("highwind-blobs") else {
+            eprintln!("s3_blobs_upload_read_purge_and_collect skipped: moto_server is not installed");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Some(("s3://highwind-blobs/content".to_owned(), options(&moto)));
+        super::housekeeping::purge_then_collect_removes_only_unreferenced_blobs(
+            highwind_common::db::testing::fresh_sqlite_url(dir.path()),
+            blobs,
+        )
+        .await;
     }
 }

@@ -6,7 +6,7 @@ use highwind_common::config::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Largest gRPC message a client may send through the gateway, by default.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 + 1024;
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 
 /// Where the gateway listens, whom it trusts and where it forwards.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
