@@ -1,0 +1,124 @@
+//! A server killed with SIGKILL in the middle of an upload: after a restart on the same data directory no version
+//! has appeared, the upload reports what it kept, and the client finishes it with the right digest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use bytes::Bytes;
+use highwind_proto::asset::v1::{
+    self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::{Request, transport::Channel};
+
+struct Server {
+    child: tokio::process::Child,
+    url: String,
+    token: String,
+}
+
+async fn start(dir: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
+        .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start highwind");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = String::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap() {
+        if let Some(rest) = line.strip_prefix("dev token (dev): ") {
+            token = rest.to_owned();
+            break;
+        }
+    }
+    Server { child, url: format!("http://127.0.0.1:{port}"), token }
+}
+
+impl Server {
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone()).unwrap().connect().await.unwrap()
+    }
+
+    fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert("authorization", format!("Bearer {}", self.token).parse().unwrap());
+        request
+    }
+}
+
+fn frame(upload: &str, offset: usize, data: &[u8]) -> pb::WriteUploadChunkRequest {
+    pb::WriteUploadChunkRequest {
+        upload: upload.into(),
+        path: "weights.bin".into(),
+        offset: offset as i64,
+        data: Bytes::copy_from_slice(data),
+    }
+}
+
+#[tokio::test]
+async fn kill_9_mid_upload_then_resume_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let sha256 = hex::encode(Sha256::digest(&content));
+
+    let mut server = start(dir.path()).await;
+    let mut assets = AssetServiceClient::new(server.channel().await);
+    let asset = pb::Asset { kind: pb::AssetKind::Model as i32, display_name: "crash".into(), ..Default::default() };
+    let asset = assets
+        .create_asset(server.req(pb::CreateAssetRequest { asset: Some(asset), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut uploads = UploadServiceClient::new(server.channel().await);
+    let declared = pb::UploadFile {
+        path: "weights.bin".into(),
+        size_bytes: content.len() as i64,
+        sha256: sha256.clone(),
+        ..Default::default()
+    };
+    let upload = uploads
+        .create_upload(server.req(pb::CreateUploadRequest {
+            parent: asset.name.clone(),
+            files: vec![declared],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = 4 << 20;
+    uploads.write_upload_chunk(server.req(frame(&upload.name, 0, &content[..first]))).await.expect("first chunk");
+
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    let server = start(dir.path()).await;
+    let mut assets = AssetServiceClient::new(server.channel().await);
+    let versions = assets
+        .list_asset_versions(
+            server.req(pb::ListAssetVersionsRequest { parent: asset.name.clone(), ..Default::default() }),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(versions.asset_versions.is_empty(), "no version appeared");
+
+    let mut uploads = UploadServiceClient::new(server.channel().await);
+    let status = uploads.get_upload(server.req(pb::GetUploadRequest { name: upload.name.clone() })).await.unwrap();
+    let offset = status.into_inner().files[0].acknowledged_offset as usize;
+    assert_eq!(offset, first, "the acknowledged bytes survived");
+    uploads.write_upload_chunk(server.req(frame(&upload.name, offset, &content[offset..]))).await.expect("resume");
+    let version = uploads
+        .commit_upload(server.req(pb::CommitUploadRequest { name: upload.name.clone() }))
+        .await
+        .expect("commit")
+        .into_inner();
+    assert_eq!(version.files[0].sha256, sha256);
+    assert_eq!(version.version_number, 1);
+}
