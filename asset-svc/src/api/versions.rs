@@ -71,6 +71,7 @@ struct Cursor {
 struct VersionFilter {
     state: Option<VersionState>,
     alias: Option<String>,
+    labels: Vec<(String, String)>,
 }
 
 /// `ListAssetVersions`.
@@ -103,10 +104,11 @@ pub async fn list(
     };
     access::owned_asset_by_id(repos.assets, principal, asset_id).await?;
     let scope = format!(
-        "versions|{}|{asset_id}|{}|{}|{descending}|{}",
+        "versions|{}|{asset_id}|{}|{}|{:?}|{descending}|{}",
         principal.as_str(),
         filter.state.map_or("", VersionState::as_str),
         filter.alias.as_deref().unwrap_or(""),
+        filter.labels,
         request.show_deleted
     );
     let after = if request.page_token.is_empty() {
@@ -121,6 +123,7 @@ pub async fn list(
         asset_id,
         state: filter.state,
         alias: filter.alias,
+        labels: filter.labels,
         include_archived: request.show_deleted,
         descending,
         after,
@@ -157,9 +160,16 @@ fn parse_filter(filter: &str) -> Result<VersionFilter, String> {
                 aliases::validate(value).map_err(|e| format!("alias {value:?}: {e}"))?;
                 parsed.alias = Some(value.to_owned());
             }
-            other => return Err(format!("cannot filter versions on {other:?}: use state or alias")),
+            other => {
+                let key = other
+                    .strip_prefix("labels.")
+                    .filter(|k| crate::domain::labels::valid_key(k))
+                    .ok_or_else(|| format!("cannot filter versions on {other:?}: use state, alias or labels.<key>"))?;
+                parsed.labels.push((key.to_owned(), value.to_owned()));
+            }
         }
     }
+    parsed.labels.sort();
     Ok(parsed)
 }
 

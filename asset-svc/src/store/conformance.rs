@@ -314,6 +314,7 @@ async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
         asset_id: a.id,
         state: None,
         alias: None,
+        labels: vec![("k".into(), "v".into())],
         include_archived: false,
         descending: false,
         after: Some(6),

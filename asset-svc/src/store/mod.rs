@@ -121,6 +121,8 @@ pub struct VersionQuery {
     pub descending: bool,
     /// Only the version holding this alias.
     pub alias: Option<String>,
+    /// Only versions carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
     /// Include archived versions.
     pub include_archived: bool,
     /// Strictly after this number, in the list's order.

@@ -360,6 +360,9 @@ impl ContentRepository for PgContent {
         if !query.include_archived {
             sql.push(" AND archive_time IS NULL");
         }
+        for (key, value) in &query.labels {
+            sql.push(" AND labels ->> ").push_bind(key.clone()).push(" = ").push_bind(value.clone());
+        }
         if let Some(alias) = &query.alias {
             sql.push(" AND number IN (SELECT version_number FROM aliases WHERE asset_id = ").push_bind(query.asset_id);
             sql.push(" AND alias = ").push_bind(alias.clone()).push(")");

@@ -373,6 +373,13 @@ impl ContentRepository for SqliteContent {
         if !query.include_archived {
             sql.push(" AND archive_micros IS NULL");
         }
+        for (key, value) in &query.labels {
+            // Keys are validated to [a-z0-9_-], so the quoted JSON path cannot be escaped from.
+            sql.push(" AND json_extract(labels, ")
+                .push_bind(format!("$.\"{key}\""))
+                .push(") = ")
+                .push_bind(value.clone());
+        }
         if let Some(alias) = &query.alias {
             sql.push(" AND number IN (SELECT version_number FROM aliases WHERE asset_id = ")
                 .push_bind(query.asset_id.to_string());
