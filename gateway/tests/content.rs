@@ -29,6 +29,14 @@ fn declare(files: &[(&str, &[u8])]) -> Vec<pb::UploadFile> {
         .collect()
 }
 
+fn chunk(upload: impl Into<String>, path: &str, offset: usize, data: impl Into<Bytes>) -> pb::WriteUploadChunkRequest {
+    pb::WriteUploadChunkRequest { upload: upload.into(), path: path.into(), offset: offset as i64, data: data.into() }
+}
+
+fn declared(parent: impl Into<String>, files: Vec<pb::UploadFile>) -> pb::CreateUploadRequest {
+    pb::CreateUploadRequest { parent: parent.into(), files, ..Default::default() }
+}
+
 fn frame(upload: &str, path: &str, offset: usize, data: &[u8]) -> pb::WriteUploadRequest {
     pb::WriteUploadRequest {
         upload: upload.into(),
@@ -151,11 +159,7 @@ async fn an_interrupted_upload_resumes_from_its_acknowledged_offset() {
     let weights: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let mut uploads = platform.uploads(Some("alice")).await;
     let upload = uploads
-        .create_upload(pb::CreateUploadRequest {
-            parent: asset.name.clone(),
-            files: declare(&[("model.safetensors", &weights)]),
-            ..Default::default()
-        })
+        .create_upload(declared(asset.name.clone(), declare(&[("model.safetensors", &weights)])))
         .await
         .unwrap()
         .into_inner();
@@ -201,21 +205,12 @@ async fn content_that_does_not_match_its_digest_is_refused_and_reset() {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let mut uploads = platform.uploads(Some("alice")).await;
     let upload = uploads
-        .create_upload(pb::CreateUploadRequest {
-            parent: asset.name.clone(),
-            files: declare(&[("a.csv", b"the real content")]),
-            ..Default::default()
-        })
+        .create_upload(declared(asset.name.clone(), declare(&[("a.csv", b"the real content")])))
         .await
         .unwrap()
         .into_inner();
     let err = uploads
-        .write_upload_chunk(pb::WriteUploadChunkRequest {
-            upload: upload.name.clone(),
-            path: "a.csv".into(),
-            offset: 0,
-            data: Bytes::from_static(b"the fake content"),
-        })
+        .write_upload_chunk(chunk(upload.name.clone(), "a.csv", 0, Bytes::from_static(b"the fake content")))
         .await
         .expect_err("digest mismatch");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -224,22 +219,17 @@ async fn content_that_does_not_match_its_digest_is_refused_and_reset() {
     assert_eq!(status.files[0].acknowledged_offset, 0, "the file starts over");
 
     let past = uploads
-        .write_upload_chunk(pb::WriteUploadChunkRequest {
-            upload: upload.name.clone(),
-            path: "a.csv".into(),
-            offset: 0,
-            data: Bytes::from_static(b"the real content, and then some"),
-        })
+        .write_upload_chunk(chunk(
+            upload.name.clone(),
+            "a.csv",
+            0,
+            Bytes::from_static(b"the real content, and then some"),
+        ))
         .await
         .expect_err("past the declared size");
     assert_eq!(past.code(), Code::InvalidArgument);
     let unknown = uploads
-        .write_upload_chunk(pb::WriteUploadChunkRequest {
-            upload: upload.name.clone(),
-            path: "b.csv".into(),
-            offset: 0,
-            data: Bytes::from_static(b"x"),
-        })
+        .write_upload_chunk(chunk(upload.name.clone(), "b.csv", 0, Bytes::from_static(b"x")))
         .await
         .expect_err("undeclared file");
     assert_eq!(unknown.code(), Code::InvalidArgument);
@@ -253,12 +243,7 @@ async fn content_that_does_not_match_its_digest_is_refused_and_reset() {
     assert!(versions.asset_versions.is_empty(), "nothing half-written is visible");
 
     uploads
-        .write_upload_chunk(pb::WriteUploadChunkRequest {
-            upload: upload.name.clone(),
-            path: "a.csv".into(),
-            offset: 0,
-            data: Bytes::from_static(b"the real content"),
-        })
+        .write_upload_chunk(chunk(upload.name.clone(), "a.csv", 0, Bytes::from_static(b"the real content")))
         .await
         .expect("the right bytes");
     uploads.commit_upload(pb::CommitUploadRequest { name: upload.name.clone() }).await.expect("commit");
@@ -280,24 +265,9 @@ async fn identical_content_is_stored_once_and_needs_no_second_transfer() {
         .missing_sha256;
     assert_eq!(missing, [sha(content), sha(b"other")]);
 
-    let upload = uploads
-        .create_upload(pb::CreateUploadRequest {
-            parent: first.name.clone(),
-            files: declare(&[("f", content)]),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    uploads
-        .write_upload_chunk(pb::WriteUploadChunkRequest {
-            upload: upload.name.clone(),
-            path: "f".into(),
-            offset: 0,
-            data: Bytes::from_static(b"shared bytes"),
-        })
-        .await
-        .unwrap();
+    let upload =
+        uploads.create_upload(declared(first.name.clone(), declare(&[("f", content)]))).await.unwrap().into_inner();
+    uploads.write_upload_chunk(chunk(upload.name.clone(), "f", 0, Bytes::from_static(b"shared bytes"))).await.unwrap();
     uploads.commit_upload(pb::CommitUploadRequest { name: upload.name }).await.unwrap();
 
     let missing = uploads
@@ -308,11 +278,7 @@ async fn identical_content_is_stored_once_and_needs_no_second_transfer() {
         .missing_sha256;
     assert_eq!(missing, [sha(b"other")]);
     let upload = uploads
-        .create_upload(pb::CreateUploadRequest {
-            parent: second.name.clone(),
-            files: declare(&[("copy/of/f", content)]),
-            ..Default::default()
-        })
+        .create_upload(declared(second.name.clone(), declare(&[("copy/of/f", content)])))
         .await
         .unwrap()
         .into_inner();
@@ -345,14 +311,7 @@ async fn bad_declarations_are_invalid_argument_and_create_nothing() {
         "",
     ];
     for path in bad_paths {
-        let err = uploads
-            .create_upload(pb::CreateUploadRequest {
-                parent: asset.name.clone(),
-                files: declare(&[(path, b"x")]),
-                ..Default::default()
-            })
-            .await
-            .expect_err(path);
+        let err = uploads.create_upload(declared(asset.name.clone(), declare(&[(path, b"x")]))).await.expect_err(path);
         assert_eq!(err.code(), Code::InvalidArgument, "{path:?}");
         let fields: Vec<String> =
             err.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
@@ -374,11 +333,7 @@ async fn bad_declarations_are_invalid_argument_and_create_nothing() {
     let err = platform
         .uploads(Some("bob"))
         .await
-        .create_upload(pb::CreateUploadRequest {
-            parent: asset.name.clone(),
-            files: declare(&[("a", b"1")]),
-            ..Default::default()
-        })
+        .create_upload(declared(asset.name.clone(), declare(&[("a", b"1")])))
         .await
         .expect_err("bob cannot upload to alice's asset");
     assert_eq!(err.code(), Code::NotFound);
@@ -394,23 +349,11 @@ async fn concurrent_commits_get_distinct_numbers() {
         let content = format!("version {i}");
         let mut uploads = platform.uploads(Some("alice")).await;
         let upload = uploads
-            .create_upload(pb::CreateUploadRequest {
-                parent: asset.name.clone(),
-                files: declare(&[("v.txt", content.as_bytes())]),
-                ..Default::default()
-            })
+            .create_upload(declared(asset.name.clone(), declare(&[("v.txt", content.as_bytes())])))
             .await
             .unwrap()
             .into_inner();
-        uploads
-            .write_upload_chunk(pb::WriteUploadChunkRequest {
-                upload: upload.name.clone(),
-                path: "v.txt".into(),
-                offset: 0,
-                data: Bytes::from(content),
-            })
-            .await
-            .unwrap();
+        uploads.write_upload_chunk(chunk(upload.name.clone(), "v.txt", 0, Bytes::from(content))).await.unwrap();
         names.push(upload.name);
     }
     let mut commits = tokio::task::JoinSet::new();
