@@ -32,6 +32,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Dev users to mint tokens for.
     pub dev_users: Vec<String>,
+    /// Keep assets in this database (PostgreSQL, say) instead of the data directory's SQLite file.
+    pub asset_database_url: Option<String>,
 }
 
 /// Why the platform could not start.
@@ -119,9 +121,13 @@ impl Standalone {
                 .map_err(|source| StandaloneError::Listen { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })?;
             let local = listener.local_addr().map_err(|source| StandaloneError::Listen { addr, source })?;
             upstream.insert(part, format!("http://{local}"));
+            let database_url = match (part, &options.asset_database_url) {
+                ("asset", Some(url)) => url.clone(),
+                _ => format!("sqlite://{}", data_dir.join(db).display()),
+            };
             let server = ServerConfig {
                 listen: local,
-                database_url: format!("sqlite://{}", data_dir.join(db).display()),
+                database_url,
                 max_connections: 8,
                 internal_secret: secrets.internal_secret.clone(),
                 drain_seconds: 5,

@@ -13,6 +13,15 @@ use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+on_both_backends!(
+    create_get_list_update_delete_round_trip,
+    another_principal_can_neither_see_nor_change_an_asset,
+    anonymous_calls_and_forged_identities_are_refused,
+    bad_input_is_invalid_argument_naming_the_field_and_changes_nothing,
+    request_id_makes_create_idempotent,
+    a_message_over_the_gateway_limit_is_resource_exhausted,
+);
+
 fn dataset(name: &str) -> pb::Asset {
     pb::Asset { kind: AssetKind::Dataset as i32, display_name: name.into(), ..Default::default() }
 }
@@ -31,9 +40,7 @@ fn bad_fields(status: &tonic::Status) -> Vec<String> {
     details.bad_request().expect("BadRequest details").field_violations.iter().map(|v| v.field.clone()).collect()
 }
 
-#[tokio::test]
-async fn create_get_list_update_delete_round_trip() {
-    let platform = Platform::start().await;
+async fn create_get_list_update_delete_round_trip(platform: Platform) {
     let mut alice = platform.assets(Some("alice")).await;
 
     let mut labels = BTreeMap::new();
@@ -114,9 +121,7 @@ async fn create_get_list_update_delete_round_trip() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn another_principal_can_neither_see_nor_change_an_asset() {
-    let platform = Platform::start().await;
+async fn another_principal_can_neither_see_nor_change_an_asset(platform: Platform) {
     let mut alice = platform.assets(Some("alice")).await;
     let mut bob = platform.assets(Some("bob")).await;
     let mine = alice.create_asset(create(dataset("alice's data"))).await.expect("create").into_inner();
@@ -154,9 +159,7 @@ async fn another_principal_can_neither_see_nor_change_an_asset() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn anonymous_calls_and_forged_identities_are_refused() {
-    let platform = Platform::start().await;
+async fn anonymous_calls_and_forged_identities_are_refused(platform: Platform) {
     let mut anonymous = platform.assets(None).await;
     let err = anonymous.create_asset(create(dataset("x"))).await.expect_err("anonymous");
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -180,9 +183,7 @@ async fn anonymous_calls_and_forged_identities_are_refused() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn bad_input_is_invalid_argument_naming_the_field_and_changes_nothing() {
-    let platform = Platform::start().await;
+async fn bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(platform: Platform) {
     let mut alice = platform.assets(Some("alice")).await;
 
     let mut too_many = dataset("labels");
@@ -253,9 +254,7 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_changes_nothing() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn request_id_makes_create_idempotent() {
-    let platform = Platform::start().await;
+async fn request_id_makes_create_idempotent(platform: Platform) {
     let mut alice = platform.assets(Some("alice")).await;
     let request = || pb::CreateAssetRequest { asset: Some(dataset("once")), request_id: "7f1c-retry".into() };
     let first = alice.create_asset(request()).await.expect("create").into_inner();
@@ -266,9 +265,7 @@ async fn request_id_makes_create_idempotent() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn a_message_over_the_gateway_limit_is_resource_exhausted() {
-    let platform = Platform::start().await;
+async fn a_message_over_the_gateway_limit_is_resource_exhausted(platform: Platform) {
     let mut alice = platform.assets(Some("alice")).await;
     let huge = pb::Asset { description: "x".repeat(5 * 1024 * 1024), ..dataset("huge") };
     let err = alice.create_asset(create(huge)).await.expect_err("too large");

@@ -13,6 +13,17 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+on_both_backends!(
+    a_multi_file_upload_becomes_an_immutable_version_that_reads_back,
+    an_interrupted_upload_resumes_from_its_acknowledged_offset,
+    content_that_does_not_match_its_digest_is_refused_and_reset,
+    identical_content_is_stored_once_and_needs_no_second_transfer,
+    bad_declarations_are_invalid_argument_and_create_nothing,
+    concurrent_commits_get_distinct_numbers,
+    aliases_move_between_versions_and_resolve,
+    version_metadata_changes_but_content_never_does,
+);
+
 fn sha(content: &[u8]) -> String {
     hex::encode(Sha256::digest(content))
 }
@@ -73,9 +84,7 @@ fn reason(status: &tonic::Status) -> String {
     status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_multi_file_upload_becomes_an_immutable_version_that_reads_back() {
-    let platform = Platform::start().await;
+async fn a_multi_file_upload_becomes_an_immutable_version_that_reads_back(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let train: Vec<u8> = (0..3_000_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let files: [(&str, &[u8]); 3] = [("train.csv", &train), ("test/test.csv", b"x,y\n1,2\n"), ("empty.txt", b"")];
@@ -152,9 +161,7 @@ async fn a_multi_file_upload_becomes_an_immutable_version_that_reads_back() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn an_interrupted_upload_resumes_from_its_acknowledged_offset() {
-    let platform = Platform::start().await;
+async fn an_interrupted_upload_resumes_from_its_acknowledged_offset(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Model).await;
     let weights: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let mut uploads = platform.uploads(Some("alice")).await;
@@ -199,9 +206,7 @@ async fn an_interrupted_upload_resumes_from_its_acknowledged_offset() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn content_that_does_not_match_its_digest_is_refused_and_reset() {
-    let platform = Platform::start().await;
+async fn content_that_does_not_match_its_digest_is_refused_and_reset(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let mut uploads = platform.uploads(Some("alice")).await;
     let upload = uploads
@@ -250,9 +255,7 @@ async fn content_that_does_not_match_its_digest_is_refused_and_reset() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn identical_content_is_stored_once_and_needs_no_second_transfer() {
-    let platform = Platform::start().await;
+async fn identical_content_is_stored_once_and_needs_no_second_transfer(platform: Platform) {
     let first = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let second = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let content = b"shared bytes".as_slice();
@@ -289,9 +292,7 @@ async fn identical_content_is_stored_once_and_needs_no_second_transfer() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn bad_declarations_are_invalid_argument_and_create_nothing() {
-    let platform = Platform::start().await;
+async fn bad_declarations_are_invalid_argument_and_create_nothing(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let mut uploads = platform.uploads(Some("alice")).await;
     let long = "a".repeat(1025);
@@ -340,9 +341,7 @@ async fn bad_declarations_are_invalid_argument_and_create_nothing() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_commits_get_distinct_numbers() {
-    let platform = Platform::start().await;
+async fn concurrent_commits_get_distinct_numbers(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Dataset).await;
     let mut names = Vec::new();
     for i in 0..6 {
@@ -411,9 +410,7 @@ async fn push(platform: &Platform, user: &str, asset: &str, files: &[(&str, &[u8
     uploads.commit_upload(pb::CommitUploadRequest { name: upload.name }).await.expect("commit").into_inner()
 }
 
-#[tokio::test]
-async fn aliases_move_between_versions_and_resolve() {
-    let platform = Platform::start().await;
+async fn aliases_move_between_versions_and_resolve(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Model).await;
     let v1 = push(&platform, "alice", &asset.name, &[("model.onnx", b"one")]).await;
     let v2 = push(&platform, "alice", &asset.name, &[("model.onnx", b"two")]).await;
@@ -468,9 +465,7 @@ async fn aliases_move_between_versions_and_resolve() {
     platform.stop().await;
 }
 
-#[tokio::test]
-async fn version_metadata_changes_but_content_never_does() {
-    let platform = Platform::start().await;
+async fn version_metadata_changes_but_content_never_does(platform: Platform) {
     let asset = new_asset(&platform, "alice", pb::AssetKind::Model).await;
     let v1 = push(&platform, "alice", &asset.name, &[("model.pkl", b"weights")]).await;
     let mut assets = platform.assets(Some("alice")).await;

@@ -28,6 +28,9 @@ enum Command {
         /// A dev user to mint a token for (repeatable); `dev` when none is given.
         #[arg(long = "dev-user", value_name = "NAME")]
         dev_users: Vec<String>,
+        /// Keep assets in this database (e.g. `postgres://…`) instead of the data directory's SQLite file.
+        #[arg(long, value_name = "URL", env = "HIGHWIND_ASSET_DATABASE_URL", hide_env_values = true)]
+        asset_database_url: Option<String>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -89,8 +92,8 @@ enum ContentAction {
 async fn main() -> ExitCode {
     telemetry::init();
     let result = match Cli::parse().command {
-        Command::Standalone { listen, data_dir, dev_users } => {
-            run_standalone(standalone::Options { listen, data_dir, dev_users }).await
+        Command::Standalone { listen, data_dir, dev_users, asset_database_url } => {
+            run_standalone(standalone::Options { listen, data_dir, dev_users, asset_database_url }).await
         }
         Command::Gateway { config } => run_gateway(config).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,

@@ -21,10 +21,21 @@ impl Platform {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, None).await
+    }
+
+    /// The platform with its assets in a fresh PostgreSQL database, or `None` when no server is reachable.
+    pub async fn start_postgres() -> Option<Self> {
+        let url = highwind_common::db::testing::fresh_postgres_url().await?;
+        Some(Self::start_with(tempfile::tempdir().expect("tempdir"), Some(url)).await)
+    }
+
+    async fn start_with(dir: tempfile::TempDir, asset_database_url: Option<String>) -> Self {
         let options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             dev_users: vec!["alice".into(), "bob".into()],
+            asset_database_url,
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir }
@@ -73,4 +84,32 @@ impl tonic::service::Interceptor for Bearer {
         }
         Ok(request)
     }
+}
+
+/// Runs each scenario (an `async fn(Platform)`) twice: `sqlite::<name>` on the embedded platform and
+/// `postgres::<name>` with the assets in PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(super::support::Platform::start().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let Some(platform) = super::support::Platform::start_postgres().await else {
+                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($scenario));
+                        return;
+                    };
+                    super::$scenario(platform).await;
+                }
+            )*
+        }
+    };
 }
