@@ -16,15 +16,22 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 use tower::{Layer, Service};
 
-/// Paths anyone may call: health checks and reflection.
-const PUBLIC_PREFIXES: [&str; 3] =
-    ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+use crate::oidc::OidcVerifier;
 
-/// Maps bearer tokens to principals. Tokens are kept only as SHA-256 digests, so a lookup's timing says nothing
-/// about any configured token.
+/// Paths anyone may call: health checks, reflection and the embedded issuer.
+const PUBLIC_PREFIXES: [&str; 4] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/dev-issuer/",
+];
+
+/// Turns bearer credentials into principals: JWTs through the OIDC verifier, other tokens through the
+/// configured token map (kept only as SHA-256 digests, so a lookup's timing says nothing about any token).
 #[derive(Clone)]
 pub struct Authenticator {
     principals: Arc<HashMap<[u8; 32], Principal>>,
+    oidc: Option<Arc<OidcVerifier>>,
     signer: PrincipalSigner,
 }
 
@@ -38,21 +45,35 @@ impl Authenticator {
     /// Accepts each `(user, token)` pair as principal `users/{user}`; signs forwarded principals with `signer`.
     pub fn new<'a>(tokens: impl IntoIterator<Item = (&'a str, &'a str)>, signer: PrincipalSigner) -> Self {
         let principals = tokens.into_iter().map(|(user, token)| (digest(token), Principal::user(user))).collect();
-        Self { principals: Arc::new(principals), signer }
+        Self { principals: Arc::new(principals), oidc: None, signer }
+    }
+
+    /// Also accepts JWTs that `verifier` verifies.
+    pub fn with_oidc(mut self, verifier: OidcVerifier) -> Self {
+        self.oidc = Some(Arc::new(verifier));
+        self
     }
 
     /// The principal a request's `authorization` header proves, or UNAUTHENTICATED. Accepts `Bearer <token>`
     /// and, as Highwind's inference clients send it, the bare token.
-    pub fn authenticate(&self, authorization: Option<&HeaderValue>) -> Result<&Principal, Status> {
-        let value = authorization
-            .ok_or_else(|| Status::unauthenticated("missing credentials: send authorization: Bearer <token>"))?;
-        let value = value.to_str().map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            Some(_) => return Err(Status::unauthenticated("unsupported authorization scheme: use Bearer")),
-            None => value.trim(),
-        };
-        self.principals.get(&digest(token)).ok_or_else(|| Status::unauthenticated("invalid or expired token"))
+    pub async fn authenticate(&self, authorization: Option<&HeaderValue>) -> Result<Principal, Status> {
+        let token = bearer_token(authorization)?;
+        if let Some(oidc) = self.oidc.as_ref().filter(|_| OidcVerifier::looks_like_jwt(token)) {
+            return oidc.verify(token).await;
+        }
+        self.principals.get(&digest(token)).cloned().ok_or_else(|| Status::unauthenticated("invalid or expired token"))
+    }
+}
+
+/// The token of an `authorization` header: `Bearer <token>` or the bare token.
+fn bearer_token(authorization: Option<&HeaderValue>) -> Result<&str, Status> {
+    let value = authorization
+        .ok_or_else(|| Status::unauthenticated("missing credentials: send authorization: Bearer <token>"))?;
+    let value = value.to_str().map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        Some(_) => Err(Status::unauthenticated("unsupported authorization scheme: use Bearer")),
+        None => Ok(value.trim()),
     }
 }
 
@@ -89,9 +110,11 @@ pub struct Auth<S> {
 
 impl<S, B, ResBody> Service<Request<B>> for Auth<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    ResBody: Default,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -107,22 +130,28 @@ where
         headers.remove(PRINCIPAL_HEADER);
         headers.remove(SIGNATURE_HEADER);
         let path = request.uri().path();
-        if !PUBLIC_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
-            let principal = match self.authenticator.authenticate(request.headers().get(AUTHORIZATION)) {
-                Ok(principal) => principal.clone(),
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        // The ready inner service goes into the future; a fresh clone waits for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if PUBLIC_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+            return Box::pin(inner.call(request));
+        }
+        let authenticator = self.authenticator.clone();
+        Box::pin(async move {
+            let principal = match authenticator.authenticate(request.headers().get(AUTHORIZATION)).await {
+                Ok(principal) => principal,
+                Err(status) => return Ok(status.into_http()),
             };
-            let signature = self.authenticator.signer.sign(&principal, SystemTime::now());
+            let signature = authenticator.signer.sign(&principal, SystemTime::now());
             let (Ok(name), Ok(signature)) =
                 (HeaderValue::from_str(principal.as_str()), HeaderValue::from_str(&signature))
             else {
-                let status = Status::internal("cannot forward the principal");
-                return Box::pin(async move { Ok(status.into_http()) });
+                return Ok(Status::internal("cannot forward the principal").into_http());
             };
             request.headers_mut().insert(PRINCIPAL_HEADER, name);
             request.headers_mut().insert(SIGNATURE_HEADER, signature);
-        }
-        Box::pin(self.inner.call(request))
+            inner.call(request).await
+        })
     }
 }
 
@@ -134,15 +163,15 @@ mod tests {
         Authenticator::new([("alice", "tok-a"), ("bob", "tok-b")], PrincipalSigner::new(b"k".to_vec()))
     }
 
-    #[test]
-    fn bearer_and_bare_tokens_map_to_their_principals() {
+    #[tokio::test]
+    async fn bearer_and_bare_tokens_map_to_their_principals() {
         let auth = authenticator();
-        let principal = |v: &'static str| auth.authenticate(Some(&HeaderValue::from_static(v))).cloned();
-        assert_eq!(principal("Bearer tok-a").expect("alice"), Principal::user("alice"));
-        assert_eq!(principal("bearer tok-b").expect("bob"), Principal::user("bob"));
-        assert_eq!(principal("tok-a").expect("bare"), Principal::user("alice"));
-        assert!(principal("Bearer tok-c").is_err());
-        assert!(principal("Basic dG9rLWE=").is_err());
-        assert!(auth.authenticate(None).is_err());
+        let principal = async |v: &'static str| auth.authenticate(Some(&HeaderValue::from_static(v))).await;
+        assert_eq!(principal("Bearer tok-a").await.expect("alice"), Principal::user("alice"));
+        assert_eq!(principal("bearer tok-b").await.expect("bob"), Principal::user("bob"));
+        assert_eq!(principal("tok-a").await.expect("bare"), Principal::user("alice"));
+        assert!(principal("Bearer tok-c").await.is_err());
+        assert!(principal("Basic dG9rLWE=").await.is_err());
+        assert!(auth.authenticate(None).await.is_err());
     }
 }

@@ -16,8 +16,10 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Key shared with the services to sign forwarded principals (at least 32 bytes).
     pub internal_secret: Secret,
-    /// Accepted bearer tokens: user name → token. The caller becomes principal `users/{name}`.
+    /// Accepted static bearer tokens (for machines): user name → token. The caller becomes `users/{name}`.
     pub tokens: BTreeMap<String, Secret>,
+    /// Trusted OIDC issuers; a JWT from one of them makes its caller `users/{sub}`.
+    pub oidc_issuers: Vec<crate::oidc::IssuerConfig>,
     /// Where each service listens.
     pub upstreams: UpstreamsConfig,
     /// Origins browsers may call from (`*` for any).
@@ -46,6 +48,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             internal_secret: Secret::default(),
             tokens: BTreeMap::new(),
+            oidc_issuers: Vec::new(),
             upstreams: UpstreamsConfig {
                 asset: format!("http://127.0.0.1:{}", asset_svc::DEFAULT_PORT),
                 usecase: format!("http://127.0.0.1:{}", usecase_svc::DEFAULT_PORT),

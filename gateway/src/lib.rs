@@ -8,7 +8,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod http_routes;
 pub mod limit;
+pub mod oidc;
 pub mod router;
 pub mod standalone;
 pub mod web;
@@ -55,6 +57,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     config: GatewayConfig,
 ) -> Result<(), GatewayError> {
+    serve_with(listener, shutdown, config, axum::Router::new()).await
+}
+
+/// [`serve`], with plain HTTP `routes` under the embedded issuer's path next to the gRPC ones.
+pub async fn serve_with(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    config: GatewayConfig,
+    routes: axum::Router,
+) -> Result<(), GatewayError> {
+    let extra_routes = routes;
     let upstreams = Upstreams::default()
         .route("asset", &config.upstreams.asset, &asset_svc::SERVICE_NAMES)?
         .route("usecase", &config.upstreams.usecase, &usecase_svc::SERVICE_NAMES)?
@@ -72,8 +85,11 @@ pub async fn serve(
     let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));
     let layers = ServiceBuilder::new()
         .layer(web::cors(&config.allowed_origins))
+        .layer(http_routes::HttpRoutesLayer::new(oidc::dev_issuer::PATH, extra_routes))
         .layer(GrpcWebLayer::new())
-        .layer(AuthLayer::new(Authenticator::new(tokens, signer)))
+        .layer(AuthLayer::new(
+            Authenticator::new(tokens, signer).with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone())),
+        ))
         .into_inner();
 
     let local_addr = listener.local_addr().ok();

@@ -6,6 +6,7 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -16,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::config::{GatewayConfig, UpstreamsConfig};
+use crate::{
+    config::{GatewayConfig, UpstreamsConfig},
+    oidc::{DevIssuer, dev_issuer},
+};
 
 /// File in the data directory holding the internal secret and the dev tokens (mode 0600).
 const SECRETS_FILE: &str = "secrets.json";
@@ -76,11 +80,10 @@ pub enum StandaloneError {
     NotReady(Duration),
 }
 
-/// The persisted secrets of a data directory.
+/// The persisted secrets of a data directory (the dev issuer's key sits beside it).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct Secrets {
     internal_secret: Secret,
-    dev_tokens: BTreeMap<String, Secret>,
 }
 
 /// A running platform.
@@ -104,7 +107,7 @@ impl Standalone {
         if let Some(bad) = users.iter().find(|u| !valid_user(u)) {
             return Err(StandaloneError::BadDevUser(bad.clone()));
         }
-        let secrets = load_secrets(&data_dir, &users)?;
+        let secrets = load_secrets(&data_dir)?;
         let gateway_listener = TcpListener::bind(options.listen)
             .await
             .map_err(|source| StandaloneError::Listen { addr: options.listen, source })?;
@@ -156,10 +159,12 @@ impl Standalone {
             });
         }
 
+        let issuer = DevIssuer::load_or_create(&data_dir, format!("http://{addr}{}", dev_issuer::PATH), users.clone())
+            .map_err(|e| StandaloneError::Part("the dev issuer", e.to_string()))?;
         let config = GatewayConfig {
             listen: addr,
             internal_secret: secrets.internal_secret.clone(),
-            tokens: users.iter().filter_map(|u| Some((u.clone(), secrets.dev_tokens.get(u)?.clone()))).collect(),
+            oidc_issuers: vec![issuer.trust()],
             upstreams: UpstreamsConfig {
                 asset: upstream.remove("asset").unwrap_or_default(),
                 usecase: upstream.remove("usecase").unwrap_or_default(),
@@ -169,11 +174,13 @@ impl Standalone {
             ..GatewayConfig::default()
         };
         let stop = stopped(gateway_rx);
+        let dev_tokens = users.iter().filter_map(|u| Some((u.clone(), Secret::new(issuer.mint(u)?)))).collect();
+        let issuer_routes = Arc::new(issuer).routes();
         tasks.spawn(async move {
-            ("gateway", crate::serve(gateway_listener, stop, config).await.map_err(|e| e.to_string()))
+            let served = crate::serve_with(gateway_listener, stop, config, issuer_routes).await;
+            ("gateway", served.map_err(|e| e.to_string()))
         });
 
-        let dev_tokens = users.iter().filter_map(|u| Some((u.clone(), secrets.dev_tokens.get(u)?.clone()))).collect();
         let mut platform = Self { addr, dev_tokens, stop_gateway, stop_services, tasks };
         tokio::select! {
             ready = wait_ready(addr) => ready?,
@@ -247,9 +254,8 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StandaloneError> {
     dir.canonicalize().map_err(fail)
 }
 
-/// Reads the data directory's secrets, creating what is missing: the internal secret on first start, a token for
-/// each new dev user. Existing tokens never change, so clients keep working across restarts.
-fn load_secrets(data_dir: &Path, users: &[String]) -> Result<Secrets, StandaloneError> {
+/// Reads the data directory's secrets, creating the internal secret on first start.
+fn load_secrets(data_dir: &Path) -> Result<Secrets, StandaloneError> {
     let path = data_dir.join(SECRETS_FILE);
     let fail = |source| StandaloneError::DataDir { path: path.display().to_string(), source };
     let mut secrets = match std::fs::read(&path) {
@@ -262,12 +268,6 @@ fn load_secrets(data_dir: &Path, users: &[String]) -> Result<Secrets, Standalone
     if secrets.internal_secret.expose().len() < 32 {
         secrets.internal_secret = Secret::new(random_token(32));
         changed = true;
-    }
-    for user in users {
-        if !secrets.dev_tokens.contains_key(user) {
-            secrets.dev_tokens.insert(user.clone(), Secret::new(format!("hwdev_{}", random_token(24))));
-            changed = true;
-        }
     }
     if changed {
         write_private(&path, &serde_json::to_vec_pretty(&secrets).unwrap_or_default()).map_err(fail)?;
@@ -282,7 +282,7 @@ fn random_token(bytes: usize) -> String {
 }
 
 /// Writes `bytes` to `path` readable by the owner only, atomically (temp file + rename).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();

@@ -1,0 +1,75 @@
+//! Plain HTTP endpoints next to gRPC on the gateway's port (the embedded issuer's discovery, JWKS and token
+//! routes). They are answered before the gRPC-Web layer, which refuses any HTTP/1.1 request that is not
+//! gRPC-Web.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::{Layer, Service, ServiceExt};
+
+/// Sends requests under `prefix` to `router`, everything else down the gRPC stack.
+#[derive(Debug, Clone)]
+pub struct HttpRoutesLayer {
+    prefix: &'static str,
+    router: axum::Router,
+}
+
+impl HttpRoutesLayer {
+    /// Routes paths starting with `prefix` to `router`.
+    pub fn new(prefix: &'static str, router: axum::Router) -> Self {
+        Self { prefix, router }
+    }
+}
+
+impl<S> Layer<S> for HttpRoutesLayer {
+    type Service = HttpRoutes<S>;
+
+    fn layer(&self, inner: S) -> HttpRoutes<S> {
+        HttpRoutes { inner, prefix: self.prefix, router: self.router.clone() }
+    }
+}
+
+/// The service [`HttpRoutesLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct HttpRoutes<S> {
+    inner: S,
+    prefix: &'static str,
+    router: axum::Router,
+}
+
+impl<S, B> Service<Request<B>> for HttpRoutes<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if !request.uri().path().starts_with(self.prefix) {
+            return Box::pin(self.inner.call(request));
+        }
+        let router = self.router.clone();
+        Box::pin(async move {
+            let answer: Result<_, Infallible> = router.oneshot(request.map(axum::body::Body::new)).await;
+            match answer {
+                Ok(response) => Ok(response.map(tonic::body::Body::new)),
+                Err(never) => match never {},
+            }
+        })
+    }
+}

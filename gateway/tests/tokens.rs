@@ -1,0 +1,128 @@
+//! OIDC tokens at the gateway, from the embedded issuer: minted tokens work, and every kind of bad token is
+//! UNAUTHENTICATED.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use highwind_proto::asset::v1 as pb;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use support::{Bearer, Platform};
+use tonic::Code;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+async fn list_with(platform: &Platform, token: &str) -> Result<pb::ListAssetsResponse, tonic::Status> {
+    let mut client = pb::asset_service_client::AssetServiceClient::with_interceptor(
+        platform.channel().await,
+        Bearer(Some(token.into())),
+    );
+    client.list_assets(pb::ListAssetsRequest::default()).await.map(tonic::Response::into_inner)
+}
+
+/// Signs `claims` with the platform's own issuer key, as the issuer would, under `kid`.
+fn forge(platform: &Platform, kid: &str, claims: &serde_json::Value) -> String {
+    let pkcs8 = std::fs::read(platform.dir.path().join("dev-issuer-key.p8")).expect("issuer key");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pkcs8)).unwrap()
+}
+
+fn claims(overrides: serde_json::Value) -> serde_json::Value {
+    let mut base = serde_json::json!({
+        "iss": "highwind-dev-issuer", "sub": "alice", "aud": "highwind",
+        "iat": now(), "nbf": now(), "exp": now() + 600,
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+#[tokio::test]
+async fn the_token_endpoint_mints_tokens_for_dev_users_only() {
+    let platform = Platform::start().await;
+    let http = reqwest::Client::new();
+    let minted: serde_json::Value = http
+        .post(format!("{}/dev-issuer/token", platform.url()))
+        .form(&[("grant_type", "password"), ("username", "bob")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(minted["token_type"], "Bearer");
+    assert!(list_with(&platform, &token).await.is_ok(), "a minted token is accepted");
+    let refused = http
+        .post(format!("{}/dev-issuer/token", platform.url()))
+        .form(&[("username", "mallory")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let discovery: serde_json::Value = http
+        .get(format!("{}/dev-issuer/.well-known/openid-configuration", platform.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], "highwind-dev-issuer");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    let platform = Platform::start().await;
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{}/dev-issuer/jwks", platform.url())).await.unwrap().json().await.unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let good = forge(&platform, &kid, &claims(serde_json::json!({})));
+    assert!(list_with(&platform, &good).await.is_ok(), "the forging helper signs like the issuer");
+
+    let mut cases: Vec<(&str, String)> = vec![
+        ("expired", forge(&platform, &kid, &claims(serde_json::json!({ "exp": now() - 120 })))),
+        ("not yet valid", forge(&platform, &kid, &claims(serde_json::json!({ "nbf": now() + 600 })))),
+        ("wrong issuer", forge(&platform, &kid, &claims(serde_json::json!({ "iss": "https://evil.example" })))),
+        ("wrong audience", forge(&platform, &kid, &claims(serde_json::json!({ "aud": "someone-else" })))),
+        ("no subject", {
+            let mut c = claims(serde_json::json!({}));
+            c.as_object_mut().unwrap().remove("sub");
+            forge(&platform, &kid, &c)
+        }),
+        ("unknown kid", forge(&platform, "not-a-key-of-this-issuer", &claims(serde_json::json!({})))),
+    ];
+    // alg none: an unsigned token.
+    let body = URL_SAFE_NO_PAD.encode(claims(serde_json::json!({})).to_string());
+    let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
+    cases.push(("alg none", format!("{none_header}.{body}.")));
+    // HS256 keyed with the public key: the classic algorithm confusion.
+    let public = serde_json::to_vec(&jwks["keys"][0]).unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(kid.clone());
+    cases.push((
+        "HS256 with the public key",
+        jsonwebtoken::encode(&hs, &claims(serde_json::json!({})), &EncodingKey::from_secret(&public)).unwrap(),
+    ));
+    // A valid token whose payload was edited after signing.
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let edited = URL_SAFE_NO_PAD.encode(claims(serde_json::json!({ "sub": "bob" })).to_string());
+    cases.push(("tampered", format!("{head}.{edited}.{signature}")));
+    cases.push(("garbage", "a.b.c".to_owned()));
+
+    for (case, token) in cases {
+        let err = list_with(&platform, &token).await.expect_err(case);
+        assert_eq!(err.code(), Code::Unauthenticated, "{case}: {err:?}");
+        assert!(!err.message().contains(&token), "{case}: the token is never echoed");
+    }
+    platform.stop().await;
+}
