@@ -7,16 +7,17 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::SystemTime,
+    time::{Instant, SystemTime},
 };
 
 use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use sha2::{Digest, Sha256};
 use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::oidc::OidcVerifier;
+use crate::{oidc::OidcVerifier, rate_limit::RateLimiter};
 
 /// Paths anyone may call: health checks, reflection and the embedded issuer.
 const PUBLIC_PREFIXES: [&str; 4] = [
@@ -32,6 +33,7 @@ const PUBLIC_PREFIXES: [&str; 4] = [
 pub struct Authenticator {
     principals: Arc<HashMap<[u8; 32], Principal>>,
     oidc: Option<Arc<OidcVerifier>>,
+    limiter: Option<Arc<RateLimiter>>,
     signer: PrincipalSigner,
 }
 
@@ -45,7 +47,13 @@ impl Authenticator {
     /// Accepts each `(user, token)` pair as principal `users/{user}`; signs forwarded principals with `signer`.
     pub fn new<'a>(tokens: impl IntoIterator<Item = (&'a str, &'a str)>, signer: PrincipalSigner) -> Self {
         let principals = tokens.into_iter().map(|(user, token)| (digest(token), Principal::user(user))).collect();
-        Self { principals: Arc::new(principals), oidc: None, signer }
+        Self { principals: Arc::new(principals), oidc: None, limiter: None, signer }
+    }
+
+    /// Holds every principal to `limiter`'s budget.
+    pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(Arc::new(limiter));
+        self
     }
 
     /// Also accepts JWTs that `verifier` verifies.
@@ -142,6 +150,14 @@ where
                 Ok(principal) => principal,
                 Err(status) => return Ok(status.into_http()),
             };
+            if let Some(wait) = authenticator.limiter.as_ref().and_then(|l| l.check(&principal, Instant::now()).err()) {
+                let status = Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    format!("rate limit reached for {principal}; retry in {} ms", wait.as_millis().max(1)),
+                    ErrorDetails::with_retry_info(Some(wait)),
+                );
+                return Ok(status.into_http());
+            }
             let signature = authenticator.signer.sign(&principal, SystemTime::now());
             let (Ok(name), Ok(signature)) =
                 (HeaderValue::from_str(principal.as_str()), HeaderValue::from_str(&signature))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
 
 /// Where the gateway listens, whom it trusts and where it forwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Address of the public listener (gRPC, gRPC-Web, HTTP/1.1 and HTTP/2).
@@ -26,6 +26,11 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// Largest single gRPC message a client may send; larger ones fail with RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
+    /// Most concurrent HTTP/2 streams (calls) one client connection may have open.
+    pub max_concurrent_streams: u32,
+    /// Per-principal call budget; unset means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::rate_limit::RateLimitConfig>,
     /// Seconds in-flight calls get to finish on shutdown.
     pub drain_seconds: u64,
 }
@@ -56,6 +61,8 @@ impl Default for GatewayConfig {
             },
             allowed_origins: vec!["*".to_owned()],
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_streams: 256,
+            rate_limit: None,
             drain_seconds: 10,
         }
     }
@@ -80,6 +87,14 @@ impl GatewayConfig {
         }
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes must be at least 1024".into());
+        }
+        if self.max_concurrent_streams == 0 {
+            return Err("max_concurrent_streams must be at least 1".into());
+        }
+        if let Some(limit) = self.rate_limit
+            && !(limit.requests_per_second > 0.0 && limit.burst >= 1.0)
+        {
+            return Err("rate_limit needs requests_per_second > 0 and burst >= 1".into());
         }
         Ok(())
     }

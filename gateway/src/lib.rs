@@ -11,6 +11,7 @@ pub mod health;
 pub mod http_routes;
 pub mod limit;
 pub mod oidc;
+pub mod rate_limit;
 pub mod router;
 pub mod standalone;
 pub mod web;
@@ -87,9 +88,14 @@ pub async fn serve_with(
         .layer(web::cors(&config.allowed_origins))
         .layer(http_routes::HttpRoutesLayer::new(oidc::dev_issuer::PATH, extra_routes))
         .layer(GrpcWebLayer::new())
-        .layer(AuthLayer::new(
-            Authenticator::new(tokens, signer).with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone())),
-        ))
+        .layer(AuthLayer::new({
+            let authenticator =
+                Authenticator::new(tokens, signer).with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone()));
+            match config.rate_limit {
+                Some(limit) => authenticator.with_rate_limit(rate_limit::RateLimiter::new(limit)),
+                None => authenticator,
+            }
+        }))
         .into_inner();
 
     let local_addr = listener.local_addr().ok();
@@ -100,6 +106,7 @@ pub async fn serve_with(
             tracing::info!(addr = ?local_addr, "gateway serving");
             Server::builder()
                 .accept_http1(true)
+                .max_concurrent_streams(config.max_concurrent_streams)
                 .trace_fn(|request| tracing::info_span!("gateway", path = %request.uri().path()))
                 .layer(layers)
                 .add_routes(routes)

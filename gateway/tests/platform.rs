@@ -129,3 +129,43 @@ async fn a_restart_on_the_same_data_directory_keeps_tokens_and_assets() {
     assert_eq!(fetched.into_inner(), created);
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn each_principal_is_held_to_its_rate_limit_with_retry_info() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mut config = gateway::config::GatewayConfig {
+        internal_secret: Secret::new("s".repeat(32)),
+        rate_limit: Some(gateway::rate_limit::RateLimitConfig { requests_per_second: 0.5, burst: 3.0 }),
+        ..Default::default()
+    };
+    config.tokens.insert("alice".into(), Secret::new("token-of-alice-123"));
+    config.tokens.insert("bob".into(), Secret::new("token-of-bob-45678"));
+    // No service behind it: calls within budget reach the proxy and come back UNAVAILABLE.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    config.upstreams.asset = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway::serve(listener, async { stopped.await.unwrap_or(()) }, config));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let client = |token: &str| {
+        pb::asset_service_client::AssetServiceClient::with_interceptor(
+            channel.clone(),
+            support::Bearer(Some(token.into())),
+        )
+    };
+    let mut alice = client("token-of-alice-123");
+    for _ in 0..3 {
+        let err = alice.list_assets(pb::ListAssetsRequest::default()).await.expect_err("no upstream");
+        assert_eq!(err.code(), Code::Unavailable, "within budget: {err:?}");
+    }
+    let limited = alice.list_assets(pb::ListAssetsRequest::default()).await.expect_err("over budget");
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    let details = tonic_types::StatusExt::get_error_details(&limited);
+    let delay = details.retry_info().and_then(|r| r.retry_delay).expect("retry info");
+    assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(2), "{delay:?}");
+    let other = client("token-of-bob-45678").list_assets(pb::ListAssetsRequest::default()).await;
+    assert_eq!(other.expect_err("no upstream").code(), Code::Unavailable, "bob has his own budget");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
