@@ -84,7 +84,7 @@ impl Uploads {
             Ok(declared) if violations.is_empty() => declared,
             Ok(_) => return Err(Error::Invalid(violations)),
             Err(more) => {
-                more.iter().for_each(|v| violations.add(v.field.clone(), v.description.clone()));
+                violations.merge(more);
                 return Err(Error::Invalid(violations));
             }
         };

@@ -31,6 +31,11 @@ impl Violations {
         violations
     }
 
+    /// Adds every violation of `other`.
+    pub fn merge(&mut self, other: Self) {
+        self.0.extend(other.0);
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -98,7 +98,7 @@ impl AssetService for AssetApi {
             Ok(asset) if violations.is_empty() => asset,
             Ok(_) => return Err(Error::Invalid(violations).into()),
             Err(more) => {
-                more.iter().for_each(|v| violations.add(v.field.clone(), v.description.clone()));
+                violations.merge(more);
                 return Err(Error::Invalid(violations).into());
             }
         };
@@ -127,7 +127,7 @@ impl AssetService for AssetApi {
         });
         let order = Order::parse(&request.order_by).unwrap_or_else(|e| {
             violations.add("order_by", e);
-            Order::parse("").unwrap_or(Order { key: crate::domain::listing::OrderKey::CreateTime, descending: false })
+            Order::default()
         });
         let filter = AssetFilter::parse(&request.filter).unwrap_or_else(|e| {
             violations.add("filter", e);

@@ -31,6 +31,13 @@ pub struct Order {
     pub descending: bool,
 }
 
+impl Default for Order {
+    /// Oldest first.
+    fn default() -> Self {
+        Self { key: OrderKey::CreateTime, descending: false }
+    }
+}
+
 impl Order {
     /// Parses `order_by`: `create_time` (default), `display_name`, each optionally followed by ` desc` or ` asc`.
     pub fn parse(order_by: &str) -> Result<Self, String> {
