@@ -139,3 +139,48 @@ async fn cors_preflight_allows_grpc_web_headers() {
     }
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn grpc_web_text_and_json_payloads() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let list = pb::ListAssetsRequest::default();
+    let mut request = grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", Some(&token), &list);
+    let framed = request.body().clone().collect().await.unwrap().to_bytes();
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&framed);
+    *request.body_mut() = Full::new(Bytes::from(encoded));
+    request.headers_mut().insert("content-type", "application/grpc-web-text".parse().unwrap());
+    request.headers_mut().insert("accept", "application/grpc-web-text".parse().unwrap());
+    let (response, body) = post(&platform, request).await;
+    assert_eq!(response.headers()["content-type"], "application/grpc-web-text+proto");
+    let (messages, trailers) = frames(Bytes::from(base64_frames(&body)));
+    assert!(trailers.contains("grpc-status:0"), "text-mode call succeeds: {trailers:?}");
+    assert!(pb::ListAssetsResponse::decode(messages[0].clone()).unwrap().assets.is_empty());
+
+    let mut json = grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", Some(&token), &list);
+    json.headers_mut().insert("content-type", "application/grpc-web+json".parse().unwrap());
+    let (response, _) = post(&platform, json).await;
+    assert_eq!(response.headers()["grpc-status"], "3", "JSON payloads get a gRPC error, not a bare 400");
+    let message = response.headers()["grpc-message"].to_str().unwrap();
+    assert!(message.contains("grpc-web") && message.contains("proto"), "says what to send instead: {message}");
+    platform.stop().await;
+}
+
+/// Decodes a gRPC-Web text body, which is a concatenation of base64 chunks (each possibly padded).
+fn base64_frames(body: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let mut chunk = Vec::new();
+    for &b in body {
+        chunk.push(b);
+        if chunk.len() % 4 == 0 && chunk.ends_with(b"=") {
+            out.extend(base64::engine::general_purpose::STANDARD.decode(&chunk).unwrap());
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        out.extend(base64::engine::general_purpose::STANDARD.decode(&chunk).unwrap());
+    }
+    out
+}
