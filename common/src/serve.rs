@@ -62,11 +62,7 @@ pub async fn serve(
             }
             tracing::info!(addr = ?local, services = ?names, "serving");
             Server::builder()
-                .trace_fn(|request| {
-                    // The caller's W3C trace context, so a call's log lines join its trace across services.
-                    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("grpc", path = %request.uri().path(), traceparent)
-                })
+                .trace_fn(|request| crate::telemetry::request_span("grpc", request))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop)
                 .await

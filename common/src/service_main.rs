@@ -19,7 +19,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    crate::telemetry::init();
+    let _telemetry = crate::telemetry::init(&format!("{section}-svc"));
     let file = config_file_argument();
     let loaded = config::load_with_defaults(section, file.as_deref(), defaults)
         .map_err(|e| e.to_string())

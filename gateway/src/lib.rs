@@ -107,7 +107,7 @@ pub async fn serve_with(
             Server::builder()
                 .accept_http1(true)
                 .max_concurrent_streams(config.max_concurrent_streams)
-                .trace_fn(|request| tracing::info_span!("gateway", path = %request.uri().path()))
+                .trace_fn(|request| highwind_common::telemetry::request_span("gateway", request))
                 .layer(layers)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop)

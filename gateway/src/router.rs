@@ -127,10 +127,12 @@ where
         }
         let tripped = Tripped::default();
         let body = LimitedBody::new(body, self.max_message_bytes, tripped.clone());
-        let request = Request::from_parts(parts, Body::new(body));
+        let mut request = Request::from_parts(parts, Body::new(body));
         let Upstream { label, mut channel } = upstream;
         let max = self.max_message_bytes;
         Box::pin(async move {
+            // Inside the call's span, so the next hop continues this trace.
+            highwind_common::telemetry::inject_current(request.headers_mut());
             let forwarded = match channel.ready().await {
                 Ok(ready) => ready.call(request).await,
                 Err(error) => Err(error),

@@ -90,7 +90,7 @@ enum ContentAction {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init("highwind");
     let result = match Cli::parse().command {
         Command::Standalone { listen, data_dir, dev_users, asset_database_url } => {
             run_standalone(standalone::Options { listen, data_dir, dev_users, asset_database_url }).await
