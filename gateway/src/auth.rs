@@ -17,7 +17,7 @@ use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::{oidc::OidcVerifier, rate_limit::RateLimiter};
+use crate::{keys::ApiKeys, oidc::OidcVerifier, rate_limit::RateLimiter};
 
 /// Paths anyone may call: health checks, reflection and the embedded issuer.
 const PUBLIC_PREFIXES: [&str; 4] = [
@@ -27,12 +27,13 @@ const PUBLIC_PREFIXES: [&str; 4] = [
     "/dev-issuer/",
 ];
 
-/// Turns bearer credentials into principals: JWTs through the OIDC verifier, other tokens through the
-/// configured token map (kept only as SHA-256 digests, so a lookup's timing says nothing about any token).
+/// Turns bearer credentials into principals: API keys (`hw_…`) through the key store, JWTs through the OIDC
+/// verifier, other tokens through the configured token map (kept only as SHA-256 digests, so a lookup's timing says nothing about any token).
 #[derive(Clone)]
 pub struct Authenticator {
     principals: Arc<HashMap<[u8; 32], Principal>>,
     oidc: Option<Arc<OidcVerifier>>,
+    keys: Option<ApiKeys>,
     limiter: Option<Arc<RateLimiter>>,
     signer: PrincipalSigner,
 }
@@ -47,7 +48,13 @@ impl Authenticator {
     /// Accepts each `(user, token)` pair as principal `users/{user}`; signs forwarded principals with `signer`.
     pub fn new<'a>(tokens: impl IntoIterator<Item = (&'a str, &'a str)>, signer: PrincipalSigner) -> Self {
         let principals = tokens.into_iter().map(|(user, token)| (digest(token), Principal::user(user))).collect();
-        Self { principals: Arc::new(principals), oidc: None, limiter: None, signer }
+        Self { principals: Arc::new(principals), oidc: None, keys: None, limiter: None, signer }
+    }
+
+    /// Also accepts the API keys in `keys`.
+    pub fn with_api_keys(mut self, keys: ApiKeys) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Holds every principal to `limiter`'s budget.
@@ -66,6 +73,9 @@ impl Authenticator {
     /// and, as Highwind's inference clients send it, the bare token.
     pub async fn authenticate(&self, authorization: Option<&HeaderValue>) -> Result<Principal, Status> {
         let token = bearer_token(authorization)?;
+        if let Some(keys) = self.keys.as_ref().filter(|_| ApiKeys::looks_like_key(token)) {
+            return keys.verify(token).await;
+        }
         if let Some(oidc) = self.oidc.as_ref().filter(|_| OidcVerifier::looks_like_jwt(token)) {
             return oidc.verify(token).await;
         }

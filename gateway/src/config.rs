@@ -16,6 +16,8 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Key shared with the services to sign forwarded principals (at least 32 bytes).
     pub internal_secret: Secret,
+    /// The gateway's own database (API keys): `postgres://…` or `sqlite://…`.
+    pub database_url: String,
     /// Accepted static bearer tokens (for machines): user name → token. The caller becomes `users/{name}`.
     pub tokens: BTreeMap<String, Secret>,
     /// Trusted OIDC issuers; a JWT from one of them makes its caller `users/{sub}`.
@@ -52,6 +54,7 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             internal_secret: Secret::default(),
+            database_url: "sqlite://./highwind-data/gateway.db".to_owned(),
             tokens: BTreeMap::new(),
             oidc_issuers: Vec::new(),
             upstreams: UpstreamsConfig {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod http_routes;
+pub mod keys;
 pub mod limit;
 pub mod oidc;
 pub mod rate_limit;
@@ -19,10 +20,10 @@ pub mod web;
 use std::{future::Future, time::Duration};
 
 use highwind_common::{
-    principal::PrincipalSigner,
+    principal::{PrincipalSigner, VerifyPrincipal},
     serve::{reflection_builder, with_drain},
 };
-use highwind_proto::PUBLIC_SERVICES;
+use highwind_proto::{GATEWAY_SERVICES, PUBLIC_SERVICES, identity::v1::api_key_service_server::ApiKeyServiceServer};
 use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
@@ -47,6 +48,9 @@ pub enum GatewayError {
     /// The reflection descriptors are broken (a build problem).
     #[error("reflection descriptors: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The gateway's database could not be opened.
+    #[error(transparent)]
+    Database(#[from] highwind_common::db::DbError),
     /// The listener failed.
     #[error("gateway server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -74,23 +78,35 @@ pub async fn serve_with(
         .route("usecase", &config.upstreams.usecase, &usecase_svc::SERVICE_NAMES)?
         .route("pipeline", &config.upstreams.pipeline, &pipeline_svc::SERVICE_NAMES)?;
 
+    let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
+    let api_keys = keys::ApiKeys::new(keys::open(&config.database_url).await?);
+    let key_api = keys::ApiKeyApi::new(
+        api_keys.clone(),
+        highwind_common::page_token::PageTokens::new(config.internal_secret.derive("gateway page tokens")),
+    );
+
     let (reporter, health) = tonic_health::server::health_reporter();
     let _mirrors = health::mirror(&reporter, &upstreams, PUBLIC_SERVICES).await;
+    for service in GATEWAY_SERVICES {
+        reporter.set_service_status(*service, ServingStatus::Serving).await;
+    }
+    let advertised: Vec<&'static str> = PUBLIC_SERVICES.iter().chain(GATEWAY_SERVICES).copied().collect();
     let local = Routes::new(health)
-        .add_service(reflection_builder(PUBLIC_SERVICES).build_v1()?)
-        .add_service(reflection_builder(PUBLIC_SERVICES).build_v1alpha()?);
+        .add_service(reflection_builder(&advertised).build_v1()?)
+        .add_service(reflection_builder(&advertised).build_v1alpha()?)
+        .add_service(ApiKeyServiceServer::with_interceptor(key_api, VerifyPrincipal(signer.clone())));
     let routes =
         Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams, config.max_message_bytes)));
 
-    let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
     let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));
     let layers = ServiceBuilder::new()
         .layer(web::cors(&config.allowed_origins))
         .layer(http_routes::HttpRoutesLayer::new(oidc::dev_issuer::PATH, extra_routes))
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new({
-            let authenticator =
-                Authenticator::new(tokens, signer).with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone()));
+            let authenticator = Authenticator::new(tokens, signer)
+                .with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone()))
+                .with_api_keys(api_keys);
             match config.rate_limit {
                 Some(limit) => authenticator.with_rate_limit(rate_limit::RateLimiter::new(limit)),
                 None => authenticator,

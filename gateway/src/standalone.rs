@@ -165,6 +165,7 @@ impl Standalone {
             listen: addr,
             internal_secret: secrets.internal_secret.clone(),
             oidc_issuers: vec![issuer.trust()],
+            database_url: format!("sqlite://{}", data_dir.join("gateway.db").display()),
             upstreams: UpstreamsConfig {
                 asset: upstream.remove("asset").unwrap_or_default(),
                 usecase: upstream.remove("usecase").unwrap_or_default(),

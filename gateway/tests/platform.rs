@@ -72,8 +72,12 @@ async fn a_service_that_is_down_answers_unavailable_naming_it() {
     drop(closed);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let mut config =
-        gateway::config::GatewayConfig { internal_secret: Secret::new("s".repeat(32)), ..Default::default() };
+    let data = tempfile::tempdir().unwrap();
+    let mut config = gateway::config::GatewayConfig {
+        internal_secret: Secret::new("s".repeat(32)),
+        database_url: highwind_common::db::testing::fresh_sqlite_url(data.path()),
+        ..Default::default()
+    };
     config.tokens.insert("alice".into(), Secret::new("token-of-alice-123"));
     config.upstreams.asset = dead;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -85,7 +89,7 @@ async fn a_service_that_is_down_answers_unavailable_naming_it() {
         support::Bearer(Some("token-of-alice-123".into())),
     );
     let err = client.list_assets(pb::ListAssetsRequest::default()).await.expect_err("down");
-    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains("asset"), "{err:?}");
     let mut health = HealthClient::new(channel);
     let status = health
@@ -134,8 +138,10 @@ async fn a_restart_on_the_same_data_directory_keeps_tokens_and_assets() {
 async fn each_principal_is_held_to_its_rate_limit_with_retry_info() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let mut config = gateway::config::GatewayConfig {
         internal_secret: Secret::new("s".repeat(32)),
+        database_url: highwind_common::db::testing::fresh_sqlite_url(data.path()),
         rate_limit: Some(gateway::rate_limit::RateLimitConfig { requests_per_second: 0.5, burst: 3.0 }),
         ..Default::default()
     };

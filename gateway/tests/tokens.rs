@@ -126,3 +126,100 @@ async fn bad_tokens_are_unauthenticated() {
     }
     platform.stop().await;
 }
+
+mod api_keys {
+    use highwind_proto::identity::v1::{self as id, api_key_service_client::ApiKeyServiceClient};
+
+    use super::*;
+
+    async fn keys_of(
+        platform: &Platform,
+        token: &str,
+    ) -> ApiKeyServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>> {
+        ApiKeyServiceClient::with_interceptor(platform.channel().await, Bearer(Some(token.into())))
+    }
+
+    #[tokio::test]
+    async fn a_key_acts_as_its_creator_until_revoked() {
+        let platform = Platform::start().await;
+        let mut alice_keys = keys_of(&platform, &platform.token("alice")).await;
+        let created = alice_keys
+            .create_api_key(id::CreateApiKeyRequest {
+                api_key: Some(id::ApiKey { display_name: "ci pipeline".into(), ..Default::default() }),
+            })
+            .await
+            .expect("create")
+            .into_inner();
+        let key = created.key.clone();
+        assert!(key.starts_with("hw_"));
+        let stored = created.api_key.unwrap();
+        assert_eq!(stored.owner, "users/alice");
+        assert!(key.starts_with(stored.prefix.trim_end_matches('…')));
+
+        // The key works like alice's token, also without the Bearer prefix.
+        let mut assets = platform.assets(Some("alice")).await;
+        let asset = pb::Asset { kind: pb::AssetKind::Dataset as i32, display_name: "x".into(), ..Default::default() };
+        assets.create_asset(pb::CreateAssetRequest { asset: Some(asset), request_id: String::new() }).await.unwrap();
+        assert_eq!(list_with(&platform, &key).await.expect("key works").assets.len(), 1);
+
+        let listed = alice_keys.list_api_keys(id::ListApiKeysRequest::default()).await.unwrap().into_inner();
+        assert_eq!(listed.api_keys.len(), 1);
+        assert!(!format!("{listed:?}").contains(key.split('_').next_back().unwrap()), "the secret is never listed");
+        let bobs =
+            keys_of(&platform, &platform.token("bob")).await.list_api_keys(id::ListApiKeysRequest::default()).await;
+        assert!(bobs.unwrap().into_inner().api_keys.is_empty(), "keys are private to their owner");
+        let err = keys_of(&platform, &platform.token("bob"))
+            .await
+            .delete_api_key(id::DeleteApiKeyRequest { name: stored.name.clone() })
+            .await
+            .expect_err("bob cannot revoke alice's key");
+        assert_eq!(err.code(), Code::NotFound);
+
+        let revoked = alice_keys.delete_api_key(id::DeleteApiKeyRequest { name: stored.name.clone() }).await.unwrap();
+        assert!(revoked.into_inner().revoke_time.is_some());
+        let err = list_with(&platform, &key).await.expect_err("revoked");
+        assert_eq!(err.code(), Code::Unauthenticated, "revocation holds from the next call");
+
+        let forged = format!("{}x", &key[..key.len() - 1]);
+        assert_eq!(list_with(&platform, &forged).await.expect_err("forged").code(), Code::Unauthenticated);
+        platform.stop().await;
+    }
+
+    #[tokio::test]
+    async fn bad_key_requests_are_invalid_and_expired_keys_fail() {
+        let platform = Platform::start().await;
+        let mut keys = keys_of(&platform, &platform.token("alice")).await;
+        for (key, field) in [
+            (id::ApiKey { display_name: String::new(), ..Default::default() }, "api_key.display_name"),
+            (
+                id::ApiKey {
+                    display_name: "old".into(),
+                    expire_time: Some(prost_types::Timestamp { seconds: 1_000, nanos: 0 }),
+                    ..Default::default()
+                },
+                "api_key.expire_time",
+            ),
+        ] {
+            let err = keys.create_api_key(id::CreateApiKeyRequest { api_key: Some(key) }).await.expect_err(field);
+            assert_eq!(err.code(), Code::InvalidArgument);
+            assert!(err.message().contains(field), "{err:?}");
+        }
+        let soon = now() as i64 + 2;
+        let short = keys
+            .create_api_key(id::CreateApiKeyRequest {
+                api_key: Some(id::ApiKey {
+                    display_name: "short-lived".into(),
+                    expire_time: Some(prost_types::Timestamp { seconds: soon, nanos: 0 }),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key;
+        assert!(list_with(&platform, &short).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(2_600)).await;
+        assert_eq!(list_with(&platform, &short).await.expect_err("expired").code(), Code::Unauthenticated);
+        platform.stop().await;
+    }
+}

@@ -29,7 +29,17 @@ pub mod pipeline {
     }
 }
 
-/// Fully qualified names of the public services, as reflection and health know them.
+/// `highwind.identity.v1`: API keys, served by the gateway.
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("highwind.identity.v1");
+    }
+}
+
+/// Services the gateway serves itself.
+pub const GATEWAY_SERVICES: &[&str] = &["highwind.identity.v1.ApiKeyService"];
+
+/// Fully qualified names of the public services behind the gateway, as reflection and health know them.
 pub const PUBLIC_SERVICES: &[&str] = &[
     "highwind.asset.v1.AssetService",
     "highwind.asset.v1.UploadService",

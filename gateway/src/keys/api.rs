@@ -1,0 +1,140 @@
+//! `highwind.identity.v1.ApiKeyService`, served by the gateway: keys belong to the caller alone.
+
+use chrono::{DateTime, Utc};
+use highwind_common::{page_token::PageTokens, principal::Principal, status, validation::Violations};
+use highwind_proto::identity::v1::{self as pb, api_key_service_server::ApiKeyService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{ApiKey, ApiKeys, KeyError};
+
+const MAX_DISPLAY_NAME: usize = 200;
+const MAX_PAGE_SIZE: usize = 1_000;
+const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// Handlers of `ApiKeyService`.
+#[derive(Debug, Clone)]
+pub struct ApiKeyApi {
+    keys: ApiKeys,
+    page_tokens: PageTokens,
+}
+
+impl ApiKeyApi {
+    /// Handlers over `keys`, signing page tokens with `page_tokens`.
+    pub fn new(keys: ApiKeys, page_tokens: PageTokens) -> Self {
+        Self { keys, page_tokens }
+    }
+}
+
+impl From<KeyError> for Status {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::NotFound(name) => Status::not_found(format!("{name} not found")),
+            KeyError::Store(cause) => status::internal(&cause),
+        }
+    }
+}
+
+fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn to_proto(key: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        name: format!("apiKeys/{}", key.id),
+        display_name: key.display_name.clone(),
+        owner: key.owner.clone(),
+        prefix: key.prefix(),
+        create_time: Some(timestamp(key.create_time)),
+        expire_time: key.expire_time.map(timestamp),
+        revoke_time: key.revoke_time.map(timestamp),
+    }
+}
+
+#[tonic::async_trait]
+impl ApiKeyService for ApiKeyApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let Some(draft) = request.into_inner().api_key else {
+            return Err(status::invalid_argument(&Violations::one("api_key", "required")));
+        };
+        let mut violations = Violations::new();
+        let chars = draft.display_name.chars().count();
+        if chars == 0 || chars > MAX_DISPLAY_NAME || draft.display_name.chars().any(char::is_control) {
+            violations.add(
+                "api_key.display_name",
+                format!("required: 1 to {MAX_DISPLAY_NAME} characters, no control characters"),
+            );
+        }
+        let expire_time =
+            draft.expire_time.map(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)));
+        let expire_time = match expire_time {
+            Some(Some(at)) if at > Utc::now() => Some(at),
+            Some(_) => {
+                violations.add("api_key.expire_time", "must be a valid time in the future");
+                None
+            }
+            None => None,
+        };
+        if !violations.is_empty() {
+            return Err(status::invalid_argument(&violations));
+        }
+        let (key, secret) = self.keys.create(&owner, draft.display_name, expire_time).await?;
+        tracing::info!(key = %key.id, owner = %owner, "api key created");
+        Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(to_proto(&key)), key: secret }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let limit = match usize::try_from(request.page_size) {
+            Ok(0) => DEFAULT_PAGE_SIZE,
+            Ok(n) if n <= MAX_PAGE_SIZE => n,
+            _ => {
+                let reason = format!("must be between 0 and {MAX_PAGE_SIZE}");
+                return Err(status::invalid_argument(&Violations::one("page_size", reason)));
+            }
+        };
+        let scope = format!("api-keys|{owner}");
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let cursor: Uuid = self.page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+                status::invalid_argument(&Violations::one(
+                    "page_token",
+                    "not a token from a previous page of this list",
+                ))
+            })?;
+            Some(cursor)
+        };
+        let mut keys = self.keys.list(&owner, after, limit).await?;
+        let next_page_token = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().map(|k| self.page_tokens.encode(&scope, &k.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListApiKeysResponse { api_keys: keys.iter().map(to_proto).collect(), next_page_token }))
+    }
+
+    async fn delete_api_key(&self, request: Request<pb::DeleteApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let name = request.into_inner().name;
+        let id = name
+            .strip_prefix("apiKeys/")
+            .and_then(|id| Uuid::try_parse(id).ok())
+            .ok_or_else(|| status::invalid_argument(&Violations::one("name", "must be of the form apiKeys/{key}")))?;
+        let revoked = self.keys.revoke(&owner, id).await?;
+        tracing::info!(key = %id, owner = %owner, "api key revoked");
+        Ok(Response::new(to_proto(&revoked)))
+    }
+}
