@@ -45,6 +45,7 @@ impl Database {
                 .map_err(DbError::Connect)?;
             Ok(Self::Postgres(pool))
         } else if url.starts_with("sqlite:") {
+            create_parent_dir(url);
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(DbError::Connect)?
                 .create_if_missing(true)
@@ -79,6 +80,19 @@ impl Database {
             Self::Postgres(_) => "postgres",
             Self::Sqlite(_) => "sqlite",
         }
+    }
+}
+
+/// Creates the directory a SQLite file URL points into, so a default like `sqlite://./data/x.db` works on a fresh
+/// machine. Failures surface when the database itself is opened.
+fn create_parent_dir(url: &str) {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return;
+    }
+    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(parent);
     }
 }
 
@@ -152,6 +166,16 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://hw:s3cret@db:5432/hw"), "postgres://hw:***@db:5432/hw");
         assert_eq!(redact_url("sqlite://./data/a.db"), "sqlite://./data/a.db");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_in_a_missing_directory_is_created() {
+        let dir = std::env::temp_dir().join(format!("highwind-db-{}", std::process::id()));
+        let url = format!("sqlite://{}/nested/deeper/x.db", dir.display());
+        let db = Database::connect(&url, 1).await.expect("connects");
+        assert_eq!(db.backend(), "sqlite");
+        assert!(dir.join("nested/deeper/x.db").exists());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
