@@ -2,6 +2,7 @@
 //!
 //! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx). [`serve`] wires them together.
 
+pub mod access;
 pub mod api;
 pub mod blobs;
 pub mod config;
@@ -74,7 +75,7 @@ pub async fn serve(
             verify.clone(),
         ))
         .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
-    let served = Served { routes, names: SERVICE_NAMES.to_vec() };
+    let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
     sweeper.abort();

@@ -2,6 +2,7 @@
 //! migrate, the forwarded principal, `google.rpc` error details, signed page tokens and the serving loop with
 //! health, reflection and a bounded drain.
 
+pub mod access;
 pub mod config;
 pub mod db;
 pub mod page_token;

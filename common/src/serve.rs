@@ -31,6 +31,8 @@ pub struct Served {
     pub routes: Routes,
     /// Fully qualified names of the services in `routes`, for health and reflection.
     pub names: Vec<&'static str>,
+    /// The declared access of every method; undeclared methods are denied.
+    pub rules: crate::access::AccessRules,
 }
 
 /// Serves `served` plus `grpc.health.v1` and reflection (v1 and v1alpha) on `listener` until `shutdown` resolves,
@@ -54,6 +56,7 @@ pub async fn serve(
     let local = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let names = served.names.clone();
+    let rules = served.rules.clone();
     let ready = reporter.clone();
     let result = with_drain(
         |stop| async move {
@@ -63,6 +66,7 @@ pub async fn serve(
             tracing::info!(addr = ?local, services = ?names, "serving");
             Server::builder()
                 .trace_fn(|request| crate::telemetry::request_span("grpc", request))
+                .layer(crate::access::AccessLayer::new(rules))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop)
                 .await

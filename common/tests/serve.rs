@@ -14,7 +14,7 @@ async fn health_turns_not_serving_on_shutdown_then_the_server_stops() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = Served { routes: Routes::default(), names: vec![] };
+    let served = Served { routes: Routes::default(), names: vec![], rules: Default::default() };
     let server = tokio::spawn(serve(listener, async { stopped.await.unwrap_or(()) }, served, Duration::from_secs(2)));
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();

@@ -2,6 +2,8 @@
 //!
 //! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then.
 
+pub mod access;
+
 use std::future::Future;
 
 use highwind_common::{
@@ -51,7 +53,7 @@ pub async fn serve(
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(NotYetServed, verify.clone()))
         .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));
-    let served = Served { routes, names: SERVICE_NAMES.to_vec() };
+    let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;
     Ok(())
