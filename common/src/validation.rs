@@ -63,3 +63,21 @@ impl std::fmt::Display for Violations {
         Ok(())
     }
 }
+
+/// Whether `uri` is an absolute `http://` or `https://` URI of at most `max` bytes, without spaces or control
+/// characters.
+pub fn is_http_uri(uri: &str, max: usize) -> bool {
+    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"));
+    uri.len() <= max
+        && rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The page size to use for a client's `page_size` (0 means `default`), or what is wrong with it.
+pub fn page_size(requested: i32, default: usize, max: usize) -> Result<usize, String> {
+    match usize::try_from(requested) {
+        Ok(0) => Ok(default),
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("must be between 0 and {max}, got {requested}")),
+    }
+}

@@ -38,6 +38,8 @@ pub struct Options {
     pub dev_users: Vec<String>,
     /// Keep assets in this database (PostgreSQL, say) instead of the data directory's SQLite file.
     pub asset_database_url: Option<String>,
+    /// Keep use cases in this database instead of the data directory's SQLite file.
+    pub usecase_database_url: Option<String>,
 }
 
 /// Why the platform could not start.
@@ -124,8 +126,8 @@ impl Standalone {
                 .map_err(|source| StandaloneError::Listen { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })?;
             let local = listener.local_addr().map_err(|source| StandaloneError::Listen { addr, source })?;
             upstream.insert(part, format!("http://{local}"));
-            let database_url = match (part, &options.asset_database_url) {
-                ("asset", Some(url)) => url.clone(),
+            let database_url = match (part, &options.asset_database_url, &options.usecase_database_url) {
+                ("asset", Some(url), _) | ("usecase", _, Some(url)) => url.clone(),
                 _ => format!("sqlite://{}", data_dir.join(db).display()),
             };
             let server = ServerConfig {

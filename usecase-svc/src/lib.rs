@@ -1,19 +1,26 @@
 //! The Highwind use-case service: use cases, members, asset links, releases and the marketplace.
 //!
-//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then.
+//! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx). Use cases are served; members, links, releases and
+//! the marketplace answer UNIMPLEMENTED until they are built.
 
 pub mod access;
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod store;
 
 use std::future::Future;
 
 use highwind_common::{
     config::{ServerConfig, Settings},
+    db::Database,
+    page_token::PageTokens,
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
 use highwind_proto::usecase::v1::{
     marketplace_service_server::{MarketplaceService, MarketplaceServiceServer},
-    use_case_service_server::{UseCaseService, UseCaseServiceServer},
+    use_case_service_server::UseCaseServiceServer,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -43,15 +50,20 @@ pub fn default_config() -> UseCaseConfig {
     UseCaseConfig { server: ServerConfig::defaults(DEFAULT_PORT, "usecase.db") }
 }
 
-/// Serves on `listener` until `shutdown` resolves.
+/// Opens and migrates the database, then serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
     config: UseCaseConfig,
 ) -> Result<(), RunError> {
     let config = config.server;
+    let db = Database::connect(&config.database_url, config.max_connections).await?;
+    tracing::info!(backend = db.backend(), "use-case database connected");
+    let repo = store::open(db).await?;
+    let page_tokens = PageTokens::new(config.internal_secret.derive("usecase-svc page tokens"));
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let routes = Routes::new(UseCaseServiceServer::with_interceptor(NotYetServed, verify.clone()))
+    let use_cases = api::UseCaseApi::new(repo, page_tokens);
+    let routes = Routes::new(UseCaseServiceServer::with_interceptor(use_cases, verify.clone()))
         .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
@@ -59,9 +71,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Every method answers UNIMPLEMENTED until it is built.
+/// The marketplace answers UNIMPLEMENTED until it is built.
 #[derive(Debug, Clone, Copy)]
 struct NotYetServed;
 
-impl UseCaseService for NotYetServed {}
 impl MarketplaceService for NotYetServed {}

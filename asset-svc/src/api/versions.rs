@@ -163,7 +163,7 @@ fn parse_filter(filter: &str) -> Result<VersionFilter, String> {
             other => {
                 let key = other
                     .strip_prefix("labels.")
-                    .filter(|k| crate::domain::labels::valid_key(k))
+                    .filter(|k| highwind_common::labels::valid_key(k))
                     .ok_or_else(|| format!("cannot filter versions on {other:?}: use state, alias or labels.<key>"))?;
                 parsed.labels.push((key.to_owned(), value.to_owned()));
             }

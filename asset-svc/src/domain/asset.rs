@@ -7,7 +7,7 @@ use highwind_common::validation::Violations;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::labels;
+use highwind_common::labels;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 200;
@@ -308,7 +308,8 @@ impl Asset {
         if self.description.chars().count() > MAX_DESCRIPTION {
             violations.add("asset.description", format!("at most {MAX_DESCRIPTION} characters"));
         }
-        if !self.cover_image_uri.is_empty() && !valid_http_uri(&self.cover_image_uri) {
+        if !self.cover_image_uri.is_empty() && !highwind_common::validation::is_http_uri(&self.cover_image_uri, MAX_URI)
+        {
             violations.add("asset.cover_image_uri", format!("must be an http or https URI of at most {MAX_URI} bytes"));
         }
         labels::validate(&self.labels, "asset.labels", violations);
@@ -328,13 +329,6 @@ impl Asset {
             }
         }
     }
-}
-
-fn valid_http_uri(uri: &str) -> bool {
-    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"));
-    uri.len() <= MAX_URI
-        && rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    asset::{Asset, AssetKind},
-    labels,
-};
+use highwind_common::labels;
+
+use super::asset::{Asset, AssetKind};
 
 /// Page size when the client sends 0.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -224,11 +223,7 @@ impl AssetQuery {
 
 /// The page size to use for the client's `page_size`, or what is wrong with it.
 pub fn page_size(requested: i32) -> Result<usize, String> {
-    match usize::try_from(requested) {
-        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
-        Ok(n) if n <= MAX_PAGE_SIZE => Ok(n),
-        _ => Err(format!("must be between 0 and {MAX_PAGE_SIZE}, got {requested}")),
-    }
+    highwind_common::validation::page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 }
 
 #[cfg(test)]

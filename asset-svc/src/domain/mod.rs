@@ -2,7 +2,6 @@
 
 pub mod aliases;
 pub mod asset;
-pub mod labels;
 pub mod listing;
 pub mod names;
 pub mod paths;

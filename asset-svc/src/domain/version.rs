@@ -177,12 +177,12 @@ pub fn validate_metadata(
     if description.chars().count() > super::asset::MAX_DESCRIPTION {
         violations.add(field("description"), format!("at most {} characters", super::asset::MAX_DESCRIPTION));
     }
-    super::labels::validate(labels, &field("labels"), violations);
+    highwind_common::labels::validate(labels, &field("labels"), violations);
     if metrics.len() > MAX_METRICS {
         violations.add(field("metrics"), format!("at most {MAX_METRICS} metrics"));
     }
     for (name, value) in metrics {
-        if !super::labels::valid_key(name) {
+        if !highwind_common::labels::valid_key(name) {
             violations.add(format!("{}[{name:?}]", field("metrics")), "names follow the label key rules");
         }
         if !value.is_finite() {

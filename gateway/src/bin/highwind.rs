@@ -31,6 +31,9 @@ enum Command {
         /// Keep assets in this database (e.g. `postgres://…`) instead of the data directory's SQLite file.
         #[arg(long, value_name = "URL", env = "HIGHWIND_ASSET_DATABASE_URL", hide_env_values = true)]
         asset_database_url: Option<String>,
+        /// Keep use cases in this database instead of the data directory's SQLite file.
+        #[arg(long, value_name = "URL", env = "HIGHWIND_USECASE_DATABASE_URL", hide_env_values = true)]
+        usecase_database_url: Option<String>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -92,8 +95,9 @@ enum ContentAction {
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("highwind");
     let result = match Cli::parse().command {
-        Command::Standalone { listen, data_dir, dev_users, asset_database_url } => {
-            run_standalone(standalone::Options { listen, data_dir, dev_users, asset_database_url }).await
+        Command::Standalone { listen, data_dir, dev_users, asset_database_url, usecase_database_url } => {
+            let options = standalone::Options { listen, data_dir, dev_users, asset_database_url, usecase_database_url };
+            run_standalone(options).await
         }
         Command::Gateway { config } => run_gateway(config).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,

@@ -24,18 +24,22 @@ impl Platform {
         Self::start_with(dir, None).await
     }
 
-    /// The platform with its assets in a fresh PostgreSQL database, or `None` when no server is reachable.
+    /// The platform with its assets and use cases in fresh PostgreSQL databases, or `None` when no server is
+    /// reachable.
     pub async fn start_postgres() -> Option<Self> {
-        let url = highwind_common::db::testing::fresh_postgres_url().await?;
-        Some(Self::start_with(tempfile::tempdir().expect("tempdir"), Some(url)).await)
+        let assets = highwind_common::db::testing::fresh_postgres_url().await?;
+        let use_cases = highwind_common::db::testing::fresh_postgres_url().await?;
+        Some(Self::start_with(tempfile::tempdir().expect("tempdir"), Some((assets, use_cases))).await)
     }
 
-    async fn start_with(dir: tempfile::TempDir, asset_database_url: Option<String>) -> Self {
+    async fn start_with(dir: tempfile::TempDir, postgres: Option<(String, String)>) -> Self {
+        let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
         let options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             dev_users: vec!["alice".into(), "bob".into()],
             asset_database_url,
+            usecase_database_url,
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir }
@@ -64,6 +68,19 @@ impl Platform {
     pub async fn uploads(&self, user: Option<&str>) -> UploadServiceClient<InterceptedService<Channel, Bearer>> {
         let token = user.map(|u| self.token(u));
         UploadServiceClient::with_interceptor(self.channel().await, Bearer(token))
+    }
+
+    /// A UseCaseService client that authenticates as `user`.
+    pub async fn use_cases(
+        &self,
+        user: Option<&str>,
+    ) -> highwind_proto::usecase::v1::use_case_service_client::UseCaseServiceClient<InterceptedService<Channel, Bearer>>
+    {
+        let token = user.map(|u| self.token(u));
+        highwind_proto::usecase::v1::use_case_service_client::UseCaseServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(token),
+        )
     }
 
     pub async fn stop(self) -> tempfile::TempDir {

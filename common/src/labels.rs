@@ -1,8 +1,8 @@
-//! Label rules shared by assets and versions.
+//! Label rules every resource with labels follows (AIP-style keys and values).
 
 use std::collections::BTreeMap;
 
-use highwind_common::validation::Violations;
+use crate::validation::Violations;
 
 /// Most labels one resource may carry.
 pub const MAX_LABELS: usize = 64;

@@ -1,0 +1,78 @@
+//! Proto ↔ domain conversions for use cases.
+
+use chrono::{DateTime, Utc};
+use highwind_proto::usecase::v1 as pb;
+
+use crate::domain::{
+    names,
+    role::Role,
+    use_case::{Money, UseCase, UseCaseDraft},
+};
+
+fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn role_to_proto(role: Role) -> pb::MemberRole {
+    match role {
+        Role::Owner => pb::MemberRole::Owner,
+        Role::Editor => pb::MemberRole::Editor,
+        Role::Viewer => pb::MemberRole::Viewer,
+    }
+}
+
+/// The wire form of a use case as `role` sees it.
+pub fn use_case_to_proto(u: &UseCase, role: Role) -> pb::UseCase {
+    pb::UseCase {
+        name: names::use_case_name(u.id),
+        uid: u.id.to_string(),
+        display_name: u.display_name.clone(),
+        description: u.description.clone(),
+        cover_image_uri: u.cover_image_uri.clone(),
+        model_card: u.model_card.clone(),
+        inference_schema: u.inference_schema.clone(),
+        inference_schema_type: if u.inference_schema.is_empty() {
+            pb::InferenceSchemaType::Unspecified
+        } else {
+            pb::InferenceSchemaType::Json
+        } as i32,
+        version_label: u.version_label.clone(),
+        price: Some(pb::Money {
+            currency_code: u.price.currency_code.clone(),
+            units: u.price.units,
+            nanos: u.price.nanos,
+        }),
+        published: false,
+        published_release: String::new(),
+        listing: String::new(),
+        owner: u.owner.clone(),
+        labels: u.labels.clone().into_iter().collect(),
+        create_time: Some(timestamp(u.create_time)),
+        update_time: Some(timestamp(u.update_time)),
+        archived: u.archive_time.is_some(),
+        archive_time: u.archive_time.map(timestamp),
+        etag: u.etag(),
+        latest_release: String::new(),
+        caller_role: role_to_proto(role) as i32,
+        forked_from_release: String::new(),
+    }
+}
+
+/// The client-supplied fields of a use case.
+pub fn draft_from_proto(u: pb::UseCase) -> UseCaseDraft {
+    let price =
+        u.price.map(|p| Money { currency_code: p.currency_code, units: p.units, nanos: p.nanos }).unwrap_or_default();
+    UseCaseDraft {
+        display_name: u.display_name,
+        description: u.description,
+        cover_image_uri: u.cover_image_uri,
+        model_card: u.model_card,
+        inference_schema: u.inference_schema,
+        version_label: u.version_label,
+        price,
+        labels: u.labels.into_iter().collect(),
+    }
+}

@@ -1,0 +1,35 @@
+//! [`Error`] → [`Status`], once.
+
+use highwind_common::status;
+use tonic::{Code, Status};
+
+use crate::error::Error;
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Invalid(violations) => status::invalid_argument(&violations),
+            Error::NotFound(name) => status::with_reason(Code::NotFound, format!("{name} not found"), "NOT_FOUND"),
+            Error::PermissionDenied(why) => status::with_reason(Code::PermissionDenied, why, "ROLE_TOO_LOW"),
+            Error::StaleEtag(name) => status::with_reason(
+                Code::FailedPrecondition,
+                format!("the etag does not match the current version of {name}: get it again and reapply"),
+                "ETAG_MISMATCH",
+            ),
+            Error::Concurrent(name) => status::with_reason(
+                Code::Aborted,
+                format!("{name} was changed by another request at the same time: retry"),
+                "CONCURRENT_MODIFICATION",
+            ),
+            Error::Archived(name) => status::with_reason(
+                Code::FailedPrecondition,
+                format!("{name} is archived: undelete it first"),
+                "ARCHIVED",
+            ),
+            Error::NotArchived(name) => {
+                status::with_reason(Code::AlreadyExists, format!("{name} is not archived"), "NOT_ARCHIVED")
+            }
+            Error::Store(cause) => status::internal(&cause),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The gRPC surface of the use-case service.
+
+mod convert;
+mod error;
+mod use_cases;
+
+pub use use_cases::UseCaseApi;

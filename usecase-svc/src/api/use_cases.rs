@@ -1,0 +1,242 @@
+//! `highwind.usecase.v1.UseCaseService`: use cases themselves. Members, links, releases and publishing answer
+//! UNIMPLEMENTED until they are built.
+
+use std::sync::Arc;
+
+use chrono::{SubsecRound, Utc};
+use highwind_common::{
+    page_token::PageTokens,
+    principal::Principal,
+    validation::{Violations, page_size},
+};
+use highwind_proto::usecase::v1::{self as pb, use_case_service_server::UseCaseService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{draft_from_proto, use_case_to_proto};
+use crate::{
+    domain::{
+        names,
+        role::Role,
+        use_case::{UseCase, UseCaseField},
+    },
+    error::Error,
+    store::UseCaseRepository,
+};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1_000;
+const MAX_REQUEST_ID: usize = 128;
+
+/// Handlers of `UseCaseService`.
+#[derive(Debug, Clone)]
+pub struct UseCaseApi {
+    repo: Arc<dyn UseCaseRepository>,
+    page_tokens: PageTokens,
+}
+
+impl UseCaseApi {
+    /// Handlers over `repo`.
+    pub fn new(repo: Arc<dyn UseCaseRepository>, page_tokens: PageTokens) -> Self {
+        Self { repo, page_tokens }
+    }
+
+    /// The use case `name` and the caller's role on it; NOT_FOUND for non-members, so existence stays private.
+    async fn membership(&self, principal: &Principal, field: &str, name: &str) -> Result<(UseCase, Role), Error> {
+        let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+        let not_found = || Error::NotFound(name.to_owned());
+        let role = self.repo.role_of(id, principal.as_str()).await?.ok_or_else(not_found)?;
+        let use_case = self.repo.get(id).await?.ok_or_else(not_found)?;
+        Ok((use_case, role))
+    }
+
+    async fn replace(&self, current: &UseCase, next: UseCase, etag: &str) -> Result<UseCase, Error> {
+        let name = names::use_case_name(current.id);
+        if !etag.is_empty() && etag != current.etag() {
+            return Err(Error::StaleEtag(name));
+        }
+        if self.repo.update(&next, current.revision).await? {
+            Ok(next)
+        } else if etag.is_empty() {
+            Err(Error::Concurrent(name))
+        } else {
+            Err(Error::StaleEtag(name))
+        }
+    }
+
+    async fn set_archived(
+        &self,
+        principal: &Principal,
+        name: &str,
+        etag: &str,
+        archived: bool,
+    ) -> Result<pb::UseCase, Error> {
+        let (current, role) = self.membership(principal, "name", name).await?;
+        if !role.may_administer() {
+            return Err(Error::PermissionDenied(format!("only an owner may archive or restore {name}")));
+        }
+        let stored = match (archived, current.archive_time.is_some()) {
+            (true, true) => current,
+            (false, false) => return Err(Error::NotArchived(name.to_owned())),
+            (true, false) => {
+                let now = Utc::now().trunc_subsecs(6);
+                self.replace(&current, current.with_archive_time(Some(now), now), etag).await?
+            }
+            (false, true) => self.replace(&current, current.with_archive_time(None, Utc::now()), etag).await?,
+        };
+        Ok(use_case_to_proto(&stored, role))
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    t: i64,
+    id: Uuid,
+}
+
+#[tonic::async_trait]
+impl UseCaseService for UseCaseApi {
+    async fn create_use_case(
+        &self,
+        request: Request<pb::CreateUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let Some(incoming) = request.use_case else {
+            return Err(Error::Invalid(Violations::one("use_case", "required")).into());
+        };
+        let mut violations = Violations::new();
+        if request.request_id.chars().count() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
+            violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
+        }
+        let use_case = match UseCase::create(draft_from_proto(incoming), owner.as_str(), Utc::now()) {
+            Ok(use_case) if violations.is_empty() => use_case,
+            Ok(_) => return Err(Error::Invalid(violations).into()),
+            Err(more) => {
+                violations.merge(more);
+                return Err(Error::Invalid(violations).into());
+            }
+        };
+        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let stored = self.repo.create(&use_case, request_id).await.map_err(Error::from)?;
+        tracing::info!(use_case = %stored.id, owner = %owner, "use case created");
+        Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
+    }
+
+    async fn get_use_case(&self, request: Request<pb::GetUseCaseRequest>) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?;
+        let (use_case, role) = self.membership(principal, "name", &request.get_ref().name).await?;
+        Ok(Response::new(use_case_to_proto(&use_case, role)))
+    }
+
+    async fn list_use_cases(
+        &self,
+        request: Request<pb::ListUseCasesRequest>,
+    ) -> Result<Response<pb::ListUseCasesResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
+            violations.add("page_size", e);
+            0
+        });
+        if !request.filter.trim().is_empty() {
+            violations.add("filter", "filtering use cases is not supported yet: send an empty filter");
+        }
+        if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
+            violations.add("order_by", "use cases are listed by create_time (oldest first)");
+        }
+        let scope = format!("use-cases|{principal}|{}", request.show_deleted);
+        let mut after = None;
+        if !request.page_token.is_empty() {
+            match self.page_tokens.decode::<Cursor>(&scope, &request.page_token) {
+                Ok(cursor) => after = Some((cursor.t, cursor.id)),
+                Err(_) => violations.add("page_token", "not a token from a previous page of this same query"),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let mut rows =
+            self.repo.list_for(principal.as_str(), request.show_deleted, after, limit).await.map_err(Error::from)?;
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|(u, _)| {
+                    self.page_tokens.encode(&scope, &Cursor { t: u.create_time.timestamp_micros(), id: u.id })
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListUseCasesResponse {
+            use_cases: rows.iter().map(|(u, role)| use_case_to_proto(u, *role)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_use_case(
+        &self,
+        request: Request<pb::UpdateUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let Some(incoming) = request.use_case else {
+            return Err(Error::Invalid(Violations::one("use_case", "required")).into());
+        };
+        let (name, etag) = (incoming.name.clone(), incoming.etag.clone());
+        let draft = draft_from_proto(incoming);
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut violations = Violations::new();
+        let mut fields = Vec::new();
+        for path in &paths {
+            match UseCaseField::parse(path) {
+                Some(field) => fields.push(field),
+                None => violations.add(
+                    "update_mask",
+                    format!("{path:?} cannot be updated here; updatable fields: {}", UseCaseField::known_paths()),
+                ),
+            }
+        }
+        if paths.is_empty() {
+            fields = UseCaseField::set_in(&draft);
+            if fields.is_empty() {
+                violations.add("update_mask", "names no field and the use case sets none: nothing to update");
+            }
+        }
+        if let Err(reason) = names::parse_use_case_name(&name) {
+            violations.add("use_case.name", reason);
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let (current, role) = self.membership(&principal, "use_case.name", &name).await?;
+        if !role.may_edit() {
+            return Err(Error::PermissionDenied(format!("a viewer cannot change {name}")).into());
+        }
+        if current.archive_time.is_some() {
+            return Err(Error::Archived(name).into());
+        }
+        let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
+        let stored = self.replace(&current, next, &etag).await?;
+        Ok(Response::new(use_case_to_proto(&stored, role)))
+    }
+
+    async fn delete_use_case(
+        &self,
+        request: Request<pb::DeleteUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?;
+        let pb::DeleteUseCaseRequest { name, etag } = request.get_ref();
+        Ok(Response::new(self.set_archived(principal, name, etag, true).await?))
+    }
+
+    async fn undelete_use_case(
+        &self,
+        request: Request<pb::UndeleteUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?;
+        let pb::UndeleteUseCaseRequest { name, etag } = request.get_ref();
+        Ok(Response::new(self.set_archived(principal, name, etag, false).await?))
+    }
+}

@@ -1,0 +1,5 @@
+//! Use-case rules and types. No tonic, no sqlx.
+
+pub mod names;
+pub mod role;
+pub mod use_case;

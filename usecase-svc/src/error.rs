@@ -1,0 +1,34 @@
+//! The one error type of the use-case service; `api::error` maps it to `tonic::Status`.
+
+use highwind_common::validation::Violations;
+
+use crate::store::StoreError;
+
+/// Why a use-case operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed request; every violation listed.
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    /// No such use case, or the caller is not a member.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A member whose role does not allow the operation.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The client's etag is stale.
+    #[error("etag of {0} is stale")]
+    StaleEtag(String),
+    /// A concurrent write won.
+    #[error("{0} changed concurrently")]
+    Concurrent(String),
+    /// The use case is archived.
+    #[error("{0} is archived")]
+    Archived(String),
+    /// Undelete of a live use case.
+    #[error("{0} is not archived")]
+    NotArchived(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,109 @@
+//! One suite for every backend: `store::conformance::sqlite::<check>` and `…::postgres::<check>`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::UseCaseRepository;
+use crate::domain::{
+    role::Role,
+    use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
+};
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
+                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
+                    super::$check(crate::store::open(db).await.expect("migrate")).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(url) = highwind_common::db::testing::fresh_postgres_url().await else {
+                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($check));
+                        return;
+                    };
+                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
+                    super::$check(crate::store::open(db).await.expect("migrate")).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    the_creator_owns_what_it_creates_once_per_request_id,
+    members_list_their_use_cases_in_pages,
+    updates_are_compare_and_swap,
+);
+
+fn use_case(owner: &str, name: &str) -> UseCase {
+    let draft = UseCaseDraft {
+        display_name: name.into(),
+        model_card: "# Card".into(),
+        inference_schema: r#"{"type":"object"}"#.into(),
+        price: Money { currency_code: "USD".into(), units: 12, nanos: 500_000_000 },
+        labels: [("domain".to_owned(), "housing".to_owned())].into_iter().collect(),
+        ..UseCaseDraft::default()
+    };
+    UseCase::create(draft, owner, Utc::now()).expect("valid")
+}
+
+async fn the_creator_owns_what_it_creates_once_per_request_id(repo: Arc<dyn UseCaseRepository>) {
+    let first = use_case("users/alice", "house prices");
+    assert_eq!(repo.create(&first, Some("r1")).await.expect("create"), first);
+    assert_eq!(repo.get(first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(repo.role_of(first.id, "users/alice").await.expect("role"), Some(Role::Owner));
+    assert_eq!(repo.role_of(first.id, "users/bob").await.expect("role"), None);
+    let retry = use_case("users/alice", "again");
+    assert_eq!(repo.create(&retry, Some("r1")).await.expect("retry"), first);
+    assert_eq!(repo.get(retry.id).await.expect("get"), None);
+}
+
+async fn members_list_their_use_cases_in_pages(repo: Arc<dyn UseCaseRepository>) {
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let u = use_case("users/lister", &format!("uc {i}"));
+        repo.create(&u, None).await.expect("create");
+        created.push(u.id);
+    }
+    repo.create(&use_case("users/other", "not theirs"), None).await.expect("create");
+    let archived = use_case("users/lister", "old").with_archive_time(Some(Utc::now()), Utc::now());
+    repo.create(&archived, None).await.expect("create");
+
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let mut page = repo.list_for("users/lister", false, after, 3).await.expect("list");
+        let more = page.len() > 3;
+        page.truncate(3);
+        after = page.last().map(|(u, _)| (u.create_time.timestamp_micros(), u.id));
+        seen.extend(page.into_iter().map(|(u, role)| {
+            assert_eq!(role, Role::Owner);
+            u.id
+        }));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "every live use case of the member, oldest first, once");
+    assert_eq!(repo.list_for("users/lister", true, None, 100).await.expect("list").len(), 8);
+    assert!(repo.list_for("users/nobody", true, None, 100).await.expect("list").is_empty());
+}
+
+async fn updates_are_compare_and_swap(repo: Arc<dyn UseCaseRepository>) {
+    let original = use_case("users/u", "v1");
+    repo.create(&original, None).await.expect("create");
+    let change = UseCaseDraft { display_name: "v2".into(), ..UseCaseDraft::default() };
+    let next = original.updated(&change, &[UseCaseField::DisplayName], Utc::now()).expect("valid");
+    assert!(repo.update(&next, original.revision).await.expect("update"));
+    assert!(!repo.update(&next, original.revision).await.expect("stale"));
+    assert_eq!(repo.get(original.id).await.expect("get"), Some(next));
+}

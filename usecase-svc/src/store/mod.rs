@@ -1,0 +1,68 @@
+//! Where use cases and their members are kept: one repository trait, PostgreSQL and SQLite, one conformance suite.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use highwind_common::db::{Database, DbError};
+use sqlx::migrate::Migrator;
+use uuid::Uuid;
+
+use crate::domain::{role::Role, use_case::UseCase};
+
+mod pg;
+mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A storage failure; logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row does not decode.
+    #[error("stored use case {0} is corrupt")]
+    Corrupt(String),
+}
+
+/// Where a page of use cases resumes: after this create time (microseconds) and id.
+pub type After = (i64, Uuid);
+
+/// Persistence of use cases and members.
+#[async_trait]
+pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
+    /// Inserts `use_case` with its creator as OWNER. When the creator already used `request_id`, nothing is
+    /// inserted and that use case is returned.
+    async fn create(&self, use_case: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError>;
+
+    /// The use case with `id`.
+    async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError>;
+
+    /// `principal`'s role on use case `id`, if a member.
+    async fn role_of(&self, id: Uuid, principal: &str) -> Result<Option<Role>, StoreError>;
+
+    /// At most `limit + 1` use cases `principal` is a member of, oldest first, after `after`.
+    async fn list_for(
+        &self,
+        principal: &str,
+        include_archived: bool,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<(UseCase, Role)>, StoreError>;
+
+    /// Replaces the use case if its revision is still `expected_revision`.
+    async fn update(&self, use_case: &UseCase, expected_revision: i64) -> Result<bool, StoreError>;
+}
+
+/// Migrates `db` and returns the repository for its backend.
+pub async fn open(db: Database) -> Result<Arc<dyn UseCaseRepository>, DbError> {
+    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    Ok(match db {
+        Database::Postgres(pool) => Arc::new(pg::PgUseCases(pool)),
+        Database::Sqlite(pool) => Arc::new(sqlite::SqliteUseCases(pool)),
+    })
+}

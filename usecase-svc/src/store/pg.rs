@@ -1,0 +1,203 @@
+//! PostgreSQL storage of use cases and members.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, types::Json};
+use uuid::Uuid;
+
+use super::{After, StoreError, UseCaseRepository};
+use crate::domain::{
+    role::Role,
+    use_case::{Money, UseCase},
+};
+
+/// Use cases in PostgreSQL.
+#[derive(Debug)]
+pub struct PgUseCases(pub(super) PgPool);
+
+macro_rules! columns {
+    () => {
+        "u.id, u.owner, u.display_name, u.description, u.cover_image_uri, u.model_card, u.inference_schema, \
+         u.version_label, u.price_currency, u.price_units, u.price_nanos, u.labels, u.create_time, u.update_time, \
+         u.archive_time, u.revision"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    owner: String,
+    display_name: String,
+    description: String,
+    cover_image_uri: String,
+    model_card: String,
+    inference_schema: String,
+    version_label: String,
+    price_currency: String,
+    price_units: i64,
+    price_nanos: i32,
+    labels: Json<BTreeMap<String, String>>,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    archive_time: Option<DateTime<Utc>>,
+    revision: i64,
+}
+
+impl From<Row> for UseCase {
+    fn from(row: Row) -> Self {
+        Self {
+            id: row.id,
+            owner: row.owner,
+            display_name: row.display_name,
+            description: row.description,
+            cover_image_uri: row.cover_image_uri,
+            model_card: row.model_card,
+            inference_schema: row.inference_schema,
+            version_label: row.version_label,
+            price: Money { currency_code: row.price_currency, units: row.price_units, nanos: row.price_nanos },
+            labels: row.labels.0,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            archive_time: row.archive_time,
+            revision: row.revision,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RowWithRole {
+    #[sqlx(flatten)]
+    row: Row,
+    role: String,
+}
+
+#[async_trait]
+impl UseCaseRepository for PgUseCases {
+    async fn create(&self, u: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO use_cases (id, owner, display_name, description, cover_image_uri, model_card, \
+             inference_schema, version_label, price_currency, price_units, price_nanos, labels, create_time, \
+             update_time, archive_time, revision, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING",
+        )
+        .bind(u.id)
+        .bind(&u.owner)
+        .bind(&u.display_name)
+        .bind(&u.description)
+        .bind(&u.cover_image_uri)
+        .bind(&u.model_card)
+        .bind(&u.inference_schema)
+        .bind(&u.version_label)
+        .bind(&u.price.currency_code)
+        .bind(u.price.units)
+        .bind(u.price.nanos)
+        .bind(Json(&u.labels))
+        .bind(u.create_time)
+        .bind(u.update_time)
+        .bind(u.archive_time)
+        .bind(u.revision)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let row: Row = sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM use_cases u WHERE u.owner = $1 AND u.request_id = $2"
+            ))
+            .bind(&u.owner)
+            .bind(request_id)
+            .fetch_one(&self.0)
+            .await?;
+            return Ok(row.into());
+        }
+        sqlx::query("INSERT INTO members (use_case_id, principal, role, create_time) VALUES ($1, $2, $3, $4)")
+            .bind(u.id)
+            .bind(&u.owner)
+            .bind(Role::Owner.as_str())
+            .bind(u.create_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(u.clone())
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM use_cases u WHERE u.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(row.map(UseCase::from))
+    }
+
+    async fn role_of(&self, id: Uuid, principal: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE use_case_id = $1 AND principal = $2")
+                .bind(id)
+                .bind(principal)
+                .fetch_optional(&self.0)
+                .await?;
+        role.map(|r| Role::parse(&r).ok_or_else(|| StoreError::Corrupt(id.to_string()))).transpose()
+    }
+
+    async fn list_for(
+        &self,
+        principal: &str,
+        include_archived: bool,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<(UseCase, Role)>, StoreError> {
+        let after_time = after.and_then(|(micros, _)| DateTime::<Utc>::from_timestamp_micros(micros));
+        let rows: Vec<RowWithRole> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            ", m.role FROM use_cases u JOIN members m ON m.use_case_id = u.id WHERE m.principal = $1 \
+             AND ($2 OR u.archive_time IS NULL) \
+             AND ($3::timestamptz IS NULL OR (u.create_time, u.id) > ($3, $4)) \
+             ORDER BY u.create_time, u.id LIMIT $5"
+        ))
+        .bind(principal)
+        .bind(include_archived)
+        .bind(after_time)
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let role = Role::parse(&r.role).ok_or_else(|| StoreError::Corrupt(r.row.id.to_string()))?;
+                Ok((UseCase::from(r.row), role))
+            })
+            .collect()
+    }
+
+    async fn update(&self, u: &UseCase, expected_revision: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE use_cases SET display_name = $1, description = $2, cover_image_uri = $3, model_card = $4, \
+             inference_schema = $5, version_label = $6, price_currency = $7, price_units = $8, price_nanos = $9, \
+             labels = $10, update_time = $11, archive_time = $12, revision = $13 WHERE id = $14 AND revision = $15",
+        )
+        .bind(&u.display_name)
+        .bind(&u.description)
+        .bind(&u.cover_image_uri)
+        .bind(&u.model_card)
+        .bind(&u.inference_schema)
+        .bind(&u.version_label)
+        .bind(&u.price.currency_code)
+        .bind(u.price.units)
+        .bind(u.price.nanos)
+        .bind(Json(&u.labels))
+        .bind(u.update_time)
+        .bind(u.archive_time)
+        .bind(u.revision)
+        .bind(u.id)
+        .bind(expected_revision)
+        .execute(&self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

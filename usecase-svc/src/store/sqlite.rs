@@ -1,0 +1,207 @@
+//! SQLite storage of use cases and members.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{SqlitePool, types::Json};
+use uuid::Uuid;
+
+use super::{After, StoreError, UseCaseRepository};
+use crate::domain::{
+    role::Role,
+    use_case::{Money, UseCase},
+};
+
+/// Use cases in SQLite.
+#[derive(Debug)]
+pub struct SqliteUseCases(pub(super) SqlitePool);
+
+macro_rules! columns {
+    () => {
+        "u.id, u.owner, u.display_name, u.description, u.cover_image_uri, u.model_card, u.inference_schema, \
+         u.version_label, u.price_currency, u.price_units, u.price_nanos, u.labels, u.create_micros, u.update_micros, \
+         u.archive_micros, u.revision"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    owner: String,
+    display_name: String,
+    description: String,
+    cover_image_uri: String,
+    model_card: String,
+    inference_schema: String,
+    version_label: String,
+    price_currency: String,
+    price_units: i64,
+    price_nanos: i32,
+    labels: Json<BTreeMap<String, String>>,
+    create_micros: i64,
+    update_micros: i64,
+    archive_micros: Option<i64>,
+    revision: i64,
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl From<Row> for UseCase {
+    fn from(row: Row) -> Self {
+        Self {
+            id: Uuid::try_parse(&row.id).unwrap_or_default(),
+            owner: row.owner,
+            display_name: row.display_name,
+            description: row.description,
+            cover_image_uri: row.cover_image_uri,
+            model_card: row.model_card,
+            inference_schema: row.inference_schema,
+            version_label: row.version_label,
+            price: Money { currency_code: row.price_currency, units: row.price_units, nanos: row.price_nanos },
+            labels: row.labels.0,
+            create_time: time(row.create_micros),
+            update_time: time(row.update_micros),
+            archive_time: row.archive_micros.map(time),
+            revision: row.revision,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RowWithRole {
+    #[sqlx(flatten)]
+    row: Row,
+    role: String,
+}
+
+#[async_trait]
+impl UseCaseRepository for SqliteUseCases {
+    async fn create(&self, u: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError> {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO use_cases (id, owner, display_name, description, cover_image_uri, model_card, \
+             inference_schema, version_label, price_currency, price_units, price_nanos, labels, create_micros, \
+             update_micros, archive_micros, revision, request_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.owner)
+        .bind(&u.display_name)
+        .bind(&u.description)
+        .bind(&u.cover_image_uri)
+        .bind(&u.model_card)
+        .bind(&u.inference_schema)
+        .bind(&u.version_label)
+        .bind(&u.price.currency_code)
+        .bind(u.price.units)
+        .bind(u.price.nanos)
+        .bind(Json(&u.labels))
+        .bind(u.create_time.timestamp_micros())
+        .bind(u.update_time.timestamp_micros())
+        .bind(u.archive_time.map(|t| t.timestamp_micros()))
+        .bind(u.revision)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let row: Row = sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM use_cases u WHERE u.owner = ? AND u.request_id = ?"
+            ))
+            .bind(&u.owner)
+            .bind(request_id)
+            .fetch_one(&self.0)
+            .await?;
+            return Ok(row.into());
+        }
+        sqlx::query("INSERT INTO members (use_case_id, principal, role, create_micros) VALUES (?, ?, ?, ?)")
+            .bind(u.id.to_string())
+            .bind(&u.owner)
+            .bind(Role::Owner.as_str())
+            .bind(u.create_time.timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(u.clone())
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM use_cases u WHERE u.id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(row.map(UseCase::from))
+    }
+
+    async fn role_of(&self, id: Uuid, principal: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE use_case_id = ? AND principal = ?")
+                .bind(id.to_string())
+                .bind(principal)
+                .fetch_optional(&self.0)
+                .await?;
+        role.map(|r| Role::parse(&r).ok_or_else(|| StoreError::Corrupt(id.to_string()))).transpose()
+    }
+
+    async fn list_for(
+        &self,
+        principal: &str,
+        include_archived: bool,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<(UseCase, Role)>, StoreError> {
+        let rows: Vec<RowWithRole> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            ", m.role FROM use_cases u JOIN members m ON m.use_case_id = u.id WHERE m.principal = ? \
+             AND (? OR u.archive_micros IS NULL) \
+             AND (? IS NULL OR (u.create_micros, u.id) > (?, ?)) \
+             ORDER BY u.create_micros, u.id LIMIT ?"
+        ))
+        .bind(principal)
+        .bind(include_archived)
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(_, id)| id.to_string()))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let role = Role::parse(&r.role).ok_or_else(|| StoreError::Corrupt(r.row.id.clone()))?;
+                Ok((UseCase::from(r.row), role))
+            })
+            .collect()
+    }
+
+    async fn update(&self, u: &UseCase, expected_revision: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE use_cases SET display_name = ?, description = ?, cover_image_uri = ?, model_card = ?, \
+             inference_schema = ?, version_label = ?, price_currency = ?, price_units = ?, price_nanos = ?, \
+             labels = ?, update_micros = ?, archive_micros = ?, revision = ? WHERE id = ? AND revision = ?",
+        )
+        .bind(&u.display_name)
+        .bind(&u.description)
+        .bind(&u.cover_image_uri)
+        .bind(&u.model_card)
+        .bind(&u.inference_schema)
+        .bind(&u.version_label)
+        .bind(&u.price.currency_code)
+        .bind(u.price.units)
+        .bind(u.price.nanos)
+        .bind(Json(&u.labels))
+        .bind(u.update_time.timestamp_micros())
+        .bind(u.archive_time.map(|t| t.timestamp_micros()))
+        .bind(u.revision)
+        .bind(u.id.to_string())
+        .bind(expected_revision)
+        .execute(&self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
