@@ -15,6 +15,7 @@ on_both_backends!(
     the_creator_owns_reads_changes_and_archives_a_use_case,
     strangers_cannot_see_or_change_a_use_case,
     bad_use_cases_are_invalid_argument_naming_the_field,
+    roles_decide_who_may_do_what,
 );
 
 fn house_prices() -> pb::UseCase {
@@ -86,11 +87,6 @@ async fn the_creator_owns_reads_changes_and_archives_a_use_case(platform: Platfo
         .into_inner();
     assert!(!restored.archived);
 
-    let members = alice
-        .list_members(pb::ListMembersRequest { parent: created.name.clone(), ..Default::default() })
-        .await
-        .expect_err("members are declared but not built yet");
-    assert_eq!(members.code(), Code::Unimplemented);
     platform.stop().await;
 }
 
@@ -159,5 +155,101 @@ async fn bad_use_cases_are_invalid_argument_naming_the_field(platform: Platform)
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = alice.get_use_case(pb::GetUseCaseRequest { name: "useCases/nope".into() }).await.expect_err("bad name");
     assert_eq!(err.code(), Code::InvalidArgument);
+    platform.stop().await;
+}
+
+/// The access matrix: each RPC as owner (alice), editor (carol), viewer (dave), stranger (bob) and anonymous.
+async fn roles_decide_who_may_do_what(platform: Platform) {
+    let mut owner = platform.use_cases(Some("alice")).await;
+    let created = owner.create_use_case(create(house_prices())).await.unwrap().into_inner();
+    let name = created.name.clone();
+    let add = |principal: &str, role: pb::MemberRole| pb::CreateMemberRequest {
+        parent: name.clone(),
+        member: Some(pb::Member { principal: principal.into(), role: role as i32, ..Default::default() }),
+        request_id: String::new(),
+    };
+    let editor_member =
+        owner.create_member(add("users/carol", pb::MemberRole::Editor)).await.expect("add editor").into_inner();
+    let viewer_member =
+        owner.create_member(add("users/dave", pb::MemberRole::Viewer)).await.expect("add viewer").into_inner();
+    let again = owner.create_member(add("users/dave", pb::MemberRole::Editor)).await.expect_err("already a member");
+    assert_eq!(again.code(), Code::AlreadyExists);
+
+    let callers = ["alice", "carol", "dave", "bob", "anonymous"];
+    let client = |who: &'static str| {
+        let platform = &platform;
+        async move { platform.use_cases(if who == "anonymous" { None } else { Some(who) }).await }
+    };
+    let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
+    use Code::{NotFound as NF, Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
+
+    // Reading the use case and its members.
+    for (who, expected) in callers.iter().zip([OK, OK, OK, NF, UA]) {
+        let mut c = client(who).await;
+        let got = c.get_use_case(pb::GetUseCaseRequest { name: name.clone() }).await.map(|_| ());
+        assert_eq!(code(got), expected, "GetUseCase as {who}");
+        let listed = c.list_members(pb::ListMembersRequest { parent: name.clone(), ..Default::default() }).await;
+        assert_eq!(code(listed.map(|_| ())), expected, "ListMembers as {who}");
+    }
+    let viewer_sees = client("dave").await.get_use_case(pb::GetUseCaseRequest { name: name.clone() }).await.unwrap();
+    assert_eq!(viewer_sees.into_inner().caller_role, pb::MemberRole::Viewer as i32);
+
+    // Changing content.
+    for (who, expected) in callers.iter().zip([OK, OK, PD, NF, UA]) {
+        let change = pb::UseCase { name: name.clone(), version_label: format!("by {who}"), ..Default::default() };
+        let mask = FieldMask { paths: vec!["version_label".into()] };
+        let result = client(who)
+            .await
+            .update_use_case(pb::UpdateUseCaseRequest { use_case: Some(change), update_mask: Some(mask) })
+            .await;
+        assert_eq!(code(result.map(|_| ())), expected, "UpdateUseCase as {who}");
+    }
+
+    // Managing members.
+    for (who, expected) in callers.iter().zip([OK, PD, PD, NF, UA]) {
+        let change =
+            pb::Member { name: editor_member.name.clone(), role: pb::MemberRole::Editor as i32, ..Default::default() };
+        let mask = FieldMask { paths: vec!["role".into()] };
+        let result = client(who)
+            .await
+            .update_member(pb::UpdateMemberRequest { member: Some(change), update_mask: Some(mask) })
+            .await;
+        assert_eq!(code(result.map(|_| ())), expected, "UpdateMember as {who}");
+    }
+    let carol_adds = client("carol").await.create_member(add("users/erin", pb::MemberRole::Viewer)).await;
+    assert_eq!(code(carol_adds.map(|_| ())), PD, "an editor cannot add members");
+
+    // Archiving.
+    for (who, expected) in callers.iter().zip([OK, PD, PD, NF, UA]).rev() {
+        let result = client(who)
+            .await
+            .delete_use_case(pb::DeleteUseCaseRequest { name: name.clone(), etag: String::new() })
+            .await;
+        assert_eq!(code(result.map(|_| ())), expected, "DeleteUseCase as {who}");
+    }
+    owner
+        .undelete_use_case(pb::UndeleteUseCaseRequest { name: name.clone(), etag: String::new() })
+        .await
+        .expect("restore");
+
+    // The last owner cannot leave or step down; a viewer may leave on their own.
+    let owners =
+        owner.list_members(pb::ListMembersRequest { parent: name.clone(), ..Default::default() }).await.unwrap();
+    let alice_member = owners.into_inner().members.into_iter().find(|m| m.principal == "users/alice").unwrap();
+    let leave =
+        owner.delete_member(pb::DeleteMemberRequest { name: alice_member.name.clone(), etag: String::new() }).await;
+    assert_eq!(leave.expect_err("last owner").code(), Code::FailedPrecondition);
+    let kick = client("carol")
+        .await
+        .delete_member(pb::DeleteMemberRequest { name: viewer_member.name.clone(), etag: String::new() })
+        .await;
+    assert_eq!(code(kick.map(|_| ())), PD, "an editor cannot remove others");
+    let left = client("dave")
+        .await
+        .delete_member(pb::DeleteMemberRequest { name: viewer_member.name.clone(), etag: String::new() })
+        .await;
+    assert_eq!(code(left.map(|_| ())), OK, "a viewer may leave");
+    let gone = client("dave").await.get_use_case(pb::GetUseCaseRequest { name: name.clone() }).await;
+    assert_eq!(code(gone.map(|_| ())), NF, "and then sees nothing");
     platform.stop().await;
 }

@@ -28,6 +28,12 @@ pub enum Error {
     /// Undelete of a live use case.
     #[error("{0} is not archived")]
     NotArchived(String),
+    /// The principal is already a member.
+    #[error("{0} is already a member")]
+    AlreadyMember(String),
+    /// The change would leave the use case without an owner.
+    #[error("{0}: a use case keeps at least one owner")]
+    LastOwner(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

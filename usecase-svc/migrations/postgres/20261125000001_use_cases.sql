@@ -21,10 +21,14 @@ CREATE TABLE use_cases (
 
 -- Who may do what with a use case; the creator is its first OWNER.
 CREATE TABLE members (
+    id          UUID PRIMARY KEY,
     use_case_id UUID NOT NULL REFERENCES use_cases (id),
     principal   TEXT NOT NULL,
     role        TEXT NOT NULL,
+    creator     TEXT NOT NULL,
     create_time TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (use_case_id, principal)
+    update_time TIMESTAMPTZ NOT NULL,
+    revision    BIGINT NOT NULL,
+    CONSTRAINT members_use_case_principal UNIQUE (use_case_id, principal)
 );
 CREATE INDEX members_principal ON members (principal, use_case_id);

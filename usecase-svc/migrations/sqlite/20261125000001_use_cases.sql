@@ -21,10 +21,14 @@ CREATE TABLE use_cases (
 
 -- Who may do what with a use case; the creator is its first OWNER.
 CREATE TABLE members (
+    id            TEXT PRIMARY KEY NOT NULL,
     use_case_id   TEXT NOT NULL REFERENCES use_cases (id),
     principal     TEXT NOT NULL,
     role          TEXT NOT NULL,
+    creator       TEXT NOT NULL,
     create_micros INTEGER NOT NULL,
-    PRIMARY KEY (use_case_id, principal)
+    update_micros INTEGER NOT NULL,
+    revision      INTEGER NOT NULL,
+    UNIQUE (use_case_id, principal)
 ) STRICT;
 CREATE INDEX members_principal ON members (principal, use_case_id);

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use highwind_proto::usecase::v1 as pb;
 
 use crate::domain::{
+    member::Member,
     names,
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft},
@@ -74,5 +75,29 @@ pub fn draft_from_proto(u: pb::UseCase) -> UseCaseDraft {
         version_label: u.version_label,
         price,
         labels: u.labels.into_iter().collect(),
+    }
+}
+
+/// The role a proto enum value names, if any.
+pub fn role_from_proto(value: i32) -> Option<Role> {
+    match pb::MemberRole::try_from(value) {
+        Ok(pb::MemberRole::Owner) => Some(Role::Owner),
+        Ok(pb::MemberRole::Editor) => Some(Role::Editor),
+        Ok(pb::MemberRole::Viewer) => Some(Role::Viewer),
+        _ => None,
+    }
+}
+
+/// The wire form of a member.
+pub fn member_to_proto(m: &Member) -> pb::Member {
+    pb::Member {
+        name: names::member_name(m.use_case_id, m.id),
+        uid: m.id.to_string(),
+        principal: m.principal.clone(),
+        role: role_to_proto(m.role) as i32,
+        creator: m.creator.clone(),
+        create_time: Some(timestamp(m.create_time)),
+        update_time: Some(timestamp(m.update_time)),
+        etag: m.etag(),
     }
 }

@@ -29,6 +29,14 @@ impl From<Error> for Status {
             Error::NotArchived(name) => {
                 status::with_reason(Code::AlreadyExists, format!("{name} is not archived"), "NOT_ARCHIVED")
             }
+            Error::AlreadyMember(principal) => {
+                status::with_reason(Code::AlreadyExists, format!("{principal} is already a member"), "ALREADY_MEMBER")
+            }
+            Error::LastOwner(name) => status::with_reason(
+                Code::FailedPrecondition,
+                format!("{name}: a use case keeps at least one owner; add another owner first"),
+                "LAST_OWNER",
+            ),
             Error::Store(cause) => status::internal(&cause),
         }
     }

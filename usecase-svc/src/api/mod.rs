@@ -2,6 +2,7 @@
 
 mod convert;
 mod error;
+mod members;
 mod use_cases;
 
 pub use use_cases::UseCaseApi;

@@ -13,7 +13,10 @@ use highwind_proto::usecase::v1::{self as pb, use_case_service_server::UseCaseSe
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{draft_from_proto, use_case_to_proto};
+use super::{
+    convert::{draft_from_proto, use_case_to_proto},
+    members,
+};
 use crate::{
     domain::{
         names,
@@ -238,5 +241,35 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?;
         let pb::UndeleteUseCaseRequest { name, etag } = request.get_ref();
         Ok(Response::new(self.set_archived(principal, name, etag, false).await?))
+    }
+
+    async fn create_member(&self, request: Request<pb::CreateMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(members::create(self.repo.as_ref(), &principal, request.into_inner()).await?))
+    }
+
+    async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(members::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let page = members::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?;
+        Ok(Response::new(page))
+    }
+
+    async fn update_member(&self, request: Request<pb::UpdateMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(members::update(self.repo.as_ref(), &principal, request.into_inner()).await?))
+    }
+
+    async fn delete_member(&self, request: Request<pb::DeleteMemberRequest>) -> Result<Response<()>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        members::delete(self.repo.as_ref(), &principal, request.into_inner()).await?;
+        Ok(Response::new(()))
     }
 }

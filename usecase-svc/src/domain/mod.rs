@@ -1,5 +1,6 @@
 //! Use-case rules and types. No tonic, no sqlx.
 
+pub mod member;
 pub mod names;
 pub mod role;
 pub mod use_case;

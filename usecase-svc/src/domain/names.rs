@@ -18,6 +18,22 @@ pub fn parse_use_case_name(name: &str) -> Result<Uuid, String> {
         .ok_or_else(|| "is not a use case id (a lowercase hyphenated UUID)".to_owned())
 }
 
+/// The name of member `member` of use case `use_case`.
+pub fn member_name(use_case: Uuid, member: Uuid) -> String {
+    format!("{USE_CASES}{use_case}/members/{member}")
+}
+
+/// The use case and member ids in `useCases/{use_case}/members/{member}`.
+pub fn parse_member_name(name: &str) -> Result<(Uuid, Uuid), String> {
+    let form = || "must be of the form useCases/{use_case}/members/{member}".to_owned();
+    let rest = name.strip_prefix(USE_CASES).ok_or_else(form)?;
+    let (use_case, member) = rest.split_once("/members/").ok_or_else(form)?;
+    let use_case = parse_use_case_name(&format!("{USE_CASES}{use_case}"))?;
+    let member =
+        Uuid::try_parse(member).ok().filter(|parsed| parsed.hyphenated().to_string() == member).ok_or_else(form)?;
+    Ok((use_case, member))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +44,8 @@ mod tests {
         assert_eq!(parse_use_case_name(&use_case_name(id)), Ok(id));
         assert!(parse_use_case_name(&format!("assets/{id}")).is_err());
         assert!(parse_use_case_name("useCases/nope").is_err());
+        let member = Uuid::now_v7();
+        assert_eq!(parse_member_name(&member_name(id, member)), Ok((id, member)));
+        assert!(parse_member_name(&format!("useCases/{id}/members/x")).is_err());
     }
 }

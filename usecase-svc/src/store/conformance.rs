@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::UseCaseRepository;
 use crate::domain::{
+    member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
 };
@@ -43,6 +44,7 @@ conformance!(
     the_creator_owns_what_it_creates_once_per_request_id,
     members_list_their_use_cases_in_pages,
     updates_are_compare_and_swap,
+    a_use_case_always_keeps_an_owner,
 );
 
 fn use_case(owner: &str, name: &str) -> UseCase {
@@ -106,4 +108,36 @@ async fn updates_are_compare_and_swap(repo: Arc<dyn UseCaseRepository>) {
     assert!(repo.update(&next, original.revision).await.expect("update"));
     assert!(!repo.update(&next, original.revision).await.expect("stale"));
     assert_eq!(repo.get(original.id).await.expect("get"), Some(next));
+}
+
+async fn a_use_case_always_keeps_an_owner(repo: Arc<dyn UseCaseRepository>) {
+    let u = use_case("users/owner", "team");
+    repo.create(&u, None).await.expect("create");
+    let creator = repo.list_members(u.id, None, 10).await.expect("list").remove(0);
+    assert_eq!((creator.principal.as_str(), creator.role), ("users/owner", Role::Owner));
+
+    let editor = Member::new(u.id, "users/ed", Role::Editor, "users/owner", Utc::now());
+    assert!(repo.add_member(&editor).await.expect("add"));
+    let again = Member::new(u.id, "users/ed", Role::Viewer, "users/owner", Utc::now());
+    assert!(!repo.add_member(&again).await.expect("add twice"), "one membership per principal");
+    assert_eq!(repo.role_of(u.id, "users/ed").await.expect("role"), Some(Role::Editor));
+    assert_eq!(repo.get_member(u.id, editor.id).await.expect("get"), Some(editor.clone()));
+
+    let demote = repo.set_role(u.id, creator.id, Role::Viewer, None, Utc::now()).await.expect("demote");
+    assert_eq!(demote, Change::LastOwner, "the only owner cannot step down");
+    let remove = repo.remove_member(u.id, creator.id, None).await.expect("remove");
+    assert_eq!(remove, Change::LastOwner, "nor leave");
+    assert_eq!(repo.set_role(u.id, editor.id, Role::Owner, Some(99), Utc::now()).await.expect("stale"), Change::Stale);
+    let Change::Done(promoted) =
+        repo.set_role(u.id, editor.id, Role::Owner, Some(1), Utc::now()).await.expect("promote")
+    else {
+        panic!("promotion refused");
+    };
+    assert_eq!((promoted.role, promoted.revision), (Role::Owner, 2));
+    assert!(matches!(repo.remove_member(u.id, creator.id, None).await.expect("remove"), Change::Done(_)));
+    assert_eq!(repo.role_of(u.id, "users/owner").await.expect("role"), None);
+    assert_eq!(repo.remove_member(u.id, creator.id, None).await.expect("again"), Change::Missing);
+    let members: Vec<String> =
+        repo.list_members(u.id, None, 10).await.expect("list").into_iter().map(|m| m.principal).collect();
+    assert_eq!(members, ["users/ed"]);
 }

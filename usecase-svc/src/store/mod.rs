@@ -7,7 +7,13 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::domain::{role::Role, use_case::UseCase};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    member::{Change, Member},
+    role::Role,
+    use_case::UseCase,
+};
 
 mod pg;
 mod sqlite;
@@ -56,6 +62,44 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
 
     /// Replaces the use case if its revision is still `expected_revision`.
     async fn update(&self, use_case: &UseCase, expected_revision: i64) -> Result<bool, StoreError>;
+
+    /// Adds `member`; false (nothing changed) when its principal is already a member.
+    async fn add_member(&self, member: &Member) -> Result<bool, StoreError>;
+
+    /// Member `id` of use case `use_case_id`.
+    async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError>;
+
+    /// At most `limit + 1` members, oldest first, after `after`.
+    async fn list_members(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError>;
+
+    /// Gives member `id` the role `role`, atomically refusing to leave the use case without an owner.
+    async fn set_role(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        role: Role,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError>;
+
+    /// Removes member `id`, atomically refusing to leave the use case without an owner.
+    async fn remove_member(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<Change, StoreError>;
+}
+
+/// Whether changing `current` (to `new_role`, or removing it with `None`) would leave no owner, given how many
+/// owners there are.
+fn strands_the_use_case(current: &Member, new_role: Option<Role>, owners: i64) -> bool {
+    current.role == Role::Owner && new_role != Some(Role::Owner) && owners <= 1
 }
 
 /// Migrates `db` and returns the repository for its backend.

@@ -7,11 +7,52 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository};
+use super::{After, StoreError, UseCaseRepository, strands_the_use_case};
 use crate::domain::{
+    member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase},
 };
+
+type MemberRow = (Uuid, Uuid, String, String, String, DateTime<Utc>, DateTime<Utc>, i64);
+
+fn member(row: MemberRow) -> Result<Member, StoreError> {
+    let (id, use_case_id, principal, role, creator, create_time, update_time, revision) = row;
+    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(id.to_string()))?;
+    Ok(Member { id, use_case_id, principal, role, creator, create_time, update_time, revision })
+}
+
+async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO members (id, use_case_id, principal, role, creator, create_time, update_time, revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.id)
+    .bind(m.use_case_id)
+    .bind(&m.principal)
+    .bind(m.role.as_str())
+    .bind(&m.creator)
+    .bind(m.create_time)
+    .bind(m.update_time)
+    .bind(m.revision)
+    .execute(tx)
+    .await?
+    .rows_affected())
+}
+
+/// Locks the use case's members and returns member `id` and the number of owners, for an owner-preserving change.
+async fn locked(tx: &mut sqlx::PgConnection, use_case_id: Uuid, id: Uuid) -> Result<(Option<Member>, i64), StoreError> {
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT id, use_case_id, principal, role, creator, create_time, update_time, revision FROM members \
+         WHERE use_case_id = $1 FOR UPDATE",
+    )
+    .bind(use_case_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let members = rows.into_iter().map(member).collect::<Result<Vec<_>, _>>()?;
+    let owners = i64::try_from(members.iter().filter(|m| m.role == Role::Owner).count()).unwrap_or(i64::MAX);
+    Ok((members.into_iter().find(|m| m.id == id), owners))
+}
 
 /// Use cases in PostgreSQL.
 #[derive(Debug)]
@@ -115,13 +156,7 @@ impl UseCaseRepository for PgUseCases {
             .await?;
             return Ok(row.into());
         }
-        sqlx::query("INSERT INTO members (use_case_id, principal, role, create_time) VALUES ($1, $2, $3, $4)")
-            .bind(u.id)
-            .bind(&u.owner)
-            .bind(Role::Owner.as_str())
-            .bind(u.create_time)
-            .execute(&mut *tx)
-            .await?;
+        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
         tx.commit().await?;
         Ok(u.clone())
     }
@@ -199,5 +234,93 @@ impl UseCaseRepository for PgUseCases {
         .execute(&self.0)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        Ok(insert_member(&mut conn, m).await? == 1)
+    }
+
+    async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
+        let row: Option<MemberRow> = sqlx::query_as(
+            "SELECT id, use_case_id, principal, role, creator, create_time, update_time, revision FROM members \
+             WHERE use_case_id = $1 AND id = $2",
+        )
+        .bind(use_case_id)
+        .bind(id)
+        .fetch_optional(&self.0)
+        .await?;
+        row.map(member).transpose()
+    }
+
+    async fn list_members(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let after_time = after.and_then(|(micros, _)| DateTime::<Utc>::from_timestamp_micros(micros));
+        let rows: Vec<MemberRow> = sqlx::query_as(
+            "SELECT id, use_case_id, principal, role, creator, create_time, update_time, revision FROM members \
+             WHERE use_case_id = $1 AND ($2::timestamptz IS NULL OR (create_time, id) > ($2, $3)) \
+             ORDER BY create_time, id LIMIT $4",
+        )
+        .bind(use_case_id)
+        .bind(after_time)
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(member).collect()
+    }
+
+    async fn set_role(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        role: Role,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let (current, owners) = locked(&mut tx, use_case_id, id).await?;
+        let Some(current) = current else { return Ok(Change::Missing) };
+        if expected_revision.is_some_and(|r| r != current.revision) {
+            return Ok(Change::Stale);
+        }
+        if strands_the_use_case(&current, Some(role), owners) {
+            return Ok(Change::LastOwner);
+        }
+        let next =
+            Member { role, update_time: now.max(current.update_time), revision: current.revision + 1, ..current };
+        sqlx::query("UPDATE members SET role = $1, update_time = $2, revision = $3 WHERE id = $4")
+            .bind(next.role.as_str())
+            .bind(next.update_time)
+            .bind(next.revision)
+            .bind(next.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Change::Done(next))
+    }
+
+    async fn remove_member(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<Change, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let (current, owners) = locked(&mut tx, use_case_id, id).await?;
+        let Some(current) = current else { return Ok(Change::Missing) };
+        if expected_revision.is_some_and(|r| r != current.revision) {
+            return Ok(Change::Stale);
+        }
+        if strands_the_use_case(&current, None, owners) {
+            return Ok(Change::LastOwner);
+        }
+        sqlx::query("DELETE FROM members WHERE id = $1").bind(current.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Change::Done(current))
     }
 }

@@ -7,11 +7,65 @@ use chrono::{DateTime, Utc};
 use sqlx::{SqlitePool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository};
+use super::{After, StoreError, UseCaseRepository, strands_the_use_case};
 use crate::domain::{
+    member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase},
 };
+
+type MemberRow = (String, String, String, String, String, i64, i64, i64);
+
+fn member(row: MemberRow) -> Result<Member, StoreError> {
+    let (id, use_case_id, principal, role, creator, create, update, revision) = row;
+    let corrupt = || StoreError::Corrupt(id.clone());
+    Ok(Member {
+        id: Uuid::try_parse(&id).map_err(|_| corrupt())?,
+        use_case_id: Uuid::try_parse(&use_case_id).map_err(|_| corrupt())?,
+        role: Role::parse(&role).ok_or_else(corrupt)?,
+        create_time: DateTime::<Utc>::from_timestamp_micros(create).ok_or_else(corrupt)?,
+        update_time: DateTime::<Utc>::from_timestamp_micros(update).ok_or_else(corrupt)?,
+        principal,
+        creator,
+        revision,
+    })
+}
+
+async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO members (id, use_case_id, principal, role, creator, create_micros, update_micros, revision) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(m.id.to_string())
+    .bind(m.use_case_id.to_string())
+    .bind(&m.principal)
+    .bind(m.role.as_str())
+    .bind(&m.creator)
+    .bind(m.create_time.timestamp_micros())
+    .bind(m.update_time.timestamp_micros())
+    .bind(m.revision)
+    .execute(tx)
+    .await?
+    .rows_affected())
+}
+
+/// Member `id` and the number of owners, read inside a write transaction (BEGIN IMMEDIATE serializes them).
+async fn locked(
+    tx: &mut sqlx::SqliteConnection,
+    use_case_id: Uuid,
+    id: Uuid,
+) -> Result<(Option<Member>, i64), StoreError> {
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT id, use_case_id, principal, role, creator, create_micros, update_micros, revision FROM members \
+         WHERE use_case_id = ?",
+    )
+    .bind(use_case_id.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    let members = rows.into_iter().map(member).collect::<Result<Vec<_>, _>>()?;
+    let owners = i64::try_from(members.iter().filter(|m| m.role == Role::Owner).count()).unwrap_or(i64::MAX);
+    Ok((members.into_iter().find(|m| m.id == id), owners))
+}
 
 /// Use cases in SQLite.
 #[derive(Debug)]
@@ -119,13 +173,7 @@ impl UseCaseRepository for SqliteUseCases {
             .await?;
             return Ok(row.into());
         }
-        sqlx::query("INSERT INTO members (use_case_id, principal, role, create_micros) VALUES (?, ?, ?, ?)")
-            .bind(u.id.to_string())
-            .bind(&u.owner)
-            .bind(Role::Owner.as_str())
-            .bind(u.create_time.timestamp_micros())
-            .execute(&mut *tx)
-            .await?;
+        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
         tx.commit().await?;
         Ok(u.clone())
     }
@@ -203,5 +251,92 @@ impl UseCaseRepository for SqliteUseCases {
         .execute(&self.0)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        Ok(insert_member(&mut conn, m).await? == 1)
+    }
+
+    async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
+        let row: Option<MemberRow> = sqlx::query_as(
+            "SELECT id, use_case_id, principal, role, creator, create_micros, update_micros, revision FROM members \
+             WHERE use_case_id = ? AND id = ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.0)
+        .await?;
+        row.map(member).transpose()
+    }
+
+    async fn list_members(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
+        let rows: Vec<MemberRow> = sqlx::query_as(
+            "SELECT id, use_case_id, principal, role, creator, create_micros, update_micros, revision FROM members \
+             WHERE use_case_id = ? AND (? IS NULL OR (create_micros, id) > (?, ?)) ORDER BY create_micros, id LIMIT ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(_, id)| id.to_string()))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(member).collect()
+    }
+
+    async fn set_role(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        role: Role,
+        expected_revision: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Change, StoreError> {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let (current, owners) = locked(&mut tx, use_case_id, id).await?;
+        let Some(current) = current else { return Ok(Change::Missing) };
+        if expected_revision.is_some_and(|r| r != current.revision) {
+            return Ok(Change::Stale);
+        }
+        if strands_the_use_case(&current, Some(role), owners) {
+            return Ok(Change::LastOwner);
+        }
+        let next =
+            Member { role, update_time: now.max(current.update_time), revision: current.revision + 1, ..current };
+        sqlx::query("UPDATE members SET role = ?, update_micros = ?, revision = ? WHERE id = ?")
+            .bind(next.role.as_str())
+            .bind(next.update_time.timestamp_micros())
+            .bind(next.revision)
+            .bind(next.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Change::Done(next))
+    }
+
+    async fn remove_member(
+        &self,
+        use_case_id: Uuid,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<Change, StoreError> {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let (current, owners) = locked(&mut tx, use_case_id, id).await?;
+        let Some(current) = current else { return Ok(Change::Missing) };
+        if expected_revision.is_some_and(|r| r != current.revision) {
+            return Ok(Change::Stale);
+        }
+        if strands_the_use_case(&current, None, owners) {
+            return Ok(Change::LastOwner);
+        }
+        sqlx::query("DELETE FROM members WHERE id = ?").bind(current.id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Change::Done(current))
     }
 }

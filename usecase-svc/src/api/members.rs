@@ -1,0 +1,209 @@
+//! Members of a use case: owners manage them; any member may read them and may leave.
+
+use chrono::Utc;
+use highwind_common::{
+    page_token::PageTokens,
+    principal::Principal,
+    validation::{Violations, page_size},
+};
+use highwind_proto::usecase::v1 as pb;
+use uuid::Uuid;
+
+use super::convert::{member_to_proto, role_from_proto};
+use crate::{
+    domain::{
+        member::{Change, Member, valid_principal},
+        names,
+        role::Role,
+    },
+    error::Error,
+    store::UseCaseRepository,
+};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1_000;
+
+/// The caller's role on use case `name` (found in `field`); NOT_FOUND for non-members.
+async fn role(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    field: &str,
+    name: &str,
+) -> Result<(Uuid, Role), Error> {
+    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok((id, role))
+}
+
+fn require_owner(role: Role, name: &str) -> Result<(), Error> {
+    if role.may_administer() {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!("only an owner may manage the members of {name}")))
+    }
+}
+
+fn outcome(change: Change, name: &str) -> Result<Member, Error> {
+    match change {
+        Change::Done(member) => Ok(member),
+        Change::Missing => Err(Error::NotFound(name.to_owned())),
+        Change::Stale => Err(Error::StaleEtag(name.to_owned())),
+        Change::LastOwner => Err(Error::LastOwner(name.to_owned())),
+    }
+}
+
+fn revision(etag: &str) -> Result<Option<i64>, Error> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| Error::Invalid(Violations::one("etag", "not an etag this service issued")))
+}
+
+/// `CreateMember`.
+pub async fn create(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    request: pb::CreateMemberRequest,
+) -> Result<pb::Member, Error> {
+    let mut violations = Violations::new();
+    let member = request.member.unwrap_or_default();
+    if !valid_principal(&member.principal) {
+        violations.add("member.principal", "must be users/{id}: letters, digits and . _ @ - +, at most 255");
+    }
+    let new_role = role_from_proto(member.role);
+    if new_role.is_none() {
+        violations.add("member.role", "required: OWNER, EDITOR or VIEWER");
+    }
+    if let Err(reason) = names::parse_use_case_name(&request.parent) {
+        violations.add("parent", reason);
+    }
+    let Some(new_role) = new_role.filter(|_| violations.is_empty()) else {
+        return Err(Error::Invalid(violations));
+    };
+    let (use_case, caller) = role(repo, principal, "parent", &request.parent).await?;
+    require_owner(caller, &request.parent)?;
+    let added = Member::new(use_case, &member.principal, new_role, principal.as_str(), Utc::now());
+    if !repo.add_member(&added).await? {
+        return Err(Error::AlreadyMember(member.principal));
+    }
+    tracing::info!(use_case = %use_case, member = %added.principal, role = added.role.as_str(), "member added");
+    Ok(member_to_proto(&added))
+}
+
+/// `GetMember`.
+pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::Member, Error> {
+    let (use_case, member) =
+        names::parse_member_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let member = repo.get_member(use_case, member).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok(member_to_proto(&member))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    t: i64,
+    id: Uuid,
+}
+
+/// `ListMembers`.
+pub async fn list(
+    repo: &dyn UseCaseRepository,
+    page_tokens: &PageTokens,
+    principal: &Principal,
+    request: pb::ListMembersRequest,
+) -> Result<pb::ListMembersResponse, Error> {
+    let mut violations = Violations::new();
+    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
+        violations.add("page_size", e);
+        0
+    });
+    if !request.filter.trim().is_empty() {
+        violations.add("filter", "filtering members is not supported yet: send an empty filter");
+    }
+    if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
+        violations.add("order_by", "members are listed by create_time (oldest first)");
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let scope = format!("members|{principal}|{use_case}");
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        let cursor: Cursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
+        })?;
+        Some((cursor.t, cursor.id))
+    };
+    let mut members = repo.list_members(use_case, after, limit).await?;
+    let next_page_token = if members.len() > limit {
+        members.truncate(limit);
+        members
+            .last()
+            .map(|m| page_tokens.encode(&scope, &Cursor { t: m.create_time.timestamp_micros(), id: m.id }))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(pb::ListMembersResponse { members: members.iter().map(member_to_proto).collect(), next_page_token })
+}
+
+/// `UpdateMember`: only the role changes.
+pub async fn update(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    request: pb::UpdateMemberRequest,
+) -> Result<pb::Member, Error> {
+    let member = request.member.unwrap_or_default();
+    let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+    let mut violations = Violations::new();
+    if paths.iter().any(|p| p != "role") {
+        violations.add("update_mask", "only role can change");
+    }
+    let new_role = role_from_proto(member.role);
+    if new_role.is_none() {
+        violations.add("member.role", "required: OWNER, EDITOR or VIEWER");
+    }
+    let ids = names::parse_member_name(&member.name).map_err(|e| violations.add("member.name", e)).ok();
+    let expected = revision(&member.etag).map_err(|e| match e {
+        Error::Invalid(v) => v,
+        _ => Violations::new(),
+    });
+    let expected = match expected {
+        Ok(expected) => expected,
+        Err(more) => {
+            violations.merge(more);
+            None
+        }
+    };
+    let (Some((use_case, id)), Some(new_role), true) = (ids, new_role, violations.is_empty()) else {
+        return Err(Error::Invalid(violations));
+    };
+    let (_, caller) = role(repo, principal, "member.name", &names::use_case_name(use_case)).await?;
+    require_owner(caller, &member.name)?;
+    let changed = repo.set_role(use_case, id, new_role, expected, Utc::now()).await?;
+    Ok(member_to_proto(&outcome(changed, &member.name)?))
+}
+
+/// `DeleteMember`: owners remove anyone; any member may remove themself.
+pub async fn delete(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    request: pb::DeleteMemberRequest,
+) -> Result<(), Error> {
+    let (use_case, id) =
+        names::parse_member_name(&request.name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    let expected = revision(&request.etag)?;
+    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let target = repo.get_member(use_case, id).await?.ok_or_else(|| Error::NotFound(request.name.clone()))?;
+    if target.principal != principal.as_str() {
+        require_owner(caller, &request.name)?;
+    }
+    outcome(repo.remove_member(use_case, id, expected).await?, &request.name)?;
+    tracing::info!(use_case = %use_case, member = %target.principal, "member removed");
+    Ok(())
+}
