@@ -122,7 +122,24 @@ where
     }
 }
 
-/// The methods of `service` in the encoded descriptor set, for checking that rules cover exactly them.
+/// `Ok` when `rules` declare exactly the methods of `services` in the encoded descriptor set; otherwise the
+/// methods served without a rule and the rules for methods not served.
+pub fn coverage(rules: &AccessRules, descriptor_set: &[u8], services: &[&str]) -> Result<(), String> {
+    use std::collections::BTreeSet;
+    let declared: BTreeSet<&str> = rules.paths().collect();
+    let served: BTreeSet<String> = services
+        .iter()
+        .flat_map(|s| methods_of(descriptor_set, s).into_iter().map(move |m| format!("/{s}/{m}")))
+        .collect();
+    let unruled: Vec<&String> = served.iter().filter(|m| !declared.contains(m.as_str())).collect();
+    let unserved: Vec<&&str> = declared.iter().filter(|m| !served.contains(**m)).collect();
+    if served.is_empty() || !unruled.is_empty() || !unserved.is_empty() {
+        return Err(format!("served without a rule: {unruled:?}; rules for no served method: {unserved:?}"));
+    }
+    Ok(())
+}
+
+/// The methods of `service` in the encoded descriptor set.
 pub fn methods_of(descriptor_set: &[u8], service: &str) -> Vec<String> {
     use prost::Message;
     let Ok(set) = prost_types::FileDescriptorSet::decode(descriptor_set) else { return Vec::new() };

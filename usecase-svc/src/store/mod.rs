@@ -96,10 +96,22 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
     ) -> Result<Change, StoreError>;
 }
 
-/// Whether changing `current` (to `new_role`, or removing it with `None`) would leave no owner, given how many
-/// owners there are.
-fn strands_the_use_case(current: &Member, new_role: Option<Role>, owners: i64) -> bool {
-    current.role == Role::Owner && new_role != Some(Role::Owner) && owners <= 1
+/// The member to change (to `new_role`, or remove with `None`), or why the change is refused: it is gone, the
+/// caller's revision is stale, or it would leave the use case with no owner (`owners` counts them now).
+fn allowed(
+    current: Option<Member>,
+    expected_revision: Option<i64>,
+    new_role: Option<Role>,
+    owners: i64,
+) -> Result<Member, Change> {
+    let current = current.ok_or(Change::Missing)?;
+    if expected_revision.is_some_and(|r| r != current.revision) {
+        return Err(Change::Stale);
+    }
+    if current.role == Role::Owner && new_role != Some(Role::Owner) && owners <= 1 {
+        return Err(Change::LastOwner);
+    }
+    Ok(current)
 }
 
 /// Migrates `db` and returns the repository for its backend.

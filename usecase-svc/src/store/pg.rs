@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository, strands_the_use_case};
+use super::{After, StoreError, UseCaseRepository, allowed};
 use crate::domain::{
     member::{Change, Member},
     role::Role,
@@ -284,13 +284,10 @@ impl UseCaseRepository for PgUseCases {
     ) -> Result<Change, StoreError> {
         let mut tx = self.0.begin().await?;
         let (current, owners) = locked(&mut tx, use_case_id, id).await?;
-        let Some(current) = current else { return Ok(Change::Missing) };
-        if expected_revision.is_some_and(|r| r != current.revision) {
-            return Ok(Change::Stale);
-        }
-        if strands_the_use_case(&current, Some(role), owners) {
-            return Ok(Change::LastOwner);
-        }
+        let current = match allowed(current, expected_revision, Some(role), owners) {
+            Ok(current) => current,
+            Err(refused) => return Ok(refused),
+        };
         let next =
             Member { role, update_time: now.max(current.update_time), revision: current.revision + 1, ..current };
         sqlx::query("UPDATE members SET role = $1, update_time = $2, revision = $3 WHERE id = $4")
@@ -312,13 +309,10 @@ impl UseCaseRepository for PgUseCases {
     ) -> Result<Change, StoreError> {
         let mut tx = self.0.begin().await?;
         let (current, owners) = locked(&mut tx, use_case_id, id).await?;
-        let Some(current) = current else { return Ok(Change::Missing) };
-        if expected_revision.is_some_and(|r| r != current.revision) {
-            return Ok(Change::Stale);
-        }
-        if strands_the_use_case(&current, None, owners) {
-            return Ok(Change::LastOwner);
-        }
+        let current = match allowed(current, expected_revision, None, owners) {
+            Ok(current) => current,
+            Err(refused) => return Ok(refused),
+        };
         sqlx::query("DELETE FROM members WHERE id = $1").bind(current.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Change::Done(current))
