@@ -139,6 +139,10 @@ pub fn coverage(rules: &AccessRules, descriptor_set: &[u8], services: &[&str]) -
     Ok(())
 }
 
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Access<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 /// The methods of `service` in the encoded descriptor set.
 pub fn methods_of(descriptor_set: &[u8], service: &str) -> Vec<String> {
     use prost::Message;

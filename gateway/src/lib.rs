@@ -20,6 +20,7 @@ pub mod web;
 use std::{future::Future, time::Duration};
 
 use highwind_common::{
+    access::AccessLayer,
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{reflection_builder, with_drain},
 };
@@ -31,7 +32,7 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 use tonic_web::GrpcWebLayer;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 use crate::{
     auth::{AuthLayer, Authenticator},
@@ -94,7 +95,10 @@ pub async fn serve_with(
     let local = Routes::new(health)
         .add_service(reflection_builder(&advertised).build_v1()?)
         .add_service(reflection_builder(&advertised).build_v1alpha()?)
-        .add_service(ApiKeyServiceServer::with_interceptor(key_api, VerifyPrincipal(signer.clone())));
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            AccessLayer::new(keys::access_rules()).layer(ApiKeyServiceServer::new(key_api)),
+            VerifyPrincipal(signer.clone()),
+        ));
     let routes =
         Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams, config.max_message_bytes)));
 
