@@ -19,6 +19,9 @@ pub enum ServeError {
     /// The listener or the HTTP/2 server failed.
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The descriptor set for reflection is broken (a build problem).
     #[error("reflection descriptors: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),

@@ -138,6 +138,7 @@ impl Standalone {
                 drain_seconds: 5,
             };
             let stop = stopped(services_rx.clone());
+            let asset_url = upstream.get("asset").cloned().unwrap_or_default();
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
@@ -150,9 +151,12 @@ impl Standalone {
                         config.admins = admins;
                         asset_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
-                    "usecase" => usecase_svc::serve(listener, stop, usecase_svc::UseCaseConfig { server })
-                        .await
-                        .map_err(|e| e.to_string()),
+                    "usecase" => {
+                        let assets = usecase_svc::AssetsConfig { url: asset_url };
+                        usecase_svc::serve(listener, stop, usecase_svc::UseCaseConfig { server, assets })
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                     _ => pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server })
                         .await
                         .map_err(|e| e.to_string()),

@@ -16,6 +16,7 @@ on_both_backends!(
     strangers_cannot_see_or_change_a_use_case,
     bad_use_cases_are_invalid_argument_naming_the_field,
     roles_decide_who_may_do_what,
+    links_check_the_asset_with_the_asset_service_as_the_caller,
 );
 
 fn house_prices() -> pb::UseCase {
@@ -251,5 +252,112 @@ async fn roles_decide_who_may_do_what(platform: Platform) {
     assert_eq!(code(left.map(|_| ())), OK, "a viewer may leave");
     let gone = client("dave").await.get_use_case(pb::GetUseCaseRequest { name: name.clone() }).await;
     assert_eq!(code(gone.map(|_| ())), NF, "and then sees nothing");
+    platform.stop().await;
+}
+
+async fn dataset_with_a_version(platform: &Platform, user: &str) -> String {
+    use highwind_proto::asset::v1 as apb;
+    let mut assets = platform.assets(Some(user)).await;
+    let asset =
+        apb::Asset { kind: apb::AssetKind::Dataset as i32, display_name: "housing".into(), ..Default::default() };
+    let asset = assets
+        .create_asset(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut uploads = platform.uploads(Some(user)).await;
+    let content = b"rooms,price\n3,100\n";
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+    let files = vec![apb::UploadFile {
+        path: "train.csv".into(),
+        size_bytes: content.len() as i64,
+        sha256,
+        ..Default::default()
+    }];
+    let upload = uploads
+        .create_upload(apb::CreateUploadRequest { parent: asset.name.clone(), files, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let chunk = apb::WriteUploadChunkRequest {
+        upload: upload.name.clone(),
+        path: "train.csv".into(),
+        offset: 0,
+        data: bytes::Bytes::from_static(content),
+    };
+    // Identical content is stored once: a second dataset with it needs no bytes.
+    if !upload.files[0].present {
+        uploads.write_upload_chunk(chunk).await.unwrap();
+    }
+    uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
+    asset.name
+}
+
+async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Platform) {
+    let dataset = dataset_with_a_version(&platform, "alice").await;
+    let bobs = dataset_with_a_version(&platform, "bob").await;
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let use_case = alice.create_use_case(create(house_prices())).await.unwrap().into_inner();
+    let link = |asset: &str, role: pb::AssetLinkRole, version: pb::asset_link::Version| pb::CreateAssetLinkRequest {
+        parent: use_case.name.clone(),
+        asset_link: Some(pb::AssetLink {
+            asset: asset.into(),
+            role: role as i32,
+            version: Some(version),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    use pb::asset_link::Version::{Alias, PinnedVersionNumber as Pinned};
+
+    let linked = alice
+        .create_asset_link(link(&dataset, pb::AssetLinkRole::Dataset, Pinned(1)))
+        .await
+        .expect("link")
+        .into_inner();
+    assert_eq!(linked.resolved_version, format!("{dataset}/versions/1"));
+    let again = alice.create_asset_link(link(&dataset, pb::AssetLinkRole::Dataset, Alias("latest".into()))).await;
+    assert_eq!(again.expect_err("one link per asset and role").code(), Code::AlreadyExists);
+
+    let field_of = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status.get_error_details().bad_request().unwrap().field_violations[0].field.clone()
+    };
+    let wrong_kind =
+        alice.create_asset_link(link(&dataset, pb::AssetLinkRole::Predictor, Pinned(1))).await.expect_err("kind");
+    assert_eq!(field_of(wrong_kind), "asset_link.role");
+    let missing =
+        alice.create_asset_link(link(&dataset, pb::AssetLinkRole::App, Pinned(9))).await.expect_err("no version 9");
+    assert_eq!(field_of(missing), "asset_link.pinned_version_number");
+    let foreign =
+        alice.create_asset_link(link(&bobs, pb::AssetLinkRole::Dataset, Pinned(1))).await.expect_err("bob's asset");
+    assert_eq!(field_of(foreign), "asset_link.asset", "alice may not read bob's asset, so she cannot link it");
+
+    let viewer = pb::CreateMemberRequest {
+        parent: use_case.name.clone(),
+        member: Some(pb::Member {
+            principal: "users/dave".into(),
+            role: pb::MemberRole::Viewer as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    alice.create_member(viewer).await.unwrap();
+    let mut dave = platform.use_cases(Some("dave")).await;
+    let denied = dave.create_asset_link(link(&dataset, pb::AssetLinkRole::App, Alias("production".into()))).await;
+    assert_eq!(denied.expect_err("viewer").code(), Code::PermissionDenied);
+    let listed = dave
+        .list_asset_links(pb::ListAssetLinksRequest { parent: use_case.name.clone(), ..Default::default() })
+        .await
+        .expect("viewers read links")
+        .into_inner();
+    assert_eq!(listed.asset_links, std::slice::from_ref(&linked));
+
+    alice
+        .delete_asset_link(pb::DeleteAssetLinkRequest { name: linked.name.clone(), etag: String::new() })
+        .await
+        .expect("unlink");
+    let gone = alice.get_asset_link(pb::GetAssetLinkRequest { name: linked.name.clone() }).await.expect_err("gone");
+    assert_eq!(gone.code(), Code::NotFound);
     platform.stop().await;
 }

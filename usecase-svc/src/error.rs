@@ -34,6 +34,12 @@ pub enum Error {
     /// The change would leave the use case without an owner.
     #[error("{0}: a use case keeps at least one owner")]
     LastOwner(String),
+    /// The use case already links that asset in that role.
+    #[error("{0} is already linked")]
+    AlreadyLinked(String),
+    /// Another service could not be asked.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod assets;
 pub mod domain;
 pub mod error;
 pub mod store;
@@ -37,6 +38,16 @@ pub const SERVICE_NAMES: [&str; 2] = ["highwind.usecase.v1.UseCaseService", "hig
 pub struct UseCaseConfig {
     /// Listener, database and shared secret.
     pub server: ServerConfig,
+    /// Where asset-svc listens (for checking linked assets on the caller's behalf).
+    pub assets: AssetsConfig,
+}
+
+/// Where asset-svc is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetsConfig {
+    /// `http://host:port`.
+    pub url: String,
 }
 
 impl Settings for UseCaseConfig {
@@ -47,7 +58,10 @@ impl Settings for UseCaseConfig {
 
 /// Default configuration of a stand-alone use-case service.
 pub fn default_config() -> UseCaseConfig {
-    UseCaseConfig { server: ServerConfig::defaults(DEFAULT_PORT, "usecase.db") }
+    UseCaseConfig {
+        server: ServerConfig::defaults(DEFAULT_PORT, "usecase.db"),
+        assets: AssetsConfig { url: "http://127.0.0.1:50061".into() },
+    }
 }
 
 /// Opens and migrates the database, then serves on `listener` until `shutdown` resolves.
@@ -56,13 +70,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     config: UseCaseConfig,
 ) -> Result<(), RunError> {
+    let assets = assets::GrpcAssets::new(
+        &config.assets.url,
+        PrincipalSigner::new(config.server.internal_secret.expose().as_bytes()),
+    )
+    .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?;
     let config = config.server;
     let db = Database::connect(&config.database_url, config.max_connections).await?;
     tracing::info!(backend = db.backend(), "use-case database connected");
     let repo = store::open(db).await?;
     let page_tokens = PageTokens::new(config.internal_secret.derive("usecase-svc page tokens"));
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let use_cases = api::UseCaseApi::new(repo, page_tokens);
+    let use_cases = api::UseCaseApi::new(repo, std::sync::Arc::new(assets), page_tokens);
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(use_cases, verify.clone()))
         .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };

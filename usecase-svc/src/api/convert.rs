@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use highwind_proto::usecase::v1 as pb;
 
 use crate::domain::{
+    link::{AssetLink, LinkRole, Selector},
     member::Member,
     names,
     role::Role,
@@ -99,5 +100,43 @@ pub fn member_to_proto(m: &Member) -> pb::Member {
         create_time: Some(timestamp(m.create_time)),
         update_time: Some(timestamp(m.update_time)),
         etag: m.etag(),
+    }
+}
+
+const LINK_ROLES: [(pb::AssetLinkRole, LinkRole); 6] = [
+    (pb::AssetLinkRole::Predictor, LinkRole::Predictor),
+    (pb::AssetLinkRole::Transformer, LinkRole::Transformer),
+    (pb::AssetLinkRole::Dataset, LinkRole::Dataset),
+    (pb::AssetLinkRole::Model, LinkRole::Model),
+    (pb::AssetLinkRole::Pipeline, LinkRole::Pipeline),
+    (pb::AssetLinkRole::App, LinkRole::App),
+];
+
+/// The link role a proto enum value names, if any.
+pub fn link_role_from_proto(value: i32) -> Option<LinkRole> {
+    let role = pb::AssetLinkRole::try_from(value).ok()?;
+    LINK_ROLES.iter().find(|(p, _)| *p == role).map(|(_, d)| *d)
+}
+
+/// The wire form of a link.
+pub fn link_to_proto(l: &AssetLink) -> pb::AssetLink {
+    let role = LINK_ROLES.iter().find(|(_, d)| *d == l.role).map_or(pb::AssetLinkRole::Unspecified, |(p, _)| *p);
+    pb::AssetLink {
+        name: names::link_name(l.use_case_id, l.id),
+        uid: l.id.to_string(),
+        asset: l.asset.clone(),
+        version: Some(match &l.selector {
+            Selector::Pinned(n) => pb::asset_link::Version::PinnedVersionNumber(*n),
+            Selector::Alias(a) => pb::asset_link::Version::Alias(a.clone()),
+        }),
+        role: role as i32,
+        resolved_version: match &l.selector {
+            Selector::Pinned(n) => format!("{}/versions/{n}", l.asset),
+            Selector::Alias(_) => String::new(),
+        },
+        creator: l.creator.clone(),
+        create_time: Some(timestamp(l.create_time)),
+        update_time: Some(timestamp(l.update_time)),
+        etag: l.etag(),
     }
 }

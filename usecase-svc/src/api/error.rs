@@ -37,6 +37,17 @@ impl From<Error> for Status {
                 format!("{name}: a use case keeps at least one owner; add another owner first"),
                 "LAST_OWNER",
             ),
+            Error::AlreadyLinked(what) => {
+                status::with_reason(Code::AlreadyExists, format!("{what} is already linked"), "ALREADY_LINKED")
+            }
+            Error::Unavailable(why) => {
+                tracing::warn!(error = %why, "dependency unavailable");
+                status::with_reason(
+                    Code::Unavailable,
+                    "the asset service cannot be reached; try again shortly",
+                    "DEPENDENCY_UNAVAILABLE",
+                )
+            }
             Error::Store(cause) => status::internal(&cause),
         }
     }

@@ -2,6 +2,7 @@
 
 mod convert;
 mod error;
+mod links;
 mod members;
 mod use_cases;
 

@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use super::{
     convert::{draft_from_proto, use_case_to_proto},
-    members,
+    links, members,
 };
 use crate::{
+    assets::AssetDirectory,
     domain::{
         names,
         role::Role,
@@ -35,13 +36,14 @@ const MAX_REQUEST_ID: usize = 128;
 #[derive(Debug, Clone)]
 pub struct UseCaseApi {
     repo: Arc<dyn UseCaseRepository>,
+    assets: Arc<dyn AssetDirectory>,
     page_tokens: PageTokens,
 }
 
 impl UseCaseApi {
-    /// Handlers over `repo`.
-    pub fn new(repo: Arc<dyn UseCaseRepository>, page_tokens: PageTokens) -> Self {
-        Self { repo, page_tokens }
+    /// Handlers over `repo`, asking `assets` about linked assets.
+    pub fn new(repo: Arc<dyn UseCaseRepository>, assets: Arc<dyn AssetDirectory>, page_tokens: PageTokens) -> Self {
+        Self { repo, assets, page_tokens }
     }
 
     /// The use case `name` and the caller's role on it; NOT_FOUND for non-members, so existence stays private.
@@ -270,6 +272,37 @@ impl UseCaseService for UseCaseApi {
     async fn delete_member(&self, request: Request<pb::DeleteMemberRequest>) -> Result<Response<()>, Status> {
         let principal = Principal::of(&request)?.clone();
         members::delete(self.repo.as_ref(), &principal, request.into_inner()).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn create_asset_link(
+        &self,
+        request: Request<pb::CreateAssetLinkRequest>,
+    ) -> Result<Response<pb::AssetLink>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let link = links::create(self.repo.as_ref(), self.assets.as_ref(), &principal, request.into_inner()).await?;
+        Ok(Response::new(link))
+    }
+
+    async fn get_asset_link(
+        &self,
+        request: Request<pb::GetAssetLinkRequest>,
+    ) -> Result<Response<pb::AssetLink>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(links::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+    }
+
+    async fn list_asset_links(
+        &self,
+        request: Request<pb::ListAssetLinksRequest>,
+    ) -> Result<Response<pb::ListAssetLinksResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(links::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?))
+    }
+
+    async fn delete_asset_link(&self, request: Request<pb::DeleteAssetLinkRequest>) -> Result<Response<()>, Status> {
+        let principal = Principal::of(&request)?;
+        links::delete(self.repo.as_ref(), principal, &request.get_ref().name).await?;
         Ok(Response::new(()))
     }
 }

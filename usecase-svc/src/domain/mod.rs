@@ -1,5 +1,6 @@
 //! Use-case rules and types. No tonic, no sqlx.
 
+pub mod link;
 pub mod member;
 pub mod names;
 pub mod role;

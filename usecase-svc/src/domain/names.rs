@@ -34,6 +34,21 @@ pub fn parse_member_name(name: &str) -> Result<(Uuid, Uuid), String> {
     Ok((use_case, member))
 }
 
+/// The name of link `link` of use case `use_case`.
+pub fn link_name(use_case: Uuid, link: Uuid) -> String {
+    format!("{USE_CASES}{use_case}/assetLinks/{link}")
+}
+
+/// The use case and link ids in `useCases/{use_case}/assetLinks/{link}`.
+pub fn parse_link_name(name: &str) -> Result<(Uuid, Uuid), String> {
+    let form = || "must be of the form useCases/{use_case}/assetLinks/{link}".to_owned();
+    let rest = name.strip_prefix(USE_CASES).ok_or_else(form)?;
+    let (use_case, link) = rest.split_once("/assetLinks/").ok_or_else(form)?;
+    let use_case = parse_use_case_name(&format!("{USE_CASES}{use_case}"))?;
+    let link = Uuid::try_parse(link).ok().filter(|parsed| parsed.hyphenated().to_string() == link).ok_or_else(form)?;
+    Ok((use_case, link))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::UseCaseRepository;
 use crate::domain::{
+    link::{AssetLink, LinkRole, Selector},
     member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
@@ -45,6 +46,7 @@ conformance!(
     members_list_their_use_cases_in_pages,
     updates_are_compare_and_swap,
     a_use_case_always_keeps_an_owner,
+    links_are_unique_per_asset_and_role,
 );
 
 fn use_case(owner: &str, name: &str) -> UseCase {
@@ -140,4 +142,27 @@ async fn a_use_case_always_keeps_an_owner(repo: Arc<dyn UseCaseRepository>) {
     let members: Vec<String> =
         repo.list_members(u.id, None, 10).await.expect("list").into_iter().map(|m| m.principal).collect();
     assert_eq!(members, ["users/ed"]);
+}
+
+async fn links_are_unique_per_asset_and_role(repo: Arc<dyn UseCaseRepository>) {
+    let u = use_case("users/linker", "composed");
+    repo.create(&u, None).await.expect("create");
+    let asset = "assets/0190b5b2-8c1e-7000-8000-000000000001";
+    let pinned = AssetLink::new(u.id, asset, LinkRole::Model, Selector::Pinned(3), "users/linker", Utc::now());
+    let aliased =
+        AssetLink::new(u.id, asset, LinkRole::App, Selector::Alias("production".into()), "users/linker", Utc::now());
+    assert!(repo.add_link(&pinned).await.expect("add"));
+    assert!(repo.add_link(&aliased).await.expect("another role of the same asset"));
+    let duplicate =
+        AssetLink::new(u.id, asset, LinkRole::Model, Selector::Alias("latest".into()), "users/linker", Utc::now());
+    assert!(!repo.add_link(&duplicate).await.expect("duplicate"), "one link per asset and role");
+    assert_eq!(repo.get_link(u.id, aliased.id).await.expect("get"), Some(aliased.clone()));
+    let listed = repo.list_links(u.id, None, 10).await.expect("list");
+    assert_eq!(listed, [pinned.clone(), aliased.clone()]);
+    let after_first =
+        repo.list_links(u.id, Some((pinned.create_time.timestamp_micros(), pinned.id)), 10).await.expect("page");
+    assert_eq!(after_first, [aliased.clone()]);
+    assert!(repo.remove_link(u.id, pinned.id).await.expect("remove"));
+    assert!(!repo.remove_link(u.id, pinned.id).await.expect("again"));
+    assert_eq!(repo.list_links(u.id, None, 10).await.expect("list"), [aliased]);
 }

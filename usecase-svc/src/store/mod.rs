@@ -10,6 +10,7 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
+    link::{AssetLink, Selector},
     member::{Change, Member},
     role::Role,
     use_case::UseCase,
@@ -94,6 +95,40 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
         id: Uuid,
         expected_revision: Option<i64>,
     ) -> Result<Change, StoreError>;
+
+    /// Adds `link`; false (nothing changed) when the use case already links that asset in that role.
+    async fn add_link(&self, link: &AssetLink) -> Result<bool, StoreError>;
+
+    /// Link `id` of use case `use_case_id`.
+    async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError>;
+
+    /// At most `limit + 1` links, oldest first, after `after`.
+    async fn list_links(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<AssetLink>, StoreError>;
+
+    /// Removes link `id`; false when there was none.
+    async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+}
+
+/// A link's selector as its two stored columns.
+fn selector_columns(link: &AssetLink) -> (Option<i64>, Option<&str>) {
+    match &link.selector {
+        Selector::Pinned(n) => (Some(*n), None),
+        Selector::Alias(a) => (None, Some(a.as_str())),
+    }
+}
+
+/// A link's selector from its two stored columns.
+fn selector_of(pinned: Option<i64>, alias: Option<String>) -> Option<Selector> {
+    match (pinned, alias) {
+        (Some(n), None) => Some(Selector::Pinned(n)),
+        (None, Some(a)) => Some(Selector::Alias(a)),
+        _ => None,
+    }
 }
 
 /// The member to change (to `new_role`, or remove with `None`), or why the change is refused: it is gone, the

@@ -7,14 +7,33 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository, allowed};
+use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, selector_of};
 use crate::domain::{
+    link::{AssetLink, LinkRole},
     member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase},
 };
 
 type MemberRow = (Uuid, Uuid, String, String, String, DateTime<Utc>, DateTime<Utc>, i64);
+
+type LinkRow = (Uuid, Uuid, String, String, Option<i64>, Option<String>, String, DateTime<Utc>, DateTime<Utc>, i64);
+
+fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
+    let (id, use_case_id, asset, role, pinned, alias, creator, create_time, update_time, revision) = row;
+    let corrupt = || StoreError::Corrupt(id.to_string());
+    Ok(AssetLink {
+        id,
+        use_case_id,
+        asset,
+        role: LinkRole::parse(&role).ok_or_else(corrupt)?,
+        selector: selector_of(pinned, alias).ok_or_else(corrupt)?,
+        creator,
+        create_time,
+        update_time,
+        revision,
+    })
+}
 
 fn member(row: MemberRow) -> Result<Member, StoreError> {
     let (id, use_case_id, principal, role, creator, create_time, update_time, revision) = row;
@@ -316,5 +335,68 @@ impl UseCaseRepository for PgUseCases {
         sqlx::query("DELETE FROM members WHERE id = $1").bind(current.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Change::Done(current))
+    }
+
+    async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
+        let (pinned, alias) = selector_columns(l);
+        let done = sqlx::query(
+            "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_time, \
+             update_time, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(l.id)
+        .bind(l.use_case_id)
+        .bind(&l.asset)
+        .bind(l.role.as_str())
+        .bind(pinned)
+        .bind(alias)
+        .bind(&l.creator)
+        .bind(l.create_time)
+        .bind(l.update_time)
+        .bind(l.revision)
+        .execute(&self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
+        let row: Option<LinkRow> = sqlx::query_as(
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision \
+             FROM asset_links WHERE use_case_id = $1 AND id = $2",
+        )
+        .bind(use_case_id)
+        .bind(id)
+        .fetch_optional(&self.0)
+        .await?;
+        row.map(link).transpose()
+    }
+
+    async fn list_links(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<AssetLink>, StoreError> {
+        let after_time = after.and_then(|(micros, _)| DateTime::<Utc>::from_timestamp_micros(micros));
+        let rows: Vec<LinkRow> = sqlx::query_as(
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision \
+             FROM asset_links WHERE use_case_id = $1 AND ($2::timestamptz IS NULL OR (create_time, id) > ($2, $3)) \
+             ORDER BY create_time, id LIMIT $4",
+        )
+        .bind(use_case_id)
+        .bind(after_time)
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(link).collect()
+    }
+
+    async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM asset_links WHERE use_case_id = $1 AND id = $2")
+            .bind(use_case_id)
+            .bind(id)
+            .execute(&self.0)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -7,14 +7,33 @@ use chrono::{DateTime, Utc};
 use sqlx::{SqlitePool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository, allowed};
+use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, selector_of};
 use crate::domain::{
+    link::{AssetLink, LinkRole},
     member::{Change, Member},
     role::Role,
     use_case::{Money, UseCase},
 };
 
 type MemberRow = (String, String, String, String, String, i64, i64, i64);
+
+type LinkRow = (String, String, String, String, Option<i64>, Option<String>, String, i64, i64, i64);
+
+fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
+    let (id, use_case_id, asset, role, pinned, alias, creator, create, update, revision) = row;
+    let corrupt = || StoreError::Corrupt(id.clone());
+    Ok(AssetLink {
+        id: Uuid::try_parse(&id).map_err(|_| corrupt())?,
+        use_case_id: Uuid::try_parse(&use_case_id).map_err(|_| corrupt())?,
+        role: LinkRole::parse(&role).ok_or_else(corrupt)?,
+        selector: selector_of(pinned, alias).ok_or_else(corrupt)?,
+        create_time: DateTime::<Utc>::from_timestamp_micros(create).ok_or_else(corrupt)?,
+        update_time: DateTime::<Utc>::from_timestamp_micros(update).ok_or_else(corrupt)?,
+        asset,
+        creator,
+        revision,
+    })
+}
 
 fn member(row: MemberRow) -> Result<Member, StoreError> {
     let (id, use_case_id, principal, role, creator, create, update, revision) = row;
@@ -332,5 +351,68 @@ impl UseCaseRepository for SqliteUseCases {
         sqlx::query("DELETE FROM members WHERE id = ?").bind(current.id.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Change::Done(current))
+    }
+
+    async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
+        let (pinned, alias) = selector_columns(l);
+        let done = sqlx::query(
+            "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, \
+             update_micros, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(l.id.to_string())
+        .bind(l.use_case_id.to_string())
+        .bind(&l.asset)
+        .bind(l.role.as_str())
+        .bind(pinned)
+        .bind(alias)
+        .bind(&l.creator)
+        .bind(l.create_time.timestamp_micros())
+        .bind(l.update_time.timestamp_micros())
+        .bind(l.revision)
+        .execute(&self.0)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
+        let row: Option<LinkRow> = sqlx::query_as(
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, update_micros, \
+             revision FROM asset_links WHERE use_case_id = ? AND id = ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.0)
+        .await?;
+        row.map(link).transpose()
+    }
+
+    async fn list_links(
+        &self,
+        use_case_id: Uuid,
+        after: Option<After>,
+        limit: usize,
+    ) -> Result<Vec<AssetLink>, StoreError> {
+        let rows: Vec<LinkRow> = sqlx::query_as(
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, update_micros, \
+             revision FROM asset_links WHERE use_case_id = ? AND (? IS NULL OR (create_micros, id) > (?, ?)) \
+             ORDER BY create_micros, id LIMIT ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(micros, _)| micros))
+        .bind(after.map(|(_, id)| id.to_string()))
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(link).collect()
+    }
+
+    async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM asset_links WHERE use_case_id = ? AND id = ?")
+            .bind(use_case_id.to_string())
+            .bind(id.to_string())
+            .execute(&self.0)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -1,0 +1,190 @@
+//! Asset links: editors compose a use case from assets the caller may read (checked with asset-svc on the
+//! caller's behalf); members read them.
+
+use chrono::Utc;
+use highwind_common::{
+    page_token::PageTokens,
+    principal::Principal,
+    validation::{Violations, page_size},
+};
+use highwind_proto::usecase::v1 as pb;
+use uuid::Uuid;
+
+use super::convert::{link_role_from_proto, link_to_proto};
+use crate::{
+    assets::AssetDirectory,
+    domain::{
+        link::{AssetLink, Selector},
+        names,
+        role::Role,
+    },
+    error::Error,
+    store::UseCaseRepository,
+};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1_000;
+
+async fn role(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    field: &str,
+    name: &str,
+) -> Result<(Uuid, Role), Error> {
+    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok((id, role))
+}
+
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias.len() <= 63
+        && alias.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !alias.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `CreateAssetLink`.
+pub async fn create(
+    repo: &dyn UseCaseRepository,
+    assets: &dyn AssetDirectory,
+    principal: &Principal,
+    request: pb::CreateAssetLinkRequest,
+) -> Result<pb::AssetLink, Error> {
+    let link = request.asset_link.unwrap_or_default();
+    let mut violations = Violations::new();
+    if let Err(reason) = names::parse_use_case_name(&request.parent) {
+        violations.add("parent", reason);
+    }
+    let asset_ok = link.asset.strip_prefix("assets/").is_some_and(|id| Uuid::try_parse(id).is_ok());
+    if !asset_ok {
+        violations.add("asset_link.asset", "must be of the form assets/{asset}");
+    }
+    let link_role = link_role_from_proto(link.role);
+    if link_role.is_none() {
+        violations.add("asset_link.role", "required: PREDICTOR, TRANSFORMER, DATASET, MODEL, PIPELINE or APP");
+    }
+    let selector = match link.version {
+        Some(pb::asset_link::Version::PinnedVersionNumber(n)) if n >= 1 => Some(Selector::Pinned(n)),
+        Some(pb::asset_link::Version::PinnedVersionNumber(_)) => {
+            violations.add("asset_link.pinned_version_number", "version numbers start at 1");
+            None
+        }
+        Some(pb::asset_link::Version::Alias(alias)) if valid_alias(&alias) => Some(Selector::Alias(alias)),
+        Some(pb::asset_link::Version::Alias(_)) => {
+            violations.add("asset_link.alias", "lowercase letters, digits and -, 1 to 63 characters, not a number");
+            None
+        }
+        None => {
+            violations.add("asset_link.version", "required: pinned_version_number or alias");
+            None
+        }
+    };
+    let (Some(link_role), Some(selector), true) = (link_role, selector, violations.is_empty()) else {
+        return Err(Error::Invalid(violations));
+    };
+    let (use_case, caller) = role(repo, principal, "parent", &request.parent).await?;
+    if !caller.may_edit() {
+        return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
+    }
+    let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
+    let Some(kind) = assets.kind_of(principal, &link.asset).await.map_err(unavailable)? else {
+        let reason = "no such asset, or you may not read it";
+        return Err(Error::Invalid(Violations::one("asset_link.asset", reason)));
+    };
+    if !link_role.accepts().contains(&kind) {
+        let reason =
+            format!("a {} link needs a {} asset, not {kind}", link_role.as_str(), link_role.accepts().join(" or "));
+        return Err(Error::Invalid(Violations::one("asset_link.role", reason)));
+    }
+    if let Selector::Pinned(n) = selector {
+        let version = format!("{}/versions/{n}", link.asset);
+        if !assets.has_version(principal, &version).await.map_err(unavailable)? {
+            return Err(Error::Invalid(Violations::one(
+                "asset_link.pinned_version_number",
+                format!("{version} does not exist"),
+            )));
+        }
+    }
+    let added = AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now());
+    if !repo.add_link(&added).await? {
+        return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
+    }
+    tracing::info!(use_case = %use_case, asset = %added.asset, role = added.role.as_str(), "asset linked");
+    Ok(link_to_proto(&added))
+}
+
+/// `GetAssetLink`.
+pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::AssetLink, Error> {
+    let (use_case, id) =
+        names::parse_link_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let link = repo.get_link(use_case, id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok(link_to_proto(&link))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    t: i64,
+    id: Uuid,
+}
+
+/// `ListAssetLinks`.
+pub async fn list(
+    repo: &dyn UseCaseRepository,
+    page_tokens: &PageTokens,
+    principal: &Principal,
+    request: pb::ListAssetLinksRequest,
+) -> Result<pb::ListAssetLinksResponse, Error> {
+    let mut violations = Violations::new();
+    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
+        violations.add("page_size", e);
+        0
+    });
+    if !request.filter.trim().is_empty() {
+        violations.add("filter", "filtering links is not supported yet: send an empty filter");
+    }
+    if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
+        violations.add("order_by", "links are listed by create_time (oldest first)");
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let scope = format!("links|{principal}|{use_case}");
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        let cursor: Cursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
+        })?;
+        Some((cursor.t, cursor.id))
+    };
+    let mut links = repo.list_links(use_case, after, limit).await?;
+    let next_page_token = if links.len() > limit {
+        links.truncate(limit);
+        links
+            .last()
+            .map(|l| page_tokens.encode(&scope, &Cursor { t: l.create_time.timestamp_micros(), id: l.id }))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(pb::ListAssetLinksResponse { asset_links: links.iter().map(link_to_proto).collect(), next_page_token })
+}
+
+/// `DeleteAssetLink`.
+pub async fn delete(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<(), Error> {
+    let (use_case, id) =
+        names::parse_link_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    if !caller.may_edit() {
+        return Err(Error::PermissionDenied(format!(
+            "a viewer cannot unlink assets from {}",
+            names::use_case_name(use_case)
+        )));
+    }
+    if !repo.remove_link(use_case, id).await? {
+        return Err(Error::NotFound(name.to_owned()));
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! What usecase-svc asks asset-svc, on behalf of the caller: does this asset exist for them, of which kind, and
+//! does this version exist. Calls carry the caller's signed principal (on-behalf-of) and name this service.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use highwind_proto::asset::v1::{self as pb, asset_service_client::AssetServiceClient};
+use tonic::{Code, Request, transport::Channel};
+
+/// Header naming the service that makes a call on someone's behalf.
+pub const CALLER_HEADER: &str = "x-highwind-caller";
+
+/// asset-svc could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the asset service cannot answer: {0}")]
+pub struct DirectoryError(String);
+
+/// The questions use cases ask about assets.
+#[async_trait]
+pub trait AssetDirectory: Send + Sync + std::fmt::Debug {
+    /// The kind (`DATASET`, `DOCKER_REPO`, `MODEL`, `PIPELINE`) of `asset` if `principal` may read it.
+    async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError>;
+
+    /// Whether `version` (`assets/{a}/versions/{n}`) exists for `principal`.
+    async fn has_version(&self, principal: &Principal, version: &str) -> Result<bool, DirectoryError>;
+}
+
+/// The directory over asset-svc's gRPC API.
+#[derive(Debug, Clone)]
+pub struct GrpcAssets {
+    client: AssetServiceClient<Channel>,
+    signer: PrincipalSigner,
+}
+
+impl GrpcAssets {
+    /// Talks to asset-svc at `url` (connected lazily), signing with the shared `signer`.
+    pub fn new(url: &str, signer: PrincipalSigner) -> Result<Self, DirectoryError> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| DirectoryError(e.to_string()))?;
+        let channel = endpoint.tcp_nodelay(true).connect_lazy();
+        Ok(Self { client: AssetServiceClient::new(channel), signer })
+    }
+
+    fn on_behalf_of<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, DirectoryError> {
+        let mut request = Request::new(message);
+        let bad = |e: tonic::metadata::errors::InvalidMetadataValue| DirectoryError(e.to_string());
+        let metadata = request.metadata_mut();
+        metadata.insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
+        metadata.insert(SIGNATURE_HEADER, self.signer.sign(principal, SystemTime::now()).parse().map_err(bad)?);
+        metadata.insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static("usecase-svc"));
+        Ok(request)
+    }
+}
+
+#[async_trait]
+impl AssetDirectory for GrpcAssets {
+    async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError> {
+        let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: asset.to_owned() })?;
+        match self.client.clone().get_asset(request).await {
+            Ok(found) => Ok(Some(match pb::AssetKind::try_from(found.get_ref().kind) {
+                Ok(pb::AssetKind::Dataset) => "DATASET",
+                Ok(pb::AssetKind::DockerRepo) => "DOCKER_REPO",
+                Ok(pb::AssetKind::Model) => "MODEL",
+                Ok(pb::AssetKind::Pipeline) => "PIPELINE",
+                _ => "UNSPECIFIED",
+            })),
+            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
+            Err(status) => Err(DirectoryError(status.message().to_owned())),
+        }
+    }
+
+    async fn has_version(&self, principal: &Principal, version: &str) -> Result<bool, DirectoryError> {
+        let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
+        match self.client.clone().get_asset_version(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(false),
+            Err(status) => Err(DirectoryError(status.message().to_owned())),
+        }
+    }
+}
