@@ -161,7 +161,7 @@ async fn links_are_unique_per_asset_and_role(repo: Arc<dyn UseCaseRepository>) {
     assert_eq!(listed, [pinned.clone(), aliased.clone()]);
     let after_first =
         repo.list_links(u.id, Some((pinned.create_time.timestamp_micros(), pinned.id)), 10).await.expect("page");
-    assert_eq!(after_first, [aliased.clone()]);
+    assert_eq!(after_first, std::slice::from_ref(&aliased));
     assert!(repo.remove_link(u.id, pinned.id).await.expect("remove"));
     assert!(!repo.remove_link(u.id, pinned.id).await.expect("again"));
     assert_eq!(repo.list_links(u.id, None, 10).await.expect("list"), [aliased]);
