@@ -17,6 +17,7 @@ on_both_backends!(
     bad_use_cases_are_invalid_argument_naming_the_field,
     roles_decide_who_may_do_what,
     links_check_the_asset_with_the_asset_service_as_the_caller,
+    releases_freeze_what_links_resolve_to,
 );
 
 fn house_prices() -> pb::UseCase {
@@ -256,17 +257,26 @@ async fn roles_decide_who_may_do_what(platform: Platform) {
 }
 
 async fn dataset_with_a_version(platform: &Platform, user: &str) -> String {
+    push_version(platform, user, None, b"rooms,price\n3,100\n").await
+}
+
+/// Pushes `content` as `train.csv` into `asset` (a new dataset when `None`) and returns the asset's name.
+async fn push_version(platform: &Platform, user: &str, asset: Option<&str>, content: &'static [u8]) -> String {
     use highwind_proto::asset::v1 as apb;
-    let mut assets = platform.assets(Some(user)).await;
-    let asset =
-        apb::Asset { kind: apb::AssetKind::Dataset as i32, display_name: "housing".into(), ..Default::default() };
-    let asset = assets
-        .create_asset(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() })
-        .await
-        .unwrap()
-        .into_inner();
+    let name = match asset {
+        Some(name) => name.to_owned(),
+        None => {
+            let mut assets = platform.assets(Some(user)).await;
+            let asset = apb::Asset {
+                kind: apb::AssetKind::Dataset as i32,
+                display_name: "housing".into(),
+                ..Default::default()
+            };
+            let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
+            assets.create_asset(request).await.unwrap().into_inner().name
+        }
+    };
     let mut uploads = platform.uploads(Some(user)).await;
-    let content = b"rooms,price\n3,100\n";
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
     let files = vec![apb::UploadFile {
         path: "train.csv".into(),
@@ -275,7 +285,7 @@ async fn dataset_with_a_version(platform: &Platform, user: &str) -> String {
         ..Default::default()
     }];
     let upload = uploads
-        .create_upload(apb::CreateUploadRequest { parent: asset.name.clone(), files, ..Default::default() })
+        .create_upload(apb::CreateUploadRequest { parent: name.clone(), files, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -290,7 +300,7 @@ async fn dataset_with_a_version(platform: &Platform, user: &str) -> String {
         uploads.write_upload_chunk(chunk).await.unwrap();
     }
     uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
-    asset.name
+    name
 }
 
 async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Platform) {
@@ -359,5 +369,59 @@ async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Pl
         .expect("unlink");
     let gone = alice.get_asset_link(pb::GetAssetLinkRequest { name: linked.name.clone() }).await.expect_err("gone");
     assert_eq!(gone.code(), Code::NotFound);
+    platform.stop().await;
+}
+
+async fn releases_freeze_what_links_resolve_to(platform: Platform) {
+    let dataset = push_version(&platform, "alice", None, b"v1").await;
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let use_case = alice.create_use_case(create(house_prices())).await.unwrap().into_inner();
+    let follow = |alias: &str, role: pb::AssetLinkRole| pb::CreateAssetLinkRequest {
+        parent: use_case.name.clone(),
+        asset_link: Some(pb::AssetLink {
+            asset: dataset.clone(),
+            role: role as i32,
+            version: Some(pb::asset_link::Version::Alias(alias.into())),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    alice.create_asset_link(follow("latest", pb::AssetLinkRole::Dataset)).await.expect("link latest");
+    let release = |description: &str| pb::CreateReleaseRequest {
+        parent: use_case.name.clone(),
+        release: Some(pb::Release { description: description.into(), ..Default::default() }),
+        request_id: String::new(),
+    };
+    let first = alice.create_release(release("first")).await.expect("release 1").into_inner();
+    assert_eq!(first.release_number, 1);
+    assert_eq!(first.links.len(), 1);
+    assert_eq!(first.links[0].version_number, 1);
+    assert_eq!(first.links[0].alias, "latest");
+    assert!(first.digest.starts_with("sha256:"));
+    assert_eq!(first.snapshot.as_ref().unwrap().display_name, "House price prediction");
+
+    push_version(&platform, "alice", Some(&dataset), b"v2").await;
+    let second = alice.create_release(release("second")).await.expect("release 2").into_inner();
+    assert_eq!((second.release_number, second.links[0].version_number), (2, 2));
+    assert_ne!(second.digest, first.digest);
+    let again = alice.get_release(pb::GetReleaseRequest { name: first.name.clone() }).await.unwrap().into_inner();
+    assert_eq!(again, first, "a release never changes");
+    let listed = alice
+        .list_releases(pb::ListReleasesRequest { parent: use_case.name.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.releases.iter().map(|r| r.release_number).collect::<Vec<_>>(), [2, 1], "newest first");
+
+    alice.create_asset_link(follow("production", pb::AssetLinkRole::App)).await.expect("link an unset alias");
+    let unresolved = alice.create_release(release("third")).await.expect_err("production is not set");
+    assert_eq!(unresolved.code(), Code::FailedPrecondition);
+    let count =
+        alice.list_releases(pb::ListReleasesRequest { parent: use_case.name.clone(), ..Default::default() }).await;
+    assert_eq!(count.unwrap().into_inner().releases.len(), 2, "nothing half-made is visible");
+
+    let stranger =
+        platform.use_cases(Some("bob")).await.get_release(pb::GetReleaseRequest { name: first.name.clone() }).await;
+    assert_eq!(stranger.expect_err("hidden").code(), Code::NotFound);
     platform.stop().await;
 }

@@ -22,8 +22,9 @@ pub trait AssetDirectory: Send + Sync + std::fmt::Debug {
     /// The kind (`DATASET`, `DOCKER_REPO`, `MODEL`, `PIPELINE`) of `asset` if `principal` may read it.
     async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError>;
 
-    /// Whether `version` (`assets/{a}/versions/{n}`) exists for `principal`.
-    async fn has_version(&self, principal: &Principal, version: &str) -> Result<bool, DirectoryError>;
+    /// The number and manifest digest of `version` (`assets/{a}/versions/{number-or-alias}`), if it exists for
+    /// `principal`.
+    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<(i64, String)>, DirectoryError>;
 }
 
 /// The directory over asset-svc's gRPC API.
@@ -70,11 +71,11 @@ impl AssetDirectory for GrpcAssets {
         }
     }
 
-    async fn has_version(&self, principal: &Principal, version: &str) -> Result<bool, DirectoryError> {
+    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<(i64, String)>, DirectoryError> {
         let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
         match self.client.clone().get_asset_version(request).await {
-            Ok(_) => Ok(true),
-            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(false),
+            Ok(found) => Ok(Some((found.get_ref().version_number, found.get_ref().manifest_digest.clone()))),
+            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
             Err(status) => Err(DirectoryError(status.message().to_owned())),
         }
     }

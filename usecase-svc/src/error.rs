@@ -37,6 +37,9 @@ pub enum Error {
     /// The use case already links that asset in that role.
     #[error("{0} is already linked")]
     AlreadyLinked(String),
+    /// A link does not resolve to a version the caller may read.
+    #[error("{0}")]
+    Unresolvable(String),
     /// Another service could not be asked.
     #[error("{0}")]
     Unavailable(String),

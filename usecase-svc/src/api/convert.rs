@@ -7,6 +7,7 @@ use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
     member::Member,
     names,
+    release::Release,
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft},
 };
@@ -138,5 +139,48 @@ pub fn link_to_proto(l: &AssetLink) -> pb::AssetLink {
         create_time: Some(timestamp(l.create_time)),
         update_time: Some(timestamp(l.update_time)),
         etag: l.etag(),
+    }
+}
+
+/// The wire form of a release.
+pub fn release_to_proto(r: &Release) -> pb::Release {
+    pb::Release {
+        name: names::release_name(r.use_case_id, r.number),
+        uid: r.id.to_string(),
+        release_number: r.number,
+        description: r.description.clone(),
+        links: r
+            .links
+            .iter()
+            .map(|l| pb::ResolvedAssetLink {
+                link: l.link.clone(),
+                asset: l.asset.clone(),
+                asset_version: format!("{}/versions/{}", l.asset, l.version_number),
+                version_number: l.version_number,
+                manifest_digest: l.manifest_digest.clone(),
+                image_digest: String::new(),
+                role: LinkRole::parse(&l.role)
+                    .and_then(|d| LINK_ROLES.iter().find(|(_, r)| *r == d).map(|(p, _)| *p as i32))
+                    .unwrap_or_default(),
+                alias: l.alias.clone().unwrap_or_default(),
+            })
+            .collect(),
+        snapshot: Some(pb::UseCaseSnapshot {
+            display_name: r.snapshot.display_name.clone(),
+            description: r.snapshot.description.clone(),
+            cover_image_uri: r.snapshot.cover_image_uri.clone(),
+            model_card: r.snapshot.model_card.clone(),
+            inference_schema: r.snapshot.inference_schema.clone(),
+            inference_schema_type: if r.snapshot.inference_schema.is_empty() {
+                pb::InferenceSchemaType::Unspecified
+            } else {
+                pb::InferenceSchemaType::Json
+            } as i32,
+            version_label: r.snapshot.version_label.clone(),
+            labels: r.snapshot.labels.clone().into_iter().collect(),
+        }),
+        digest: r.digest.clone(),
+        creator: r.creator.clone(),
+        create_time: Some(timestamp(r.create_time)),
     }
 }

@@ -40,6 +40,7 @@ impl From<Error> for Status {
             Error::AlreadyLinked(what) => {
                 status::with_reason(Code::AlreadyExists, format!("{what} is already linked"), "ALREADY_LINKED")
             }
+            Error::Unresolvable(why) => status::with_reason(Code::FailedPrecondition, why, "LINK_UNRESOLVED"),
             Error::Unavailable(why) => {
                 tracing::warn!(error = %why, "dependency unavailable");
                 status::with_reason(

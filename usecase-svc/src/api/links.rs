@@ -98,7 +98,7 @@ pub async fn create(
     }
     if let Selector::Pinned(n) = selector {
         let version = format!("{}/versions/{n}", link.asset);
-        if !assets.has_version(principal, &version).await.map_err(unavailable)? {
+        if assets.resolve(principal, &version).await.map_err(unavailable)?.is_none() {
             return Err(Error::Invalid(Violations::one(
                 "asset_link.pinned_version_number",
                 format!("{version} does not exist"),

@@ -4,6 +4,7 @@ mod convert;
 mod error;
 mod links;
 mod members;
+mod releases;
 mod use_cases;
 
 pub use use_cases::UseCaseApi;

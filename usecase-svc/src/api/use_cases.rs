@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     convert::{draft_from_proto, use_case_to_proto},
-    links, members,
+    links, members, releases,
 };
 use crate::{
     assets::AssetDirectory,
@@ -304,5 +304,30 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?;
         links::delete(self.repo.as_ref(), principal, &request.get_ref().name).await?;
         Ok(Response::new(()))
+    }
+
+    async fn create_release(
+        &self,
+        request: Request<pb::CreateReleaseRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let release =
+            releases::create(self.repo.as_ref(), self.assets.as_ref(), &principal, request.into_inner()).await?;
+        Ok(Response::new(release))
+    }
+
+    async fn get_release(&self, request: Request<pb::GetReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(releases::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+    }
+
+    async fn list_releases(
+        &self,
+        request: Request<pb::ListReleasesRequest>,
+    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(
+            releases::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?,
+        ))
     }
 }

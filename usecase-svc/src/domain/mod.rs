@@ -3,5 +3,6 @@
 pub mod link;
 pub mod member;
 pub mod names;
+pub mod release;
 pub mod role;
 pub mod use_case;

@@ -49,6 +49,21 @@ pub fn parse_link_name(name: &str) -> Result<(Uuid, Uuid), String> {
     Ok((use_case, link))
 }
 
+/// The name of release `number` of use case `use_case`.
+pub fn release_name(use_case: Uuid, number: i64) -> String {
+    format!("{USE_CASES}{use_case}/releases/{number}")
+}
+
+/// The use case id and release number in `useCases/{use_case}/releases/{number}`.
+pub fn parse_release_name(name: &str) -> Result<(Uuid, i64), String> {
+    let form = || "must be of the form useCases/{use_case}/releases/{number}".to_owned();
+    let rest = name.strip_prefix(USE_CASES).ok_or_else(form)?;
+    let (use_case, number) = rest.split_once("/releases/").ok_or_else(form)?;
+    let use_case = parse_use_case_name(&format!("{USE_CASES}{use_case}"))?;
+    let number: i64 = number.parse().ok().filter(|n| *n >= 1).ok_or_else(form)?;
+    Ok((use_case, number))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

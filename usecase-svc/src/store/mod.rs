@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     link::{AssetLink, Selector},
     member::{Change, Member},
+    release::Release,
     role::Role,
     use_case::UseCase,
 };
@@ -112,6 +113,20 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
 
     /// Removes link `id`; false when there was none.
     async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+
+    /// Stores `release` under the use case's next release number, which it returns with.
+    async fn create_release(&self, release: &Release) -> Result<Release, StoreError>;
+
+    /// Release `number` of a use case.
+    async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError>;
+
+    /// At most `limit + 1` releases, newest first, numbered below `before`.
+    async fn list_releases(
+        &self,
+        use_case_id: Uuid,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError>;
 }
 
 /// A link's selector as its two stored columns.

@@ -11,11 +11,19 @@ use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, sel
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
+    release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, UseCase},
 };
 
 type MemberRow = (Uuid, Uuid, String, String, String, DateTime<Utc>, DateTime<Utc>, i64);
+
+type ReleaseRow = (Uuid, Uuid, i64, String, Json<Vec<FrozenLink>>, Json<Snapshot>, String, String, DateTime<Utc>);
+
+fn release(row: ReleaseRow) -> Release {
+    let (id, use_case_id, number, description, links, snapshot, digest, creator, create_time) = row;
+    Release { id, use_case_id, number, description, links: links.0, snapshot: snapshot.0, digest, creator, create_time }
+}
 
 type LinkRow = (Uuid, Uuid, String, String, Option<i64>, Option<String>, String, DateTime<Utc>, DateTime<Utc>, i64);
 
@@ -398,5 +406,63 @@ impl UseCaseRepository for PgUseCases {
             .execute(&self.0)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
+        let mut tx = self.0.begin().await?;
+        // The use case's row lock serializes releases, so numbers never collide.
+        sqlx::query("SELECT id FROM use_cases WHERE id = $1 FOR UPDATE").bind(r.use_case_id).execute(&mut *tx).await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE use_case_id = $1")
+                .bind(r.use_case_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, create_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(r.id)
+        .bind(r.use_case_id)
+        .bind(number)
+        .bind(&r.description)
+        .bind(Json(&r.links))
+        .bind(Json(&r.snapshot))
+        .bind(&r.digest)
+        .bind(&r.creator)
+        .bind(r.create_time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Release { number, ..r.clone() })
+    }
+
+    async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError> {
+        let row: Option<ReleaseRow> = sqlx::query_as(
+            "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_time FROM releases \
+             WHERE use_case_id = $1 AND number = $2",
+        )
+        .bind(use_case_id)
+        .bind(number)
+        .fetch_optional(&self.0)
+        .await?;
+        Ok(row.map(release))
+    }
+
+    async fn list_releases(
+        &self,
+        use_case_id: Uuid,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError> {
+        let rows: Vec<ReleaseRow> = sqlx::query_as(
+            "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_time FROM releases \
+             WHERE use_case_id = $1 AND ($2::bigint IS NULL OR number < $2) ORDER BY number DESC LIMIT $3",
+        )
+        .bind(use_case_id)
+        .bind(before)
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows.into_iter().map(release).collect())
     }
 }

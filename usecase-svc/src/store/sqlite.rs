@@ -11,11 +11,30 @@ use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, sel
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
+    release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, UseCase},
 };
 
 type MemberRow = (String, String, String, String, String, i64, i64, i64);
+
+type ReleaseRow = (String, String, i64, String, Json<Vec<FrozenLink>>, Json<Snapshot>, String, String, i64);
+
+fn release(row: ReleaseRow) -> Result<Release, StoreError> {
+    let (id, use_case_id, number, description, links, snapshot, digest, creator, create) = row;
+    let corrupt = || StoreError::Corrupt(id.clone());
+    Ok(Release {
+        id: Uuid::try_parse(&id).map_err(|_| corrupt())?,
+        use_case_id: Uuid::try_parse(&use_case_id).map_err(|_| corrupt())?,
+        create_time: DateTime::<Utc>::from_timestamp_micros(create).ok_or_else(corrupt)?,
+        number,
+        description,
+        links: links.0,
+        snapshot: snapshot.0,
+        digest,
+        creator,
+    })
+}
 
 type LinkRow = (String, String, String, String, Option<i64>, Option<String>, String, i64, i64, i64);
 
@@ -414,5 +433,62 @@ impl UseCaseRepository for SqliteUseCases {
             .execute(&self.0)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
+        // BEGIN IMMEDIATE serializes releases, so numbers never collide.
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE use_case_id = ?")
+            .bind(r.use_case_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, create_micros) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.use_case_id.to_string())
+        .bind(number)
+        .bind(&r.description)
+        .bind(Json(&r.links))
+        .bind(Json(&r.snapshot))
+        .bind(&r.digest)
+        .bind(&r.creator)
+        .bind(r.create_time.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Release { number, ..r.clone() })
+    }
+
+    async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError> {
+        let row: Option<ReleaseRow> = sqlx::query_as(
+            "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_micros FROM releases \
+             WHERE use_case_id = ? AND number = ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(number)
+        .fetch_optional(&self.0)
+        .await?;
+        row.map(release).transpose()
+    }
+
+    async fn list_releases(
+        &self,
+        use_case_id: Uuid,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Release>, StoreError> {
+        let rows: Vec<ReleaseRow> = sqlx::query_as(
+            "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_micros FROM releases \
+             WHERE use_case_id = ? AND (? IS NULL OR number < ?) ORDER BY number DESC LIMIT ?",
+        )
+        .bind(use_case_id.to_string())
+        .bind(before)
+        .bind(before)
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(release).collect()
     }
 }

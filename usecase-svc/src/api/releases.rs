@@ -1,0 +1,154 @@
+//! Releases: editors freeze every link to the exact version and digest it resolves to now (asked of asset-svc
+//! as the caller); members read them. Releases never change.
+
+use chrono::Utc;
+use highwind_common::{
+    page_token::PageTokens,
+    principal::Principal,
+    validation::{Violations, page_size},
+};
+use highwind_proto::usecase::v1 as pb;
+use uuid::Uuid;
+
+use super::convert::release_to_proto;
+use crate::{
+    assets::AssetDirectory,
+    domain::{
+        link::Selector,
+        names,
+        release::{FrozenLink, Release},
+        role::Role,
+        use_case::MAX_DESCRIPTION,
+    },
+    error::Error,
+    store::UseCaseRepository,
+};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1_000;
+/// Links read per store call while freezing a release.
+const LINK_BATCH: usize = 500;
+
+async fn role(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    field: &str,
+    name: &str,
+) -> Result<(Uuid, Role), Error> {
+    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok((id, role))
+}
+
+/// `CreateRelease`.
+pub async fn create(
+    repo: &dyn UseCaseRepository,
+    assets: &dyn AssetDirectory,
+    principal: &Principal,
+    request: pb::CreateReleaseRequest,
+) -> Result<pb::Release, Error> {
+    let description = request.release.map(|r| r.description).unwrap_or_default();
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(Error::Invalid(Violations::one(
+            "release.description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        )));
+    }
+    let (use_case_id, caller) = role(repo, principal, "parent", &request.parent).await?;
+    if !caller.may_edit() {
+        return Err(Error::PermissionDenied(format!("a viewer cannot release {}", request.parent)));
+    }
+    let use_case = repo.get(use_case_id).await?.ok_or_else(|| Error::NotFound(request.parent.clone()))?;
+    if use_case.archive_time.is_some() {
+        return Err(Error::Archived(request.parent));
+    }
+    let mut links = Vec::new();
+    let mut after = None;
+    loop {
+        let mut page = repo.list_links(use_case_id, after, LINK_BATCH).await?;
+        let more = page.len() > LINK_BATCH;
+        page.truncate(LINK_BATCH);
+        after = page.last().map(|l| (l.create_time.timestamp_micros(), l.id));
+        links.extend(page);
+        if !more {
+            break;
+        }
+    }
+    let mut frozen = Vec::with_capacity(links.len());
+    for link in &links {
+        let (selector, alias) = match &link.selector {
+            Selector::Pinned(n) => (n.to_string(), None),
+            Selector::Alias(a) => (a.clone(), Some(a.clone())),
+        };
+        let version = format!("{}/versions/{selector}", link.asset);
+        let resolved = assets.resolve(principal, &version).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+        let Some((version_number, manifest_digest)) = resolved else {
+            return Err(Error::Unresolvable(format!(
+                "{}: {version} does not resolve (no such version or alias, or you may not read it)",
+                names::link_name(use_case_id, link.id)
+            )));
+        };
+        frozen.push(FrozenLink {
+            link: names::link_name(use_case_id, link.id),
+            asset: link.asset.clone(),
+            role: link.role.as_str().to_owned(),
+            version_number,
+            manifest_digest,
+            alias,
+        });
+    }
+    let release =
+        repo.create_release(&Release::new(&use_case, frozen, description, principal.as_str(), Utc::now())).await?;
+    tracing::info!(use_case = %use_case_id, release = release.number, digest = %release.digest, "release created");
+    Ok(release_to_proto(&release))
+}
+
+/// `GetRelease`.
+pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::Release, Error> {
+    let (use_case, number) =
+        names::parse_release_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let release = repo.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    Ok(release_to_proto(&release))
+}
+
+/// `ListReleases`, newest first.
+pub async fn list(
+    repo: &dyn UseCaseRepository,
+    page_tokens: &PageTokens,
+    principal: &Principal,
+    request: pb::ListReleasesRequest,
+) -> Result<pb::ListReleasesResponse, Error> {
+    let mut violations = Violations::new();
+    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
+        violations.add("page_size", e);
+        0
+    });
+    if !request.filter.trim().is_empty() {
+        violations.add("filter", "filtering releases is not supported yet: send an empty filter");
+    }
+    if !matches!(request.order_by.trim(), "" | "release_number desc" | "create_time desc") {
+        violations.add("order_by", "releases are listed newest first");
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let scope = format!("releases|{principal}|{use_case}");
+    let before = if request.page_token.is_empty() {
+        None
+    } else {
+        let number: i64 = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
+        })?;
+        Some(number)
+    };
+    let mut releases = repo.list_releases(use_case, before, limit).await?;
+    let next_page_token = if releases.len() > limit {
+        releases.truncate(limit);
+        releases.last().map(|r| page_tokens.encode(&scope, &r.number)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(pb::ListReleasesResponse { releases: releases.iter().map(release_to_proto).collect(), next_page_token })
+}
