@@ -923,7 +923,7 @@ def test_health_of_an_unknown_service_is_not_found(anonymous_channel):
 def test_unimplemented_methods_answer_unimplemented(pb, channel_for):
     channel = channel_for("alice")
     calls = [
-        (pb.usecase_grpc.UseCaseServiceStub(channel).DiffReleases, pb.usecase_svc.DiffReleasesRequest()),
+        (pb.usecase_grpc.UseCaseServiceStub(channel).PublishUseCase, pb.usecase_svc.PublishUseCaseRequest(name="useCases/x")),
         (pb.market_grpc.MarketplaceServiceStub(channel).ListListings, pb.market_svc.ListListingsRequest()),
         (pb.pipeline_grpc.PipelineServiceStub(channel).GetRun, pb.pipeline_svc.GetRunRequest(name="runs/x")),
         (pb.image_grpc.ImageServiceStub(channel).ListImages, pb.image_svc.ListImagesRequest()),

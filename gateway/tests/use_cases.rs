@@ -413,6 +413,31 @@ async fn releases_freeze_what_links_resolve_to(platform: Platform) {
         .into_inner();
     assert_eq!(listed.releases.iter().map(|r| r.release_number).collect::<Vec<_>>(), [2, 1], "newest first");
 
+    let diff = alice
+        .diff_releases(pb::DiffReleasesRequest {
+            base_release: first.name.clone(),
+            target_release: second.name.clone(),
+            include_unchanged: false,
+        })
+        .await
+        .expect("diff")
+        .into_inner();
+    assert!(!diff.identical);
+    assert_eq!(diff.link_changes.len(), 1);
+    assert_eq!(diff.link_changes[0].change_type, pb::AssetLinkChangeType::Changed as i32);
+    assert_eq!(diff.link_changes[0].changed_fields, ["version_number", "manifest_digest"]);
+    let same = alice
+        .diff_releases(pb::DiffReleasesRequest {
+            base_release: second.name.clone(),
+            target_release: second.name.clone(),
+            include_unchanged: true,
+        })
+        .await
+        .expect("diff with itself")
+        .into_inner();
+    assert!(same.identical);
+    assert_eq!(same.link_changes[0].change_type, pb::AssetLinkChangeType::Unchanged as i32);
+
     alice.create_asset_link(follow("production", pb::AssetLinkRole::App)).await.expect("link an unset alias");
     let unresolved = alice.create_release(release("third")).await.expect_err("production is not set");
     assert_eq!(unresolved.code(), Code::FailedPrecondition);

@@ -7,7 +7,7 @@ use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
     member::Member,
     names,
-    release::Release,
+    release::{FrozenLink, Release},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft},
 };
@@ -149,22 +149,7 @@ pub fn release_to_proto(r: &Release) -> pb::Release {
         uid: r.id.to_string(),
         release_number: r.number,
         description: r.description.clone(),
-        links: r
-            .links
-            .iter()
-            .map(|l| pb::ResolvedAssetLink {
-                link: l.link.clone(),
-                asset: l.asset.clone(),
-                asset_version: format!("{}/versions/{}", l.asset, l.version_number),
-                version_number: l.version_number,
-                manifest_digest: l.manifest_digest.clone(),
-                image_digest: String::new(),
-                role: LinkRole::parse(&l.role)
-                    .and_then(|d| LINK_ROLES.iter().find(|(_, r)| *r == d).map(|(p, _)| *p as i32))
-                    .unwrap_or_default(),
-                alias: l.alias.clone().unwrap_or_default(),
-            })
-            .collect(),
+        links: r.links.iter().map(frozen_to_proto).collect(),
         snapshot: Some(pb::UseCaseSnapshot {
             display_name: r.snapshot.display_name.clone(),
             description: r.snapshot.description.clone(),
@@ -182,5 +167,21 @@ pub fn release_to_proto(r: &Release) -> pb::Release {
         digest: r.digest.clone(),
         creator: r.creator.clone(),
         create_time: Some(timestamp(r.create_time)),
+    }
+}
+
+/// The wire form of a frozen link.
+pub fn frozen_to_proto(l: &FrozenLink) -> pb::ResolvedAssetLink {
+    pb::ResolvedAssetLink {
+        link: l.link.clone(),
+        asset: l.asset.clone(),
+        asset_version: format!("{}/versions/{}", l.asset, l.version_number),
+        version_number: l.version_number,
+        manifest_digest: l.manifest_digest.clone(),
+        image_digest: String::new(),
+        role: LinkRole::parse(&l.role)
+            .and_then(|d| LINK_ROLES.iter().find(|(_, r)| *r == d).map(|(p, _)| *p as i32))
+            .unwrap_or_default(),
+        alias: l.alias.clone().unwrap_or_default(),
     }
 }

@@ -10,13 +10,13 @@ use highwind_common::{
 use highwind_proto::usecase::v1 as pb;
 use uuid::Uuid;
 
-use super::convert::release_to_proto;
+use super::convert::{frozen_to_proto, release_to_proto};
 use crate::{
     assets::AssetDirectory,
     domain::{
         link::Selector,
         names,
-        release::{FrozenLink, Release},
+        release::{FrozenLink, LinkDiff, Release, diff},
         role::Role,
         use_case::MAX_DESCRIPTION,
     },
@@ -151,4 +151,46 @@ pub async fn list(
         String::new()
     };
     Ok(pb::ListReleasesResponse { releases: releases.iter().map(release_to_proto).collect(), next_page_token })
+}
+
+/// `DiffReleases`: links matched by (role, asset), snapshot fields compared.
+pub async fn compare(
+    repo: &dyn UseCaseRepository,
+    principal: &Principal,
+    request: pb::DiffReleasesRequest,
+) -> Result<pb::DiffReleasesResponse, Error> {
+    let mut releases = Vec::with_capacity(2);
+    for (field, name) in [("base_release", &request.base_release), ("target_release", &request.target_release)] {
+        let (use_case, number) =
+            names::parse_release_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+        role(repo, principal, field, &names::use_case_name(use_case)).await?;
+        releases.push(repo.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.clone()))?);
+    }
+    let (base, target) = (&releases[0], &releases[1]);
+    let (links, snapshot) = diff(base, target);
+    use pb::AssetLinkChangeType as Kind;
+    let identical = base.digest == target.digest && snapshot.is_empty();
+    let link_changes = links
+        .into_iter()
+        .filter(|d| request.include_unchanged || !matches!(d, LinkDiff::Unchanged(..)))
+        .map(|d| {
+            let (kind, before, after, fields) = match d {
+                LinkDiff::Added(a) => (Kind::Added, None, Some(a), Vec::new()),
+                LinkDiff::Removed(b) => (Kind::Removed, Some(b), None, Vec::new()),
+                LinkDiff::Changed(b, a, fields) => (Kind::Changed, Some(b), Some(a), fields),
+                LinkDiff::Unchanged(b, a) => (Kind::Unchanged, Some(b), Some(a), Vec::new()),
+            };
+            pb::AssetLinkChange {
+                change_type: kind as i32,
+                base: before.map(frozen_to_proto),
+                target: after.map(frozen_to_proto),
+                changed_fields: fields.into_iter().map(str::to_owned).collect(),
+            }
+        })
+        .collect();
+    Ok(pb::DiffReleasesResponse {
+        link_changes,
+        changed_snapshot_fields: snapshot.into_iter().map(str::to_owned).collect(),
+        identical,
+    })
 }

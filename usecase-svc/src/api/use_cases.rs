@@ -330,4 +330,12 @@ impl UseCaseService for UseCaseApi {
             releases::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?,
         ))
     }
+
+    async fn diff_releases(
+        &self,
+        request: Request<pb::DiffReleasesRequest>,
+    ) -> Result<Response<pb::DiffReleasesResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(releases::compare(self.repo.as_ref(), &principal, request.into_inner()).await?))
+    }
 }

@@ -111,3 +111,64 @@ impl Release {
         }
     }
 }
+
+/// How one link differs between two releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkDiff<'a> {
+    /// Only in the target.
+    Added(&'a FrozenLink),
+    /// Only in the base.
+    Removed(&'a FrozenLink),
+    /// In both, with these fields different.
+    Changed(&'a FrozenLink, &'a FrozenLink, Vec<&'static str>),
+    /// In both, the same.
+    Unchanged(&'a FrozenLink, &'a FrozenLink),
+}
+
+/// The link differences between `base` and `target`, matched by (role, asset) and sorted by them, and the
+/// snapshot fields that differ.
+pub fn diff<'a>(base: &'a Release, target: &'a Release) -> (Vec<LinkDiff<'a>>, Vec<&'static str>) {
+    let key = |l: &'a FrozenLink| (l.role.as_str(), l.asset.as_str());
+    let mut keys: Vec<(&str, &str)> = base.links.iter().chain(&target.links).map(key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let links = keys
+        .into_iter()
+        .filter_map(|k| {
+            let before = base.links.iter().find(|l| key(l) == k);
+            let after = target.links.iter().find(|l| key(l) == k);
+            match (before, after) {
+                (None, None) => None,
+                (Some(b), Some(a)) => {
+                    let mut fields = Vec::new();
+                    if b.version_number != a.version_number {
+                        fields.push("version_number");
+                    }
+                    if b.manifest_digest != a.manifest_digest {
+                        fields.push("manifest_digest");
+                    }
+                    if b.alias != a.alias {
+                        fields.push("alias");
+                    }
+                    Some(if fields.is_empty() { LinkDiff::Unchanged(b, a) } else { LinkDiff::Changed(b, a, fields) })
+                }
+                (Some(b), None) => Some(LinkDiff::Removed(b)),
+                (None, Some(a)) => Some(LinkDiff::Added(a)),
+            }
+        })
+        .collect();
+    let (b, t) = (&base.snapshot, &target.snapshot);
+    let snapshot = [
+        ("display_name", b.display_name != t.display_name),
+        ("description", b.description != t.description),
+        ("cover_image_uri", b.cover_image_uri != t.cover_image_uri),
+        ("model_card", b.model_card != t.model_card),
+        ("inference_schema", b.inference_schema != t.inference_schema),
+        ("version_label", b.version_label != t.version_label),
+        ("labels", b.labels != t.labels),
+    ]
+    .into_iter()
+    .filter_map(|(field, differs)| differs.then_some(field))
+    .collect();
+    (links, snapshot)
+}
