@@ -14,12 +14,12 @@ use super::convert::{link_role_from_proto, link_to_proto};
 use crate::{
     assets::AssetDirectory,
     domain::{
-        link::{AssetLink, Selector},
+        link::{AssetLink, LinkRole, Selector},
         names,
         role::Role,
     },
     error::Error,
-    store::UseCaseRepository,
+    store::{LinkUpdate, UseCaseRepository},
 };
 
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -111,6 +111,91 @@ pub async fn create(
     }
     tracing::info!(use_case = %use_case, asset = %added.asset, role = added.role.as_str(), "asset linked");
     Ok(link_to_proto(&added))
+}
+
+/// Checks with asset-svc, as `principal`, that `asset` is readable, of a kind `role` accepts, and that a pinned
+/// version exists (and, when `alias_must_resolve`, that an alias names a version now). `prefix` names the
+/// request fields in errors.
+async fn check_target(
+    assets: &dyn AssetDirectory,
+    principal: &Principal,
+    asset: &str,
+    role: LinkRole,
+    selector: &Selector,
+    alias_must_resolve: bool,
+    prefix: &str,
+) -> Result<(), Error> {
+    let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
+    let field = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+    let Some(kind) = assets.kind_of(principal, asset).await.map_err(unavailable)? else {
+        return Err(Error::Invalid(Violations::one(field("asset"), "no such asset, or you may not read it")));
+    };
+    if !role.accepts().contains(&kind) {
+        let reason = format!("a {} link needs a {} asset, not {kind}", role.as_str(), role.accepts().join(" or "));
+        return Err(Error::Invalid(Violations::one(field("role"), reason)));
+    }
+    let (version, selector_field) = match selector {
+        Selector::Pinned(n) => (format!("{asset}/versions/{n}"), "pinned_version_number"),
+        Selector::Alias(a) if alias_must_resolve => (format!("{asset}/versions/{a}"), "alias"),
+        Selector::Alias(_) => return Ok(()),
+    };
+    if assets.resolve(principal, &version).await.map_err(unavailable)?.is_none() {
+        return Err(Error::Invalid(Violations::one(field(selector_field), format!("{version} does not resolve"))));
+    }
+    Ok(())
+}
+
+/// `SwapAssetLink`: a new asset and/or version selector for a link, keeping its name and role.
+pub async fn swap(
+    repo: &dyn UseCaseRepository,
+    assets: &dyn AssetDirectory,
+    principal: &Principal,
+    request: pb::SwapAssetLinkRequest,
+) -> Result<pb::AssetLink, Error> {
+    let (use_case, id) =
+        names::parse_link_name(&request.name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
+    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    if !caller.may_edit() {
+        return Err(Error::PermissionDenied(format!(
+            "a viewer cannot change the links of {}",
+            names::use_case_name(use_case)
+        )));
+    }
+    let current = repo.get_link(use_case, id).await?.ok_or_else(|| Error::NotFound(request.name.clone()))?;
+    if !request.etag.is_empty() && request.etag != current.etag() {
+        return Err(Error::StaleEtag(request.name));
+    }
+    let asset = if request.asset.is_empty() { current.asset.clone() } else { request.asset.clone() };
+    if asset.strip_prefix("assets/").is_none_or(|a| Uuid::try_parse(a).is_err()) {
+        return Err(Error::Invalid(Violations::one("asset", "must be of the form assets/{asset}")));
+    }
+    let selector = match request.version {
+        Some(pb::swap_asset_link_request::Version::PinnedVersionNumber(n)) if n >= 1 => Selector::Pinned(n),
+        Some(pb::swap_asset_link_request::Version::PinnedVersionNumber(_)) => {
+            return Err(Error::Invalid(Violations::one("pinned_version_number", "version numbers start at 1")));
+        }
+        Some(pb::swap_asset_link_request::Version::Alias(a)) if valid_alias(&a) => Selector::Alias(a),
+        Some(pb::swap_asset_link_request::Version::Alias(_)) => {
+            return Err(Error::Invalid(Violations::one("alias", "lowercase letters, digits and -, not a number")));
+        }
+        None if asset != current.asset => {
+            return Err(Error::Invalid(Violations::one("version", "required when the asset changes")));
+        }
+        None => current.selector.clone(),
+    };
+    check_target(assets, principal, &asset, current.role, &selector, true, "").await?;
+    let next = AssetLink {
+        asset,
+        selector,
+        update_time: Utc::now().max(current.update_time),
+        revision: current.revision + 1,
+        ..current.clone()
+    };
+    match repo.update_link(&next, current.revision).await? {
+        LinkUpdate::Done => Ok(link_to_proto(&next)),
+        LinkUpdate::Stale => Err(Error::Concurrent(request.name)),
+        LinkUpdate::Duplicate => Err(Error::AlreadyLinked(format!("{} as {}", next.asset, next.role.as_str()))),
+    }
 }
 
 /// `GetAssetLink`.

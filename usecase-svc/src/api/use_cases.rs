@@ -338,4 +338,13 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?.clone();
         Ok(Response::new(releases::compare(self.repo.as_ref(), &principal, request.into_inner()).await?))
     }
+
+    async fn swap_asset_link(
+        &self,
+        request: Request<pb::SwapAssetLinkRequest>,
+    ) -> Result<Response<pb::AssetLink>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let link = links::swap(self.repo.as_ref(), self.assets.as_ref(), &principal, request.into_inner()).await?;
+        Ok(Response::new(link))
+    }
 }

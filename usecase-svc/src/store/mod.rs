@@ -114,6 +114,10 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
     /// Removes link `id`; false when there was none.
     async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
 
+    /// Replaces link `link.id` (asset, selector, update time, revision) if its revision is still
+    /// `expected_revision`.
+    async fn update_link(&self, link: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError>;
+
     /// Stores `release` under the use case's next release number, which it returns with.
     async fn create_release(&self, release: &Release) -> Result<Release, StoreError>;
 
@@ -127,6 +131,26 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Release>, StoreError>;
+}
+
+/// What became of a link update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkUpdate {
+    /// Stored.
+    Done,
+    /// The link changed (or went) since it was read.
+    Stale,
+    /// The use case already links the new asset in this role.
+    Duplicate,
+}
+
+fn link_update(result: Result<u64, sqlx::Error>) -> Result<LinkUpdate, StoreError> {
+    match result {
+        Ok(1) => Ok(LinkUpdate::Done),
+        Ok(_) => Ok(LinkUpdate::Stale),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(LinkUpdate::Duplicate),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A link's selector as its two stored columns.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, selector_of};
+use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
@@ -464,5 +464,24 @@ impl UseCaseRepository for PgUseCases {
         .fetch_all(&self.0)
         .await?;
         Ok(rows.into_iter().map(release).collect())
+    }
+
+    async fn update_link(&self, l: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError> {
+        let (pinned, alias) = selector_columns(l);
+        let result = sqlx::query(
+            "UPDATE asset_links SET asset = $1, pinned_version = $2, alias = $3, update_time = $4, revision = $5 \
+             WHERE id = $6 AND revision = $7",
+        )
+        .bind(&l.asset)
+        .bind(pinned)
+        .bind(alias)
+        .bind(l.update_time)
+        .bind(l.revision)
+        .bind(l.id)
+        .bind(expected_revision)
+        .execute(&self.0)
+        .await
+        .map(|done| done.rows_affected());
+        link_update(result)
     }
 }

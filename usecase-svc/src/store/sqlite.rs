@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{SqlitePool, types::Json};
 use uuid::Uuid;
 
-use super::{After, StoreError, UseCaseRepository, allowed, selector_columns, selector_of};
+use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
@@ -490,5 +490,24 @@ impl UseCaseRepository for SqliteUseCases {
         .fetch_all(&self.0)
         .await?;
         rows.into_iter().map(release).collect()
+    }
+
+    async fn update_link(&self, l: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError> {
+        let (pinned, alias) = selector_columns(l);
+        let result = sqlx::query(
+            "UPDATE asset_links SET asset = ?, pinned_version = ?, alias = ?, update_micros = ?, revision = ? \
+             WHERE id = ? AND revision = ?",
+        )
+        .bind(&l.asset)
+        .bind(pinned)
+        .bind(alias)
+        .bind(l.update_time.timestamp_micros())
+        .bind(l.revision)
+        .bind(l.id.to_string())
+        .bind(expected_revision)
+        .execute(&self.0)
+        .await
+        .map(|done| done.rows_affected());
+        link_update(result)
     }
 }
