@@ -137,14 +137,17 @@ struct Row {
     revision: i64,
 }
 
-fn time(micros: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default()
-}
+impl TryFrom<Row> for UseCase {
+    type Error = StoreError;
 
-impl From<Row> for UseCase {
-    fn from(row: Row) -> Self {
-        Self {
-            id: Uuid::try_parse(&row.id).unwrap_or_default(),
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        let corrupt = || StoreError::Corrupt(row.id.clone());
+        let time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(corrupt);
+        Ok(Self {
+            id: Uuid::try_parse(&row.id).map_err(|_| corrupt())?,
+            create_time: time(row.create_micros)?,
+            update_time: time(row.update_micros)?,
+            archive_time: row.archive_micros.map(time).transpose()?,
             owner: row.owner,
             display_name: row.display_name,
             description: row.description,
@@ -154,11 +157,8 @@ impl From<Row> for UseCase {
             version_label: row.version_label,
             price: Money { currency_code: row.price_currency, units: row.price_units, nanos: row.price_nanos },
             labels: row.labels.0,
-            create_time: time(row.create_micros),
-            update_time: time(row.update_micros),
-            archive_time: row.archive_micros.map(time),
             revision: row.revision,
-        }
+        })
     }
 }
 
@@ -209,7 +209,7 @@ impl UseCaseRepository for SqliteUseCases {
             .bind(request_id)
             .fetch_one(&self.0)
             .await?;
-            return Ok(row.into());
+            return row.try_into();
         }
         insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
         tx.commit().await?;
@@ -221,7 +221,7 @@ impl UseCaseRepository for SqliteUseCases {
             .bind(id.to_string())
             .fetch_optional(&self.0)
             .await?;
-        Ok(row.map(UseCase::from))
+        row.map(UseCase::try_from).transpose()
     }
 
     async fn role_of(&self, id: Uuid, principal: &str) -> Result<Option<Role>, StoreError> {
@@ -260,7 +260,7 @@ impl UseCaseRepository for SqliteUseCases {
         rows.into_iter()
             .map(|r| {
                 let role = Role::parse(&r.role).ok_or_else(|| StoreError::Corrupt(r.row.id.clone()))?;
-                Ok((UseCase::from(r.row), role))
+                Ok((UseCase::try_from(r.row)?, role))
             })
             .collect()
     }
