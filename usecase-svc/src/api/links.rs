@@ -2,39 +2,21 @@
 //! caller's behalf); members read them.
 
 use chrono::Utc;
-use highwind_common::{
-    page_token::PageTokens,
-    principal::Principal,
-    validation::{Violations, page_size},
-};
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
 use uuid::Uuid;
 
 use super::convert::{link_role_from_proto, link_to_proto};
+use super::listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit};
 use crate::{
     assets::AssetDirectory,
     domain::{
         link::{AssetLink, LinkRole, Selector},
         names,
-        role::Role,
     },
     error::Error,
     store::{LinkUpdate, UseCaseRepository},
 };
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1_000;
-
-async fn role(
-    repo: &dyn UseCaseRepository,
-    principal: &Principal,
-    field: &str,
-    name: &str,
-) -> Result<(Uuid, Role), Error> {
-    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-    Ok((id, role))
-}
 
 fn valid_alias(alias: &str) -> bool {
     !alias.is_empty()
@@ -82,7 +64,7 @@ pub async fn create(
     let (Some(link_role), Some(selector), true) = (link_role, selector, violations.is_empty()) else {
         return Err(Error::Invalid(violations));
     };
-    let (use_case, caller) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case, caller) = caller_role(repo, principal, "parent", &request.parent).await?;
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
     }
@@ -154,7 +136,7 @@ pub async fn swap(
 ) -> Result<pb::AssetLink, Error> {
     let (use_case, id) =
         names::parse_link_name(&request.name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let (_, caller) = caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!(
             "a viewer cannot change the links of {}",
@@ -202,15 +184,9 @@ pub async fn swap(
 pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::AssetLink, Error> {
     let (use_case, id) =
         names::parse_link_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     let link = repo.get_link(use_case, id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
     Ok(link_to_proto(&link))
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    t: i64,
-    id: Uuid,
 }
 
 /// `ListAssetLinks`.
@@ -221,35 +197,34 @@ pub async fn list(
     request: pb::ListAssetLinksRequest,
 ) -> Result<pb::ListAssetLinksResponse, Error> {
     let mut violations = Violations::new();
-    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-        violations.add("page_size", e);
-        0
-    });
-    if !request.filter.trim().is_empty() {
-        violations.add("filter", "filtering links is not supported yet: send an empty filter");
-    }
-    if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
-        violations.add("order_by", "links are listed by create_time (oldest first)");
-    }
+    let limit = list_limit(
+        request.page_size,
+        &request.filter,
+        &request.order_by,
+        "links",
+        &BY_CREATE_TIME,
+        "by create_time (oldest first)",
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
-    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
     let scope = format!("links|{principal}|{use_case}");
     let after = if request.page_token.is_empty() {
         None
     } else {
-        let cursor: Cursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+        let cursor: TimeCursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
             Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
         })?;
-        Some((cursor.t, cursor.id))
+        Some(cursor.after())
     };
     let mut links = repo.list_links(use_case, after, limit).await?;
     let next_page_token = if links.len() > limit {
         links.truncate(limit);
         links
             .last()
-            .map(|l| page_tokens.encode(&scope, &Cursor { t: l.create_time.timestamp_micros(), id: l.id }))
+            .map(|l| page_tokens.encode(&scope, &TimeCursor::new(l.create_time.timestamp_micros(), l.id)))
             .unwrap_or_default()
     } else {
         String::new()
@@ -261,7 +236,7 @@ pub async fn list(
 pub async fn delete(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<(), Error> {
     let (use_case, id) =
         names::parse_link_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let (_, caller) = caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!(
             "a viewer cannot unlink assets from {}",

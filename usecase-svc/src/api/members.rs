@@ -1,15 +1,11 @@
 //! Members of a use case: owners manage them; any member may read them and may leave.
 
 use chrono::Utc;
-use highwind_common::{
-    page_token::PageTokens,
-    principal::Principal,
-    validation::{Violations, page_size},
-};
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
-use uuid::Uuid;
 
 use super::convert::{member_to_proto, role_from_proto};
+use super::listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit};
 use crate::{
     domain::{
         member::{Change, Member, valid_principal},
@@ -19,21 +15,6 @@ use crate::{
     error::Error,
     store::UseCaseRepository,
 };
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1_000;
-
-/// The caller's role on use case `name` (found in `field`); NOT_FOUND for non-members.
-async fn role(
-    repo: &dyn UseCaseRepository,
-    principal: &Principal,
-    field: &str,
-    name: &str,
-) -> Result<(Uuid, Role), Error> {
-    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-    Ok((id, role))
-}
 
 fn require_owner(role: Role, name: &str) -> Result<(), Error> {
     if role.may_administer() {
@@ -83,7 +64,7 @@ pub async fn create(
     let Some(new_role) = new_role.filter(|_| violations.is_empty()) else {
         return Err(Error::Invalid(violations));
     };
-    let (use_case, caller) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case, caller) = caller_role(repo, principal, "parent", &request.parent).await?;
     require_owner(caller, &request.parent)?;
     let added = Member::new(use_case, &member.principal, new_role, principal.as_str(), Utc::now());
     if !repo.add_member(&added).await? {
@@ -97,15 +78,9 @@ pub async fn create(
 pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::Member, Error> {
     let (use_case, member) =
         names::parse_member_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     let member = repo.get_member(use_case, member).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
     Ok(member_to_proto(&member))
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    t: i64,
-    id: Uuid,
 }
 
 /// `ListMembers`.
@@ -116,35 +91,34 @@ pub async fn list(
     request: pb::ListMembersRequest,
 ) -> Result<pb::ListMembersResponse, Error> {
     let mut violations = Violations::new();
-    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-        violations.add("page_size", e);
-        0
-    });
-    if !request.filter.trim().is_empty() {
-        violations.add("filter", "filtering members is not supported yet: send an empty filter");
-    }
-    if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
-        violations.add("order_by", "members are listed by create_time (oldest first)");
-    }
+    let limit = list_limit(
+        request.page_size,
+        &request.filter,
+        &request.order_by,
+        "members",
+        &BY_CREATE_TIME,
+        "by create_time (oldest first)",
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
-    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
     let scope = format!("members|{principal}|{use_case}");
     let after = if request.page_token.is_empty() {
         None
     } else {
-        let cursor: Cursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+        let cursor: TimeCursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
             Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
         })?;
-        Some((cursor.t, cursor.id))
+        Some(cursor.after())
     };
     let mut members = repo.list_members(use_case, after, limit).await?;
     let next_page_token = if members.len() > limit {
         members.truncate(limit);
         members
             .last()
-            .map(|m| page_tokens.encode(&scope, &Cursor { t: m.create_time.timestamp_micros(), id: m.id }))
+            .map(|m| page_tokens.encode(&scope, &TimeCursor::new(m.create_time.timestamp_micros(), m.id)))
             .unwrap_or_default()
     } else {
         String::new()
@@ -183,7 +157,7 @@ pub async fn update(
     let (Some((use_case, id)), Some(new_role), true) = (ids, new_role, violations.is_empty()) else {
         return Err(Error::Invalid(violations));
     };
-    let (_, caller) = role(repo, principal, "member.name", &names::use_case_name(use_case)).await?;
+    let (_, caller) = caller_role(repo, principal, "member.name", &names::use_case_name(use_case)).await?;
     require_owner(caller, &member.name)?;
     let changed = repo.set_role(use_case, id, new_role, expected, Utc::now()).await?;
     Ok(member_to_proto(&outcome(changed, &member.name)?))
@@ -198,7 +172,7 @@ pub async fn delete(
     let (use_case, id) =
         names::parse_member_name(&request.name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
     let expected = revision(&request.etag)?;
-    let (_, caller) = role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    let (_, caller) = caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     let target = repo.get_member(use_case, id).await?.ok_or_else(|| Error::NotFound(request.name.clone()))?;
     if target.principal != principal.as_str() {
         require_owner(caller, &request.name)?;

@@ -3,6 +3,7 @@
 mod convert;
 mod error;
 mod links;
+mod listing;
 mod members;
 mod releases;
 mod use_cases;

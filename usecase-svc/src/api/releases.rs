@@ -2,43 +2,25 @@
 //! as the caller); members read them. Releases never change.
 
 use chrono::Utc;
-use highwind_common::{
-    page_token::PageTokens,
-    principal::Principal,
-    validation::{Violations, page_size},
-};
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
-use uuid::Uuid;
 
 use super::convert::{frozen_to_proto, release_to_proto};
+use super::listing::{caller_role, list_limit};
 use crate::{
     assets::AssetDirectory,
     domain::{
         link::Selector,
         names,
         release::{FrozenLink, LinkDiff, Release, diff},
-        role::Role,
         use_case::MAX_DESCRIPTION,
     },
     error::Error,
     store::UseCaseRepository,
 };
 
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1_000;
 /// Links read per store call while freezing a release.
 const LINK_BATCH: usize = 500;
-
-async fn role(
-    repo: &dyn UseCaseRepository,
-    principal: &Principal,
-    field: &str,
-    name: &str,
-) -> Result<(Uuid, Role), Error> {
-    let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    let role = repo.role_of(id, principal.as_str()).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-    Ok((id, role))
-}
 
 /// `CreateRelease`.
 pub async fn create(
@@ -54,7 +36,7 @@ pub async fn create(
             format!("at most {MAX_DESCRIPTION} characters"),
         )));
     }
-    let (use_case_id, caller) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case_id, caller) = caller_role(repo, principal, "parent", &request.parent).await?;
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot release {}", request.parent)));
     }
@@ -107,7 +89,7 @@ pub async fn create(
 pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::Release, Error> {
     let (use_case, number) =
         names::parse_release_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    role(repo, principal, "name", &names::use_case_name(use_case)).await?;
+    caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     let release = repo.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
     Ok(release_to_proto(&release))
 }
@@ -120,20 +102,19 @@ pub async fn list(
     request: pb::ListReleasesRequest,
 ) -> Result<pb::ListReleasesResponse, Error> {
     let mut violations = Violations::new();
-    let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-        violations.add("page_size", e);
-        0
-    });
-    if !request.filter.trim().is_empty() {
-        violations.add("filter", "filtering releases is not supported yet: send an empty filter");
-    }
-    if !matches!(request.order_by.trim(), "" | "release_number desc" | "create_time desc") {
-        violations.add("order_by", "releases are listed newest first");
-    }
+    let limit = list_limit(
+        request.page_size,
+        &request.filter,
+        &request.order_by,
+        "releases",
+        &["release_number desc", "create_time desc", ""],
+        "newest first",
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
-    let (use_case, _) = role(repo, principal, "parent", &request.parent).await?;
+    let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
     let scope = format!("releases|{principal}|{use_case}");
     let before = if request.page_token.is_empty() {
         None
@@ -163,7 +144,7 @@ pub async fn compare(
     for (field, name) in [("base_release", &request.base_release), ("target_release", &request.target_release)] {
         let (use_case, number) =
             names::parse_release_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-        role(repo, principal, field, &names::use_case_name(use_case)).await?;
+        caller_role(repo, principal, field, &names::use_case_name(use_case)).await?;
         releases.push(repo.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.clone()))?);
     }
     let (base, target) = (&releases[0], &releases[1]);

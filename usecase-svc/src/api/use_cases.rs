@@ -1,21 +1,18 @@
-//! `highwind.usecase.v1.UseCaseService`: use cases themselves. Members, links, releases and publishing answer
-//! UNIMPLEMENTED until they are built.
+//! `highwind.usecase.v1.UseCaseService`: use cases themselves here; members, links and releases are handled in
+//! their own modules. Publishing answers UNIMPLEMENTED until it is built.
 
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use highwind_common::{
-    page_token::PageTokens,
-    principal::Principal,
-    validation::{Violations, page_size},
-};
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::usecase::v1::{self as pb, use_case_service_server::UseCaseService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::{
     convert::{draft_from_proto, use_case_to_proto},
-    links, members, releases,
+    links,
+    listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit},
+    members, releases,
 };
 use crate::{
     assets::AssetDirectory,
@@ -28,8 +25,6 @@ use crate::{
     store::UseCaseRepository,
 };
 
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1_000;
 const MAX_REQUEST_ID: usize = 128;
 
 /// Handlers of `UseCaseService`.
@@ -48,10 +43,8 @@ impl UseCaseApi {
 
     /// The use case `name` and the caller's role on it; NOT_FOUND for non-members, so existence stays private.
     async fn membership(&self, principal: &Principal, field: &str, name: &str) -> Result<(UseCase, Role), Error> {
-        let id = names::parse_use_case_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-        let not_found = || Error::NotFound(name.to_owned());
-        let role = self.repo.role_of(id, principal.as_str()).await?.ok_or_else(not_found)?;
-        let use_case = self.repo.get(id).await?.ok_or_else(not_found)?;
+        let (id, role) = caller_role(self.repo.as_ref(), principal, field, name).await?;
+        let use_case = self.repo.get(id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
         Ok((use_case, role))
     }
 
@@ -91,12 +84,6 @@ impl UseCaseApi {
         };
         Ok(use_case_to_proto(&stored, role))
     }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    t: i64,
-    id: Uuid,
 }
 
 #[tonic::async_trait]
@@ -141,21 +128,20 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-            violations.add("page_size", e);
-            0
-        });
-        if !request.filter.trim().is_empty() {
-            violations.add("filter", "filtering use cases is not supported yet: send an empty filter");
-        }
-        if !matches!(request.order_by.trim(), "" | "create_time" | "create_time asc") {
-            violations.add("order_by", "use cases are listed by create_time (oldest first)");
-        }
+        let limit = list_limit(
+            request.page_size,
+            &request.filter,
+            &request.order_by,
+            "use cases",
+            &BY_CREATE_TIME,
+            "by create_time (oldest first)",
+            &mut violations,
+        );
         let scope = format!("use-cases|{principal}|{}", request.show_deleted);
         let mut after = None;
         if !request.page_token.is_empty() {
-            match self.page_tokens.decode::<Cursor>(&scope, &request.page_token) {
-                Ok(cursor) => after = Some((cursor.t, cursor.id)),
+            match self.page_tokens.decode::<TimeCursor>(&scope, &request.page_token) {
+                Ok(cursor) => after = Some(cursor.after()),
                 Err(_) => violations.add("page_token", "not a token from a previous page of this same query"),
             }
         }
@@ -167,9 +153,7 @@ impl UseCaseService for UseCaseApi {
         let next_page_token = if rows.len() > limit {
             rows.truncate(limit);
             rows.last()
-                .map(|(u, _)| {
-                    self.page_tokens.encode(&scope, &Cursor { t: u.create_time.timestamp_micros(), id: u.id })
-                })
+                .map(|(u, _)| self.page_tokens.encode(&scope, &TimeCursor::new(u.create_time.timestamp_micros(), u.id)))
                 .unwrap_or_default()
         } else {
             String::new()
