@@ -45,7 +45,8 @@ TOKEN_RE = re.compile(r"^dev token \(([^)]+)\): (\S+)$")
 def pb(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
     """Python modules generated from every `.proto` under `proto/highwind`, imported.
 
-    Attributes: `asset`, `asset_svc`, `asset_grpc`, `usecase_svc`, `usecase_grpc`, `pipeline_svc`,
+    Attributes: `asset`, `asset_svc`, `asset_grpc`, `use_case`, `usecase_svc`, `usecase_grpc`, `market_svc`,
+    `market_grpc`, `pipeline_svc`,
     `pipeline_grpc`, `upload_svc`, `upload_grpc`, `image_svc`, `image_grpc`.
     """
     out = tmp_path_factory.mktemp("stubs")
@@ -78,6 +79,7 @@ def pb(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
         upload_grpc=m("highwind.asset.v1.upload_service_pb2_grpc"),
         image_svc=m("highwind.asset.v1.image_service_pb2"),
         image_grpc=m("highwind.asset.v1.image_service_pb2_grpc"),
+        use_case=m("highwind.usecase.v1.use_case_pb2"),
         usecase_svc=m("highwind.usecase.v1.use_case_service_pb2"),
         usecase_grpc=m("highwind.usecase.v1.use_case_service_pb2_grpc"),
         market_svc=m("highwind.usecase.v1.marketplace_service_pb2"),

@@ -923,8 +923,6 @@ def test_health_of_an_unknown_service_is_not_found(anonymous_channel):
 def test_unimplemented_methods_answer_unimplemented(pb, channel_for):
     channel = channel_for("alice")
     calls = [
-        (pb.usecase_grpc.UseCaseServiceStub(channel).PublishUseCase, pb.usecase_svc.PublishUseCaseRequest(name="useCases/x")),
-        (pb.market_grpc.MarketplaceServiceStub(channel).ListListings, pb.market_svc.ListListingsRequest()),
         (pb.pipeline_grpc.PipelineServiceStub(channel).GetRun, pb.pipeline_svc.GetRunRequest(name="runs/x")),
         (pb.image_grpc.ImageServiceStub(channel).ListImages, pb.image_svc.ListImagesRequest()),
     ]
@@ -945,3 +943,41 @@ def test_unknown_service_is_unimplemented(channel_for):
 def test_unimplemented_methods_still_require_credentials(pb, anonymous_channel):
     stub = pb.usecase_grpc.UseCaseServiceStub(anonymous_channel)
     expect_error(grpc.StatusCode.UNAUTHENTICATED, stub.CreateUseCase, pb.usecase_svc.CreateUseCaseRequest())
+
+
+def test_marketplace_publish_search_acquire_unpublish(pb, channel_for):
+    """A seller publishes a release; a buyer finds it, acquires it once, and keeps it after it is withdrawn."""
+    seller = pb.usecase_grpc.UseCaseServiceStub(channel_for("alice"))
+    buyer = pb.market_grpc.MarketplaceServiceStub(channel_for("bob"))
+    word = f"python{uuid.uuid4().hex[:12]}"
+    use_case = seller.CreateUseCase(
+        pb.usecase_svc.CreateUseCaseRequest(
+            use_case=pb.use_case.UseCase(
+                display_name=f"Churn {word}",
+                description="Who leaves next month",
+                model_card="## Model\nLogistic regression.",
+                price=pb.use_case.Money(currency_code="EUR", units=3, nanos=500_000_000),
+            )
+        )
+    )
+    release = seller.CreateRelease(pb.usecase_svc.CreateReleaseRequest(parent=use_case.name))
+    published = seller.PublishUseCase(pb.usecase_svc.PublishUseCaseRequest(name=use_case.name, release=release.name))
+    assert published.use_case.published and published.listing.release == release.name
+
+    found = buyer.SearchListings(pb.market_svc.SearchListingsRequest(query=word.upper()))
+    assert [listing.name for listing in found.listings] == [published.listing.name]
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT, buyer.SearchListings, pb.market_svc.SearchListingsRequest(filter="price > 3")
+    )
+    assert "filter" in bad_request_fields(err)
+
+    acquire = pb.market_svc.AcquireListingRequest(name=published.listing.name, request_id="py-checkout")
+    entitlement = buyer.AcquireListing(acquire)
+    assert (entitlement.price_paid.units, entitlement.price_paid.nanos) == (3, 500_000_000)
+    assert entitlement.payment_reference.startswith("ledger/")
+    assert buyer.AcquireListing(acquire) == entitlement
+
+    seller.UnpublishUseCase(pb.usecase_svc.UnpublishUseCaseRequest(name=use_case.name))
+    assert not buyer.SearchListings(pb.market_svc.SearchListingsRequest(query=word)).listings
+    held = buyer.ListEntitlements(pb.market_svc.ListEntitlementsRequest())
+    assert entitlement in held.entitlements

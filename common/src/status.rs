@@ -36,6 +36,31 @@ pub fn with_reason_and(code: Code, message: impl Into<String>, reason: &str, met
     Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata))
 }
 
+/// One unmet condition of a FAILED_PRECONDITION: its type (e.g. `RELEASE`), the subject it is about (a resource
+/// name or field) and what is wrong, as a `google.rpc.PreconditionFailure` violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    /// Stable, UPPER_SNAKE_CASE kind of condition.
+    pub kind: &'static str,
+    /// What it is about.
+    pub subject: String,
+    /// What is wrong and how to fix it.
+    pub description: String,
+}
+
+/// FAILED_PRECONDITION carrying a `google.rpc.ErrorInfo` with `reason` and a `google.rpc.PreconditionFailure`
+/// listing every unmet condition; the message lists them too.
+pub fn failed_precondition(message: impl Into<String>, reason: &str, unmet: &[Precondition]) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
+    for p in unmet {
+        details.add_precondition_failure_violation(p.kind, p.subject.clone(), p.description.clone());
+    }
+    let listed: Vec<String> = unmet.iter().map(|p| format!("{}: {}", p.subject, p.description)).collect();
+    let message = if listed.is_empty() { message.into() } else { format!("{}: {}", message.into(), listed.join("; ")) };
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
 /// INTERNAL without the cause: the cause is logged here, never sent, so no SQL or path leaks to callers.
 pub fn internal(cause: &dyn std::error::Error) -> Status {
     tracing::error!(error = %cause, "internal error");

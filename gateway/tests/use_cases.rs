@@ -257,50 +257,7 @@ async fn roles_decide_who_may_do_what(platform: Platform) {
 }
 
 async fn dataset_with_a_version(platform: &Platform, user: &str) -> String {
-    push_version(platform, user, None, b"rooms,price\n3,100\n").await
-}
-
-/// Pushes `content` as `train.csv` into `asset` (a new dataset when `None`) and returns the asset's name.
-async fn push_version(platform: &Platform, user: &str, asset: Option<&str>, content: &'static [u8]) -> String {
-    use highwind_proto::asset::v1 as apb;
-    let name = match asset {
-        Some(name) => name.to_owned(),
-        None => {
-            let mut assets = platform.assets(Some(user)).await;
-            let asset = apb::Asset {
-                kind: apb::AssetKind::Dataset as i32,
-                display_name: "housing".into(),
-                ..Default::default()
-            };
-            let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
-            assets.create_asset(request).await.unwrap().into_inner().name
-        }
-    };
-    let mut uploads = platform.uploads(Some(user)).await;
-    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
-    let files = vec![apb::UploadFile {
-        path: "train.csv".into(),
-        size_bytes: content.len() as i64,
-        sha256,
-        ..Default::default()
-    }];
-    let upload = uploads
-        .create_upload(apb::CreateUploadRequest { parent: name.clone(), files, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let chunk = apb::WriteUploadChunkRequest {
-        upload: upload.name.clone(),
-        path: "train.csv".into(),
-        offset: 0,
-        data: bytes::Bytes::from_static(content),
-    };
-    // Identical content is stored once: a second dataset with it needs no bytes.
-    if !upload.files[0].present {
-        uploads.write_upload_chunk(chunk).await.unwrap();
-    }
-    uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
-    name
+    platform.push_version(user, None, b"rooms,price\n3,100\n").await
 }
 
 async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Platform) {
@@ -373,7 +330,7 @@ async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Pl
 }
 
 async fn releases_freeze_what_links_resolve_to(platform: Platform) {
-    let dataset = push_version(&platform, "alice", None, b"v1").await;
+    let dataset = platform.push_version("alice", None, b"v1").await;
     let mut alice = platform.use_cases(Some("alice")).await;
     let use_case = alice.create_use_case(create(house_prices())).await.unwrap().into_inner();
     let follow = |alias: &str, role: pb::AssetLinkRole| pb::CreateAssetLinkRequest {
@@ -400,7 +357,7 @@ async fn releases_freeze_what_links_resolve_to(platform: Platform) {
     assert!(first.digest.starts_with("sha256:"));
     assert_eq!(first.snapshot.as_ref().unwrap().display_name, "House price prediction");
 
-    push_version(&platform, "alice", Some(&dataset), b"v2").await;
+    platform.push_version("alice", Some(&dataset), b"v2").await;
     let second = alice.create_release(release("second")).await.expect("release 2").into_inner();
     assert_eq!((second.release_number, second.links[0].version_number), (2, 2));
     assert_ne!(second.digest, first.digest);

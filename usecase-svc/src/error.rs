@@ -1,8 +1,8 @@
 //! The one error type of the use-case service; `api::error` maps it to `tonic::Status`.
 
-use highwind_common::validation::Violations;
+use highwind_common::{status::Precondition, validation::Violations};
 
-use crate::store::StoreError;
+use crate::{payments::PaymentError, store::StoreError};
 
 /// Why a use-case operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,12 @@ pub enum Error {
     /// A link does not resolve to a version the caller may read.
     #[error("{0}")]
     Unresolvable(String),
+    /// Publishing, acquiring or forking needs something that is not so; every unmet condition listed.
+    #[error("{0}")]
+    Unmet(String, &'static str, Vec<Precondition>),
+    /// The payment did not go through.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     /// Another service could not be asked.
     #[error("{0}")]
     Unavailable(String),

@@ -1,13 +1,14 @@
 //! The Highwind use-case service: use cases, members, asset links, releases and the marketplace.
 //!
-//! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx). Use cases are served; members, links, releases and
-//! the marketplace answer UNIMPLEMENTED until they are built.
+//! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx); `assets` asks asset-svc on the caller's behalf and
+//! `payments` charges for priced listings.
 
 pub mod access;
 pub mod api;
 pub mod assets;
 pub mod domain;
 pub mod error;
+pub mod payments;
 pub mod store;
 
 use std::future::Future;
@@ -20,8 +21,7 @@ use highwind_common::{
     serve::{RunError, Served},
 };
 use highwind_proto::usecase::v1::{
-    marketplace_service_server::{MarketplaceService, MarketplaceServiceServer},
-    use_case_service_server::UseCaseServiceServer,
+    marketplace_service_server::MarketplaceServiceServer, use_case_service_server::UseCaseServiceServer,
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -78,20 +78,17 @@ pub async fn serve(
     let config = config.server;
     let db = Database::connect(&config.database_url, config.max_connections).await?;
     tracing::info!(backend = db.backend(), "use-case database connected");
-    let repo = store::open(db).await?;
+    let stores = store::open(db).await?;
     let page_tokens = PageTokens::new(config.internal_secret.derive("usecase-svc page tokens"));
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let use_cases = api::UseCaseApi::new(repo, std::sync::Arc::new(assets), page_tokens);
+    let assets: std::sync::Arc<dyn assets::AssetDirectory> = std::sync::Arc::new(assets);
+    let payments = std::sync::Arc::new(payments::LedgerPayments(stores.market.clone()));
+    let market = api::MarketplaceApi::new(stores.clone(), assets.clone(), payments, page_tokens.clone());
+    let use_cases = api::UseCaseApi::new(stores, assets, page_tokens);
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(use_cases, verify.clone()))
-        .add_service(MarketplaceServiceServer::with_interceptor(NotYetServed, verify));
+        .add_service(MarketplaceServiceServer::with_interceptor(market, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;
     Ok(())
 }
-
-/// The marketplace answers UNIMPLEMENTED until it is built.
-#[derive(Debug, Clone, Copy)]
-struct NotYetServed;
-
-impl MarketplaceService for NotYetServed {}

@@ -145,14 +145,9 @@ pub async fn list(
 
 fn parse_filter(filter: &str) -> Result<VersionFilter, String> {
     let mut parsed = VersionFilter::default();
-    if filter.trim().is_empty() {
-        return Ok(parsed);
-    }
-    for term in filter.split(" AND ") {
-        let (field, value) =
-            term.split_once('=').ok_or_else(|| format!("{:?} is not of the form field = value", term.trim()))?;
-        let value = value.trim().trim_matches('"');
-        match field.trim() {
+    for (field, value) in highwind_common::filter::terms(filter)? {
+        let value = value.as_str();
+        match field.as_str() {
             "state" => {
                 parsed.state = Some(VersionState::parse(value).ok_or_else(|| format!("unknown state {value:?}"))?)
             }

@@ -89,15 +89,8 @@ impl AssetFilter {
     /// double-quoted.
     pub fn parse(filter: &str) -> Result<Self, String> {
         let mut parsed = Self::default();
-        if filter.trim().is_empty() {
-            return Ok(parsed);
-        }
-        for term in filter.split(" AND ") {
-            let (field, value) =
-                term.split_once('=').ok_or_else(|| format!("{:?} is not of the form field = value", term.trim()))?;
-            let field = field.trim();
-            let value = unquote(value.trim())?;
-            match field {
+        for (field, value) in highwind_common::filter::terms(filter)? {
+            match field.as_str() {
                 "kind" => {
                     let name = value.strip_prefix("ASSET_KIND_").unwrap_or(&value);
                     let kind = AssetKind::parse(name).ok_or_else(|| {
@@ -105,13 +98,7 @@ impl AssetFilter {
                     })?;
                     parsed.kind = Some(kind);
                 }
-                "archived" => {
-                    parsed.archived = Some(match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(format!("archived takes true or false, got {value:?}")),
-                    });
-                }
+                "archived" => parsed.archived = Some(highwind_common::filter::boolean("archived", &value)?),
                 _ => {
                     let key = field
                         .strip_prefix("labels.")
@@ -140,19 +127,6 @@ impl AssetFilter {
             parts.push(format!("labels.{k}={v:?}"));
         }
         parts.join("&")
-    }
-}
-
-fn unquote(value: &str) -> Result<String, String> {
-    match value.strip_prefix('"') {
-        Some(rest) => rest
-            .strip_suffix('"')
-            .filter(|inner| !inner.contains('"'))
-            .map(str::to_owned)
-            .ok_or_else(|| format!("unterminated or nested quotes in {value:?}")),
-        None if value.is_empty() => Err("missing value after =".to_owned()),
-        None if value.contains(char::is_whitespace) => Err(format!("quote values that contain spaces: {value:?}")),
-        None => Ok(value.to_owned()),
     }
 }
 

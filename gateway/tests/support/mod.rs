@@ -83,6 +83,64 @@ impl Platform {
         )
     }
 
+    /// A MarketplaceService client that authenticates as `user`.
+    pub async fn marketplace(
+        &self,
+        user: Option<&str>,
+    ) -> highwind_proto::usecase::v1::marketplace_service_client::MarketplaceServiceClient<
+        InterceptedService<Channel, Bearer>,
+    > {
+        let token = user.map(|u| self.token(u));
+        highwind_proto::usecase::v1::marketplace_service_client::MarketplaceServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(token),
+        )
+    }
+
+    /// Uploads `content` as `train.csv` in a new version of `asset` (a new dataset of `user` when `None`) and
+    /// returns the asset's name.
+    pub async fn push_version(&self, user: &str, asset: Option<&str>, content: &'static [u8]) -> String {
+        use highwind_proto::asset::v1 as apb;
+        let name = match asset {
+            Some(name) => name.to_owned(),
+            None => {
+                let mut assets = self.assets(Some(user)).await;
+                let asset = apb::Asset {
+                    kind: apb::AssetKind::Dataset as i32,
+                    display_name: "housing".into(),
+                    ..Default::default()
+                };
+                let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
+                assets.create_asset(request).await.unwrap().into_inner().name
+            }
+        };
+        let mut uploads = self.uploads(Some(user)).await;
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+        let files = vec![apb::UploadFile {
+            path: "train.csv".into(),
+            size_bytes: content.len() as i64,
+            sha256,
+            ..Default::default()
+        }];
+        let upload = uploads
+            .create_upload(apb::CreateUploadRequest { parent: name.clone(), files, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let chunk = apb::WriteUploadChunkRequest {
+            upload: upload.name.clone(),
+            path: "train.csv".into(),
+            offset: 0,
+            data: bytes::Bytes::from_static(content),
+        };
+        // Identical content is stored once: a second dataset with it needs no bytes.
+        if !upload.files[0].present {
+            uploads.write_upload_chunk(chunk).await.unwrap();
+        }
+        uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
+        name
+    }
+
     pub async fn stop(self) -> tempfile::TempDir {
         self.standalone.stop().await;
         self.dir

@@ -5,9 +5,10 @@ use highwind_proto::usecase::v1 as pb;
 
 use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
+    market::{Entitlement, Listing},
     member::Member,
     names,
-    release::{FrozenLink, Release},
+    release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft},
 };
@@ -43,14 +44,14 @@ pub fn use_case_to_proto(u: &UseCase, role: Role) -> pb::UseCase {
             pb::InferenceSchemaType::Json
         } as i32,
         version_label: u.version_label.clone(),
-        price: Some(pb::Money {
-            currency_code: u.price.currency_code.clone(),
-            units: u.price.units,
-            nanos: u.price.nanos,
-        }),
-        published: false,
-        published_release: String::new(),
-        listing: String::new(),
+        price: Some(money_to_proto(&u.price)),
+        published: u.publication.is_some_and(|p| p.active),
+        published_release: u
+            .publication
+            .filter(|p| p.active)
+            .map(|p| names::release_name(u.id, p.release_number))
+            .unwrap_or_default(),
+        listing: u.publication.map(|p| names::listing_name(p.listing_id)).unwrap_or_default(),
         owner: u.owner.clone(),
         labels: u.labels.clone().into_iter().collect(),
         create_time: Some(timestamp(u.create_time)),
@@ -58,16 +59,15 @@ pub fn use_case_to_proto(u: &UseCase, role: Role) -> pb::UseCase {
         archived: u.archive_time.is_some(),
         archive_time: u.archive_time.map(timestamp),
         etag: u.etag(),
-        latest_release: String::new(),
+        latest_release: u.latest_release.map(|n| names::release_name(u.id, n)).unwrap_or_default(),
         caller_role: role_to_proto(role) as i32,
-        forked_from_release: String::new(),
+        forked_from_release: u.forked_from.clone().unwrap_or_default(),
     }
 }
 
 /// The client-supplied fields of a use case.
 pub fn draft_from_proto(u: pb::UseCase) -> UseCaseDraft {
-    let price =
-        u.price.map(|p| Money { currency_code: p.currency_code, units: p.units, nanos: p.nanos }).unwrap_or_default();
+    let price = u.price.map(money_from_proto).unwrap_or_default();
     UseCaseDraft {
         display_name: u.display_name,
         description: u.description,
@@ -150,23 +150,71 @@ pub fn release_to_proto(r: &Release) -> pb::Release {
         release_number: r.number,
         description: r.description.clone(),
         links: r.links.iter().map(frozen_to_proto).collect(),
-        snapshot: Some(pb::UseCaseSnapshot {
-            display_name: r.snapshot.display_name.clone(),
-            description: r.snapshot.description.clone(),
-            cover_image_uri: r.snapshot.cover_image_uri.clone(),
-            model_card: r.snapshot.model_card.clone(),
-            inference_schema: r.snapshot.inference_schema.clone(),
-            inference_schema_type: if r.snapshot.inference_schema.is_empty() {
-                pb::InferenceSchemaType::Unspecified
-            } else {
-                pb::InferenceSchemaType::Json
-            } as i32,
-            version_label: r.snapshot.version_label.clone(),
-            labels: r.snapshot.labels.clone().into_iter().collect(),
-        }),
+        snapshot: Some(snapshot_to_proto(&r.snapshot)),
         digest: r.digest.clone(),
         creator: r.creator.clone(),
         create_time: Some(timestamp(r.create_time)),
+    }
+}
+
+fn snapshot_to_proto(s: &Snapshot) -> pb::UseCaseSnapshot {
+    pb::UseCaseSnapshot {
+        display_name: s.display_name.clone(),
+        description: s.description.clone(),
+        cover_image_uri: s.cover_image_uri.clone(),
+        model_card: s.model_card.clone(),
+        inference_schema: s.inference_schema.clone(),
+        inference_schema_type: if s.inference_schema.is_empty() {
+            pb::InferenceSchemaType::Unspecified
+        } else {
+            pb::InferenceSchemaType::Json
+        } as i32,
+        version_label: s.version_label.clone(),
+        labels: s.labels.clone().into_iter().collect(),
+    }
+}
+
+/// The wire form of a price.
+pub fn money_to_proto(m: &Money) -> pb::Money {
+    pb::Money { currency_code: m.currency_code.clone(), units: m.units, nanos: m.nanos }
+}
+
+/// A price from the wire.
+pub fn money_from_proto(m: pb::Money) -> Money {
+    Money { currency_code: m.currency_code, units: m.units, nanos: m.nanos }
+}
+
+/// The wire form of a listing; `caller_entitlement` is the caller's entitlement to the listed release, if any.
+pub fn listing_to_proto(l: &Listing, caller_entitlement: Option<&Entitlement>) -> pb::Listing {
+    pb::Listing {
+        name: names::listing_name(l.id),
+        uid: l.id.to_string(),
+        use_case: names::use_case_name(l.use_case_id),
+        release: l.release_name(),
+        state: if l.active { pb::ListingState::Active } else { pb::ListingState::Withdrawn } as i32,
+        content: Some(snapshot_to_proto(&l.content)),
+        price: Some(money_to_proto(&l.price)),
+        seller: l.seller.clone(),
+        create_time: Some(timestamp(l.create_time)),
+        publish_time: Some(timestamp(l.publish_time)),
+        withdraw_time: l.withdraw_time.map(timestamp),
+        caller_entitlement: caller_entitlement.map(|e| names::entitlement_name(e.id)).unwrap_or_default(),
+    }
+}
+
+/// The wire form of an entitlement.
+pub fn entitlement_to_proto(e: &Entitlement) -> pb::Entitlement {
+    pb::Entitlement {
+        name: names::entitlement_name(e.id),
+        uid: e.id.to_string(),
+        buyer: e.buyer.clone(),
+        listing: names::listing_name(e.listing_id),
+        use_case: names::use_case_name(e.use_case_id),
+        release: names::release_name(e.use_case_id, e.release_number),
+        price_paid: Some(money_to_proto(&e.price_paid)),
+        payment_reference: e.payment_reference.clone(),
+        seller: e.seller.clone(),
+        create_time: Some(timestamp(e.create_time)),
     }
 }
 

@@ -3,7 +3,7 @@
 use highwind_common::status;
 use tonic::{Code, Status};
 
-use crate::error::Error;
+use crate::{error::Error, payments::PaymentError};
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
@@ -41,6 +41,18 @@ impl From<Error> for Status {
                 status::with_reason(Code::AlreadyExists, format!("{what} is already linked"), "ALREADY_LINKED")
             }
             Error::Unresolvable(why) => status::with_reason(Code::FailedPrecondition, why, "LINK_UNRESOLVED"),
+            Error::Unmet(message, reason, unmet) => status::failed_precondition(message, reason, &unmet),
+            Error::Payment(PaymentError::Declined(why)) => {
+                status::with_reason(Code::Aborted, format!("{why}; nothing was recorded"), "PAYMENT_DECLINED")
+            }
+            Error::Payment(PaymentError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "payment provider unavailable");
+                status::with_reason(
+                    Code::Aborted,
+                    "the payment provider is unavailable; nothing was recorded, retry with the same request_id",
+                    "PAYMENT_UNAVAILABLE",
+                )
+            }
             Error::Unavailable(why) => {
                 tracing::warn!(error = %why, "dependency unavailable");
                 status::with_reason(

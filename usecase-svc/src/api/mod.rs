@@ -4,8 +4,11 @@ mod convert;
 mod error;
 mod links;
 mod listing;
+mod marketplace;
 mod members;
+mod publishing;
 mod releases;
 mod use_cases;
 
+pub use marketplace::MarketplaceApi;
 pub use use_cases::UseCaseApi;

@@ -16,7 +16,7 @@ use crate::{
         use_case::MAX_DESCRIPTION,
     },
     error::Error,
-    store::UseCaseRepository,
+    store::{Stores, UseCaseRepository},
 };
 
 /// Links read per store call while freezing a release.
@@ -85,12 +85,16 @@ pub async fn create(
     Ok(release_to_proto(&release))
 }
 
-/// `GetRelease`.
-pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::Release, Error> {
+/// `GetRelease`: members read every release, buyers the ones they hold an entitlement to.
+pub async fn get(stores: &Stores, principal: &Principal, name: &str) -> Result<pb::Release, Error> {
     let (use_case, number) =
         names::parse_release_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
-    caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
-    let release = repo.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    let member = stores.use_cases.role_of(use_case, principal.as_str()).await?.is_some();
+    if !member && stores.market.entitlement_to(principal.as_str(), use_case, number).await?.is_none() {
+        return Err(Error::NotFound(name.to_owned()));
+    }
+    let release =
+        stores.use_cases.get_release(use_case, number).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
     Ok(release_to_proto(&release))
 }
 

@@ -1,5 +1,5 @@
 //! `highwind.usecase.v1.UseCaseService`: use cases themselves here; members, links and releases are handled in
-//! their own modules. Publishing answers UNIMPLEMENTED until it is built.
+//! their own modules.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::{
     convert::{draft_from_proto, use_case_to_proto},
     links,
     listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit},
-    members, releases,
+    members, publishing, releases,
 };
 use crate::{
     assets::AssetDirectory,
@@ -22,7 +22,7 @@ use crate::{
         use_case::{UseCase, UseCaseField},
     },
     error::Error,
-    store::UseCaseRepository,
+    store::{Stores, UseCaseRepository},
 };
 
 const MAX_REQUEST_ID: usize = 128;
@@ -30,15 +30,16 @@ const MAX_REQUEST_ID: usize = 128;
 /// Handlers of `UseCaseService`.
 #[derive(Debug, Clone)]
 pub struct UseCaseApi {
+    stores: Stores,
     repo: Arc<dyn UseCaseRepository>,
     assets: Arc<dyn AssetDirectory>,
     page_tokens: PageTokens,
 }
 
 impl UseCaseApi {
-    /// Handlers over `repo`, asking `assets` about linked assets.
-    pub fn new(repo: Arc<dyn UseCaseRepository>, assets: Arc<dyn AssetDirectory>, page_tokens: PageTokens) -> Self {
-        Self { repo, assets, page_tokens }
+    /// Handlers over `stores`, asking `assets` about linked assets.
+    pub fn new(stores: Stores, assets: Arc<dyn AssetDirectory>, page_tokens: PageTokens) -> Self {
+        Self { repo: stores.use_cases.clone(), stores, assets, page_tokens }
     }
 
     /// The use case `name` and the caller's role on it; NOT_FOUND for non-members, so existence stays private.
@@ -110,7 +111,7 @@ impl UseCaseService for UseCaseApi {
             }
         };
         let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
-        let stored = self.repo.create(&use_case, request_id).await.map_err(Error::from)?;
+        let stored = self.repo.create(&use_case, &[], request_id).await.map_err(Error::from)?;
         tracing::info!(use_case = %stored.id, owner = %owner, "use case created");
         Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
     }
@@ -302,7 +303,7 @@ impl UseCaseService for UseCaseApi {
 
     async fn get_release(&self, request: Request<pb::GetReleaseRequest>) -> Result<Response<pb::Release>, Status> {
         let principal = Principal::of(&request)?;
-        Ok(Response::new(releases::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+        Ok(Response::new(releases::get(&self.stores, principal, &request.get_ref().name).await?))
     }
 
     async fn list_releases(
@@ -330,5 +331,21 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?.clone();
         let link = links::swap(self.repo.as_ref(), self.assets.as_ref(), &principal, request.into_inner()).await?;
         Ok(Response::new(link))
+    }
+
+    async fn publish_use_case(
+        &self,
+        request: Request<pb::PublishUseCaseRequest>,
+    ) -> Result<Response<pb::PublishUseCaseResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(publishing::publish(&self.stores, &principal, request.into_inner()).await?))
+    }
+
+    async fn unpublish_use_case(
+        &self,
+        request: Request<pb::UnpublishUseCaseRequest>,
+    ) -> Result<Response<pb::UnpublishUseCaseResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(publishing::unpublish(&self.stores, &principal, request.into_inner()).await?))
     }
 }

@@ -1,6 +1,7 @@
 //! Use-case rules and types. No tonic, no sqlx.
 
 pub mod link;
+pub mod market;
 pub mod member;
 pub mod names;
 pub mod release;

@@ -64,6 +64,31 @@ pub fn parse_release_name(name: &str) -> Result<(Uuid, i64), String> {
     Ok((use_case, number))
 }
 
+/// The name of listing `id`.
+pub fn listing_name(id: Uuid) -> String {
+    format!("listings/{id}")
+}
+
+/// The id in `listings/{listing}`.
+pub fn parse_listing_name(name: &str) -> Result<Uuid, String> {
+    top_level(name, "listings/", "must be of the form listings/{listing}")
+}
+
+/// The name of entitlement `id`.
+pub fn entitlement_name(id: Uuid) -> String {
+    format!("entitlements/{id}")
+}
+
+/// The id in `entitlements/{entitlement}`.
+pub fn parse_entitlement_name(name: &str) -> Result<Uuid, String> {
+    top_level(name, "entitlements/", "must be of the form entitlements/{entitlement}")
+}
+
+fn top_level(name: &str, prefix: &str, form: &str) -> Result<Uuid, String> {
+    let id = name.strip_prefix(prefix).ok_or_else(|| form.to_owned())?;
+    Uuid::try_parse(id).ok().filter(|parsed| parsed.hyphenated().to_string() == id).ok_or_else(|| form.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +102,9 @@ mod tests {
         let member = Uuid::now_v7();
         assert_eq!(parse_member_name(&member_name(id, member)), Ok((id, member)));
         assert!(parse_member_name(&format!("useCases/{id}/members/x")).is_err());
+        assert_eq!(parse_listing_name(&listing_name(id)), Ok(id));
+        assert_eq!(parse_entitlement_name(&entitlement_name(id)), Ok(id));
+        assert!(parse_listing_name(&entitlement_name(id)).is_err());
+        assert!(parse_listing_name(&format!("listings/{}", id.to_string().to_uppercase())).is_err());
     }
 }

@@ -30,6 +30,34 @@ pub struct Money {
     pub nanos: i32,
 }
 
+impl Money {
+    /// Zero units and nanos: free.
+    pub fn is_zero(&self) -> bool {
+        self.units == 0 && self.nanos == 0
+    }
+
+    /// The same amount of money: equal amounts in the same currency, or both zero.
+    pub fn same_amount(&self, other: &Self) -> bool {
+        (self.is_zero() && other.is_zero()) || self == other
+    }
+}
+
+impl std::fmt::Display for Money {
+    /// `12.5 USD`, or `free`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_zero() {
+            return f.write_str("free");
+        }
+        let fraction = format!("{:09}", self.nanos);
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.is_empty() {
+            write!(f, "{} {}", self.units, self.currency_code)
+        } else {
+            write!(f, "{}.{fraction} {}", self.units, self.currency_code)
+        }
+    }
+}
+
 /// A stored use case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UseCase {
@@ -61,6 +89,23 @@ pub struct UseCase {
     pub archive_time: Option<DateTime<Utc>>,
     /// Incremented on every change; the etag is derived from it.
     pub revision: i64,
+    /// The release it was forked from, `useCases/{u}/releases/{n}`.
+    pub forked_from: Option<String>,
+    /// Derived when read: the newest release's number.
+    pub latest_release: Option<i64>,
+    /// Derived when read: the use case's listing, if it was ever published.
+    pub publication: Option<Publication>,
+}
+
+/// A use case's listing as the use case shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publication {
+    /// The listing.
+    pub listing_id: Uuid,
+    /// The release it exposes.
+    pub release_number: i64,
+    /// Not withdrawn.
+    pub active: bool,
 }
 
 /// The client-supplied fields of a use case.
@@ -157,6 +202,9 @@ impl UseCase {
             update_time: now,
             archive_time: None,
             revision: 1,
+            forked_from: None,
+            latest_release: None,
+            publication: None,
         };
         let mut violations = Violations::new();
         use_case.validate(&mut violations);

@@ -1,10 +1,8 @@
 //! One suite for every backend: `store::conformance::sqlite::<check>` and `…::postgres::<check>`.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
-use super::UseCaseRepository;
+use super::Stores;
 use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
     member::{Change, Member},
@@ -61,27 +59,29 @@ fn use_case(owner: &str, name: &str) -> UseCase {
     UseCase::create(draft, owner, Utc::now()).expect("valid")
 }
 
-async fn the_creator_owns_what_it_creates_once_per_request_id(repo: Arc<dyn UseCaseRepository>) {
+async fn the_creator_owns_what_it_creates_once_per_request_id(stores: Stores) {
+    let repo = stores.use_cases;
     let first = use_case("users/alice", "house prices");
-    assert_eq!(repo.create(&first, Some("r1")).await.expect("create"), first);
+    assert_eq!(repo.create(&first, &[], Some("r1")).await.expect("create"), first);
     assert_eq!(repo.get(first.id).await.expect("get"), Some(first.clone()));
     assert_eq!(repo.role_of(first.id, "users/alice").await.expect("role"), Some(Role::Owner));
     assert_eq!(repo.role_of(first.id, "users/bob").await.expect("role"), None);
     let retry = use_case("users/alice", "again");
-    assert_eq!(repo.create(&retry, Some("r1")).await.expect("retry"), first);
+    assert_eq!(repo.create(&retry, &[], Some("r1")).await.expect("retry"), first);
     assert_eq!(repo.get(retry.id).await.expect("get"), None);
 }
 
-async fn members_list_their_use_cases_in_pages(repo: Arc<dyn UseCaseRepository>) {
+async fn members_list_their_use_cases_in_pages(stores: Stores) {
+    let repo = stores.use_cases;
     let mut created = Vec::new();
     for i in 0..7 {
         let u = use_case("users/lister", &format!("uc {i}"));
-        repo.create(&u, None).await.expect("create");
+        repo.create(&u, &[], None).await.expect("create");
         created.push(u.id);
     }
-    repo.create(&use_case("users/other", "not theirs"), None).await.expect("create");
+    repo.create(&use_case("users/other", "not theirs"), &[], None).await.expect("create");
     let archived = use_case("users/lister", "old").with_archive_time(Some(Utc::now()), Utc::now());
-    repo.create(&archived, None).await.expect("create");
+    repo.create(&archived, &[], None).await.expect("create");
 
     let (mut seen, mut after) = (Vec::new(), None);
     loop {
@@ -102,9 +102,10 @@ async fn members_list_their_use_cases_in_pages(repo: Arc<dyn UseCaseRepository>)
     assert!(repo.list_for("users/nobody", true, None, 100).await.expect("list").is_empty());
 }
 
-async fn updates_are_compare_and_swap(repo: Arc<dyn UseCaseRepository>) {
+async fn updates_are_compare_and_swap(stores: Stores) {
+    let repo = stores.use_cases;
     let original = use_case("users/u", "v1");
-    repo.create(&original, None).await.expect("create");
+    repo.create(&original, &[], None).await.expect("create");
     let change = UseCaseDraft { display_name: "v2".into(), ..UseCaseDraft::default() };
     let next = original.updated(&change, &[UseCaseField::DisplayName], Utc::now()).expect("valid");
     assert!(repo.update(&next, original.revision).await.expect("update"));
@@ -112,9 +113,10 @@ async fn updates_are_compare_and_swap(repo: Arc<dyn UseCaseRepository>) {
     assert_eq!(repo.get(original.id).await.expect("get"), Some(next));
 }
 
-async fn a_use_case_always_keeps_an_owner(repo: Arc<dyn UseCaseRepository>) {
+async fn a_use_case_always_keeps_an_owner(stores: Stores) {
+    let repo = stores.use_cases;
     let u = use_case("users/owner", "team");
-    repo.create(&u, None).await.expect("create");
+    repo.create(&u, &[], None).await.expect("create");
     let creator = repo.list_members(u.id, None, 10).await.expect("list").remove(0);
     assert_eq!((creator.principal.as_str(), creator.role), ("users/owner", Role::Owner));
 
@@ -144,9 +146,10 @@ async fn a_use_case_always_keeps_an_owner(repo: Arc<dyn UseCaseRepository>) {
     assert_eq!(members, ["users/ed"]);
 }
 
-async fn links_are_unique_per_asset_and_role(repo: Arc<dyn UseCaseRepository>) {
+async fn links_are_unique_per_asset_and_role(stores: Stores) {
+    let repo = stores.use_cases;
     let u = use_case("users/linker", "composed");
-    repo.create(&u, None).await.expect("create");
+    repo.create(&u, &[], None).await.expect("create");
     let asset = "assets/0190b5b2-8c1e-7000-8000-000000000001";
     let pinned = AssetLink::new(u.id, asset, LinkRole::Model, Selector::Pinned(3), "users/linker", Utc::now());
     let aliased =

@@ -17,8 +17,11 @@ use crate::domain::{
     use_case::UseCase,
 };
 
+pub mod market;
 mod pg;
+mod pg_market;
 mod sqlite;
+mod sqlite_market;
 
 #[cfg(test)]
 mod conformance;
@@ -40,12 +43,17 @@ pub enum StoreError {
 /// Where a page of use cases resumes: after this create time (microseconds) and id.
 pub type After = (i64, Uuid);
 
-/// Persistence of use cases and members.
+/// Persistence of use cases, members, links and releases.
 #[async_trait]
 pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
-    /// Inserts `use_case` with its creator as OWNER. When the creator already used `request_id`, nothing is
-    /// inserted and that use case is returned.
-    async fn create(&self, use_case: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError>;
+    /// Inserts `use_case` with its creator as OWNER and its first `links` (a fork's), all or nothing. When the
+    /// creator already used `request_id`, nothing is inserted and that use case is returned.
+    async fn create(
+        &self,
+        use_case: &UseCase,
+        links: &[AssetLink],
+        request_id: Option<&str>,
+    ) -> Result<UseCase, StoreError>;
 
     /// The use case with `id`.
     async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError>;
@@ -188,11 +196,26 @@ fn allowed(
     Ok(current)
 }
 
-/// Migrates `db` and returns the repository for its backend.
-pub async fn open(db: Database) -> Result<Arc<dyn UseCaseRepository>, DbError> {
+/// The repositories of one database.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Use cases, members, links and releases.
+    pub use_cases: Arc<dyn UseCaseRepository>,
+    /// Listings, entitlements and the payment ledger.
+    pub market: Arc<dyn market::MarketRepository>,
+}
+
+/// Migrates `db` and returns the repositories for its backend.
+pub async fn open(db: Database) -> Result<Stores, DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
     Ok(match db {
-        Database::Postgres(pool) => Arc::new(pg::PgUseCases(pool)),
-        Database::Sqlite(pool) => Arc::new(sqlite::SqliteUseCases(pool)),
+        Database::Postgres(pool) => {
+            let store = Arc::new(pg::PgUseCases(pool));
+            Stores { use_cases: store.clone(), market: store }
+        }
+        Database::Sqlite(pool) => {
+            let store = Arc::new(sqlite::SqliteUseCases(pool));
+            Stores { use_cases: store.clone(), market: store }
+        }
     })
 }

@@ -13,7 +13,7 @@ use crate::domain::{
     member::{Change, Member},
     release::{FrozenLink, Release, Snapshot},
     role::Role,
-    use_case::{Money, UseCase},
+    use_case::{Money, Publication, UseCase},
 };
 
 type MemberRow = (Uuid, Uuid, String, String, String, DateTime<Utc>, DateTime<Utc>, i64);
@@ -67,6 +67,27 @@ async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member) -> Result<u64, s
     .rows_affected())
 }
 
+async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
+    let (pinned, alias) = selector_columns(l);
+    let done = sqlx::query(
+        "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_time, \
+         update_time, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(l.id)
+    .bind(l.use_case_id)
+    .bind(&l.asset)
+    .bind(l.role.as_str())
+    .bind(pinned)
+    .bind(alias)
+    .bind(&l.creator)
+    .bind(l.create_time)
+    .bind(l.update_time)
+    .bind(l.revision)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Locks the use case's members and returns member `id` and the number of owners, for an owner-preserving change.
 async fn locked(tx: &mut sqlx::PgConnection, use_case_id: Uuid, id: Uuid) -> Result<(Option<Member>, i64), StoreError> {
     let rows: Vec<MemberRow> = sqlx::query_as(
@@ -89,7 +110,8 @@ macro_rules! columns {
     () => {
         "u.id, u.owner, u.display_name, u.description, u.cover_image_uri, u.model_card, u.inference_schema, \
          u.version_label, u.price_currency, u.price_units, u.price_nanos, u.labels, u.create_time, u.update_time, \
-         u.archive_time, u.revision"
+         u.archive_time, u.revision, u.forked_from, l.id AS listing_id, l.release_number AS listing_release, \
+         l.active AS listing_active, (SELECT MAX(r.number) FROM releases r WHERE r.use_case_id = u.id) AS latest_release"
     };
 }
 
@@ -111,6 +133,11 @@ struct Row {
     update_time: DateTime<Utc>,
     archive_time: Option<DateTime<Utc>>,
     revision: i64,
+    forked_from: Option<String>,
+    listing_id: Option<Uuid>,
+    listing_release: Option<i64>,
+    listing_active: Option<bool>,
+    latest_release: Option<i64>,
 }
 
 impl From<Row> for UseCase {
@@ -130,6 +157,14 @@ impl From<Row> for UseCase {
             update_time: row.update_time,
             archive_time: row.archive_time,
             revision: row.revision,
+            forked_from: row.forked_from,
+            latest_release: row.latest_release,
+            publication: match (row.listing_id, row.listing_release, row.listing_active) {
+                (Some(listing_id), Some(release_number), Some(active)) => {
+                    Some(Publication { listing_id, release_number, active })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -143,13 +178,13 @@ struct RowWithRole {
 
 #[async_trait]
 impl UseCaseRepository for PgUseCases {
-    async fn create(&self, u: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError> {
+    async fn create(&self, u: &UseCase, links: &[AssetLink], request_id: Option<&str>) -> Result<UseCase, StoreError> {
         let mut tx = self.0.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO use_cases (id, owner, display_name, description, cover_image_uri, model_card, \
              inference_schema, version_label, price_currency, price_units, price_nanos, labels, create_time, \
-             update_time, archive_time, revision, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING",
+             update_time, archive_time, revision, request_id, forked_from) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING",
         )
         .bind(u.id)
         .bind(&u.owner)
@@ -168,6 +203,7 @@ impl UseCaseRepository for PgUseCases {
         .bind(u.archive_time)
         .bind(u.revision)
         .bind(request_id)
+        .bind(u.forked_from.as_deref())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -175,7 +211,7 @@ impl UseCaseRepository for PgUseCases {
             let row: Row = sqlx::query_as(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM use_cases u WHERE u.owner = $1 AND u.request_id = $2"
+                " FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id WHERE u.owner = $1 AND u.request_id = $2"
             ))
             .bind(&u.owner)
             .bind(request_id)
@@ -184,15 +220,22 @@ impl UseCaseRepository for PgUseCases {
             return Ok(row.into());
         }
         insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
+        for link in links {
+            insert_link(&mut tx, link).await?;
+        }
         tx.commit().await?;
         Ok(u.clone())
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM use_cases u WHERE u.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.0)
-            .await?;
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id WHERE u.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.0)
+        .await?;
         Ok(row.map(UseCase::from))
     }
 
@@ -217,7 +260,7 @@ impl UseCaseRepository for PgUseCases {
         let rows: Vec<RowWithRole> = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            ", m.role FROM use_cases u JOIN members m ON m.use_case_id = u.id WHERE m.principal = $1 \
+            ", m.role FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id JOIN members m ON m.use_case_id = u.id WHERE m.principal = $1 \
              AND ($2 OR u.archive_time IS NULL) \
              AND ($3::timestamptz IS NULL OR (u.create_time, u.id) > ($3, $4)) \
              ORDER BY u.create_time, u.id LIMIT $5"
@@ -346,24 +389,8 @@ impl UseCaseRepository for PgUseCases {
     }
 
     async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
-        let (pinned, alias) = selector_columns(l);
-        let done = sqlx::query(
-            "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_time, \
-             update_time, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        )
-        .bind(l.id)
-        .bind(l.use_case_id)
-        .bind(&l.asset)
-        .bind(l.role.as_str())
-        .bind(pinned)
-        .bind(alias)
-        .bind(&l.creator)
-        .bind(l.create_time)
-        .bind(l.update_time)
-        .bind(l.revision)
-        .execute(&self.0)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.0.acquire().await?;
+        Ok(insert_link(&mut conn, l).await? == 1)
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {

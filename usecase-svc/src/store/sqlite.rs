@@ -13,7 +13,7 @@ use crate::domain::{
     member::{Change, Member},
     release::{FrozenLink, Release, Snapshot},
     role::Role,
-    use_case::{Money, UseCase},
+    use_case::{Money, Publication, UseCase},
 };
 
 type MemberRow = (String, String, String, String, String, i64, i64, i64);
@@ -87,6 +87,27 @@ async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u6
     .rows_affected())
 }
 
+async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
+    let (pinned, alias) = selector_columns(l);
+    let done = sqlx::query(
+        "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, \
+         update_micros, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(l.id.to_string())
+    .bind(l.use_case_id.to_string())
+    .bind(&l.asset)
+    .bind(l.role.as_str())
+    .bind(pinned)
+    .bind(alias)
+    .bind(&l.creator)
+    .bind(l.create_time.timestamp_micros())
+    .bind(l.update_time.timestamp_micros())
+    .bind(l.revision)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Member `id` and the number of owners, read inside a write transaction (BEGIN IMMEDIATE serializes them).
 async fn locked(
     tx: &mut sqlx::SqliteConnection,
@@ -113,7 +134,8 @@ macro_rules! columns {
     () => {
         "u.id, u.owner, u.display_name, u.description, u.cover_image_uri, u.model_card, u.inference_schema, \
          u.version_label, u.price_currency, u.price_units, u.price_nanos, u.labels, u.create_micros, u.update_micros, \
-         u.archive_micros, u.revision"
+         u.archive_micros, u.revision, u.forked_from, l.id AS listing_id, l.release_number AS listing_release, \
+         l.active AS listing_active, (SELECT MAX(r.number) FROM releases r WHERE r.use_case_id = u.id) AS latest_release"
     };
 }
 
@@ -135,6 +157,11 @@ struct Row {
     update_micros: i64,
     archive_micros: Option<i64>,
     revision: i64,
+    forked_from: Option<String>,
+    listing_id: Option<String>,
+    listing_release: Option<i64>,
+    listing_active: Option<bool>,
+    latest_release: Option<i64>,
 }
 
 impl TryFrom<Row> for UseCase {
@@ -158,6 +185,16 @@ impl TryFrom<Row> for UseCase {
             price: Money { currency_code: row.price_currency, units: row.price_units, nanos: row.price_nanos },
             labels: row.labels.0,
             revision: row.revision,
+            forked_from: row.forked_from,
+            latest_release: row.latest_release,
+            publication: match (row.listing_id, row.listing_release, row.listing_active) {
+                (Some(listing_id), Some(release_number), Some(active)) => Some(Publication {
+                    listing_id: Uuid::try_parse(&listing_id).map_err(|_| corrupt())?,
+                    release_number,
+                    active,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -171,13 +208,13 @@ struct RowWithRole {
 
 #[async_trait]
 impl UseCaseRepository for SqliteUseCases {
-    async fn create(&self, u: &UseCase, request_id: Option<&str>) -> Result<UseCase, StoreError> {
+    async fn create(&self, u: &UseCase, links: &[AssetLink], request_id: Option<&str>) -> Result<UseCase, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO use_cases (id, owner, display_name, description, cover_image_uri, model_card, \
              inference_schema, version_label, price_currency, price_units, price_nanos, labels, create_micros, \
-             update_micros, archive_micros, revision, request_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             update_micros, archive_micros, revision, request_id, forked_from) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(u.id.to_string())
         .bind(&u.owner)
@@ -196,6 +233,7 @@ impl UseCaseRepository for SqliteUseCases {
         .bind(u.archive_time.map(|t| t.timestamp_micros()))
         .bind(u.revision)
         .bind(request_id)
+        .bind(u.forked_from.as_deref())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -203,7 +241,7 @@ impl UseCaseRepository for SqliteUseCases {
             let row: Row = sqlx::query_as(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM use_cases u WHERE u.owner = ? AND u.request_id = ?"
+                " FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id WHERE u.owner = ? AND u.request_id = ?"
             ))
             .bind(&u.owner)
             .bind(request_id)
@@ -212,15 +250,22 @@ impl UseCaseRepository for SqliteUseCases {
             return row.try_into();
         }
         insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
+        for link in links {
+            insert_link(&mut tx, link).await?;
+        }
         tx.commit().await?;
         Ok(u.clone())
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<UseCase>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM use_cases u WHERE u.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.0)
-            .await?;
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id WHERE u.id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.0)
+        .await?;
         row.map(UseCase::try_from).transpose()
     }
 
@@ -244,7 +289,7 @@ impl UseCaseRepository for SqliteUseCases {
         let rows: Vec<RowWithRole> = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            ", m.role FROM use_cases u JOIN members m ON m.use_case_id = u.id WHERE m.principal = ? \
+            ", m.role FROM use_cases u LEFT JOIN listings l ON l.use_case_id = u.id JOIN members m ON m.use_case_id = u.id WHERE m.principal = ? \
              AND (? OR u.archive_micros IS NULL) \
              AND (? IS NULL OR (u.create_micros, u.id) > (?, ?)) \
              ORDER BY u.create_micros, u.id LIMIT ?"
@@ -373,24 +418,8 @@ impl UseCaseRepository for SqliteUseCases {
     }
 
     async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
-        let (pinned, alias) = selector_columns(l);
-        let done = sqlx::query(
-            "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, \
-             update_micros, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(l.id.to_string())
-        .bind(l.use_case_id.to_string())
-        .bind(&l.asset)
-        .bind(l.role.as_str())
-        .bind(pinned)
-        .bind(alias)
-        .bind(&l.creator)
-        .bind(l.create_time.timestamp_micros())
-        .bind(l.update_time.timestamp_micros())
-        .bind(l.revision)
-        .execute(&self.0)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.0.acquire().await?;
+        Ok(insert_link(&mut conn, l).await? == 1)
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
