@@ -38,6 +38,8 @@ pub fn rules() -> AccessRules {
                 ("ReadFile", Read),
             ],
         ),
+        // The handler admits only usecase-svc's own identity.
+        ("highwind.asset.internal.v1.GrantService", &[("ReplaceGrants", Administer)]),
         (
             "highwind.asset.v1.ImageService",
             &[("ListImages", Read), ("DeleteImageTag", Delete), ("GetPushCommands", Read)],
@@ -52,7 +54,7 @@ mod tests {
         let coverage = highwind_common::access::coverage(
             &super::rules(),
             highwind_proto::FILE_DESCRIPTOR_SET,
-            &crate::SERVICE_NAMES,
+            &crate::served_names(),
         );
         assert_eq!(coverage, Ok(()));
     }

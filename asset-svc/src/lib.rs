@@ -21,6 +21,7 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
+use highwind_proto::asset::internal::v1::grant_service_server::GrantServiceServer;
 use highwind_proto::asset::v1::{
     asset_service_server::AssetServiceServer, image_service_server::ImageServiceServer,
     upload_service_server::UploadServiceServer,
@@ -30,9 +31,17 @@ use tonic::service::Routes;
 
 pub use config::{AssetConfig, DEFAULT_PORT};
 
-/// The services this crate serves, by their fully qualified names.
+/// The public services this crate serves (the gateway routes them), by their fully qualified names.
 pub const SERVICE_NAMES: [&str; 3] =
     ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"];
+
+/// Services only other platform services call; the gateway does not route them.
+pub const INTERNAL_SERVICE_NAMES: [&str; 1] = ["highwind.asset.internal.v1.GrantService"];
+
+/// Everything this crate serves.
+fn served_names() -> Vec<&'static str> {
+    SERVICE_NAMES.iter().chain(&INTERNAL_SERVICE_NAMES).copied().collect()
+}
 
 /// Default configuration of a stand-alone asset service.
 pub fn default_config() -> AssetConfig {
@@ -65,17 +74,19 @@ pub async fn serve(
     let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
     // A frame carries up to 4 MiB of data plus its path and upload name.
     let uploads_server = tonic::service::interceptor::InterceptedService::new(
-        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), uploads))
+        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), stores.grants.clone(), uploads))
             .max_decoding_message_size(domain::upload::MAX_CHUNK_BYTES + 64 * 1024),
         verify.clone(),
     );
+    let stores_grants = stores.grants.clone();
     let routes = Routes::new(uploads_server)
         .add_service(AssetServiceServer::with_interceptor(
             api::AssetApi::new(stores, page_tokens, housekeeping),
             verify.clone(),
         ))
+        .add_service(GrantServiceServer::with_interceptor(api::GrantApi::new(stores_grants), verify.clone()))
         .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
-    let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
+    let served = Served { routes, names: served_names(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
     sweeper.abort();

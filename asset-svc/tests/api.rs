@@ -111,6 +111,80 @@ async fn postgres_only_signed_principals_are_believed() {
     only_signed_principals_are_believed(url).await;
 }
 
+fn as_principal<T>(message: T, principal: &Principal) -> Request<T> {
+    let mut request = Request::new(message);
+    let signature = PrincipalSigner::new(SECRET.as_bytes().to_vec()).sign(principal, SystemTime::now());
+    request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().unwrap());
+    request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().unwrap());
+    request
+}
+
+/// Only usecase-svc's identity delivers grants; a grant lets its principal read exactly its versions; an older
+/// delivery never overwrites a newer one; an empty delivery revokes.
+async fn grants_come_only_from_the_use_case_service_and_in_order(database_url: String) {
+    use highwind_proto::asset::internal::v1::{self as ipb, grant_service_client::GrantServiceClient};
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(database_url, dir.path()).await;
+    let mut assets = client(&service).await;
+    let mut grants = GrantServiceClient::new(connect(&service).await);
+    let asset = assets.create_asset(as_user(create("shared"), "alice", SECRET.as_bytes())).await.unwrap().into_inner();
+    let bob_reads = |assets: &mut AssetServiceClient<Channel>| {
+        let request = as_user(pb::GetAssetRequest { name: asset.name.clone() }, "bob", SECRET.as_bytes());
+        let mut assets = assets.clone();
+        async move { assets.get_asset(request).await.map(|_| ()).map_err(|s| s.code()) }
+    };
+    assert_eq!(bob_reads(&mut assets).await, Err(Code::NotFound));
+
+    let source = "useCases/0190a6f4-0000-7000-8000-000000000001".to_owned();
+    let delivery = |sequence: i64, principals: &[&str]| ipb::ReplaceGrantsRequest {
+        source: source.clone(),
+        sequence,
+        principals: principals.iter().map(|p| (*p).to_owned()).collect(),
+        targets: vec![ipb::GrantTarget { asset: asset.name.clone(), version_number: 0 }],
+    };
+    let from_alice = grants.replace_grants(as_user(delivery(1, &["users/bob"]), "alice", SECRET.as_bytes())).await;
+    assert_eq!(from_alice.expect_err("users cannot grant").code(), Code::PermissionDenied);
+    let impostor = as_principal(delivery(1, &["users/bob"]), &Principal::service("pipeline-svc"));
+    assert_eq!(grants.replace_grants(impostor).await.expect_err("nor other services").code(), Code::PermissionDenied);
+    assert_eq!(bob_reads(&mut assets).await, Err(Code::NotFound), "refused deliveries grant nothing");
+
+    let usecases = Principal::service("usecase-svc");
+    let bad = ipb::ReplaceGrantsRequest { source: "assets/x".into(), ..delivery(1, &["users/bob"]) };
+    assert_eq!(
+        grants.replace_grants(as_principal(bad, &usecases)).await.expect_err("bad").code(),
+        Code::InvalidArgument
+    );
+    let applied = grants.replace_grants(as_principal(delivery(2, &["users/bob"]), &usecases)).await.unwrap();
+    assert!(applied.into_inner().applied);
+    assert_eq!(bob_reads(&mut assets).await, Ok(()));
+    let stale = grants.replace_grants(as_principal(delivery(1, &[]), &usecases)).await.unwrap();
+    assert!(!stale.into_inner().applied, "an older delivery is ignored");
+    assert_eq!(bob_reads(&mut assets).await, Ok(()));
+    let again = grants.replace_grants(as_principal(delivery(2, &["users/bob"]), &usecases)).await.unwrap();
+    assert!(!again.into_inner().applied, "a repeated delivery changes nothing");
+    let revoked = grants.replace_grants(as_principal(delivery(3, &[]), &usecases)).await.unwrap();
+    assert!(revoked.into_inner().applied);
+    assert_eq!(bob_reads(&mut assets).await, Err(Code::NotFound), "an empty set revokes");
+
+    service.stop.send(()).unwrap();
+    service.task.await.unwrap().expect("clean stop");
+}
+
+#[tokio::test]
+async fn sqlite_grants_come_only_from_the_use_case_service_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    grants_come_only_from_the_use_case_service_and_in_order(testing::fresh_sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_grants_come_only_from_the_use_case_service_and_in_order() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        eprintln!("postgres_grants_come_only_from_the_use_case_service_and_in_order skipped: no PostgreSQL server");
+        return;
+    };
+    grants_come_only_from_the_use_case_service_and_in_order(url).await;
+}
+
 pub(crate) mod housekeeping {
     use bytes::Bytes;
     use sha2::{Digest, Sha256};

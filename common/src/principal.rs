@@ -28,6 +28,17 @@ impl Principal {
         Self(format!("users/{id}"))
     }
 
+    /// A platform service acting as itself, `services/{name}` (e.g. usecase-svc delivering grants). Only holders of
+    /// the shared secret can sign one; the gateway only ever forwards `users/…`.
+    pub fn service(name: &str) -> Self {
+        Self(format!("services/{name}"))
+    }
+
+    /// Whether this is the platform service `name`.
+    pub fn is_service(&self, name: &str) -> bool {
+        self.0.strip_prefix("services/") == Some(name)
+    }
+
     /// The principal's resource name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -42,9 +53,13 @@ impl Principal {
     }
 
     fn parse(name: &str) -> Option<Self> {
-        let id = name.strip_prefix("users/")?;
-        let valid =
-            !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b));
+        let valid = if let Some(id) = name.strip_prefix("users/") {
+            !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
+        } else if let Some(service) = name.strip_prefix("services/") {
+            !service.is_empty() && service.len() <= 63 && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        } else {
+            false
+        };
         valid.then(|| Self(name.to_owned()))
     }
 }

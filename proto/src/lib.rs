@@ -13,6 +13,12 @@ pub mod asset {
     pub mod v1 {
         tonic::include_proto!("highwind.asset.v1");
     }
+    /// Calls between services, never routed by the gateway.
+    pub mod internal {
+        pub mod v1 {
+            tonic::include_proto!("highwind.asset.internal.v1");
+        }
+    }
 }
 
 /// `highwind.usecase.v1`: use cases, members, links, releases and the marketplace.

@@ -1,11 +1,15 @@
 //! What usecase-svc asks asset-svc, on behalf of the caller: does this asset exist for them, of which kind, and
 //! does this version exist. Calls carry the caller's signed principal (on-behalf-of) and name this service.
+//! Grant deliveries are the one call made as this service itself.
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
-use highwind_proto::asset::v1::{self as pb, asset_service_client::AssetServiceClient};
+use highwind_proto::asset::{
+    internal::v1::{self as internal, grant_service_client::GrantServiceClient},
+    v1::{self as pb, asset_service_client::AssetServiceClient},
+};
 use tonic::{Code, Request, transport::Channel};
 
 /// Header naming the service that makes a call on someone's behalf.
@@ -15,6 +19,13 @@ pub const CALLER_HEADER: &str = "x-highwind-caller";
 #[derive(Debug, thiserror::Error)]
 #[error("the asset service cannot answer: {0}")]
 pub struct DirectoryError(String);
+
+impl DirectoryError {
+    /// asset-svc could not be reached or refused, for `reason`.
+    pub fn unreachable(reason: &str) -> Self {
+        Self(reason.to_owned())
+    }
+}
 
 /// The questions use cases ask about assets.
 #[async_trait]
@@ -27,10 +38,18 @@ pub trait AssetDirectory: Send + Sync + std::fmt::Debug {
     async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<(i64, String)>, DirectoryError>;
 }
 
-/// The directory over asset-svc's gRPC API.
+/// Where grants are delivered: asset-svc's internal `GrantService`.
+#[async_trait]
+pub trait GrantSink: Send + Sync + std::fmt::Debug {
+    /// Delivers one source's complete grant set; false when asset-svc had already applied a newer one.
+    async fn replace_grants(&self, request: internal::ReplaceGrantsRequest) -> Result<bool, DirectoryError>;
+}
+
+/// The directory and grant sink over asset-svc's gRPC API.
 #[derive(Debug, Clone)]
 pub struct GrpcAssets {
     client: AssetServiceClient<Channel>,
+    grants: GrantServiceClient<Channel>,
     signer: PrincipalSigner,
 }
 
@@ -40,7 +59,7 @@ impl GrpcAssets {
         let endpoint =
             tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|e| DirectoryError(e.to_string()))?;
         let channel = endpoint.tcp_nodelay(true).connect_lazy();
-        Ok(Self { client: AssetServiceClient::new(channel), signer })
+        Ok(Self { client: AssetServiceClient::new(channel.clone()), grants: GrantServiceClient::new(channel), signer })
     }
 
     fn on_behalf_of<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, DirectoryError> {
@@ -51,6 +70,18 @@ impl GrpcAssets {
         metadata.insert(SIGNATURE_HEADER, self.signer.sign(principal, SystemTime::now()).parse().map_err(bad)?);
         metadata.insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static("usecase-svc"));
         Ok(request)
+    }
+}
+
+#[async_trait]
+impl GrantSink for GrpcAssets {
+    async fn replace_grants(&self, request: internal::ReplaceGrantsRequest) -> Result<bool, DirectoryError> {
+        // Delivered as this service itself, not on anyone's behalf.
+        let request = self.on_behalf_of(&Principal::service("usecase-svc"), request)?;
+        match self.grants.clone().replace_grants(request).await {
+            Ok(done) => Ok(done.get_ref().applied),
+            Err(status) => Err(DirectoryError(format!("{:?}: {}", status.code(), status.message()))),
+        }
     }
 }
 

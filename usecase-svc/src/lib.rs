@@ -1,7 +1,7 @@
 //! The Highwind use-case service: use cases, members, asset links, releases and the marketplace.
 //!
 //! `api` (tonic handlers) → `domain` (rules) → `store` (sqlx); `assets` asks asset-svc on the caller's behalf and
-//! `payments` charges for priced listings.
+//! `payments` charges for priced listings; `relay` delivers the grant outbox to asset-svc.
 
 pub mod access;
 pub mod api;
@@ -9,6 +9,7 @@ pub mod assets;
 pub mod domain;
 pub mod error;
 pub mod payments;
+pub mod relay;
 pub mod store;
 
 use std::future::Future;
@@ -81,7 +82,10 @@ pub async fn serve(
     let stores = store::open(db).await?;
     let page_tokens = PageTokens::new(config.internal_secret.derive("usecase-svc page tokens"));
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let assets: std::sync::Arc<dyn assets::AssetDirectory> = std::sync::Arc::new(assets);
+    let assets = std::sync::Arc::new(assets);
+    let relay = relay::GrantRelay::new(stores.clone(), assets.clone());
+    let relay = tokio::spawn(relay.run());
+    let assets: std::sync::Arc<dyn assets::AssetDirectory> = assets;
     let payments = std::sync::Arc::new(payments::LedgerPayments(stores.market.clone()));
     let market = api::MarketplaceApi::new(stores.clone(), assets.clone(), payments, page_tokens.clone());
     let use_cases = api::UseCaseApi::new(stores, assets, page_tokens);
@@ -89,6 +93,8 @@ pub async fn serve(
         .add_service(MarketplaceServiceServer::with_interceptor(market, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
-    highwind_common::serve::serve(listener, shutdown, served, drain).await?;
+    let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
+    relay.abort();
+    result?;
     Ok(())
 }

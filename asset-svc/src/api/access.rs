@@ -1,4 +1,5 @@
-//! Who may see an asset: for now its owner alone. Anyone else is told it does not exist.
+//! Who may see an asset: its owner changes it; its owner and the principals usecase-svc granted read access (members
+//! of a use case that links it, buyers of a release that pins it) read it. Anyone else is told it does not exist.
 
 use highwind_common::{principal::Principal, validation::Violations};
 use uuid::Uuid;
@@ -6,7 +7,7 @@ use uuid::Uuid;
 use crate::{
     domain::{asset::Asset, names},
     error::Error,
-    store::AssetRepository,
+    store::{AssetRepository, grants::GrantRepository},
 };
 
 /// The asset `name` (found in request field `field`) if `principal` owns it.
@@ -24,6 +25,22 @@ pub async fn owned_asset(
 pub async fn owned_asset_by_id(repo: &dyn AssetRepository, principal: &Principal, id: Uuid) -> Result<Asset, Error> {
     match repo.get(id).await? {
         Some(asset) if asset.is_owned_by(principal.as_str()) => Ok(asset),
+        _ => Err(Error::NotFound(names::asset_name(id))),
+    }
+}
+
+/// The asset `name` if `principal` owns it or holds a grant on some version of it.
+pub async fn readable_asset(
+    repo: &dyn AssetRepository,
+    grants: &dyn GrantRepository,
+    principal: &Principal,
+    field: &str,
+    name: &str,
+) -> Result<Asset, Error> {
+    let id = names::parse_asset_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+    match repo.get(id).await? {
+        Some(asset) if asset.is_owned_by(principal.as_str()) => Ok(asset),
+        Some(asset) if grants.may_read(principal.as_str(), id, None).await? => Ok(asset),
         _ => Err(Error::NotFound(names::asset_name(id))),
     }
 }

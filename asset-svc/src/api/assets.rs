@@ -21,7 +21,7 @@ use crate::{
     },
     error::Error,
     gc,
-    store::{AssetRepository, ContentRepository, Stores},
+    store::{AssetRepository, ContentRepository, Stores, grants::GrantRepository},
 };
 
 /// Longest idempotency key, in characters.
@@ -43,6 +43,7 @@ pub struct Housekeeping {
 pub struct AssetApi {
     repo: Arc<dyn AssetRepository>,
     content: Arc<dyn ContentRepository>,
+    grants: Arc<dyn GrantRepository>,
     page_tokens: PageTokens,
     housekeeping: Housekeeping,
 }
@@ -50,11 +51,11 @@ pub struct AssetApi {
 impl AssetApi {
     /// Handlers over `stores`, signing page tokens with `page_tokens`.
     pub fn new(stores: Stores, page_tokens: PageTokens, housekeeping: Housekeeping) -> Self {
-        Self { repo: stores.assets, content: stores.content, page_tokens, housekeeping }
+        Self { repo: stores.assets, content: stores.content, grants: stores.grants, page_tokens, housekeeping }
     }
 
     fn repos(&self) -> versions::Repos<'_> {
-        versions::Repos { assets: self.repo.as_ref(), content: self.content.as_ref() }
+        versions::Repos { assets: self.repo.as_ref(), content: self.content.as_ref(), grants: self.grants.as_ref() }
     }
 
     /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
@@ -110,7 +111,8 @@ impl AssetService for AssetApi {
 
     async fn get_asset(&self, request: Request<pb::GetAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let principal = Principal::of(&request)?;
-        let asset = self.owned_asset(principal, "name", &request.get_ref().name).await?;
+        let name = &request.get_ref().name;
+        let asset = access::readable_asset(self.repo.as_ref(), self.grants.as_ref(), principal, "name", name).await?;
         Ok(Response::new(asset_to_proto(&asset)))
     }
 

@@ -5,8 +5,10 @@ mod access;
 mod assets;
 mod convert;
 mod error;
+mod grants;
 mod uploads;
 mod versions;
 
 pub use assets::{AssetApi, Housekeeping};
+pub use grants::GrantApi;
 pub use uploads::UploadApi;

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     domain::{names, upload::Upload, version::valid_sha256},
     error::Error,
-    store::AssetRepository,
+    store::{AssetRepository, grants::GrantRepository},
     uploads::{NewUpload, Uploads},
 };
 
@@ -28,13 +28,14 @@ const MAX_DIGESTS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct UploadApi {
     assets: Arc<dyn AssetRepository>,
+    grants: Arc<dyn GrantRepository>,
     uploads: Uploads,
 }
 
 impl UploadApi {
-    /// Handlers over `assets` (for access) and `uploads`.
-    pub fn new(assets: Arc<dyn AssetRepository>, uploads: Uploads) -> Self {
-        Self { assets, uploads }
+    /// Handlers over `assets` and `grants` (for access) and `uploads`.
+    pub fn new(assets: Arc<dyn AssetRepository>, grants: Arc<dyn GrantRepository>, uploads: Uploads) -> Self {
+        Self { assets, grants, uploads }
     }
 
     /// The upload `name` if `principal` owns its asset and opened it.
@@ -205,8 +206,12 @@ impl UploadService for UploadApi {
     ) -> Result<Response<BoxStream<pb::ReadFileResponse>>, Status> {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
-        let repos = versions::Repos { assets: self.assets.as_ref(), content: self.uploads.repo().as_ref() };
-        let version = versions::resolve(repos, &principal, "version", &request.version).await?;
+        let repos = versions::Repos {
+            assets: self.assets.as_ref(),
+            content: self.uploads.repo().as_ref(),
+            grants: self.grants.as_ref(),
+        };
+        let version = versions::resolve_readable(repos, &principal, "version", &request.version).await?;
         let Some(file) = version.files.iter().find(|f| f.path == request.path).cloned() else {
             return Err(Error::NotFound(format!("{} file {:?}", request.version, request.path)).into());
         };

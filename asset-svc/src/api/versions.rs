@@ -15,7 +15,7 @@ use crate::{
         version::{Version, VersionDraft, VersionField, VersionState},
     },
     error::Error,
-    store::{AssetRepository, ContentRepository, VersionQuery},
+    store::{AssetRepository, ContentRepository, VersionQuery, grants::GrantRepository},
 };
 
 /// The repositories versions are read and written through.
@@ -25,14 +25,43 @@ pub struct Repos<'a> {
     pub assets: &'a dyn AssetRepository,
     /// Versions and aliases.
     pub content: &'a dyn ContentRepository,
+    /// Read grants.
+    pub grants: &'a dyn GrantRepository,
 }
 
-/// The version `name` selects (by number, `latest` or alias), if `principal` may read its asset.
+/// The version `name` selects (by number, `latest` or alias), if `principal` owns its asset: for changes.
 pub async fn resolve(repos: Repos<'_>, principal: &Principal, field: &str, name: &str) -> Result<Version, Error> {
     let (asset_id, selector) =
         names::parse_version_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
     access::owned_asset_by_id(repos.assets, principal, asset_id).await?;
-    let found = match selector {
+    select(repos, asset_id, selector).await?.ok_or_else(|| Error::NotFound(name.to_owned()))
+}
+
+/// The version `name` selects, if `principal` owns its asset or holds a grant on that version: for reads.
+pub async fn resolve_readable(
+    repos: Repos<'_>,
+    principal: &Principal,
+    field: &str,
+    name: &str,
+) -> Result<Version, Error> {
+    let (asset_id, selector) =
+        names::parse_version_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
+    let missing = || Error::NotFound(name.to_owned());
+    let asset = repos.assets.get(asset_id).await?.ok_or_else(missing)?;
+    let owner = asset.is_owned_by(principal.as_str());
+    // Non-owners without any grant on the asset learn nothing, not even which versions exist.
+    if !owner && !repos.grants.may_read(principal.as_str(), asset_id, None).await? {
+        return Err(missing());
+    }
+    let version = select(repos, asset_id, selector).await?.ok_or_else(missing)?;
+    if !owner && !repos.grants.may_read(principal.as_str(), asset_id, Some(version.number)).await? {
+        return Err(missing());
+    }
+    Ok(version)
+}
+
+async fn select(repos: Repos<'_>, asset_id: Uuid, selector: VersionRef) -> Result<Option<Version>, Error> {
+    Ok(match selector {
         VersionRef::Number(number) => repos.content.get_version(asset_id, number).await?,
         VersionRef::Latest => repos.content.latest_version(asset_id).await?,
         VersionRef::Alias(alias) => {
@@ -42,8 +71,7 @@ pub async fn resolve(repos: Repos<'_>, principal: &Principal, field: &str, name:
                 None => None,
             }
         }
-    };
-    found.ok_or_else(|| Error::NotFound(name.to_owned()))
+    })
 }
 
 async fn answer(repos: Repos<'_>, version: &Version) -> Result<pb::AssetVersion, Error> {
@@ -57,7 +85,7 @@ pub async fn get(
     principal: &Principal,
     request: &pb::GetAssetVersionRequest,
 ) -> Result<pb::AssetVersion, Error> {
-    let version = resolve(repos, principal, "name", &request.name).await?;
+    let version = resolve_readable(repos, principal, "name", &request.name).await?;
     answer(repos, &version).await
 }
 

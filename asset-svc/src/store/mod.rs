@@ -37,6 +37,8 @@ pub struct Stores {
     pub assets: Arc<dyn AssetRepository>,
     /// Versions, uploads and blobs.
     pub content: Arc<dyn ContentRepository>,
+    /// Read grants from use cases and entitlements.
+    pub grants: Arc<dyn grants::GrantRepository>,
 }
 
 /// Migrates `db` and returns the repositories for its backend, behind read caches.
@@ -44,7 +46,7 @@ pub async fn open(db: Database) -> Result<Stores, DbError> {
     let raw = open_uncached(db).await?;
     let assets = Arc::new(cached::CachedAssets::new(raw.assets));
     let content = Arc::new(cached::CachedContent::new(raw.content, assets.clone()));
-    Ok(Stores { assets, content })
+    Ok(Stores { assets, content, grants: raw.grants })
 }
 
 /// Migrates `db` and returns the bare repositories for its backend.
@@ -53,16 +55,19 @@ pub async fn open_uncached(db: Database) -> Result<Stores, DbError> {
     Ok(match db {
         Database::Postgres(pool) => Stores {
             assets: Arc::new(pg::PgAssets::new(pool.clone())),
-            content: Arc::new(pg_content::PgContent::new(pool)),
+            content: Arc::new(pg_content::PgContent::new(pool.clone())),
+            grants: Arc::new(grants::PgGrants(pool)),
         },
         Database::Sqlite(pool) => Stores {
             assets: Arc::new(sqlite::SqliteAssets::new(pool.clone())),
-            content: Arc::new(sqlite_content::SqliteContent::new(pool)),
+            content: Arc::new(sqlite_content::SqliteContent::new(pool.clone())),
+            grants: Arc::new(grants::SqliteGrants(pool)),
         },
     })
 }
 
 mod cached;
+pub mod grants;
 mod pg;
 mod pg_content;
 mod sqlite;

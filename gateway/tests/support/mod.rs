@@ -97,22 +97,22 @@ impl Platform {
         )
     }
 
+    /// A new asset of `kind` owned by `user`; its name.
+    pub async fn create_asset(&self, user: &str, kind: highwind_proto::asset::v1::AssetKind) -> String {
+        use highwind_proto::asset::v1 as apb;
+        let mut assets = self.assets(Some(user)).await;
+        let asset = apb::Asset { kind: kind as i32, display_name: "housing".into(), ..Default::default() };
+        let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
+        assets.create_asset(request).await.unwrap().into_inner().name
+    }
+
     /// Uploads `content` as `train.csv` in a new version of `asset` (a new dataset of `user` when `None`) and
     /// returns the asset's name.
     pub async fn push_version(&self, user: &str, asset: Option<&str>, content: &'static [u8]) -> String {
         use highwind_proto::asset::v1 as apb;
         let name = match asset {
             Some(name) => name.to_owned(),
-            None => {
-                let mut assets = self.assets(Some(user)).await;
-                let asset = apb::Asset {
-                    kind: apb::AssetKind::Dataset as i32,
-                    display_name: "housing".into(),
-                    ..Default::default()
-                };
-                let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
-                assets.create_asset(request).await.unwrap().into_inner().name
-            }
+            None => self.create_asset(user, apb::AssetKind::Dataset).await,
         };
         let mut uploads = self.uploads(Some(user)).await;
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
@@ -139,6 +139,19 @@ impl Platform {
         }
         uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
         name
+    }
+
+    /// The whole content of `path` in `version`, read as `user`.
+    pub async fn read_file(&self, user: &str, version: &str, path: &str) -> Result<Vec<u8>, Status> {
+        use highwind_proto::asset::v1 as apb;
+        let mut uploads = self.uploads(Some(user)).await;
+        let request = apb::ReadFileRequest { version: version.into(), path: path.into(), offset: 0, length: 0 };
+        let mut frames = uploads.read_file(request).await?.into_inner();
+        let mut content = Vec::new();
+        while let Some(frame) = frames.message().await? {
+            content.extend_from_slice(&frame.data);
+        }
+        Ok(content)
     }
 
     pub async fn stop(self) -> tempfile::TempDir {

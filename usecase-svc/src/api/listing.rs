@@ -1,5 +1,5 @@
 //! What every handler of this service repeats: the caller's role on the use case a name points into, the checks
-//! of a List request, and the keyset cursor of lists ordered by create time.
+//! of a List request and of an idempotency key, and the keyset cursor of lists ordered by create time.
 
 use highwind_common::{
     principal::Principal,
@@ -11,6 +11,22 @@ use crate::{domain::names, domain::role::Role, error::Error, store::UseCaseRepos
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1_000;
+const MAX_REQUEST_ID: usize = 128;
+
+/// Records a violation when an idempotency key is too long or holds control characters.
+pub fn check_request_id(request_id: &str, violations: &mut Violations) {
+    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
+        violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
+    }
+}
+
+/// The page size a List request asks for (0 means the default), recording a violation when out of range.
+pub fn page_limit(requested: i32, violations: &mut Violations) -> usize {
+    page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
+        violations.add("page_size", e);
+        0
+    })
+}
 
 /// The use case `name` (found in request field `field`) and the caller's role on it; NOT_FOUND for non-members,
 /// so existence stays private.
@@ -36,10 +52,7 @@ pub fn list_limit(
     order_hint: &str,
     violations: &mut Violations,
 ) -> usize {
-    let limit = page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-        violations.add("page_size", e);
-        0
-    });
+    let limit = page_limit(requested, violations);
     if !filter.trim().is_empty() {
         violations.add("filter", format!("filtering {noun} is not supported yet: send an empty filter"));
     }

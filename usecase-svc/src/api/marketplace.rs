@@ -3,19 +3,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use highwind_common::{
-    page_token::PageTokens,
-    principal::Principal,
-    status::Precondition,
-    validation::{Violations, page_size},
-};
+use highwind_common::{page_token::PageTokens, principal::Principal, status::Precondition, validation::Violations};
 use highwind_proto::usecase::v1::{self as pb, marketplace_service_server::MarketplaceService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
     convert::{entitlement_to_proto, listing_to_proto, money_from_proto, use_case_to_proto},
-    listing::TimeCursor,
+    listing::{TimeCursor, check_request_id, page_limit},
 };
 use crate::{
     assets::AssetDirectory,
@@ -32,10 +27,6 @@ use crate::{
     payments::PaymentProvider,
     store::{Stores, market::EntitlementQuery},
 };
-
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 1_000;
-const MAX_REQUEST_ID: usize = 128;
 
 /// Handlers of `MarketplaceService`.
 #[derive(Debug, Clone)]
@@ -125,19 +116,6 @@ impl MarketplaceApi {
     }
 }
 
-fn check_request_id(request_id: &str, violations: &mut Violations) {
-    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
-        violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
-    }
-}
-
-fn limit_of(requested: i32, violations: &mut Violations) -> usize {
-    page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {
-        violations.add("page_size", e);
-        0
-    })
-}
-
 #[tonic::async_trait]
 impl MarketplaceService for MarketplaceApi {
     async fn get_listing(&self, request: Request<pb::GetListingRequest>) -> Result<Response<pb::Listing>, Status> {
@@ -153,7 +131,7 @@ impl MarketplaceService for MarketplaceApi {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let limit = limit_of(request.page_size, &mut violations);
+        let limit = page_limit(request.page_size, &mut violations);
         let filter = ListingFilter::parse(&request.filter).unwrap_or_else(|e| {
             violations.add("filter", e);
             ListingFilter::default()
@@ -188,7 +166,7 @@ impl MarketplaceService for MarketplaceApi {
         if request.query.chars().count() > MAX_QUERY {
             violations.add("query", format!("at most {MAX_QUERY} characters"));
         }
-        let limit = limit_of(request.page_size, &mut violations);
+        let limit = page_limit(request.page_size, &mut violations);
         let filter = ListingFilter::parse(&request.filter).unwrap_or_else(|e| {
             violations.add("filter", e);
             ListingFilter::default()
@@ -328,7 +306,7 @@ impl MarketplaceService for MarketplaceApi {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let limit = limit_of(request.page_size, &mut violations);
+        let limit = page_limit(request.page_size, &mut violations);
         let descending = match request.order_by.split_whitespace().collect::<Vec<_>>().as_slice() {
             [] | ["create_time", "desc"] => true,
             ["create_time"] | ["create_time", "asc"] => false,

@@ -16,7 +16,7 @@ use crate::{
         use_case::MAX_DESCRIPTION,
     },
     error::Error,
-    store::{Stores, UseCaseRepository},
+    store::{Stores, UseCaseRepository, read_all},
 };
 
 /// Links read per store call while freezing a release.
@@ -44,18 +44,12 @@ pub async fn create(
     if use_case.archive_time.is_some() {
         return Err(Error::Archived(request.parent));
     }
-    let mut links = Vec::new();
-    let mut after = None;
-    loop {
-        let mut page = repo.list_links(use_case_id, after, LINK_BATCH).await?;
-        let more = page.len() > LINK_BATCH;
-        page.truncate(LINK_BATCH);
-        after = page.last().map(|l| (l.create_time.timestamp_micros(), l.id));
-        links.extend(page);
-        if !more {
-            break;
-        }
-    }
+    let links = read_all(
+        LINK_BATCH,
+        move |after| repo.list_links(use_case_id, after, LINK_BATCH),
+        |l| (l.create_time.timestamp_micros(), l.id),
+    )
+    .await?;
     let mut frozen = Vec::with_capacity(links.len());
     for link in &links {
         let (selector, alias) = match &link.selector {

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::{
     convert::{draft_from_proto, use_case_to_proto},
     links,
-    listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit},
+    listing::{BY_CREATE_TIME, TimeCursor, caller_role, check_request_id, list_limit},
     members, publishing, releases,
 };
 use crate::{
@@ -24,8 +24,6 @@ use crate::{
     error::Error,
     store::{Stores, UseCaseRepository},
 };
-
-const MAX_REQUEST_ID: usize = 128;
 
 /// Handlers of `UseCaseService`.
 #[derive(Debug, Clone)]
@@ -99,9 +97,7 @@ impl UseCaseService for UseCaseApi {
             return Err(Error::Invalid(Violations::one("use_case", "required")).into());
         };
         let mut violations = Violations::new();
-        if request.request_id.chars().count() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
-            violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
-        }
+        check_request_id(&request.request_id, &mut violations);
         let use_case = match UseCase::create(draft_from_proto(incoming), owner.as_str(), Utc::now()) {
             Ok(use_case) if violations.is_empty() => use_case,
             Ok(_) => return Err(Error::Invalid(violations).into()),

@@ -79,6 +79,16 @@ pub struct AssetLink {
     pub revision: i64,
 }
 
+impl Selector {
+    /// The version number, when pinned to one.
+    pub fn pinned(&self) -> Option<i64> {
+        match self {
+            Self::Pinned(n) => Some(*n),
+            Self::Alias(_) => None,
+        }
+    }
+}
+
 impl AssetLink {
     /// A new link.
     pub fn new(

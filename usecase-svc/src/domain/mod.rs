@@ -1,5 +1,6 @@
 //! Use-case rules and types. No tonic, no sqlx.
 
+pub mod grants;
 pub mod link;
 pub mod market;
 pub mod member;

@@ -45,6 +45,7 @@ conformance!(
     updates_are_compare_and_swap,
     a_use_case_always_keeps_an_owner,
     links_are_unique_per_asset_and_role,
+    the_outbox_keeps_a_change_until_its_latest_version_is_delivered,
 );
 
 fn use_case(owner: &str, name: &str) -> UseCase {
@@ -168,4 +169,37 @@ async fn links_are_unique_per_asset_and_role(stores: Stores) {
     assert!(repo.remove_link(u.id, pinned.id).await.expect("remove"));
     assert!(!repo.remove_link(u.id, pinned.id).await.expect("again"));
     assert_eq!(repo.list_links(u.id, None, 10).await.expect("list"), [aliased]);
+}
+
+async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores: Stores) {
+    let (repo, outbox) = (stores.use_cases.clone(), stores.outbox.clone());
+    let u = use_case("users/owner", "shared");
+    let source = crate::domain::names::use_case_name(u.id);
+    let asset = "assets/0190b5b2-8c1e-7000-8000-000000000002";
+    let link = AssetLink::new(u.id, asset, LinkRole::Dataset, Selector::Pinned(2), "users/owner", Utc::now());
+    repo.create(&u, std::slice::from_ref(&link), None).await.expect("create with a link");
+    let pending = outbox.pending(10).await.expect("pending");
+    assert_eq!(pending.iter().map(|p| p.source.as_str()).collect::<Vec<_>>(), [source.as_str()]);
+    let grants = crate::relay::grants_of(&stores, &source).await.expect("grants");
+    assert_eq!(grants.principals.iter().collect::<Vec<_>>(), ["users/owner"]);
+    assert_eq!(grants.targets.iter().cloned().collect::<Vec<_>>(), [(asset.to_owned(), 2)]);
+
+    // A change after the relay read the source keeps it pending: the newer version still has to go out.
+    let viewer = Member::new(u.id, "users/viewer", Role::Viewer, "users/owner", Utc::now());
+    assert!(repo.add_member(&viewer).await.expect("add member"));
+    outbox.delivered(&pending[0]).await.expect("delivered the older version");
+    let still = outbox.pending(10).await.expect("pending");
+    assert_eq!(still.len(), 1);
+    assert!(still[0].version > pending[0].version);
+    assert!(crate::relay::grants_of(&stores, &source).await.expect("grants").principals.contains("users/viewer"));
+    outbox.delivered(&still[0]).await.expect("delivered");
+    assert!(outbox.pending(10).await.expect("pending").is_empty());
+
+    // A refused change (the last owner cannot leave) marks nothing.
+    let owners = repo.list_members(u.id, None, 10).await.expect("members");
+    let owner = owners.iter().find(|m| m.role == Role::Owner).expect("owner");
+    assert_eq!(repo.remove_member(u.id, owner.id, None).await.expect("refused"), Change::LastOwner);
+    assert!(outbox.pending(10).await.expect("pending").is_empty());
+    let nothing = crate::relay::grants_of(&stores, "entitlements/0190b5b2-8c1e-7000-8000-000000000003").await;
+    assert!(nothing.expect("none").principals.is_empty());
 }

@@ -18,10 +18,13 @@ use crate::domain::{
 };
 
 pub mod market;
+pub mod outbox;
 mod pg;
 mod pg_market;
+mod pg_outbox;
 mod sqlite;
 mod sqlite_market;
+mod sqlite_outbox;
 
 #[cfg(test)]
 mod conformance;
@@ -141,6 +144,27 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Release>, StoreError>;
 }
 
+/// Every row of a keyset-paged list: `page(after)` returns up to `batch + 1` rows after `after` (the extra row
+/// says more follow), `key` gives a row's resume point.
+pub async fn read_all<T, K, F, Fut>(batch: usize, mut page: F, key: impl Fn(&T) -> K) -> Result<Vec<T>, StoreError>
+where
+    F: FnMut(Option<K>) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let mut rows = page(after).await?;
+        let more = rows.len() > batch;
+        rows.truncate(batch);
+        after = rows.last().map(&key);
+        all.extend(rows);
+        if !more {
+            return Ok(all);
+        }
+    }
+}
+
 /// What became of a link update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkUpdate {
@@ -203,19 +227,24 @@ pub struct Stores {
     pub use_cases: Arc<dyn UseCaseRepository>,
     /// Listings, entitlements and the payment ledger.
     pub market: Arc<dyn market::MarketRepository>,
+    /// Grant changes waiting to be delivered to asset-svc.
+    pub outbox: Arc<dyn outbox::GrantOutbox>,
+    /// Notified after every commit that wrote to the outbox.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 /// Migrates `db` and returns the repositories for its backend.
 pub async fn open(db: Database) -> Result<Stores, DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    let changed = Arc::new(tokio::sync::Notify::new());
     Ok(match db {
         Database::Postgres(pool) => {
-            let store = Arc::new(pg::PgUseCases(pool));
-            Stores { use_cases: store.clone(), market: store }
+            let store = Arc::new(pg::PgUseCases(pool, changed.clone()));
+            Stores { use_cases: store.clone(), market: store.clone(), outbox: store, changed }
         }
         Database::Sqlite(pool) => {
-            let store = Arc::new(sqlite::SqliteUseCases(pool));
-            Stores { use_cases: store.clone(), market: store }
+            let store = Arc::new(sqlite::SqliteUseCases(pool, changed.clone()));
+            Stores { use_cases: store.clone(), market: store.clone(), outbox: store, changed }
         }
     })
 }

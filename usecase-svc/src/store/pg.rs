@@ -1,16 +1,18 @@
 //! PostgreSQL storage of use cases and members.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, types::Json};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
+    names,
     release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, Publication, UseCase},
@@ -67,6 +69,18 @@ async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member) -> Result<u64, s
     .rows_affected())
 }
 
+/// Records in the grant outbox, inside the caller's transaction, that `source`'s grants changed.
+pub(super) async fn mark_changed(tx: &mut sqlx::PgConnection, source: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO grant_outbox (source, version, pending) VALUES ($1, 1, TRUE) \
+         ON CONFLICT (source) DO UPDATE SET version = grant_outbox.version + 1, pending = TRUE",
+    )
+    .bind(source)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
@@ -104,7 +118,7 @@ async fn locked(tx: &mut sqlx::PgConnection, use_case_id: Uuid, id: Uuid) -> Res
 
 /// Use cases in PostgreSQL.
 #[derive(Debug)]
-pub struct PgUseCases(pub(super) PgPool);
+pub struct PgUseCases(pub(super) PgPool, pub(super) Arc<Notify>);
 
 macro_rules! columns {
     () => {
@@ -223,7 +237,9 @@ impl UseCaseRepository for PgUseCases {
         for link in links {
             insert_link(&mut tx, link).await?;
         }
+        mark_changed(&mut tx, &names::use_case_name(u.id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(u.clone())
     }
 
@@ -307,8 +323,16 @@ impl UseCaseRepository for PgUseCases {
     }
 
     async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        Ok(insert_member(&mut conn, m).await? == 1)
+        let mut tx = self.0.begin().await?;
+        let added = insert_member(&mut tx, m).await? == 1;
+        if added {
+            mark_changed(&mut tx, &names::use_case_name(m.use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if added {
+            self.1.notify_one();
+        }
+        Ok(added)
     }
 
     async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
@@ -384,13 +408,23 @@ impl UseCaseRepository for PgUseCases {
             Err(refused) => return Ok(refused),
         };
         sqlx::query("DELETE FROM members WHERE id = $1").bind(current.id).execute(&mut *tx).await?;
+        mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(Change::Done(current))
     }
 
     async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        Ok(insert_link(&mut conn, l).await? == 1)
+        let mut tx = self.0.begin().await?;
+        let added = insert_link(&mut tx, l).await? == 1;
+        if added {
+            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if added {
+            self.1.notify_one();
+        }
+        Ok(added)
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
@@ -427,12 +461,21 @@ impl UseCaseRepository for PgUseCases {
     }
 
     async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.0.begin().await?;
         let done = sqlx::query("DELETE FROM asset_links WHERE use_case_id = $1 AND id = $2")
             .bind(use_case_id)
             .bind(id)
-            .execute(&self.0)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let removed = done.rows_affected() == 1;
+        if removed {
+            mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if removed {
+            self.1.notify_one();
+        }
+        Ok(removed)
     }
 
     async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
@@ -459,7 +502,9 @@ impl UseCaseRepository for PgUseCases {
         .bind(r.create_time)
         .execute(&mut *tx)
         .await?;
+        mark_changed(&mut tx, &names::use_case_name(r.use_case_id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(Release { number, ..r.clone() })
     }
 
@@ -495,6 +540,7 @@ impl UseCaseRepository for PgUseCases {
 
     async fn update_link(&self, l: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError> {
         let (pinned, alias) = selector_columns(l);
+        let mut tx = self.0.begin().await?;
         let result = sqlx::query(
             "UPDATE asset_links SET asset = $1, pinned_version = $2, alias = $3, update_time = $4, revision = $5 \
              WHERE id = $6 AND revision = $7",
@@ -506,9 +552,15 @@ impl UseCaseRepository for PgUseCases {
         .bind(l.revision)
         .bind(l.id)
         .bind(expected_revision)
-        .execute(&self.0)
+        .execute(&mut *tx)
         .await
         .map(|done| done.rows_affected());
-        link_update(result)
+        let update = link_update(result)?;
+        if update == LinkUpdate::Done {
+            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
+            tx.commit().await?;
+            self.1.notify_one();
+        }
+        Ok(update)
     }
 }

@@ -1,16 +1,18 @@
 //! SQLite storage of use cases and members.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{SqlitePool, types::Json};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
+    names,
     release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, Publication, UseCase},
@@ -87,6 +89,18 @@ async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u6
     .rows_affected())
 }
 
+/// Records in the grant outbox, inside the caller's transaction, that `source`'s grants changed.
+pub(super) async fn mark_changed(tx: &mut sqlx::SqliteConnection, source: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO grant_outbox (source, version, pending) VALUES (?, 1, TRUE) \
+         ON CONFLICT (source) DO UPDATE SET version = grant_outbox.version + 1, pending = TRUE",
+    )
+    .bind(source)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
@@ -128,7 +142,7 @@ async fn locked(
 
 /// Use cases in SQLite.
 #[derive(Debug)]
-pub struct SqliteUseCases(pub(super) SqlitePool);
+pub struct SqliteUseCases(pub(super) SqlitePool, pub(super) Arc<Notify>);
 
 macro_rules! columns {
     () => {
@@ -253,7 +267,9 @@ impl UseCaseRepository for SqliteUseCases {
         for link in links {
             insert_link(&mut tx, link).await?;
         }
+        mark_changed(&mut tx, &names::use_case_name(u.id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(u.clone())
     }
 
@@ -337,8 +353,16 @@ impl UseCaseRepository for SqliteUseCases {
     }
 
     async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        Ok(insert_member(&mut conn, m).await? == 1)
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let added = insert_member(&mut tx, m).await? == 1;
+        if added {
+            mark_changed(&mut tx, &names::use_case_name(m.use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if added {
+            self.1.notify_one();
+        }
+        Ok(added)
     }
 
     async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
@@ -413,13 +437,23 @@ impl UseCaseRepository for SqliteUseCases {
             Err(refused) => return Ok(refused),
         };
         sqlx::query("DELETE FROM members WHERE id = ?").bind(current.id.to_string()).execute(&mut *tx).await?;
+        mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(Change::Done(current))
     }
 
     async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
-        let mut conn = self.0.acquire().await?;
-        Ok(insert_link(&mut conn, l).await? == 1)
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        let added = insert_link(&mut tx, l).await? == 1;
+        if added {
+            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if added {
+            self.1.notify_one();
+        }
+        Ok(added)
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
@@ -456,12 +490,21 @@ impl UseCaseRepository for SqliteUseCases {
     }
 
     async fn remove_link(&self, use_case_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM asset_links WHERE use_case_id = ? AND id = ?")
             .bind(use_case_id.to_string())
             .bind(id.to_string())
-            .execute(&self.0)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let removed = done.rows_affected() == 1;
+        if removed {
+            mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
+        }
+        tx.commit().await?;
+        if removed {
+            self.1.notify_one();
+        }
+        Ok(removed)
     }
 
     async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
@@ -486,7 +529,9 @@ impl UseCaseRepository for SqliteUseCases {
         .bind(r.create_time.timestamp_micros())
         .execute(&mut *tx)
         .await?;
+        mark_changed(&mut tx, &names::use_case_name(r.use_case_id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(Release { number, ..r.clone() })
     }
 
@@ -523,6 +568,7 @@ impl UseCaseRepository for SqliteUseCases {
 
     async fn update_link(&self, l: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError> {
         let (pinned, alias) = selector_columns(l);
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let result = sqlx::query(
             "UPDATE asset_links SET asset = ?, pinned_version = ?, alias = ?, update_micros = ?, revision = ? \
              WHERE id = ? AND revision = ?",
@@ -534,9 +580,15 @@ impl UseCaseRepository for SqliteUseCases {
         .bind(l.revision)
         .bind(l.id.to_string())
         .bind(expected_revision)
-        .execute(&self.0)
+        .execute(&mut *tx)
         .await
         .map(|done| done.rows_affected());
-        link_update(result)
+        let update = link_update(result)?;
+        if update == LinkUpdate::Done {
+            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
+            tx.commit().await?;
+            self.1.notify_one();
+        }
+        Ok(update)
     }
 }

@@ -8,10 +8,11 @@ use uuid::Uuid;
 use super::{
     StoreError,
     market::{EntitlementQuery, MarketRepository},
-    sqlite::SqliteUseCases,
+    sqlite::{SqliteUseCases, mark_changed},
 };
 use crate::domain::{
     market::{Charge, Entitlement, Listing, ListingOrder, ListingQuery, SortKey},
+    names,
     release::Snapshot,
     use_case::Money,
 };
@@ -248,6 +249,7 @@ impl MarketRepository for SqliteUseCases {
     }
 
     async fn add_entitlement(&self, e: &Entitlement, request_id: Option<&str>) -> Result<Entitlement, StoreError> {
+        let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO entitlements (id, buyer, listing_id, use_case_id, release_number, price_currency, \
              price_units, price_nanos, payment_reference, seller, create_micros, request_id) \
@@ -265,11 +267,15 @@ impl MarketRepository for SqliteUseCases {
         .bind(&e.seller)
         .bind(e.create_time.timestamp_micros())
         .bind(request_id)
-        .execute(&self.0)
+        .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
+            mark_changed(&mut tx, &names::entitlement_name(e.id)).await?;
+            tx.commit().await?;
+            self.1.notify_one();
             return Ok(e.clone());
         }
+        tx.rollback().await?;
         if let Some(request_id) = request_id
             && let Some(first) = self.entitlement_by_request(&e.buyer, request_id).await?
         {

@@ -1,0 +1,30 @@
+//! PostgreSQL grant outbox.
+
+use async_trait::async_trait;
+
+use super::{
+    StoreError,
+    outbox::{GrantOutbox, Pending},
+    pg::PgUseCases,
+};
+
+#[async_trait]
+impl GrantOutbox for PgUseCases {
+    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT source, version FROM grant_outbox WHERE pending ORDER BY source LIMIT $1")
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.0)
+                .await?;
+        Ok(rows.into_iter().map(|(source, version)| Pending { source, version }).collect())
+    }
+
+    async fn delivered(&self, pending: &Pending) -> Result<(), StoreError> {
+        sqlx::query("UPDATE grant_outbox SET pending = FALSE WHERE source = $1 AND version = $2")
+            .bind(&pending.source)
+            .bind(pending.version)
+            .execute(&self.0)
+            .await?;
+        Ok(())
+    }
+}
