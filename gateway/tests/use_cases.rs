@@ -299,6 +299,14 @@ async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Pl
     let foreign =
         alice.create_asset_link(link(&bobs, pb::AssetLinkRole::Dataset, Pinned(1))).await.expect_err("bob's asset");
     assert_eq!(field_of(foreign), "asset_link.asset", "alice may not read bob's asset, so she cannot link it");
+    platform.push_version("alice", Some(&dataset), b"v2, archived").await;
+    let archive = highwind_proto::asset::v1::DeleteAssetVersionRequest { name: format!("{dataset}/versions/2") };
+    platform.assets(Some("alice")).await.delete_asset_version(archive).await.expect("archive version 2");
+    let archived =
+        alice.create_asset_link(link(&dataset, pb::AssetLinkRole::App, Pinned(2))).await.expect_err("archived");
+    assert_eq!(archived.code(), Code::FailedPrecondition, "only READY versions are pinned");
+    let unmet = archived.get_details_precondition_failure().expect("precondition failure");
+    assert_eq!(unmet.violations[0].subject, "asset_link.pinned_version_number");
 
     let viewer = pb::CreateMemberRequest {
         parent: use_case.name.clone(),

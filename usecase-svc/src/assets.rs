@@ -33,9 +33,19 @@ pub trait AssetDirectory: Send + Sync + std::fmt::Debug {
     /// The kind (`DATASET`, `DOCKER_REPO`, `MODEL`, `PIPELINE`) of `asset` if `principal` may read it.
     async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError>;
 
-    /// The number and manifest digest of `version` (`assets/{a}/versions/{number-or-alias}`), if it exists for
-    /// `principal`.
-    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<(i64, String)>, DirectoryError>;
+    /// What `version` (`assets/{a}/versions/{number-or-alias}`) is, if it exists for `principal`.
+    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<ResolvedVersion>, DirectoryError>;
+}
+
+/// A version as a link or release sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedVersion {
+    /// Its number.
+    pub number: i64,
+    /// Its manifest digest.
+    pub manifest_digest: String,
+    /// READY and not archived: the only kind a link may pin and a release may freeze.
+    pub usable: bool,
 }
 
 /// Where grants are delivered: asset-svc's internal `GrantService`.
@@ -102,10 +112,17 @@ impl AssetDirectory for GrpcAssets {
         }
     }
 
-    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<(i64, String)>, DirectoryError> {
+    async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<ResolvedVersion>, DirectoryError> {
         let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
         match self.client.clone().get_asset_version(request).await {
-            Ok(found) => Ok(Some((found.get_ref().version_number, found.get_ref().manifest_digest.clone()))),
+            Ok(found) => {
+                let found = found.into_inner();
+                Ok(Some(ResolvedVersion {
+                    number: found.version_number,
+                    usable: found.state == pb::VersionState::Ready as i32 && !found.archived,
+                    manifest_digest: found.manifest_digest,
+                }))
+            }
             Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
             Err(status) => Err(DirectoryError(status.message().to_owned())),
         }

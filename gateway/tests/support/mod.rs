@@ -37,7 +37,7 @@ impl Platform {
         let options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
-            dev_users: vec!["alice".into(), "bob".into(), "carol".into(), "dave".into()],
+            dev_users: vec!["alice".into(), "bob".into(), "carol".into(), "dave".into(), "erin".into()],
             asset_database_url,
             usecase_database_url,
         };

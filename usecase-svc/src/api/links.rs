@@ -2,7 +2,7 @@
 //! caller's behalf); members read them.
 
 use chrono::Utc;
-use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
+use highwind_common::{page_token::PageTokens, principal::Principal, status::Precondition, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
 use uuid::Uuid;
 
@@ -68,25 +68,7 @@ pub async fn create(
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
     }
-    let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
-    let Some(kind) = assets.kind_of(principal, &link.asset).await.map_err(unavailable)? else {
-        let reason = "no such asset, or you may not read it";
-        return Err(Error::Invalid(Violations::one("asset_link.asset", reason)));
-    };
-    if !link_role.accepts().contains(&kind) {
-        let reason =
-            format!("a {} link needs a {} asset, not {kind}", link_role.as_str(), link_role.accepts().join(" or "));
-        return Err(Error::Invalid(Violations::one("asset_link.role", reason)));
-    }
-    if let Selector::Pinned(n) = selector {
-        let version = format!("{}/versions/{n}", link.asset);
-        if assets.resolve(principal, &version).await.map_err(unavailable)?.is_none() {
-            return Err(Error::Invalid(Violations::one(
-                "asset_link.pinned_version_number",
-                format!("{version} does not exist"),
-            )));
-        }
-    }
+    check_target(assets, principal, &link.asset, link_role, &selector, false, "asset_link").await?;
     let added = AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now());
     if !repo.add_link(&added).await? {
         return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
@@ -121,10 +103,19 @@ async fn check_target(
         Selector::Alias(a) if alias_must_resolve => (format!("{asset}/versions/{a}"), "alias"),
         Selector::Alias(_) => return Ok(()),
     };
-    if assets.resolve(principal, &version).await.map_err(unavailable)?.is_none() {
-        return Err(Error::Invalid(Violations::one(field(selector_field), format!("{version} does not resolve"))));
+    match assets.resolve(principal, &version).await.map_err(unavailable)? {
+        None => Err(Error::Invalid(Violations::one(field(selector_field), format!("{version} does not resolve")))),
+        Some(found) if !found.usable => Err(Error::Unmet(
+            format!("{version} cannot be linked"),
+            "VERSION_NOT_READY",
+            vec![Precondition {
+                kind: "VERSION_STATE",
+                subject: field(selector_field),
+                description: format!("{version} is archived or not READY: link a READY version"),
+            }],
+        )),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// `SwapAssetLink`: a new asset and/or version selector for a link, keeping its name and role.

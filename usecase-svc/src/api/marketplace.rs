@@ -431,7 +431,7 @@ impl MarketplaceService for MarketplaceApi {
             let version = format!("{}/versions/{}", frozen.asset, frozen.version_number);
             let resolved =
                 self.assets.resolve(&principal, &version).await.map_err(|e| Error::Unavailable(e.to_string()))?;
-            if resolved.as_ref().is_none_or(|(_, digest)| *digest != frozen.manifest_digest) {
+            if resolved.as_ref().is_none_or(|v| !v.usable || v.manifest_digest != frozen.manifest_digest) {
                 unmet.push(Precondition {
                     kind: "ASSET_VERSION",
                     subject: version.clone(),

@@ -58,12 +58,14 @@ pub async fn create(
         };
         let version = format!("{}/versions/{selector}", link.asset);
         let resolved = assets.resolve(principal, &version).await.map_err(|e| Error::Unavailable(e.to_string()))?;
-        let Some((version_number, manifest_digest)) = resolved else {
+        let Some(found) = resolved.filter(|v| v.usable) else {
             return Err(Error::Unresolvable(format!(
-                "{}: {version} does not resolve (no such version or alias, or you may not read it)",
+                "{}: {version} does not resolve to a READY version (no such version or alias, archived, or you may \
+                 not read it)",
                 names::link_name(use_case_id, link.id)
             )));
         };
+        let (version_number, manifest_digest) = (found.number, found.manifest_digest);
         frozen.push(FrozenLink {
             link: names::link_name(use_case_id, link.id),
             asset: link.asset.clone(),
