@@ -168,6 +168,65 @@ async fn buyers_read_what_they_acquired_strangers_nothing(platform: Platform) {
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(pinned, expected, "the fork pins the release's exact versions");
 
+    // What bob bought is his to read, not to share or resell: members of his fork read only what he owns.
+    let bobs_data = platform.push_version("bob", None, b"bob's own rows").await;
+    let mut bob = platform.use_cases(Some("bob")).await;
+    bob.create_asset_link(pb::CreateAssetLinkRequest {
+        parent: fork.name.clone(),
+        asset_link: Some(pb::AssetLink {
+            asset: bobs_data.clone(),
+            role: pb::AssetLinkRole::App as i32,
+            version: Some(pb::asset_link::Version::PinnedVersionNumber(1)),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .expect("bob links his own dataset");
+    bob.create_member(pb::CreateMemberRequest {
+        parent: fork.name.clone(),
+        member: Some(pb::Member {
+            principal: "users/erin".into(),
+            role: pb::MemberRole::Viewer as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .expect("bob adds erin");
+    let bobs_v1 = format!("{bobs_data}/versions/1");
+    eventually("erin reads bob's own dataset", || readable(&platform, "erin", &bobs_v1, b"bob's own rows")).await;
+    assert!(hidden(&platform, "erin", &dataset_v1).await, "the fork does not pass on alice's dataset");
+    assert!(hidden(&platform, "erin", &model_v1).await, "nor her model");
+    let resale = bob
+        .create_release(pb::CreateReleaseRequest {
+            parent: fork.name.clone(),
+            release: Some(pb::Release::default()),
+            request_id: String::new(),
+        })
+        .await
+        .expect("bob releases his fork")
+        .into_inner();
+    let refused = bob
+        .publish_use_case(pb::PublishUseCaseRequest {
+            name: fork.name.clone(),
+            release: resale.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .expect_err("alice's assets are not bob's to sell");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let mut subjects: Vec<_> = tonic_types::StatusExt::get_details_precondition_failure(&refused)
+        .expect("precondition failure")
+        .violations
+        .into_iter()
+        .map(|v| v.subject)
+        .collect();
+    subjects.sort();
+    let mut alices = vec![dataset_v1.clone(), model_v1.clone()];
+    alices.sort();
+    assert_eq!(subjects, alices);
+
     let mut carol_market = platform.marketplace(Some("carol")).await;
     for version in [&dataset_v1, &model_v1, &model_v2] {
         assert!(hidden(&platform, "carol", version).await, "a stranger reads nothing: {version}");

@@ -30,11 +30,20 @@ impl DirectoryError {
 /// The questions use cases ask about assets.
 #[async_trait]
 pub trait AssetDirectory: Send + Sync + std::fmt::Debug {
-    /// The kind (`DATASET`, `DOCKER_REPO`, `MODEL`, `PIPELINE`) of `asset` if `principal` may read it.
-    async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError>;
+    /// The kind and owner of `asset` if `principal` may read it.
+    async fn describe(&self, principal: &Principal, asset: &str) -> Result<Option<AssetInfo>, DirectoryError>;
 
     /// What `version` (`assets/{a}/versions/{number-or-alias}`) is, if it exists for `principal`.
     async fn resolve(&self, principal: &Principal, version: &str) -> Result<Option<ResolvedVersion>, DirectoryError>;
+}
+
+/// An asset as a link sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetInfo {
+    /// `DATASET`, `DOCKER_REPO`, `MODEL` or `PIPELINE`.
+    pub kind: &'static str,
+    /// The owning principal.
+    pub owner: String,
 }
 
 /// A version as a link or release sees it.
@@ -97,16 +106,20 @@ impl GrantSink for GrpcAssets {
 
 #[async_trait]
 impl AssetDirectory for GrpcAssets {
-    async fn kind_of(&self, principal: &Principal, asset: &str) -> Result<Option<&'static str>, DirectoryError> {
+    async fn describe(&self, principal: &Principal, asset: &str) -> Result<Option<AssetInfo>, DirectoryError> {
         let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: asset.to_owned() })?;
         match self.client.clone().get_asset(request).await {
-            Ok(found) => Ok(Some(match pb::AssetKind::try_from(found.get_ref().kind) {
-                Ok(pb::AssetKind::Dataset) => "DATASET",
-                Ok(pb::AssetKind::DockerRepo) => "DOCKER_REPO",
-                Ok(pb::AssetKind::Model) => "MODEL",
-                Ok(pb::AssetKind::Pipeline) => "PIPELINE",
-                _ => "UNSPECIFIED",
-            })),
+            Ok(found) => {
+                let found = found.into_inner();
+                let kind = match pb::AssetKind::try_from(found.kind) {
+                    Ok(pb::AssetKind::Dataset) => "DATASET",
+                    Ok(pb::AssetKind::DockerRepo) => "DOCKER_REPO",
+                    Ok(pb::AssetKind::Model) => "MODEL",
+                    Ok(pb::AssetKind::Pipeline) => "PIPELINE",
+                    _ => "UNSPECIFIED",
+                };
+                Ok(Some(AssetInfo { kind, owner: found.owner }))
+            }
             Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
             Err(status) => Err(DirectoryError(status.message().to_owned())),
         }

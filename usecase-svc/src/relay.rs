@@ -115,8 +115,8 @@ pub async fn grants_of(stores: &Stores, source: &str) -> Result<Grants, StoreErr
     let links =
         read_all(BATCH, move |after| repo.list_links(id, after, BATCH), |l| time_key(l.create_time, l.id)).await?;
     let releases = read_all(BATCH, move |before| repo.list_releases(id, before, BATCH), |r| r.number).await?;
-    let members = members.into_iter().map(|m| m.principal);
-    let links = links.into_iter().map(|l| (l.asset.clone(), l.selector.pinned()));
+    let members = members.into_iter().map(|m| (m.principal, m.role));
+    let links = links.into_iter().map(|l| (l.asset.clone(), l.selector.pinned(), l.asset_owner));
     let releases: Vec<_> = releases.into_iter().flat_map(|r| r.links).collect();
     Ok(Grants::of_use_case(members, links, &releases))
 }

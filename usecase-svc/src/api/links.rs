@@ -68,8 +68,11 @@ pub async fn create(
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
     }
-    check_target(assets, principal, &link.asset, link_role, &selector, false, "asset_link").await?;
-    let added = AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now());
+    let asset_owner = check_target(assets, principal, &link.asset, link_role, &selector, false, "asset_link").await?;
+    let added = AssetLink {
+        asset_owner,
+        ..AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now())
+    };
     if !repo.add_link(&added).await? {
         return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
     }
@@ -78,8 +81,8 @@ pub async fn create(
 }
 
 /// Checks with asset-svc, as `principal`, that `asset` is readable, of a kind `role` accepts, and that a pinned
-/// version exists (and, when `alias_must_resolve`, that an alias names a version now). `prefix` names the
-/// request fields in errors.
+/// version exists (and, when `alias_must_resolve`, that an alias names a version now); the asset's owner. `prefix`
+/// names the request fields in errors.
 async fn check_target(
     assets: &dyn AssetDirectory,
     principal: &Principal,
@@ -88,12 +91,13 @@ async fn check_target(
     selector: &Selector,
     alias_must_resolve: bool,
     prefix: &str,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
     let field = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
-    let Some(kind) = assets.kind_of(principal, asset).await.map_err(unavailable)? else {
+    let Some(info) = assets.describe(principal, asset).await.map_err(unavailable)? else {
         return Err(Error::Invalid(Violations::one(field("asset"), "no such asset, or you may not read it")));
     };
+    let kind = info.kind;
     if !role.accepts().contains(&kind) {
         let reason = format!("a {} link needs a {} asset, not {kind}", role.as_str(), role.accepts().join(" or "));
         return Err(Error::Invalid(Violations::one(field("role"), reason)));
@@ -101,7 +105,7 @@ async fn check_target(
     let (version, selector_field) = match selector {
         Selector::Pinned(n) => (format!("{asset}/versions/{n}"), "pinned_version_number"),
         Selector::Alias(a) if alias_must_resolve => (format!("{asset}/versions/{a}"), "alias"),
-        Selector::Alias(_) => return Ok(()),
+        Selector::Alias(_) => return Ok(info.owner),
     };
     match assets.resolve(principal, &version).await.map_err(unavailable)? {
         None => Err(Error::Invalid(Violations::one(field(selector_field), format!("{version} does not resolve")))),
@@ -114,7 +118,7 @@ async fn check_target(
                 description: format!("{version} is archived or not READY: link a READY version"),
             }],
         )),
-        Some(_) => Ok(()),
+        Some(_) => Ok(info.owner),
     }
 }
 
@@ -156,9 +160,10 @@ pub async fn swap(
         }
         None => current.selector.clone(),
     };
-    check_target(assets, principal, &asset, current.role, &selector, true, "").await?;
+    let asset_owner = check_target(assets, principal, &asset, current.role, &selector, true, "").await?;
     let next = AssetLink {
         asset,
+        asset_owner,
         selector,
         update_time: Utc::now().max(current.update_time),
         revision: current.revision + 1,

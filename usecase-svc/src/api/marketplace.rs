@@ -440,14 +440,17 @@ impl MarketplaceService for MarketplaceApi {
                 continue;
             }
             let role = LinkRole::parse(&frozen.role).ok_or_else(|| Error::Unresolvable(frozen.link.clone()))?;
-            links.push(AssetLink::new(
-                fork.id,
-                &frozen.asset,
-                role,
-                Selector::Pinned(frozen.version_number),
-                principal.as_str(),
-                now,
-            ));
+            links.push(AssetLink {
+                asset_owner: frozen.owner.clone(),
+                ..AssetLink::new(
+                    fork.id,
+                    &frozen.asset,
+                    role,
+                    Selector::Pinned(frozen.version_number),
+                    principal.as_str(),
+                    now,
+                )
+            });
         }
         if !unmet.is_empty() {
             return Err(Error::Unmet(format!("{} cannot be forked", request.release), "NOT_FORKABLE", unmet).into());

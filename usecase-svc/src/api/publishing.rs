@@ -9,10 +9,13 @@ use super::{
     listing::caller_role,
 };
 use crate::{
-    domain::{market::Listing, names, role::Role, use_case::UseCase},
+    domain::{grants::sharers, market::Listing, names, role::Role, use_case::UseCase},
     error::Error,
-    store::Stores,
+    store::{Stores, read_all},
 };
+
+/// Members read per store call.
+const MEMBER_BATCH: usize = 500;
 
 /// The use case `name` if the caller owns it; NOT_FOUND for non-members, PERMISSION_DENIED for other roles.
 async fn owned(stores: &Stores, principal: &Principal, name: &str, etag: &str) -> Result<UseCase, Error> {
@@ -69,6 +72,21 @@ pub async fn publish(
                 ),
             });
         }
+    }
+    let members = read_all(
+        MEMBER_BATCH,
+        move |after| stores.use_cases.list_members(use_case.id, after, MEMBER_BATCH),
+        |m| (m.create_time.timestamp_micros(), m.id),
+    )
+    .await?;
+    let members: Vec<_> = members.into_iter().map(|m| (m.principal, m.role)).collect();
+    let sharers = sharers(&members);
+    for link in release.links.iter().filter(|l| !sharers.contains(l.owner.as_str())) {
+        unmet.push(Precondition {
+            kind: "ASSET_OWNER",
+            subject: format!("{}/versions/{}", link.asset, link.version_number),
+            description: "only assets owned by the use case's owners and editors can be sold".into(),
+        });
     }
     if !unmet.is_empty() {
         return Err(Error::Unmet(format!("{} cannot be published", request.release), "NOT_PUBLISHABLE", unmet));

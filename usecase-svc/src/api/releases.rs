@@ -73,6 +73,7 @@ pub async fn create(
             version_number,
             manifest_digest,
             alias,
+            owner: link.asset_owner.clone(),
         });
     }
     let release =

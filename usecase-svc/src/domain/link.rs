@@ -77,6 +77,9 @@ pub struct AssetLink {
     pub update_time: DateTime<Utc>,
     /// Incremented on every change.
     pub revision: i64,
+    /// Who owns the asset (empty when unknown): the use case passes on read access to it only while that principal
+    /// is one of its owners or editors.
+    pub asset_owner: String,
 }
 
 impl Selector {
@@ -110,6 +113,7 @@ impl AssetLink {
             create_time: now,
             update_time: now,
             revision: 1,
+            asset_owner: String::new(),
         }
     }
 

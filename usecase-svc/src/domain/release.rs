@@ -25,6 +25,9 @@ pub struct FrozenLink {
     pub manifest_digest: String,
     /// The alias the link followed, if it did.
     pub alias: Option<String>,
+    /// Who owns the asset; not part of the digest. Empty in releases made before it was recorded.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// The use case's descriptive fields at release time.

@@ -176,8 +176,12 @@ async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores:
     let u = use_case("users/owner", "shared");
     let source = crate::domain::names::use_case_name(u.id);
     let asset = "assets/0190b5b2-8c1e-7000-8000-000000000002";
-    let link = AssetLink::new(u.id, asset, LinkRole::Dataset, Selector::Pinned(2), "users/owner", Utc::now());
+    let link = AssetLink {
+        asset_owner: "users/owner".into(),
+        ..AssetLink::new(u.id, asset, LinkRole::Dataset, Selector::Pinned(2), "users/owner", Utc::now())
+    };
     repo.create(&u, std::slice::from_ref(&link), None).await.expect("create with a link");
+    assert_eq!(repo.get_link(u.id, link.id).await.expect("get"), Some(link.clone()), "the asset's owner is kept");
     let pending = outbox.pending(10).await.expect("pending");
     assert_eq!(pending.iter().map(|p| p.source.as_str()).collect::<Vec<_>>(), [source.as_str()]);
     let grants = crate::relay::grants_of(&stores, &source).await.expect("grants");

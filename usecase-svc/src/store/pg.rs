@@ -27,10 +27,11 @@ fn release(row: ReleaseRow) -> Release {
     Release { id, use_case_id, number, description, links: links.0, snapshot: snapshot.0, digest, creator, create_time }
 }
 
-type LinkRow = (Uuid, Uuid, String, String, Option<i64>, Option<String>, String, DateTime<Utc>, DateTime<Utc>, i64);
+type LinkRow =
+    (Uuid, Uuid, String, String, Option<i64>, Option<String>, String, DateTime<Utc>, DateTime<Utc>, i64, String);
 
 fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
-    let (id, use_case_id, asset, role, pinned, alias, creator, create_time, update_time, revision) = row;
+    let (id, use_case_id, asset, role, pinned, alias, creator, create_time, update_time, revision, asset_owner) = row;
     let corrupt = || StoreError::Corrupt(id.to_string());
     Ok(AssetLink {
         id,
@@ -42,6 +43,7 @@ fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
         create_time,
         update_time,
         revision,
+        asset_owner,
     })
 }
 
@@ -85,7 +87,7 @@ async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, 
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
         "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_time, \
-         update_time, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+         update_time, revision, asset_owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(l.id)
     .bind(l.use_case_id)
@@ -97,6 +99,7 @@ async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, 
     .bind(l.create_time)
     .bind(l.update_time)
     .bind(l.revision)
+    .bind(&l.asset_owner)
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
@@ -429,8 +432,8 @@ impl UseCaseRepository for PgUseCases {
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
         let row: Option<LinkRow> = sqlx::query_as(
-            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision \
-             FROM asset_links WHERE use_case_id = $1 AND id = $2",
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision, \
+             asset_owner FROM asset_links WHERE use_case_id = $1 AND id = $2",
         )
         .bind(use_case_id)
         .bind(id)
@@ -447,8 +450,8 @@ impl UseCaseRepository for PgUseCases {
     ) -> Result<Vec<AssetLink>, StoreError> {
         let after_time = after.and_then(|(micros, _)| DateTime::<Utc>::from_timestamp_micros(micros));
         let rows: Vec<LinkRow> = sqlx::query_as(
-            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision \
-             FROM asset_links WHERE use_case_id = $1 AND ($2::timestamptz IS NULL OR (create_time, id) > ($2, $3)) \
+            "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision, \
+             asset_owner FROM asset_links WHERE use_case_id = $1 AND ($2::timestamptz IS NULL OR (create_time, id) > ($2, $3)) \
              ORDER BY create_time, id LIMIT $4",
         )
         .bind(use_case_id)
@@ -542,8 +545,8 @@ impl UseCaseRepository for PgUseCases {
         let (pinned, alias) = selector_columns(l);
         let mut tx = self.0.begin().await?;
         let result = sqlx::query(
-            "UPDATE asset_links SET asset = $1, pinned_version = $2, alias = $3, update_time = $4, revision = $5 \
-             WHERE id = $6 AND revision = $7",
+            "UPDATE asset_links SET asset = $1, pinned_version = $2, alias = $3, update_time = $4, revision = $5, \
+             asset_owner = $8 WHERE id = $6 AND revision = $7",
         )
         .bind(&l.asset)
         .bind(pinned)
@@ -552,6 +555,7 @@ impl UseCaseRepository for PgUseCases {
         .bind(l.revision)
         .bind(l.id)
         .bind(expected_revision)
+        .bind(&l.asset_owner)
         .execute(&mut *tx)
         .await
         .map(|done| done.rows_affected());

@@ -38,10 +38,10 @@ fn release(row: ReleaseRow) -> Result<Release, StoreError> {
     })
 }
 
-type LinkRow = (String, String, String, String, Option<i64>, Option<String>, String, i64, i64, i64);
+type LinkRow = (String, String, String, String, Option<i64>, Option<String>, String, i64, i64, i64, String);
 
 fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
-    let (id, use_case_id, asset, role, pinned, alias, creator, create, update, revision) = row;
+    let (id, use_case_id, asset, role, pinned, alias, creator, create, update, revision, asset_owner) = row;
     let corrupt = || StoreError::Corrupt(id.clone());
     Ok(AssetLink {
         id: Uuid::try_parse(&id).map_err(|_| corrupt())?,
@@ -53,6 +53,7 @@ fn link(row: LinkRow) -> Result<AssetLink, StoreError> {
         asset,
         creator,
         revision,
+        asset_owner,
     })
 }
 
@@ -105,7 +106,7 @@ async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
         "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, \
-         update_micros, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+         update_micros, revision, asset_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(l.id.to_string())
     .bind(l.use_case_id.to_string())
@@ -117,6 +118,7 @@ async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u
     .bind(l.create_time.timestamp_micros())
     .bind(l.update_time.timestamp_micros())
     .bind(l.revision)
+    .bind(&l.asset_owner)
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
@@ -459,7 +461,7 @@ impl UseCaseRepository for SqliteUseCases {
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
         let row: Option<LinkRow> = sqlx::query_as(
             "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, update_micros, \
-             revision FROM asset_links WHERE use_case_id = ? AND id = ?",
+             revision, asset_owner FROM asset_links WHERE use_case_id = ? AND id = ?",
         )
         .bind(use_case_id.to_string())
         .bind(id.to_string())
@@ -476,7 +478,7 @@ impl UseCaseRepository for SqliteUseCases {
     ) -> Result<Vec<AssetLink>, StoreError> {
         let rows: Vec<LinkRow> = sqlx::query_as(
             "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, update_micros, \
-             revision FROM asset_links WHERE use_case_id = ? AND (? IS NULL OR (create_micros, id) > (?, ?)) \
+             revision, asset_owner FROM asset_links WHERE use_case_id = ? AND (? IS NULL OR (create_micros, id) > (?, ?)) \
              ORDER BY create_micros, id LIMIT ?",
         )
         .bind(use_case_id.to_string())
@@ -570,14 +572,15 @@ impl UseCaseRepository for SqliteUseCases {
         let (pinned, alias) = selector_columns(l);
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let result = sqlx::query(
-            "UPDATE asset_links SET asset = ?, pinned_version = ?, alias = ?, update_micros = ?, revision = ? \
-             WHERE id = ? AND revision = ?",
+            "UPDATE asset_links SET asset = ?, pinned_version = ?, alias = ?, update_micros = ?, revision = ?, \
+             asset_owner = ? WHERE id = ? AND revision = ?",
         )
         .bind(&l.asset)
         .bind(pinned)
         .bind(alias)
         .bind(l.update_time.timestamp_micros())
         .bind(l.revision)
+        .bind(&l.asset_owner)
         .bind(l.id.to_string())
         .bind(expected_revision)
         .execute(&mut *tx)
