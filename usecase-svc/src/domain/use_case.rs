@@ -299,25 +299,22 @@ impl UseCase {
     }
 }
 
-/// Whether `text` reads as a JSON Schema document: a JSON object whose schema keywords have the right shapes.
+/// Whether `text` is a JSON Schema document: a JSON object valid against the meta-schema of its draft (`$schema`,
+/// 2020-12 when absent) that compiles, with every `$ref` resolving inside the document (nothing is fetched).
 fn check_json_schema(text: &str) -> Result<(), String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let object = value.as_object().ok_or("a JSON Schema is a JSON object")?;
-    const TYPES: [&str; 7] = ["object", "array", "string", "number", "integer", "boolean", "null"];
-    match object.get("type") {
-        None => {}
-        Some(serde_json::Value::String(t)) if TYPES.contains(&t.as_str()) => {}
-        Some(serde_json::Value::Array(ts)) if ts.iter().all(|t| t.as_str().is_some_and(|t| TYPES.contains(&t))) => {}
-        Some(_) => return Err("\"type\" must be a JSON Schema type name or a list of them".into()),
+    if !value.is_object() {
+        return Err("a JSON Schema here is a JSON object".into());
     }
-    if object.get("properties").is_some_and(|p| !p.is_object()) {
-        return Err("\"properties\" must be an object".into());
-    }
-    if object.get("required").is_some_and(|r| !r.as_array().is_some_and(|a| a.iter().all(serde_json::Value::is_string)))
-    {
-        return Err("\"required\" must be a list of property names".into());
-    }
-    Ok(())
+    let meta = jsonschema::meta::try_validate(&value)
+        .map_err(|_| "unknown \"$schema\": use a JSON Schema draft 4, 6, 7, 2019-09 or 2020-12 URI".to_owned())?;
+    meta.map_err(|e| at(&e.instance_path.to_string(), &e.to_string()))?;
+    jsonschema::validator_for(&value).map(drop).map_err(|e| at(&e.instance_path.to_string(), &e.to_string()))
+}
+
+/// `reason`, prefixed by where in the document it applies.
+fn at(pointer: &str, reason: &str) -> String {
+    if pointer.is_empty() { reason.to_owned() } else { format!("at {pointer}: {reason}") }
 }
 
 #[cfg(test)]
@@ -357,9 +354,26 @@ mod tests {
         ok.inference_schema =
             r#"{"type":"object","properties":{"inputs":{"type":"array"}},"required":["inputs"]}"#.into();
         assert!(UseCase::create(ok, "users/a", Utc::now()).is_ok());
-        let mut bad = draft("iris");
-        bad.inference_schema = r#"{"type":"thing"}"#.into();
-        assert!(UseCase::create(bad, "users/a", Utc::now()).is_err());
+        for bad_schema in [
+            r#"{"type":"thing"}"#,
+            r#"{"properties":{"x":{"minLength":-1}}}"#,
+            r#"{"required":"inputs"}"#,
+            r#"{"$ref":"https://example.com/elsewhere.json"}"#,
+            r##"{"$ref":"#/$defs/missing"}"##,
+            r#"{"$schema":"https://example.com/not-a-draft","type":"object"}"#,
+            r#"{"pattern":"(unclosed"}"#,
+            "true",
+        ] {
+            let mut bad = draft("iris");
+            bad.inference_schema = bad_schema.into();
+            let refused = UseCase::create(bad, "users/a", Utc::now()).expect_err(bad_schema);
+            let fields: Vec<_> = refused.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["use_case.inference_schema"], "{bad_schema}");
+        }
+        let mut draft7 = draft("iris");
+        draft7.inference_schema =
+            r##"{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"row":{"type":"array"}},"items":{"$ref":"#/definitions/row"}}"##.into();
+        assert!(UseCase::create(draft7, "users/a", Utc::now()).is_ok(), "other drafts and local references");
         let mut priced = draft("paid");
         priced.price = Money { currency_code: "USD".into(), units: 10, nanos: 500_000_000 };
         assert!(UseCase::create(priced, "users/a", Utc::now()).is_ok());
