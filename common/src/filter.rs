@@ -1,22 +1,54 @@
 //! The `filter` grammar every List call shares: `field = value` terms joined by ` AND `, values optionally
 //! double-quoted (and quoted whenever they contain spaces).
 
-/// The `(field, value)` terms of `filter`, in the order written; empty for a blank filter. The error says what is
-/// wrong, for a `google.rpc.BadRequest` on the `filter` field.
+/// How a term compares its field with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+}
+
+/// The `(field, value)` terms of `filter`, every one an `=`, in the order written; empty for a blank filter. The
+/// error says what is wrong, for a `google.rpc.BadRequest` on the `filter` field.
 pub fn terms(filter: &str) -> Result<Vec<(String, String)>, String> {
+    comparisons(filter)?
+        .into_iter()
+        .map(|(field, op, value)| match op {
+            Op::Eq => Ok((field, value)),
+            _ => Err(format!("{field} can only be compared with =")),
+        })
+        .collect()
+}
+
+/// The `(field, operator, value)` terms of `filter`, operators being `=`, `>`, `>=`, `<` and `<=`.
+pub fn comparisons(filter: &str) -> Result<Vec<(String, Op, String)>, String> {
     if filter.trim().is_empty() {
         return Ok(Vec::new());
     }
     filter
         .split(" AND ")
         .map(|term| {
-            let (field, value) =
-                term.split_once('=').ok_or_else(|| format!("{:?} is not of the form field = value", term.trim()))?;
+            let at = term
+                .find(['=', '<', '>'])
+                .ok_or_else(|| format!("{:?} is not of the form field = value", term.trim()))?;
+            let (field, rest) = term.split_at(at);
+            let (op, value) = [(">=", Op::Ge), ("<=", Op::Le), ("=", Op::Eq), (">", Op::Gt), ("<", Op::Lt)]
+                .into_iter()
+                .find_map(|(symbol, op)| rest.strip_prefix(symbol).map(|value| (op, value)))
+                .ok_or_else(|| format!("{:?} has no comparison", term.trim()))?;
             let field = field.trim();
             if field.is_empty() {
                 return Err(format!("{:?} names no field", term.trim()));
             }
-            Ok((field.to_owned(), unquote(value.trim())?))
+            Ok((field.to_owned(), op, unquote(value.trim())?))
         })
         .collect()
 }
@@ -59,5 +91,22 @@ mod tests {
         assert!(terms(r#"a = "b"#).is_err());
         assert!(terms("a = b c").is_err());
         assert!(terms(" = b").is_err());
+        assert!(terms("a > 1").is_err(), "terms take = only");
+    }
+
+    #[test]
+    fn comparisons_read_every_operator() {
+        let parsed =
+            comparisons(r#"create_time >= "2025-01-01T00:00:00Z" AND n < 3 AND n <= 4 AND m > 1"#).expect("valid");
+        let ops: Vec<_> = parsed.iter().map(|(f, op, v)| (f.as_str(), *op, v.as_str())).collect();
+        assert_eq!(
+            ops,
+            [
+                ("create_time", Op::Ge, "2025-01-01T00:00:00Z"),
+                ("n", Op::Lt, "3"),
+                ("n", Op::Le, "4"),
+                ("m", Op::Gt, "1")
+            ]
+        );
     }
 }

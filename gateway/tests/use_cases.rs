@@ -18,6 +18,7 @@ on_both_backends!(
     roles_decide_who_may_do_what,
     links_check_the_asset_with_the_asset_service_as_the_caller,
     releases_freeze_what_links_resolve_to,
+    lists_filter_and_order_as_the_contract_says,
 );
 
 fn house_prices() -> pb::UseCase {
@@ -413,5 +414,144 @@ async fn releases_freeze_what_links_resolve_to(platform: Platform) {
     let stranger =
         platform.use_cases(Some("bob")).await.get_release(pb::GetReleaseRequest { name: first.name.clone() }).await;
     assert_eq!(stranger.expect_err("hidden").code(), Code::NotFound);
+    platform.stop().await;
+}
+
+async fn lists_filter_and_order_as_the_contract_says(platform: Platform) {
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let mut made = Vec::new();
+    for (name, team) in [("alpha", "x"), ("bravo", "y"), ("charlie", "y")] {
+        let use_case = pb::UseCase {
+            display_name: name.into(),
+            labels: [("team".to_owned(), team.to_owned())].into_iter().collect(),
+            ..house_prices()
+        };
+        made.push(alice.create_use_case(create(use_case)).await.unwrap().into_inner());
+    }
+    let (alpha, bravo) = (&made[0], &made[1]);
+    let release = pb::CreateReleaseRequest { parent: alpha.name.clone(), release: None, request_id: String::new() };
+    let release = alice.create_release(release).await.unwrap().into_inner();
+    let publish = pb::PublishUseCaseRequest { name: alpha.name.clone(), release: release.name, etag: String::new() };
+    alice.publish_use_case(publish).await.expect("publish alpha");
+    let add_bob = pb::CreateMemberRequest {
+        parent: bravo.name.clone(),
+        member: Some(pb::Member {
+            principal: "users/bob".into(),
+            role: pb::MemberRole::Editor as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    alice.create_member(add_bob).await.unwrap();
+
+    let names = |page: pb::ListUseCasesResponse| page.use_cases.into_iter().map(|u| u.display_name).collect::<Vec<_>>();
+    let list = |filter: &str, order_by: &str| pb::ListUseCasesRequest {
+        filter: filter.into(),
+        order_by: order_by.into(),
+        ..Default::default()
+    };
+    for (filter, order_by, expected) in [
+        ("", "", vec!["charlie", "bravo", "alpha"]),
+        ("", "display_name", vec!["alpha", "bravo", "charlie"]),
+        ("labels.team = \"y\"", "display_name desc", vec!["charlie", "bravo"]),
+        ("published = true", "", vec!["alpha"]),
+        ("published = false AND display_name = \"bravo\"", "", vec!["bravo"]),
+    ] {
+        let got = names(alice.list_use_cases(list(filter, order_by)).await.expect("list").into_inner());
+        assert_eq!(got, expected, "filter {filter:?} order {order_by:?}");
+    }
+    let mut bob = platform.use_cases(Some("bob")).await;
+    let editing = bob.list_use_cases(list("role = EDITOR", "")).await.unwrap().into_inner();
+    assert_eq!(names(editing), ["bravo"]);
+
+    let touch = pb::UseCase { name: alpha.name.clone(), version_label: "v2".into(), ..Default::default() };
+    let mask = FieldMask { paths: vec!["version_label".into()] };
+    alice.update_use_case(pb::UpdateUseCaseRequest { use_case: Some(touch), update_mask: Some(mask) }).await.unwrap();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = pb::ListUseCasesRequest { page_size: 1, page_token: token, ..list("", "update_time desc") };
+        let page = alice.list_use_cases(request).await.expect("page").into_inner();
+        token = page.next_page_token.clone();
+        seen.extend(names(page));
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["alpha", "charlie", "bravo"], "alpha was changed last");
+    let first =
+        alice.list_use_cases(pb::ListUseCasesRequest { page_size: 1, ..list("", "") }).await.unwrap().into_inner();
+    let other_query = pb::ListUseCasesRequest { page_token: first.next_page_token, ..list("", "display_name") };
+    let foreign = alice.list_use_cases(other_query).await.expect_err("a token is bound to its order");
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+
+    let members = |filter: &str, order_by: &str| pb::ListMembersRequest {
+        parent: bravo.name.clone(),
+        filter: filter.into(),
+        order_by: order_by.into(),
+        ..Default::default()
+    };
+    let principals = |page: pb::ListMembersResponse| page.members.into_iter().map(|m| m.principal).collect::<Vec<_>>();
+    assert_eq!(principals(alice.list_members(members("role = EDITOR", "")).await.unwrap().into_inner()), ["users/bob"]);
+    let by_principal = alice.list_members(members("", "principal desc")).await.unwrap().into_inner();
+    assert_eq!(principals(by_principal), ["users/bob", "users/alice"]);
+
+    let dataset = platform.push_version("alice", None, b"rows").await;
+    for (role, version) in [
+        (pb::AssetLinkRole::Dataset, pb::asset_link::Version::PinnedVersionNumber(1)),
+        (pb::AssetLinkRole::App, pb::asset_link::Version::Alias("latest".into())),
+    ] {
+        let link =
+            pb::AssetLink { asset: dataset.clone(), role: role as i32, version: Some(version), ..Default::default() };
+        let request = pb::CreateAssetLinkRequest {
+            parent: bravo.name.clone(),
+            asset_link: Some(link),
+            request_id: String::new(),
+        };
+        alice.create_asset_link(request).await.unwrap();
+    }
+    let links = |filter: &str, order_by: &str| pb::ListAssetLinksRequest {
+        parent: bravo.name.clone(),
+        filter: filter.into(),
+        order_by: order_by.into(),
+        ..Default::default()
+    };
+    let roles = |page: pb::ListAssetLinksResponse| page.asset_links.into_iter().map(|l| l.role).collect::<Vec<_>>();
+    let app = alice.list_asset_links(links("role = APP", "")).await.unwrap().into_inner();
+    assert_eq!(roles(app), [pb::AssetLinkRole::App as i32]);
+    let by_role = alice.list_asset_links(links(&format!("asset = \"{dataset}\""), "role")).await.unwrap().into_inner();
+    assert_eq!(roles(by_role), [pb::AssetLinkRole::App as i32, pb::AssetLinkRole::Dataset as i32]);
+
+    for _ in 0..2 {
+        let request = pb::CreateReleaseRequest { parent: bravo.name.clone(), release: None, request_id: String::new() };
+        alice.create_release(request).await.unwrap();
+    }
+    let releases = |filter: &str, order_by: &str| pb::ListReleasesRequest {
+        parent: bravo.name.clone(),
+        filter: filter.into(),
+        order_by: order_by.into(),
+        ..Default::default()
+    };
+    let numbers =
+        |page: pb::ListReleasesResponse| page.releases.into_iter().map(|r| r.release_number).collect::<Vec<_>>();
+    for (filter, order_by, expected) in [
+        ("", "", vec![2, 1]),
+        ("creator = \"users/alice\"", "release_number", vec![1, 2]),
+        ("create_time > \"2100-01-01T00:00:00Z\"", "", vec![]),
+        ("create_time < \"2100-01-01T00:00:00Z\" AND creator = \"users/bob\"", "", vec![]),
+    ] {
+        let got = numbers(alice.list_releases(releases(filter, order_by)).await.expect("list").into_inner());
+        assert_eq!(got, expected, "filter {filter:?} order {order_by:?}");
+    }
+
+    let field_of = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::InvalidArgument);
+        status.get_details_bad_request().expect("bad request").field_violations[0].field.clone()
+    };
+    assert_eq!(field_of(alice.list_use_cases(list("size = 3", "")).await.unwrap_err()), "filter");
+    assert_eq!(field_of(alice.list_use_cases(list("", "size")).await.unwrap_err()), "order_by");
+    assert_eq!(field_of(alice.list_members(members("role = KING", "")).await.unwrap_err()), "filter");
+    assert_eq!(field_of(alice.list_asset_links(links("", "asset")).await.unwrap_err()), "order_by");
+    assert_eq!(field_of(alice.list_releases(releases("create_time > yesterday", "")).await.unwrap_err()), "filter");
     platform.stop().await;
 }

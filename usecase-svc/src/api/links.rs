@@ -7,7 +7,10 @@ use highwind_proto::usecase::v1 as pb;
 use uuid::Uuid;
 
 use super::convert::{link_role_from_proto, link_to_proto};
-use super::listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit};
+use super::{
+    filters::LinkFilter,
+    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+};
 use crate::{
     assets::AssetDirectory,
     domain::{
@@ -15,7 +18,7 @@ use crate::{
         names,
     },
     error::Error,
-    store::{LinkUpdate, UseCaseRepository},
+    store::{LinkUpdate, UseCaseRepository, read_all},
 };
 
 fn valid_alias(alias: &str) -> bool {
@@ -193,39 +196,39 @@ pub async fn list(
     request: pb::ListAssetLinksRequest,
 ) -> Result<pb::ListAssetLinksResponse, Error> {
     let mut violations = Violations::new();
-    let limit = list_limit(
-        request.page_size,
-        &request.filter,
-        &request.order_by,
-        "links",
-        &BY_CREATE_TIME,
-        "by create_time (oldest first)",
-        &mut violations,
-    );
+    let limit = page_limit(request.page_size, &mut violations);
+    let filter = LinkFilter::parse(&request.filter).unwrap_or_else(|e| {
+        violations.add("filter", e);
+        LinkFilter::default()
+    });
+    let order = parse_order(&request.order_by, &["create_time", "role"], ("create_time", false)).unwrap_or_else(|e| {
+        violations.add("order_by", e);
+        ("create_time", false)
+    });
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
     let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
-    let scope = format!("links|{principal}|{use_case}");
-    let after = if request.page_token.is_empty() {
-        None
-    } else {
-        let cursor: TimeCursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
-            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
-        })?;
-        Some(cursor.after())
-    };
-    let mut links = repo.list_links(use_case, after, limit).await?;
-    let next_page_token = if links.len() > limit {
-        links.truncate(limit);
-        links
-            .last()
-            .map(|l| page_tokens.encode(&scope, &TimeCursor::new(l.create_time.timestamp_micros(), l.id)))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok(pb::ListAssetLinksResponse { asset_links: links.iter().map(link_to_proto).collect(), next_page_token })
+    let rows = read_all(
+        READ_BATCH,
+        move |after| repo.list_links(use_case, after, READ_BATCH),
+        |l| (l.create_time.timestamp_micros(), l.id),
+    )
+    .await?;
+    let keyed = rows
+        .into_iter()
+        .filter(|l| filter.keeps(l))
+        .map(|l| {
+            let value = match order.0 {
+                "role" => SortValue::Text(l.role.as_str().to_owned()),
+                _ => SortValue::Int(l.create_time.timestamp_micros()),
+            };
+            ((value, l.id.to_string()), l)
+        })
+        .collect();
+    let scope = format!("links|{principal}|{use_case}|{filter:?}|{order:?}");
+    let (page, next_page_token) = page_of(keyed, order.1, limit, page_tokens, &scope, &request.page_token)?;
+    Ok(pb::ListAssetLinksResponse { asset_links: page.iter().map(link_to_proto).collect(), next_page_token })
 }
 
 /// `DeleteAssetLink`.

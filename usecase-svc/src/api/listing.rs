@@ -1,7 +1,8 @@
 //! What every handler of this service repeats: the caller's role on the use case a name points into, the checks
-//! of a List request and of an idempotency key, and the keyset cursor of lists ordered by create time.
+//! of a List request and of an idempotency key, the order a List asks for, and paging through sorted rows.
 
 use highwind_common::{
+    page_token::PageTokens,
     principal::Principal,
     validation::{Violations, page_size},
 };
@@ -41,31 +42,70 @@ pub async fn caller_role(
     Ok((id, role))
 }
 
-/// The page size of a List request, recording violations for it, for a filter (none is supported yet) and for an
-/// `order_by` other than `orders` (described by `order_hint`). `noun` names what is listed.
-pub fn list_limit(
-    requested: i32,
-    filter: &str,
-    order_by: &str,
-    noun: &str,
-    orders: &[&str],
-    order_hint: &str,
-    violations: &mut Violations,
-) -> usize {
-    let limit = page_limit(requested, violations);
-    if !filter.trim().is_empty() {
-        violations.add("filter", format!("filtering {noun} is not supported yet: send an empty filter"));
-    }
-    if !orders.contains(&order_by.trim()) {
-        violations.add("order_by", format!("{noun} are listed {order_hint}"));
-    }
-    limit
+/// Rows read per store call when a list is read whole.
+pub const READ_BATCH: usize = 500;
+
+/// A row's sort value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum SortValue {
+    /// A time in microseconds, or a number.
+    Int(i64),
+    /// A name, compared bytewise.
+    Text(String),
 }
 
-/// Orders accepted by lists sorted oldest first.
-pub const BY_CREATE_TIME: [&str; 3] = ["", "create_time", "create_time asc"];
+/// A row's place in a sorted list: its sort value, then its id to break ties.
+pub type RowKey = (SortValue, String);
 
-/// Where a create-time-ordered page resumes.
+/// The field and direction (`true`: largest first) `order_by` asks for, among `fields` (`field` or `field desc` or
+/// `field asc`); `default` when empty.
+pub fn parse_order(
+    order_by: &str,
+    fields: &[&'static str],
+    default: (&'static str, bool),
+) -> Result<(&'static str, bool), String> {
+    let words: Vec<&str> = order_by.split_whitespace().collect();
+    let (field, descending) = match words.as_slice() {
+        [] => return Ok(default),
+        [field] | [field, "asc"] => (*field, false),
+        [field, "desc"] => (*field, true),
+        _ => return Err("use one field, optionally followed by asc or desc".to_owned()),
+    };
+    let known = fields.iter().find(|f| **f == field).ok_or_else(|| format!("order by one of {}", fields.join(", ")))?;
+    Ok((known, descending))
+}
+
+/// One page of `rows` (each with its key), sorted by key in the given direction, after the key in `token` (signed
+/// for `scope`); the next page's token, empty at the end. Lists of one principal's use cases and of one use case's
+/// members, links and releases are small enough to sort whole.
+pub fn page_of<T>(
+    mut rows: Vec<(RowKey, T)>,
+    descending: bool,
+    limit: usize,
+    page_tokens: &PageTokens,
+    scope: &str,
+    token: &str,
+) -> Result<(Vec<T>, String), Error> {
+    let after: Option<RowKey> = if token.is_empty() {
+        None
+    } else {
+        Some(page_tokens.decode(scope, token).map_err(|_| {
+            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this same query"))
+        })?)
+    };
+    rows.sort_by(|a, b| if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    let start = after.map_or(0, |k| rows.partition_point(|(key, _)| if descending { *key >= k } else { *key <= k }));
+    let mut page: Vec<(RowKey, T)> = rows.into_iter().skip(start).take(limit + 1).collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|(key, _)| page_tokens.encode(scope, key)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok((page.into_iter().map(|(_, row)| row).collect(), next))
+}
+
+/// Where a create-time-ordered page read from the store resumes.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct TimeCursor {
     t: i64,

@@ -5,7 +5,10 @@ use highwind_common::{page_token::PageTokens, principal::Principal, validation::
 use highwind_proto::usecase::v1 as pb;
 
 use super::convert::{member_to_proto, role_from_proto};
-use super::listing::{BY_CREATE_TIME, TimeCursor, caller_role, list_limit};
+use super::{
+    filters::MemberFilter,
+    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+};
 use crate::{
     domain::{
         member::{Change, Member, valid_principal},
@@ -13,7 +16,7 @@ use crate::{
         role::Role,
     },
     error::Error,
-    store::UseCaseRepository,
+    store::{UseCaseRepository, read_all},
 };
 
 fn require_owner(role: Role, name: &str) -> Result<(), Error> {
@@ -91,39 +94,40 @@ pub async fn list(
     request: pb::ListMembersRequest,
 ) -> Result<pb::ListMembersResponse, Error> {
     let mut violations = Violations::new();
-    let limit = list_limit(
-        request.page_size,
-        &request.filter,
-        &request.order_by,
-        "members",
-        &BY_CREATE_TIME,
-        "by create_time (oldest first)",
-        &mut violations,
-    );
+    let limit = page_limit(request.page_size, &mut violations);
+    let filter = MemberFilter::parse(&request.filter).unwrap_or_else(|e| {
+        violations.add("filter", e);
+        MemberFilter::default()
+    });
+    let order =
+        parse_order(&request.order_by, &["create_time", "principal"], ("create_time", false)).unwrap_or_else(|e| {
+            violations.add("order_by", e);
+            ("create_time", false)
+        });
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
     let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
-    let scope = format!("members|{principal}|{use_case}");
-    let after = if request.page_token.is_empty() {
-        None
-    } else {
-        let cursor: TimeCursor = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
-            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
-        })?;
-        Some(cursor.after())
-    };
-    let mut members = repo.list_members(use_case, after, limit).await?;
-    let next_page_token = if members.len() > limit {
-        members.truncate(limit);
-        members
-            .last()
-            .map(|m| page_tokens.encode(&scope, &TimeCursor::new(m.create_time.timestamp_micros(), m.id)))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok(pb::ListMembersResponse { members: members.iter().map(member_to_proto).collect(), next_page_token })
+    let rows = read_all(
+        READ_BATCH,
+        move |after| repo.list_members(use_case, after, READ_BATCH),
+        |m| (m.create_time.timestamp_micros(), m.id),
+    )
+    .await?;
+    let keyed = rows
+        .into_iter()
+        .filter(|m| filter.keeps(m))
+        .map(|m| {
+            let value = match order.0 {
+                "principal" => SortValue::Text(m.principal.clone()),
+                _ => SortValue::Int(m.create_time.timestamp_micros()),
+            };
+            ((value, m.id.to_string()), m)
+        })
+        .collect();
+    let scope = format!("members|{principal}|{use_case}|{filter:?}|{order:?}");
+    let (page, next_page_token) = page_of(keyed, order.1, limit, page_tokens, &scope, &request.page_token)?;
+    Ok(pb::ListMembersResponse { members: page.iter().map(member_to_proto).collect(), next_page_token })
 }
 
 /// `UpdateMember`: only the role changes.

@@ -2,6 +2,7 @@
 
 mod convert;
 mod error;
+mod filters;
 mod links;
 mod listing;
 mod marketplace;

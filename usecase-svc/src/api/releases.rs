@@ -6,7 +6,10 @@ use highwind_common::{page_token::PageTokens, principal::Principal, validation::
 use highwind_proto::usecase::v1 as pb;
 
 use super::convert::{frozen_to_proto, release_to_proto};
-use super::listing::{caller_role, list_limit};
+use super::{
+    filters::ReleaseFilter,
+    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+};
 use crate::{
     assets::AssetDirectory,
     domain::{
@@ -103,36 +106,28 @@ pub async fn list(
     request: pb::ListReleasesRequest,
 ) -> Result<pb::ListReleasesResponse, Error> {
     let mut violations = Violations::new();
-    let limit = list_limit(
-        request.page_size,
-        &request.filter,
-        &request.order_by,
-        "releases",
-        &["release_number desc", "create_time desc", ""],
-        "newest first",
-        &mut violations,
-    );
+    let limit = page_limit(request.page_size, &mut violations);
+    let filter = ReleaseFilter::parse(&request.filter).unwrap_or_else(|e| {
+        violations.add("filter", e);
+        ReleaseFilter::default()
+    });
+    let order = parse_order(&request.order_by, &["release_number", "create_time"], ("release_number", true))
+        .unwrap_or_else(|e| {
+            violations.add("order_by", e);
+            ("release_number", true)
+        });
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
     let (use_case, _) = caller_role(repo, principal, "parent", &request.parent).await?;
-    let scope = format!("releases|{principal}|{use_case}");
-    let before = if request.page_token.is_empty() {
-        None
-    } else {
-        let number: i64 = page_tokens.decode(&scope, &request.page_token).map_err(|_| {
-            Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
-        })?;
-        Some(number)
-    };
-    let mut releases = repo.list_releases(use_case, before, limit).await?;
-    let next_page_token = if releases.len() > limit {
-        releases.truncate(limit);
-        releases.last().map(|r| page_tokens.encode(&scope, &r.number)).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok(pb::ListReleasesResponse { releases: releases.iter().map(release_to_proto).collect(), next_page_token })
+    let rows =
+        read_all(READ_BATCH, move |before| repo.list_releases(use_case, before, READ_BATCH), |r| r.number).await?;
+    // Release numbers follow creation, so both orders sort by number.
+    let keyed =
+        rows.into_iter().filter(|r| filter.keeps(r)).map(|r| ((SortValue::Int(r.number), String::new()), r)).collect();
+    let scope = format!("releases|{principal}|{use_case}|{filter:?}|{:?}", order.1);
+    let (page, next_page_token) = page_of(keyed, order.1, limit, page_tokens, &scope, &request.page_token)?;
+    Ok(pb::ListReleasesResponse { releases: page.iter().map(release_to_proto).collect(), next_page_token })
 }
 
 /// `DiffReleases`: links matched by (role, asset), snapshot fields compared.

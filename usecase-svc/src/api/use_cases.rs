@@ -10,8 +10,9 @@ use tonic::{Request, Response, Status};
 
 use super::{
     convert::{draft_from_proto, use_case_to_proto},
+    filters::UseCaseFilter,
     links,
-    listing::{BY_CREATE_TIME, TimeCursor, caller_role, check_request_id, list_limit},
+    listing::{READ_BATCH, SortValue, caller_role, check_request_id, page_limit, page_of, parse_order},
     members, publishing, releases,
 };
 use crate::{
@@ -22,7 +23,7 @@ use crate::{
         use_case::{UseCase, UseCaseField},
     },
     error::Error,
-    store::{Stores, UseCaseRepository},
+    store::{Stores, UseCaseRepository, read_all},
 };
 
 /// Handlers of `UseCaseService`.
@@ -125,38 +126,44 @@ impl UseCaseService for UseCaseApi {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
         let mut violations = Violations::new();
-        let limit = list_limit(
-            request.page_size,
-            &request.filter,
-            &request.order_by,
-            "use cases",
-            &BY_CREATE_TIME,
-            "by create_time (oldest first)",
-            &mut violations,
-        );
-        let scope = format!("use-cases|{principal}|{}", request.show_deleted);
-        let mut after = None;
-        if !request.page_token.is_empty() {
-            match self.page_tokens.decode::<TimeCursor>(&scope, &request.page_token) {
-                Ok(cursor) => after = Some(cursor.after()),
-                Err(_) => violations.add("page_token", "not a token from a previous page of this same query"),
-            }
-        }
+        let limit = page_limit(request.page_size, &mut violations);
+        let filter = UseCaseFilter::parse(&request.filter).unwrap_or_else(|e| {
+            violations.add("filter", e);
+            UseCaseFilter::default()
+        });
+        let fields = ["create_time", "update_time", "display_name"];
+        let order = parse_order(&request.order_by, &fields, ("create_time", true)).unwrap_or_else(|e| {
+            violations.add("order_by", e);
+            ("create_time", true)
+        });
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let mut rows =
-            self.repo.list_for(principal.as_str(), request.show_deleted, after, limit).await.map_err(Error::from)?;
-        let next_page_token = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last()
-                .map(|(u, _)| self.page_tokens.encode(&scope, &TimeCursor::new(u.create_time.timestamp_micros(), u.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let repo = self.repo.as_ref();
+        let (who, archived) = (principal.as_str(), request.show_deleted);
+        let rows = read_all(
+            READ_BATCH,
+            move |after| repo.list_for(who, archived, after, READ_BATCH),
+            |(u, _)| (u.create_time.timestamp_micros(), u.id),
+        )
+        .await
+        .map_err(Error::from)?;
+        let keyed = rows
+            .into_iter()
+            .filter(|(u, role)| filter.keeps(u, *role))
+            .map(|(u, role)| {
+                let value = match order.0 {
+                    "display_name" => SortValue::Text(u.display_name.clone()),
+                    "update_time" => SortValue::Int(u.update_time.timestamp_micros()),
+                    _ => SortValue::Int(u.create_time.timestamp_micros()),
+                };
+                ((value, u.id.to_string()), (u, role))
+            })
+            .collect();
+        let scope = format!("use-cases|{principal}|{archived}|{filter:?}|{order:?}");
+        let (page, next_page_token) = page_of(keyed, order.1, limit, &self.page_tokens, &scope, &request.page_token)?;
         Ok(Response::new(pb::ListUseCasesResponse {
-            use_cases: rows.iter().map(|(u, role)| use_case_to_proto(u, *role)).collect(),
+            use_cases: page.iter().map(|(u, role)| use_case_to_proto(u, *role)).collect(),
             next_page_token,
         }))
     }
