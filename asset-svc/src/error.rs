@@ -13,6 +13,9 @@ pub enum Error {
     /// No such resource, or the caller may not know it exists.
     #[error("{0} not found")]
     NotFound(String),
+    /// The caller may read the resource but not do this to it.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The client's etag no longer matches.
     #[error("etag {sent} of {name} is stale")]
     StaleEtag {

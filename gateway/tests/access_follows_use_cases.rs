@@ -291,7 +291,7 @@ async fn members_read_linked_assets_until_they_are_removed(platform: Platform) {
             update_mask: None,
         })
         .await;
-    assert_eq!(write.expect_err("reading is not writing").code(), Code::NotFound);
+    assert_eq!(write.expect_err("reading is not writing").code(), Code::PermissionDenied);
 
     let mut forged = highwind_proto::asset::internal::v1::grant_service_client::GrantServiceClient::with_interceptor(
         platform.channel().await,

@@ -10,21 +10,31 @@ use crate::{
     store::{AssetRepository, grants::GrantRepository},
 };
 
-/// The asset `name` (found in request field `field`) if `principal` owns it.
+/// The asset `name` (found in request field `field`) if `principal` owns it: for changes.
 pub async fn owned_asset(
     repo: &dyn AssetRepository,
+    grants: &dyn GrantRepository,
     principal: &Principal,
     field: &str,
     name: &str,
 ) -> Result<Asset, Error> {
     let id = names::parse_asset_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    owned_asset_by_id(repo, principal, id).await
+    owned_asset_by_id(repo, grants, principal, id).await
 }
 
-/// The asset with `id` if `principal` owns it.
-pub async fn owned_asset_by_id(repo: &dyn AssetRepository, principal: &Principal, id: Uuid) -> Result<Asset, Error> {
+/// The asset with `id` if `principal` owns it. Those who may only read it are told so (PERMISSION_DENIED); to
+/// everyone else it does not exist.
+pub async fn owned_asset_by_id(
+    repo: &dyn AssetRepository,
+    grants: &dyn GrantRepository,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Asset, Error> {
     match repo.get(id).await? {
         Some(asset) if asset.is_owned_by(principal.as_str()) => Ok(asset),
+        Some(_) if grants.may_read(principal.as_str(), id, None).await? => {
+            Err(Error::PermissionDenied(format!("only the owner of {} may change it", names::asset_name(id))))
+        }
         _ => Err(Error::NotFound(names::asset_name(id))),
     }
 }

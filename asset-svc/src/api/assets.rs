@@ -60,7 +60,7 @@ impl AssetApi {
 
     /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
     async fn owned_asset(&self, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
-        access::owned_asset(self.repo.as_ref(), principal, field, name).await
+        access::owned_asset(self.repo.as_ref(), self.grants.as_ref(), principal, field, name).await
     }
 
     /// Stores `next` in place of `current`, which the client saw with `etag` (empty: no check).

@@ -10,6 +10,7 @@ impl From<Error> for Status {
         match error {
             Error::Invalid(violations) => status::invalid_argument(&violations),
             Error::NotFound(name) => status::with_reason(Code::NotFound, format!("{name} not found"), "NOT_FOUND"),
+            Error::PermissionDenied(why) => status::with_reason(Code::PermissionDenied, why, "READ_ONLY"),
             Error::StaleEtag { name, sent } => status::with_reason(
                 Code::FailedPrecondition,
                 format!("etag {sent} does not match the current version of {name}: get it again and reapply"),

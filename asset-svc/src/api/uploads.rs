@@ -42,7 +42,7 @@ impl UploadApi {
     async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
         let (asset_id, upload_id) =
             names::parse_upload_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-        access::owned_asset_by_id(self.assets.as_ref(), principal, asset_id).await?;
+        access::owned_asset_by_id(self.assets.as_ref(), self.grants.as_ref(), principal, asset_id).await?;
         match self.uploads.repo().get_upload(upload_id).await? {
             Some(upload) if upload.asset_id == asset_id && upload.creator == principal.as_str() => Ok(upload),
             _ => Err(Error::NotFound(name.to_owned())),
@@ -64,7 +64,9 @@ impl UploadService for UploadApi {
     async fn create_upload(&self, request: Request<pb::CreateUploadRequest>) -> Result<Response<pb::Upload>, Status> {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
-        let asset = access::owned_asset(self.assets.as_ref(), &principal, "parent", &request.parent).await?;
+        let asset =
+            access::owned_asset(self.assets.as_ref(), self.grants.as_ref(), &principal, "parent", &request.parent)
+                .await?;
         if asset.archive_time.is_some() {
             return Err(Error::Archived(request.parent).into());
         }

@@ -33,7 +33,7 @@ pub struct Repos<'a> {
 pub async fn resolve(repos: Repos<'_>, principal: &Principal, field: &str, name: &str) -> Result<Version, Error> {
     let (asset_id, selector) =
         names::parse_version_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    access::owned_asset_by_id(repos.assets, principal, asset_id).await?;
+    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id).await?;
     select(repos, asset_id, selector).await?.ok_or_else(|| Error::NotFound(name.to_owned()))
 }
 
@@ -130,7 +130,7 @@ pub async fn list(
     let Some(asset_id) = asset_id.filter(|_| violations.is_empty()) else {
         return Err(Error::Invalid(violations));
     };
-    access::owned_asset_by_id(repos.assets, principal, asset_id).await?;
+    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id).await?;
     let scope = format!(
         "versions|{}|{asset_id}|{}|{}|{:?}|{descending}|{}",
         principal.as_str(),
@@ -327,7 +327,7 @@ pub async fn delete_alias(
     principal: &Principal,
     request: pb::DeleteVersionAliasRequest,
 ) -> Result<pb::DeleteVersionAliasResponse, Error> {
-    let asset = access::owned_asset(repos.assets, principal, "asset", &request.asset).await?;
+    let asset = access::owned_asset(repos.assets, repos.grants, principal, "asset", &request.asset).await?;
     let removed = repos.content.delete_alias(asset.id, &request.alias).await?;
     let removed = removed.ok_or_else(|| Error::NotFound(format!("alias {:?} of {}", request.alias, request.asset)))?;
     Ok(pb::DeleteVersionAliasResponse { previous_version: names::version_name(asset.id, removed.version_number) })
