@@ -35,6 +35,13 @@ pub struct GatewayConfig {
     pub rate_limit: Option<crate::rate_limit::RateLimitConfig>,
     /// Seconds in-flight calls get to finish on shutdown.
     pub drain_seconds: u64,
+    /// Deadline given to unary calls whose client sent none (`grpc-timeout`); streaming calls get none.
+    #[serde(default = "default_deadline_seconds")]
+    pub default_deadline_seconds: u64,
+}
+
+fn default_deadline_seconds() -> u64 {
+    30
 }
 
 /// Addresses of the services, `http://host:port`.
@@ -67,6 +74,7 @@ impl Default for GatewayConfig {
             max_concurrent_streams: 256,
             rate_limit: None,
             drain_seconds: 10,
+            default_deadline_seconds: default_deadline_seconds(),
         }
     }
 }
@@ -90,6 +98,9 @@ impl GatewayConfig {
         }
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes must be at least 1024".into());
+        }
+        if self.default_deadline_seconds == 0 {
+            return Err("default_deadline_seconds must be at least 1".into());
         }
         if self.max_concurrent_streams == 0 {
             return Err("max_concurrent_streams must be at least 1".into());

@@ -99,8 +99,12 @@ pub async fn serve_with(
             AccessLayer::new(keys::access_rules()).layer(ApiKeyServiceServer::new(key_api)),
             VerifyPrincipal(signer.clone()),
         ));
-    let routes =
-        Routes::from(local.into_axum_router().fallback_service(Proxy::new(upstreams, config.max_message_bytes)));
+    let routes = Routes::from(
+        local.into_axum_router().fallback_service(
+            Proxy::new(upstreams, config.max_message_bytes)
+                .with_default_deadline(Duration::from_secs(config.default_deadline_seconds)),
+        ),
+    );
 
     let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));
     let layers = ServiceBuilder::new()

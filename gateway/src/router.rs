@@ -1,16 +1,17 @@
 //! Forwarding calls to the service that owns them, by service name, without decoding the payload.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, LazyLock},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderName, Request, Response, Uri, header};
+use http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use tonic::{
     Status,
     body::Body,
@@ -23,6 +24,9 @@ use crate::limit::{LimitedBody, Tripped};
 /// Headers that describe one hop and must not be forwarded to the next.
 const HOP_HEADERS: [HeaderName; 5] =
     [header::CONNECTION, header::HOST, header::CONTENT_LENGTH, header::UPGRADE, header::TRANSFER_ENCODING];
+
+/// The gRPC deadline header.
+const GRPC_TIMEOUT: &str = "grpc-timeout";
 
 /// One upstream service: where it is and what to call it in errors.
 #[derive(Debug, Clone)]
@@ -62,8 +66,8 @@ impl Upstreams {
         })?;
         let channel = endpoint
             .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(30))
             .connect_lazy();
         let map = Arc::make_mut(&mut self.by_service);
         for service in services {
@@ -88,13 +92,45 @@ impl Upstreams {
 pub struct Proxy {
     upstreams: Upstreams,
     max_message_bytes: usize,
+    default_deadline: Option<HeaderValue>,
 }
 
 impl Proxy {
     /// Forwards by `upstreams`, refusing request messages over `max_message_bytes`.
     pub fn new(upstreams: Upstreams, max_message_bytes: usize) -> Self {
-        Self { upstreams, max_message_bytes }
+        Self { upstreams, max_message_bytes, default_deadline: None }
     }
+
+    /// Gives unary calls that arrive without a `grpc-timeout` this one, so no call waits on a stuck upstream
+    /// forever; streaming calls (uploads, reads, watches) keep whatever the client asked for.
+    pub fn with_default_deadline(self, deadline: Duration) -> Self {
+        // grpc-timeout takes at most 8 digits.
+        let seconds = deadline.as_secs().clamp(1, 99_999_999);
+        Self { default_deadline: HeaderValue::from_str(&format!("{seconds}S")).ok(), ..self }
+    }
+}
+
+/// `/package.Service/Method` of every method that streams in either direction, from the served descriptors.
+fn streaming_methods() -> &'static HashSet<String> {
+    static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+        let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(highwind_proto::FILE_DESCRIPTOR_SET)
+        else {
+            return HashSet::new();
+        };
+        set.file
+            .iter()
+            .flat_map(|file| {
+                file.service.iter().flat_map(move |service| {
+                    service
+                        .method
+                        .iter()
+                        .filter(|m| m.client_streaming() || m.server_streaming())
+                        .map(move |m| format!("/{}.{}/{}", file.package(), service.name(), m.name()))
+                })
+            })
+            .collect()
+    });
+    &METHODS
 }
 
 impl<B> Service<Request<B>> for Proxy
@@ -125,6 +161,12 @@ where
         for name in &HOP_HEADERS {
             parts.headers.remove(name);
         }
+        if let Some(deadline) = &self.default_deadline
+            && !parts.headers.contains_key(GRPC_TIMEOUT)
+            && !streaming_methods().contains(&path)
+        {
+            parts.headers.insert(GRPC_TIMEOUT, deadline.clone());
+        }
         let tripped = Tripped::default();
         let body = LimitedBody::new(body, self.max_message_bytes, tripped.clone());
         let mut request = Request::from_parts(parts, Body::new(body));
@@ -150,5 +192,57 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::Full;
+
+    use super::*;
+
+    /// An upstream that answers every call OK and reports, in `x-seen-timeout`, the deadline it was given.
+    async fn deadline_echo() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let echo = hyper::service::service_fn(|request: Request<hyper::body::Incoming>| async move {
+                        let mut response =
+                            Response::builder().header("content-type", "application/grpc").header("grpc-status", "0");
+                        if let Some(seen) = request.headers().get(GRPC_TIMEOUT) {
+                            response = response.header("x-seen-timeout", seen.clone());
+                        }
+                        Ok::<_, Infallible>(response.body(Full::new(Bytes::new())).expect("response"))
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), echo).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    async fn deadline_seen(proxy: &mut Proxy, path: &str, sent: Option<&str>) -> Option<String> {
+        let mut request = Request::builder().method("POST").uri(path).header("content-type", "application/grpc");
+        if let Some(sent) = sent {
+            request = request.header(GRPC_TIMEOUT, sent);
+        }
+        let response = proxy.call(request.body(Full::new(Bytes::new())).expect("request")).await.expect("infallible");
+        response.headers().get("x-seen-timeout").map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    #[tokio::test]
+    async fn unary_calls_without_a_deadline_get_the_default_and_others_keep_theirs() {
+        let upstream = deadline_echo().await;
+        let services = ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService"];
+        let upstreams = Upstreams::default().route("asset", &upstream, &services).expect("route");
+        let mut proxy = Proxy::new(upstreams, 1 << 20).with_default_deadline(Duration::from_secs(30));
+        let unary = "/highwind.asset.v1.AssetService/GetAsset";
+        assert_eq!(deadline_seen(&mut proxy, unary, None).await.as_deref(), Some("30S"));
+        assert_eq!(deadline_seen(&mut proxy, unary, Some("250m")).await.as_deref(), Some("250m"), "the client's wins");
+        let streaming = "/highwind.asset.v1.UploadService/ReadFile";
+        assert_eq!(deadline_seen(&mut proxy, streaming, None).await, None, "streams run as long as they need");
     }
 }
