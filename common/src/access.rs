@@ -57,6 +57,12 @@ impl AccessRules {
         self.methods.get(path).copied()
     }
 
+    /// The rules of `all` together, as one table (e.g. every service behind the gateway).
+    pub fn merged(all: &[AccessRules]) -> Self {
+        let methods = all.iter().flat_map(|rules| rules.methods.iter().map(|(p, v)| (p.clone(), *v))).collect();
+        Self { methods: Arc::new(methods) }
+    }
+
     /// Every declared path, for completeness checks.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.methods.keys().map(String::as_str)

@@ -4,6 +4,8 @@
 //!
 //! Request path: CORS → gRPC-Web translation → authentication → local health/reflection, or the proxy.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod oidc;
 pub mod rate_limit;
 pub mod router;
 pub mod standalone;
+pub mod storage;
 pub mod web;
 
 use std::{future::Future, time::Duration};
@@ -24,7 +27,10 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{reflection_builder, with_drain},
 };
-use highwind_proto::{GATEWAY_SERVICES, PUBLIC_SERVICES, identity::v1::api_key_service_server::ApiKeyServiceServer};
+use highwind_proto::{
+    GATEWAY_SERVICES, PUBLIC_SERVICES,
+    identity::v1::{api_key_service_server::ApiKeyServiceServer, audit_service_server::AuditServiceServer},
+};
 use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
@@ -80,7 +86,17 @@ pub async fn serve_with(
         .route("pipeline", &config.upstreams.pipeline, &pipeline_svc::SERVICE_NAMES)?;
 
     let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
-    let api_keys = keys::ApiKeys::new(keys::open(&config.database_url).await?);
+    let db = storage::open(&config.database_url).await?;
+    let api_keys = keys::ApiKeys::new(keys::open(&db));
+    let audit_store = audit::store::open(&db);
+    let recorder = audit::Recorder::start(audit_store.clone());
+    let audit_api = audit::AuditApi::new(
+        audit_store,
+        highwind_common::page_token::PageTokens::new(config.internal_secret.derive("gateway audit page tokens")),
+        upstreams.channel_of("highwind.usecase.v1.UseCaseService"),
+        upstreams.channel_of("highwind.asset.v1.AssetService"),
+        signer.clone(),
+    );
     let key_api = keys::ApiKeyApi::new(
         api_keys.clone(),
         highwind_common::page_token::PageTokens::new(config.internal_secret.derive("gateway page tokens")),
@@ -96,7 +112,11 @@ pub async fn serve_with(
         .add_service(reflection_builder(&advertised).build_v1()?)
         .add_service(reflection_builder(&advertised).build_v1alpha()?)
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            AccessLayer::new(keys::access_rules()).layer(ApiKeyServiceServer::new(key_api)),
+            AccessLayer::new(access::rules()).layer(ApiKeyServiceServer::new(key_api)),
+            VerifyPrincipal(signer.clone()),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            AccessLayer::new(access::rules()).layer(AuditServiceServer::new(audit_api)),
             VerifyPrincipal(signer.clone()),
         ));
     let routes = Routes::from(
@@ -120,6 +140,7 @@ pub async fn serve_with(
                 None => authenticator,
             }
         }))
+        .layer(audit::AuditLayer::new(access::platform_rules(), recorder))
         .into_inner();
 
     let local_addr = listener.local_addr().ok();

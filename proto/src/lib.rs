@@ -43,7 +43,7 @@ pub mod identity {
 }
 
 /// Services the gateway serves itself.
-pub const GATEWAY_SERVICES: &[&str] = &["highwind.identity.v1.ApiKeyService"];
+pub const GATEWAY_SERVICES: &[&str] = &["highwind.identity.v1.ApiKeyService", "highwind.identity.v1.AuditService"];
 
 /// Fully qualified names of the public services behind the gateway, as reflection and health know them.
 pub const PUBLIC_SERVICES: &[&str] = &[

@@ -4,14 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use highwind_common::db::{Database, DbError};
-use sqlx::migrate::Migrator;
+use highwind_common::db::Database;
 use uuid::Uuid;
 
 use super::ApiKey;
-
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Persistence of API keys.
 #[async_trait]
@@ -26,14 +22,12 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     async fn revoke(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error>;
 }
 
-/// Connects to `url`, migrates, and returns the store for its backend.
-pub async fn open(url: &str) -> Result<Arc<dyn KeyStore>, DbError> {
-    let db = Database::connect(url, 4).await?;
-    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
-    Ok(match db {
-        Database::Postgres(pool) => Arc::new(PgKeys(pool)),
-        Database::Sqlite(pool) => Arc::new(SqliteKeys(pool)),
-    })
+/// The key store of the gateway's (migrated) database.
+pub fn open(db: &Database) -> Arc<dyn KeyStore> {
+    match db {
+        Database::Postgres(pool) => Arc::new(PgKeys(pool.clone())),
+        Database::Sqlite(pool) => Arc::new(SqliteKeys(pool.clone())),
+    }
 }
 
 fn limit(n: usize) -> i64 {
@@ -220,7 +214,7 @@ mod conformance {
     async fn sqlite_keys_round_trip_page_and_revoke() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
-        keys_round_trip_page_and_revoke(open(&url).await.expect("open")).await;
+        keys_round_trip_page_and_revoke(open(&crate::storage::open(&url).await.expect("open"))).await;
     }
 
     #[tokio::test]
@@ -229,6 +223,6 @@ mod conformance {
             eprintln!("postgres_keys_round_trip_page_and_revoke skipped: no PostgreSQL server reachable");
             return;
         };
-        keys_round_trip_page_and_revoke(open(&url).await.expect("open")).await;
+        keys_round_trip_page_and_revoke(open(&crate::storage::open(&url).await.expect("open"))).await;
     }
 }
