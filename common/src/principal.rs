@@ -4,6 +4,10 @@
 //! `x-highwind-principal` plus `x-highwind-principal-signature: v1=<unix seconds>,<hex HMAC-SHA256>`. A service
 //! believes the principal only when the signature verifies with the shared secret and is fresh, so a client that
 //! reaches a service directly cannot claim to be someone else.
+//!
+//! A service calling another on a principal's behalf also names itself in `x-highwind-caller`; then the signature
+//! is `v2=<unix seconds>,<hex HMAC>` over both names, so neither can be swapped, and the callee finds the calling
+//! service with [`CallingService::of`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +19,19 @@ use tonic::{Request, Status, metadata::MetadataMap};
 pub const PRINCIPAL_HEADER: &str = "x-highwind-principal";
 /// Header carrying the principal's signature.
 pub const SIGNATURE_HEADER: &str = "x-highwind-principal-signature";
+/// Header naming the platform service that makes a call on the principal's behalf.
+pub const CALLER_HEADER: &str = "x-highwind-caller";
+
+/// The platform service that made a call on its principal's behalf, verified with the principal's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallingService(pub String);
+
+impl CallingService {
+    /// The verified calling service of a request, if another service made it.
+    pub fn of<T>(request: &Request<T>) -> Option<&Self> {
+        request.extensions().get::<Self>()
+    }
+}
 /// How far a signature's time may be from the verifier's clock.
 const MAX_SKEW: Duration = Duration::from_secs(300);
 
@@ -91,8 +108,16 @@ impl PrincipalSigner {
     /// The value of [`SIGNATURE_HEADER`] for `principal` at `now`.
     pub fn sign(&self, principal: &Principal, now: SystemTime) -> String {
         let seconds = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        let mac = self.mac(seconds, principal.as_str()).finalize().into_bytes();
+        let mac = self.mac(seconds, principal.as_str(), None).finalize().into_bytes();
         format!("v1={seconds},{}", hex::encode(mac))
+    }
+
+    /// The value of [`SIGNATURE_HEADER`] for service `caller` calling on `principal`'s behalf at `now` (sent with
+    /// [`CALLER_HEADER`] = `caller`).
+    pub fn sign_on_behalf(&self, principal: &Principal, caller: &str, now: SystemTime) -> String {
+        let seconds = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let mac = self.mac(seconds, principal.as_str(), Some(caller)).finalize().into_bytes();
+        format!("v2={seconds},{}", hex::encode(mac))
     }
 
     /// The principal the headers carry: `Ok(None)` when there are none (an anonymous call), an error when they
@@ -104,7 +129,13 @@ impl PrincipalSigner {
         let refuse = || Status::unauthenticated("forwarded principal does not verify");
         let name = name.to_str().map_err(|_| refuse())?;
         let signature = metadata.get(SIGNATURE_HEADER).ok_or_else(refuse)?.to_str().map_err(|_| refuse())?;
-        let (seconds, mac) = signature.strip_prefix("v1=").and_then(|s| s.split_once(',')).ok_or_else(refuse)?;
+        let caller = match metadata.get(CALLER_HEADER) {
+            Some(caller) => Some(caller.to_str().map_err(|_| refuse())?),
+            None => None,
+        };
+        // A named caller needs the signature over both names; the plain one covers the principal alone.
+        let version = if caller.is_some() { "v2=" } else { "v1=" };
+        let (seconds, mac) = signature.strip_prefix(version).and_then(|s| s.split_once(',')).ok_or_else(refuse)?;
         let seconds: u64 = seconds.parse().map_err(|_| refuse())?;
         let signed_at = UNIX_EPOCH + Duration::from_secs(seconds);
         let skew = now.duration_since(signed_at).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
@@ -112,14 +143,17 @@ impl PrincipalSigner {
             return Err(refuse());
         }
         let mac = hex::decode(mac).map_err(|_| refuse())?;
-        self.mac(seconds, name).verify_slice(&mac).map_err(|_| refuse())?;
+        self.mac(seconds, name, caller).verify_slice(&mac).map_err(|_| refuse())?;
         Principal::parse(name).map(Some).ok_or_else(refuse)
     }
 
-    fn mac(&self, seconds: u64, name: &str) -> Hmac<Sha256> {
+    fn mac(&self, seconds: u64, name: &str, caller: Option<&str>) -> Hmac<Sha256> {
         #[allow(clippy::expect_used)] // HMAC accepts keys of any length
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac key");
-        mac.update(format!("highwind-principal-v1\n{seconds}\n{name}").as_bytes());
+        match caller {
+            None => mac.update(format!("highwind-principal-v1\n{seconds}\n{name}").as_bytes()),
+            Some(caller) => mac.update(format!("highwind-principal-v2\n{seconds}\n{name}\n{caller}").as_bytes()),
+        }
         mac
     }
 }
@@ -133,6 +167,10 @@ impl tonic::service::Interceptor for VerifyPrincipal {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(principal) = self.0.verify(request.metadata(), SystemTime::now())? {
             request.extensions_mut().insert(principal);
+            let caller = request.metadata().get(CALLER_HEADER).and_then(|c| c.to_str().ok()).map(str::to_owned);
+            if let Some(caller) = caller {
+                request.extensions_mut().insert(CallingService(caller));
+            }
         }
         Ok(request)
     }
@@ -173,6 +211,24 @@ mod tests {
         let later = now + Duration::from_secs(3600);
         assert!(signer.verify(&headers(alice.as_str(), &signature), later).is_err(), "stale");
         assert!(signer.verify(&headers(alice.as_str(), "v1=1,zz"), now).is_err(), "garbage");
+    }
+
+    #[test]
+    fn the_calling_service_is_signed_with_the_principal() {
+        let signer = PrincipalSigner::new(b"secret".to_vec());
+        let alice = Principal::user("alice");
+        let now = SystemTime::now();
+        let with_caller = |caller: &str, signature: &str| {
+            let mut map = headers(alice.as_str(), signature);
+            map.insert(CALLER_HEADER, MetadataValue::try_from(caller).expect("ascii"));
+            map
+        };
+        let on_behalf = signer.sign_on_behalf(&alice, "usecase-svc", now);
+        assert_eq!(signer.verify(&with_caller("usecase-svc", &on_behalf), now).expect("verifies"), Some(alice.clone()));
+        assert!(signer.verify(&with_caller("pipeline-svc", &on_behalf), now).is_err(), "caller swapped");
+        assert!(signer.verify(&headers(alice.as_str(), &on_behalf), now).is_err(), "caller dropped");
+        let plain = signer.sign(&alice, now);
+        assert!(signer.verify(&with_caller("usecase-svc", &plain), now).is_err(), "caller added to a plain signature");
         let mut unsigned = MetadataMap::new();
         unsigned.insert(PRINCIPAL_HEADER, MetadataValue::from_static("users/alice"));
         assert!(signer.verify(&unsigned, now).is_err(), "unsigned");

@@ -10,7 +10,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use sha2::{Digest, Sha256};
 use tonic::Status;
@@ -147,6 +147,7 @@ where
         // Only the gateway speaks for a principal: whatever a client claims is dropped.
         headers.remove(PRINCIPAL_HEADER);
         headers.remove(SIGNATURE_HEADER);
+        headers.remove(CALLER_HEADER);
         let path = request.uri().path();
         // The ready inner service goes into the future; a fresh clone waits for the next call.
         let clone = self.inner.clone();

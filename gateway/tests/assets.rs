@@ -173,10 +173,11 @@ async fn anonymous_calls_and_forged_identities_are_refused(platform: Platform) {
         Code::Unauthenticated
     );
 
-    // alice claims to be bob through the internal header: the gateway drops the claim.
+    // alice claims to be bob, relayed by a service, through the internal headers: the gateway drops the claims.
     let mut request = tonic::Request::new(create(dataset("who am i")));
     request.metadata_mut().insert("x-highwind-principal", "users/bob".parse().unwrap());
     request.metadata_mut().insert("x-highwind-principal-signature", "v1=1,00".parse().unwrap());
+    request.metadata_mut().insert("x-highwind-caller", "usecase-svc".parse().unwrap());
     let mut alice = platform.assets(Some("alice")).await;
     let created = alice.create_asset(request).await.expect("create").into_inner();
     assert_eq!(created.owner, "users/alice");

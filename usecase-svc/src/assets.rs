@@ -5,15 +5,15 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use highwind_common::principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
 use highwind_proto::asset::{
     internal::v1::{self as internal, grant_service_client::GrantServiceClient},
     v1::{self as pb, asset_service_client::AssetServiceClient},
 };
 use tonic::{Code, Request, transport::Channel};
 
-/// Header naming the service that makes a call on someone's behalf.
-pub const CALLER_HEADER: &str = "x-highwind-caller";
+/// How this service names itself to the services it calls.
+const THIS_SERVICE: &str = "usecase-svc";
 
 /// asset-svc could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +86,9 @@ impl GrpcAssets {
         let bad = |e: tonic::metadata::errors::InvalidMetadataValue| DirectoryError(e.to_string());
         let metadata = request.metadata_mut();
         metadata.insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
-        metadata.insert(SIGNATURE_HEADER, self.signer.sign(principal, SystemTime::now()).parse().map_err(bad)?);
-        metadata.insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static("usecase-svc"));
+        let signature = self.signer.sign_on_behalf(principal, THIS_SERVICE, SystemTime::now());
+        metadata.insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
+        metadata.insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static(THIS_SERVICE));
         Ok(request)
     }
 }
@@ -96,7 +97,7 @@ impl GrpcAssets {
 impl GrantSink for GrpcAssets {
     async fn replace_grants(&self, request: internal::ReplaceGrantsRequest) -> Result<bool, DirectoryError> {
         // Delivered as this service itself, not on anyone's behalf.
-        let request = self.on_behalf_of(&Principal::service("usecase-svc"), request)?;
+        let request = self.on_behalf_of(&Principal::service(THIS_SERVICE), request)?;
         match self.grants.clone().replace_grants(request).await {
             Ok(done) => Ok(done.get_ref().applied),
             Err(status) => Err(DirectoryError(format!("{:?}: {}", status.code(), status.message()))),
