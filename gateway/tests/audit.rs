@@ -27,22 +27,30 @@ fn list(filter: &str) -> ipb::ListAuditEventsRequest {
     ipb::ListAuditEventsRequest { filter: filter.into(), ..Default::default() }
 }
 
+type Row = (String, String, String, String);
+
 /// The events `user` lists with `filter`, once at least `count` are there (events are written just after the
 /// call), as (principal, method, target, code).
-async fn events(platform: &Platform, user: &str, filter: &str, count: usize) -> Vec<(String, String, String, String)> {
+async fn events(platform: &Platform, user: &str, filter: &str, count: usize) -> Vec<Row> {
+    events_until(platform, user, filter, |rows| rows.len() >= count).await
+}
+
+/// The events `user` lists with `filter` once `done` holds for them (or after 10 s).
+async fn events_until(platform: &Platform, user: &str, filter: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
     let mut client = audit(platform, Some(user)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let page = client.list_audit_events(list(filter)).await.expect("list").into_inner();
-        if page.audit_events.len() >= count || tokio::time::Instant::now() > deadline {
-            return page
-                .audit_events
-                .into_iter()
-                .map(|e| {
-                    assert!(e.name.starts_with("auditEvents/") && e.time.is_some());
-                    (e.principal, e.method.rsplit('/').next().unwrap().to_owned(), e.target, e.code)
-                })
-                .collect();
+        let rows: Vec<Row> = page
+            .audit_events
+            .into_iter()
+            .map(|e| {
+                assert!(e.name.starts_with("auditEvents/") && e.time.is_some());
+                (e.principal, e.method.rsplit('/').next().unwrap().to_owned(), e.target, e.code)
+            })
+            .collect();
+        if done(&rows) || tokio::time::Instant::now() > deadline {
+            return rows;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -116,7 +124,8 @@ async fn changes_are_recorded_and_owners_read_them(platform: Platform) {
 
     // Assets: the owner reads the log of her asset, others cannot.
     let dataset = platform.push_version("alice", None, b"rows").await;
-    let asset_log = events(&platform, "alice", &format!("target = \"{dataset}\""), 2).await;
+    let committed = |rows: &[Row]| rows.iter().any(|(_, method, _, _)| method == "CommitUpload");
+    let asset_log = events_until(&platform, "alice", &format!("target = \"{dataset}\""), committed).await;
     let methods: Vec<_> = asset_log.iter().map(|(_, m, _, _)| m.as_str()).collect();
     assert!(methods.contains(&"CommitUpload") && methods.contains(&"CreateUpload"), "{methods:?}");
     let mut bob_assets = platform.assets(Some("bob")).await;
