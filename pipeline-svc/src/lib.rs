@@ -1,8 +1,11 @@
 //! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
 //!
-//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then.
+//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then:
+//! `ir` parses, validates and describes KFP IR; `api` serves `ValidatePipeline`.
 
 pub mod access;
+pub mod api;
+pub mod ir;
 
 use std::future::Future;
 
@@ -11,7 +14,7 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
-use highwind_proto::pipeline::v1::pipeline_service_server::{PipelineService, PipelineServiceServer};
+use highwind_proto::pipeline::v1::pipeline_service_server::PipelineServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -48,15 +51,9 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let config = config.server;
     let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let routes = Routes::new(PipelineServiceServer::with_interceptor(NotYetServed, verify));
+    let routes = Routes::new(PipelineServiceServer::with_interceptor(api::PipelineApi, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;
     Ok(())
 }
-
-/// Every method answers UNIMPLEMENTED until it is built.
-#[derive(Debug, Clone, Copy)]
-struct NotYetServed;
-
-impl PipelineService for NotYetServed {}

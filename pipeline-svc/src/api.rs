@@ -1,0 +1,74 @@
+//! `highwind.pipeline.v1.PipelineService`: validation today; runs, logs and lineage answer UNIMPLEMENTED until
+//! they are built.
+
+use highwind_common::{principal::Principal, status, validation::Violations};
+use highwind_proto::pipeline::v1::{self as pb, pipeline_service_server::PipelineService};
+use tonic::{Request, Response, Status};
+
+use crate::ir::{self, Issue, Severity};
+
+/// Most issues one response lists.
+const MAX_ISSUES: usize = 100;
+
+/// Handlers of `PipelineService`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PipelineApi;
+
+fn issue_to_proto(issue: &Issue) -> pb::PipelineIssue {
+    pb::PipelineIssue {
+        severity: match issue.severity {
+            Severity::Error => pb::IssueSeverity::Error,
+            Severity::Warning => pb::IssueSeverity::Warning,
+        } as i32,
+        location: issue.location.clone(),
+        reason: issue.reason.to_owned(),
+        message: issue.message.clone(),
+        line: i32::try_from(issue.line).unwrap_or(0),
+        column: i32::try_from(issue.column).unwrap_or(0),
+        document: i32::try_from(issue.document).unwrap_or(0),
+    }
+}
+
+/// Validates `bytes`: the issues found and, when there are no errors, the description.
+pub fn check(bytes: &[u8]) -> pb::ValidatePipelineResponse {
+    let (issues, description) = match ir::parse(bytes) {
+        Err(issue) => (vec![issue], None),
+        Ok(pipeline) => {
+            let issues = ir::validate(&pipeline);
+            let description = issues.iter().all(|i| i.severity != Severity::Error).then(|| ir::describe(&pipeline));
+            (issues, description)
+        }
+    };
+    let valid = description.is_some();
+    let description = description.map(|d| pb::PipelineDescription {
+        warnings: issues.iter().filter(|i| i.severity == Severity::Warning).map(issue_to_proto).collect(),
+        ..d
+    });
+    pb::ValidatePipelineResponse {
+        valid,
+        issues: issues.iter().take(MAX_ISSUES).map(issue_to_proto).collect(),
+        omitted_issues: i32::try_from(issues.len().saturating_sub(MAX_ISSUES)).unwrap_or(i32::MAX),
+        description,
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineService for PipelineApi {
+    async fn validate_pipeline(
+        &self,
+        request: Request<pb::ValidatePipelineRequest>,
+    ) -> Result<Response<pb::ValidatePipelineResponse>, Status> {
+        Principal::of(&request)?;
+        let spec = &request.get_ref().pipeline_spec;
+        if spec.is_empty() {
+            return Err(status::invalid_argument(&Violations::one("pipeline_spec", "required: the compiled IR YAML")));
+        }
+        if spec.len() > ir::MAX_BYTES {
+            return Err(status::invalid_argument(&Violations::one(
+                "pipeline_spec",
+                format!("{} bytes; at most {}", spec.len(), ir::MAX_BYTES),
+            )));
+        }
+        Ok(Response::new(check(spec)))
+    }
+}
