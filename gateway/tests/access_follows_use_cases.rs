@@ -16,7 +16,11 @@ use highwind_proto::{asset::v1 as apb, usecase::v1 as pb};
 use support::Platform;
 use tonic::Code;
 
-on_both_backends!(buyers_read_what_they_acquired_strangers_nothing, members_read_linked_assets_until_they_are_removed,);
+on_both_backends!(
+    buyers_read_what_they_acquired_strangers_nothing,
+    members_read_linked_assets_until_they_are_removed,
+    only_owners_share_what_they_linked_themselves,
+);
 
 const DATA: &[u8] = b"rooms,price\n3,100\n";
 const WEIGHTS_V1: &[u8] = b"weights v1";
@@ -315,5 +319,116 @@ async fn members_read_linked_assets_until_they_are_removed(platform: Platform) {
         .expect("remove the viewer");
     eventually("the removed member reads nothing", || hidden(&platform, "dave", &dataset_v1)).await;
     eventually("nor the model", || hidden(&platform, "dave", &model_latest)).await;
+    platform.stop().await;
+}
+
+async fn member(platform: &Platform, owner: &str, use_case: &str, principal: &str, role: pb::MemberRole) -> pb::Member {
+    let request = pb::CreateMemberRequest {
+        parent: use_case.into(),
+        member: Some(pb::Member { principal: principal.into(), role: role as i32, ..Default::default() }),
+        request_id: String::new(),
+    };
+    platform.use_cases(Some(owner)).await.create_member(request).await.expect("add member").into_inner()
+}
+
+async fn link(platform: &Platform, user: &str, use_case: &str, asset: &str, role: pb::AssetLinkRole) -> pb::AssetLink {
+    let link = pb::AssetLink {
+        asset: asset.into(),
+        role: role as i32,
+        version: Some(pb::asset_link::Version::Alias("latest".into())),
+        ..Default::default()
+    };
+    let request =
+        pb::CreateAssetLinkRequest { parent: use_case.into(), asset_link: Some(link), request_id: String::new() };
+    platform.use_cases(Some(user)).await.create_asset_link(request).await.expect("link").into_inner()
+}
+
+async fn release_and_publish(platform: &Platform, user: &str, use_case: &str) -> Result<pb::Listing, tonic::Status> {
+    let mut client = platform.use_cases(Some(user)).await;
+    let release = pb::CreateReleaseRequest { parent: use_case.into(), release: None, request_id: String::new() };
+    let release = client.create_release(release).await.expect("release").into_inner();
+    let publish = pb::PublishUseCaseRequest { name: use_case.into(), release: release.name, etag: String::new() };
+    client.publish_use_case(publish).await.map(|r| r.into_inner().listing.unwrap())
+}
+
+async fn only_owners_share_what_they_linked_themselves(platform: Platform) {
+    let seller = alices_use_case(&platform).await;
+    let dataset_v1 = format!("{}/versions/1", seller.dataset);
+    let listing = release_and_publish(&platform, "alice", &seller.use_case.name).await.expect("alice sells");
+    let mut bob_market = platform.marketplace(Some("bob")).await;
+    let acquire = |name: &str| pb::AcquireListingRequest { name: name.into(), ..Default::default() };
+    bob_market.acquire_listing(acquire(&listing.name)).await.expect("bob buys");
+    eventually("bob reads what he bought", || readable(&platform, "bob", &dataset_v1, DATA)).await;
+
+    // Bob links alice's dataset into his own use case and makes alice an editor there without asking her:
+    // nothing of hers is passed on, and it cannot be sold.
+    let mut bob = platform.use_cases(Some("bob")).await;
+    let mine = bob
+        .create_use_case(pb::CreateUseCaseRequest {
+            use_case: Some(pb::UseCase {
+                display_name: "Resale".into(),
+                description: "Alice's data, again".into(),
+                model_card: "## Model".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    link(&platform, "bob", &mine.name, &seller.dataset, pb::AssetLinkRole::Dataset).await;
+    let bobs_data = platform.push_version("bob", None, b"bob's rows").await;
+    link(&platform, "bob", &mine.name, &bobs_data, pb::AssetLinkRole::App).await;
+    member(&platform, "bob", &mine.name, "users/alice", pb::MemberRole::Editor).await;
+    member(&platform, "bob", &mine.name, "users/erin", pb::MemberRole::Viewer).await;
+    let bobs_v1 = format!("{bobs_data}/versions/1");
+    eventually("erin reads bob's own data", || readable(&platform, "erin", &bobs_v1, b"bob's rows")).await;
+    assert!(hidden(&platform, "erin", &dataset_v1).await, "alice's dataset is not bob's to share");
+    let resale = release_and_publish(&platform, "bob", &mine.name).await.expect_err("not bob's to sell");
+    assert_eq!(resale.code(), Code::FailedPrecondition);
+
+    // Carol edits alice's use case and links her own dataset: its viewers read it until she is demoted.
+    member(&platform, "alice", &seller.use_case.name, "users/carol", pb::MemberRole::Editor).await;
+    let carols = platform.push_version("carol", None, b"carol's rows").await;
+    link(&platform, "carol", &seller.use_case.name, &carols, pb::AssetLinkRole::App).await;
+    member(&platform, "alice", &seller.use_case.name, "users/dave", pb::MemberRole::Viewer).await;
+    let carols_v1 = format!("{carols}/versions/1");
+    eventually("dave reads carol's dataset", || readable(&platform, "dave", &carols_v1, b"carol's rows")).await;
+    let listing = release_and_publish(&platform, "alice", &seller.use_case.name).await.expect("carol's data is shared");
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let members = alice
+        .list_members(pb::ListMembersRequest {
+            parent: seller.use_case.name.clone(),
+            filter: "principal = \"users/carol\"".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    let demote =
+        pb::Member { name: members[0].name.clone(), role: pb::MemberRole::Viewer as i32, ..Default::default() };
+    alice
+        .update_member(pb::UpdateMemberRequest {
+            member: Some(demote),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["role".into()] }),
+        })
+        .await
+        .expect("demote carol");
+    eventually("a demoted editor's dataset is no longer passed on", || hidden(&platform, "dave", &carols_v1)).await;
+    let mut erin_market = platform.marketplace(Some("erin")).await;
+    let refused = erin_market.acquire_listing(acquire(&listing.name)).await.expect_err("carol no longer shares it");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+
+    // Archiving withdraws the listing; buyers keep what they bought.
+    alice
+        .delete_use_case(pb::DeleteUseCaseRequest { name: seller.use_case.name.clone(), etag: String::new() })
+        .await
+        .expect("archive");
+    let gone = erin_market.get_listing(pb::GetListingRequest { name: listing.name.clone() }).await;
+    assert_eq!(gone.expect_err("withdrawn").code(), Code::NotFound);
+    let kept = bob_market.get_listing(pb::GetListingRequest { name: listing.name.clone() }).await.expect("buyer");
+    assert_eq!(kept.into_inner().state, pb::ListingState::Withdrawn as i32);
+    assert!(readable(&platform, "bob", &dataset_v1, DATA).await);
     platform.stop().await;
 }

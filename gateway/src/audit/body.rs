@@ -87,13 +87,15 @@ impl Body for RequestTap {
     }
 }
 
-/// The first string field (at most two messages deep) of a protobuf message that is a resource name of one of
-/// [`COLLECTIONS`]: a request's `name` or `parent`, or the `name` inside the resource an update sends.
+/// Field 1 of a request message when it is a resource name of one of [`COLLECTIONS`]: every Highwind request
+/// puts its `name` or `parent` there, or there the resource an update sends, whose own field 1 is its `name`.
+/// Other fields (an idempotency key, unknown fields a client adds) are never read, so they cannot pose as the target.
 fn resource_in(message: &[u8], depth: usize) -> Option<String> {
     let mut rest = message;
     while !rest.is_empty() {
         let (key, after) = varint(rest)?;
         rest = after;
+        let first_field = key >> 3 == 1;
         match key & 7 {
             0 => rest = varint(rest)?.1,
             1 => rest = rest.get(8..)?,
@@ -103,16 +105,15 @@ fn resource_in(message: &[u8], depth: usize) -> Option<String> {
                 let length = usize::try_from(length).ok()?;
                 let field = after.get(..length)?;
                 rest = &after[length..];
+                if !first_field {
+                    continue;
+                }
                 if let Ok(text) = std::str::from_utf8(field)
                     && is_resource_name(text)
                 {
                     return Some(text.to_owned());
                 }
-                if depth < 1
-                    && let Some(found) = resource_in(field, depth + 1)
-                {
-                    return Some(found);
-                }
+                return if depth < 1 { resource_in(field, depth + 1) } else { None };
             }
             _ => return None,
         }
@@ -219,6 +220,17 @@ mod tests {
         };
         assert_eq!(resource_in(&create.encode_to_vec(), 0), None, "a top-level create names nothing yet");
         assert_eq!(resource_in(&[0xff, 0xff, 0xff], 0), None, "garbage is not a message");
+        let mut forged = Vec::new();
+        prost::encoding::string::encode(9, &"assets/decoy".to_owned(), &mut forged);
+        forged.extend(get.encode_to_vec());
+        assert_eq!(
+            resource_in(&forged, 0).as_deref(),
+            Some("useCases/0190-ab"),
+            "another field cannot pose as the target"
+        );
+        let keyed =
+            highwind_proto::usecase::v1::CreateUseCaseRequest { use_case: None, request_id: "useCases/fake".into() };
+        assert_eq!(resource_in(&keyed.encode_to_vec(), 0), None, "an idempotency key is not a target");
         assert!(!is_resource_name("useCases/../x") && !is_resource_name("users/alice") && !is_resource_name("assets/"));
     }
 }

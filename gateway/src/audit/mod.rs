@@ -86,7 +86,8 @@ impl Recorder {
     }
 }
 
-/// The parts of an event known when the call starts.
+/// The parts of an event known when the call starts. Dropped unfinished (the client went away, the upstream
+/// failed), it records the call as CANCELLED: a change that may have happened is never left out.
 #[derive(Debug)]
 struct Pending {
     recorder: Recorder,
@@ -94,20 +95,34 @@ struct Pending {
     method: String,
     trace_id: String,
     target: Arc<Mutex<Option<String>>>,
+    finished: bool,
 }
 
 impl Pending {
-    fn finish(self, code: tonic::Code) {
+    fn finish(mut self, code: tonic::Code) {
+        self.record(code);
+    }
+
+    fn record(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let target = self.target.lock().map(|t| t.clone().unwrap_or_default()).unwrap_or_default();
         self.recorder.record(AuditEvent {
             id: Uuid::now_v7(),
             time: Utc::now(),
-            principal: self.principal,
-            method: self.method,
+            principal: std::mem::take(&mut self.principal),
+            method: std::mem::take(&mut self.method),
             target,
             code: code_name(code).to_owned(),
-            trace_id: self.trace_id,
+            trace_id: std::mem::take(&mut self.trace_id),
         });
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.record(tonic::Code::Cancelled);
     }
 }
 
@@ -173,8 +188,14 @@ where
             .unwrap_or_default()
             .to_owned();
         let target = Arc::new(Mutex::new(None));
-        let pending =
-            Pending { recorder: self.recorder.clone(), principal, method, trace_id, target: Arc::clone(&target) };
+        let pending = Pending {
+            recorder: self.recorder.clone(),
+            principal,
+            method,
+            trace_id,
+            target: Arc::clone(&target),
+            finished: false,
+        };
         let request = request.map(|body| tonic::body::Body::new(RequestTap::new(body, target)));
         Box::pin(async move {
             let response = inner.call(request).await?;

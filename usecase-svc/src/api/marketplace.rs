@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     convert::{entitlement_to_proto, listing_to_proto, money_from_proto, use_case_to_proto},
     listing::{TimeCursor, check_request_id, page_limit},
+    publishing::foreign_assets,
 };
 use crate::{
     assets::AssetDirectory,
@@ -253,6 +254,17 @@ impl MarketplaceService for MarketplaceApi {
                 description: format!("the listing now costs {}", listing.price),
             });
         }
+        if unmet.is_empty() {
+            // Owners may have left since publishing: what they no longer share cannot be sold.
+            let release = self
+                .stores
+                .use_cases
+                .get_release(listing.use_case_id, listing.release_number)
+                .await
+                .map_err(Error::from)?
+                .ok_or_else(|| Error::NotFound(listing.release_name()))?;
+            unmet.extend(foreign_assets(&self.stores, &release).await?);
+        }
         if !unmet.is_empty() {
             return Err(Error::Unmet(format!("{} cannot be acquired", request.name), "NOT_ACQUIRABLE", unmet).into());
         }
@@ -261,8 +273,14 @@ impl MarketplaceService for MarketplaceApi {
             String::new()
         } else {
             let charge = Charge {
-                // One charge per buyer and release, however often the call is retried.
-                idempotency_key: format!("{buyer}|{}", listing.release_name()),
+                // One charge per buyer, release and amount, however often the call is retried.
+                idempotency_key: format!(
+                    "{buyer}|{}|{}|{}|{}",
+                    listing.release_name(),
+                    listing.price.currency_code,
+                    listing.price.units,
+                    listing.price.nanos
+                ),
                 payer: buyer.as_str().to_owned(),
                 payee: listing.seller.clone(),
                 amount: listing.price.clone(),

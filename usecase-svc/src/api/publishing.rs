@@ -9,7 +9,7 @@ use super::{
     listing::caller_role,
 };
 use crate::{
-    domain::{grants::sharers, market::Listing, names, role::Role, use_case::UseCase},
+    domain::{grants::sharers, market::Listing, names, release::Release, role::Role, use_case::UseCase},
     error::Error,
     store::{Stores, read_all},
 };
@@ -73,30 +73,23 @@ pub async fn publish(
             });
         }
     }
-    let members = read_all(
-        MEMBER_BATCH,
-        move |after| stores.use_cases.list_members(use_case.id, after, MEMBER_BATCH),
-        |m| (m.create_time.timestamp_micros(), m.id),
-    )
-    .await?;
-    let members: Vec<_> = members.into_iter().map(|m| (m.principal, m.role)).collect();
-    let sharers = sharers(&members);
-    for link in release.links.iter().filter(|l| !sharers.contains(l.owner.as_str())) {
-        unmet.push(Precondition {
-            kind: "ASSET_OWNER",
-            subject: format!("{}/versions/{}", link.asset, link.version_number),
-            description: "only assets owned by the use case's owners and editors can be sold".into(),
-        });
-    }
+    unmet.extend(foreign_assets(stores, &release).await?);
     if !unmet.is_empty() {
         return Err(Error::Unmet(format!("{} cannot be published", request.release), "NOT_PUBLISHABLE", unmet));
     }
     let now = Utc::now();
     let listing = match stores.market.listing_of(use_case.id).await? {
-        Some(current) => current.republished(number, release.snapshot.clone(), use_case.price.clone(), now),
-        None => {
-            Listing::first(use_case.id, number, release.snapshot.clone(), use_case.price.clone(), &use_case.owner, now)
+        Some(current) => {
+            current.republished(number, release.snapshot.clone(), use_case.price.clone(), principal.as_str(), now)
         }
+        None => Listing::first(
+            use_case.id,
+            number,
+            release.snapshot.clone(),
+            use_case.price.clone(),
+            principal.as_str(),
+            now,
+        ),
     };
     let listing = stores.market.save_listing(&listing).await?;
     tracing::info!(use_case = %use_case.id, listing = %listing.id, release = number, "use case published");
@@ -127,6 +120,32 @@ pub async fn unpublish(
         use_case: Some(use_case_to_proto(&use_case, Role::Owner)),
         listing: Some(listing_to_proto(&listing, None)),
     })
+}
+
+/// The versions `release` pins that its use case may not sell: assets not linked by their owner, or whose owner is
+/// no longer one of its owners or editors.
+pub async fn foreign_assets(stores: &Stores, release: &Release) -> Result<Vec<Precondition>, Error> {
+    let repo = stores.use_cases.as_ref();
+    let id = release.use_case_id;
+    let members = read_all(
+        MEMBER_BATCH,
+        move |after| repo.list_members(id, after, MEMBER_BATCH),
+        |m| (m.create_time.timestamp_micros(), m.id),
+    )
+    .await?;
+    let members: Vec<_> = members.into_iter().map(|m| (m.principal, m.role)).collect();
+    let sharers = sharers(&members);
+    Ok(release
+        .links
+        .iter()
+        .filter(|l| !sharers.contains(l.owner.as_str()))
+        .map(|link| Precondition {
+            kind: "ASSET_OWNER",
+            subject: format!("{}/versions/{}", link.asset, link.version_number),
+            description: "only assets that the use case's owners and editors own and linked themselves can be sold"
+                .into(),
+        })
+        .collect())
 }
 
 fn unpublishable(subject: &str, kind: &'static str, description: &str) -> Error {

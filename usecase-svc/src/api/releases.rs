@@ -76,7 +76,8 @@ pub async fn create(
             version_number,
             manifest_digest,
             alias,
-            owner: link.asset_owner.clone(),
+            // Only what its owner linked is theirs to share or sell.
+            owner: if link.linked_by_owner() { link.asset_owner.clone() } else { String::new() },
         });
     }
     let release =

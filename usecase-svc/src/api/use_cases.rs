@@ -78,7 +78,12 @@ impl UseCaseApi {
             (false, false) => return Err(Error::NotArchived(name.to_owned())),
             (true, false) => {
                 let now = Utc::now().trunc_subsecs(6);
-                self.replace(&current, current.with_archive_time(Some(now), now), etag).await?
+                let archived = self.replace(&current, current.with_archive_time(Some(now), now), etag).await?;
+                // An archived use case is not for sale; its buyers keep what they acquired.
+                if let Some(listing) = self.stores.market.listing_of(current.id).await?.filter(|l| l.active) {
+                    self.stores.market.save_listing(&listing.withdrawn(now)).await?;
+                }
+                self.repo.get(current.id).await?.unwrap_or(archived)
             }
             (false, true) => self.replace(&current, current.with_archive_time(None, Utc::now()), etag).await?,
         };

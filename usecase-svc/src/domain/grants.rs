@@ -1,7 +1,7 @@
 //! Who may read which asset versions because of use cases and entitlements: members read what their use case's
 //! links and releases pin (every version of an asset a link follows by alias); a buyer reads what the acquired
-//! release pins. A use case passes on only assets owned by its owners and editors, so linking (or forking) someone
-//! else's asset never shares it further. usecase-svc computes these sets; asset-svc enforces them.
+//! release pins. A use case passes on only assets its owners and editors own and linked themselves, so linking
+//! (or forking) someone else's asset, or making its owner a member, never shares it further. usecase-svc computes these sets; asset-svc enforces them.
 
 use std::collections::BTreeSet;
 
@@ -18,8 +18,8 @@ pub struct Grants {
 
 impl Grants {
     /// A use case's: its members read its links (pinned versions; every version when following an alias) and
-    /// every version its releases froze, of the assets its owners and editors own. `links` are (asset, pinned
-    /// version, asset owner).
+    /// every version its releases froze, of the assets its owners and editors own and linked themselves. `links`
+    /// are (asset, pinned version, the owner when the owner linked it, else empty).
     pub fn of_use_case<'a>(
         members: impl IntoIterator<Item = (String, Role)>,
         links: impl IntoIterator<Item = (String, Option<i64>, String)>,
@@ -52,7 +52,11 @@ impl Grants {
 
 /// The members whose assets the use case may pass on: its owners and editors.
 pub fn sharers(members: &[(String, Role)]) -> BTreeSet<&str> {
-    members.iter().filter(|(_, role)| role.may_edit()).map(|(principal, _)| principal.as_str()).collect()
+    members
+        .iter()
+        .filter(|(principal, role)| role.may_edit() && !principal.is_empty())
+        .map(|(principal, _)| principal.as_str())
+        .collect()
 }
 
 #[cfg(test)]

@@ -117,6 +117,11 @@ impl AssetLink {
         }
     }
 
+    /// The owner of the asset put it here: only then may the use case pass read access to it on.
+    pub fn linked_by_owner(&self) -> bool {
+        !self.asset_owner.is_empty() && self.creator == self.asset_owner
+    }
+
     /// Opaque concurrency token.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.revision)

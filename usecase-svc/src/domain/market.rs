@@ -26,7 +26,7 @@ pub struct Listing {
     pub content: Snapshot,
     /// What acquiring costs; zero is free.
     pub price: Money,
-    /// The use case's owner, who is paid.
+    /// The owner who last published it, who is paid.
     pub seller: String,
     /// First publish.
     pub create_time: DateTime<Utc>,
@@ -61,15 +61,24 @@ impl Listing {
         }
     }
 
-    /// This listing published again with `release_number` at `price`: unchanged when it already is exactly that.
-    pub fn republished(&self, release_number: i64, content: Snapshot, price: Money, now: DateTime<Utc>) -> Self {
-        if self.active && self.release_number == release_number && self.price == price {
+    /// This listing published again by `seller` with `release_number` at `price`: unchanged when it already is
+    /// exactly that.
+    pub fn republished(
+        &self,
+        release_number: i64,
+        content: Snapshot,
+        price: Money,
+        seller: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        if self.active && self.release_number == release_number && self.price == price && self.seller == seller {
             return self.clone();
         }
         Self {
             release_number,
             content,
             price,
+            seller: seller.to_owned(),
             active: true,
             publish_time: now.trunc_subsecs(6).max(self.publish_time),
             withdraw_time: None,
@@ -341,11 +350,11 @@ mod tests {
     #[test]
     fn republishing_the_same_release_and_price_changes_nothing() {
         let first = listing("a");
-        assert_eq!(first.republished(1, first.content.clone(), Money::default(), Utc::now()), first);
+        assert_eq!(first.republished(1, first.content.clone(), Money::default(), "users/alice", Utc::now()), first);
         let withdrawn = first.withdrawn(Utc::now());
         assert!(!withdrawn.active && withdrawn.withdraw_time.is_some());
         assert_eq!(withdrawn.withdrawn(Utc::now()), withdrawn);
-        let again = withdrawn.republished(1, first.content.clone(), Money::default(), Utc::now());
+        let again = withdrawn.republished(1, first.content.clone(), Money::default(), "users/alice", Utc::now());
         assert!(again.active && again.withdraw_time.is_none());
     }
 

@@ -182,7 +182,7 @@ async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores:
     };
     repo.create(&u, std::slice::from_ref(&link), None).await.expect("create with a link");
     assert_eq!(repo.get_link(u.id, link.id).await.expect("get"), Some(link.clone()), "the asset's owner is kept");
-    let pending = outbox.pending(10).await.expect("pending");
+    let pending = outbox.pending(None, 10).await.expect("pending");
     assert_eq!(pending.iter().map(|p| p.source.as_str()).collect::<Vec<_>>(), [source.as_str()]);
     let grants = crate::relay::grants_of(&stores, &source).await.expect("grants");
     assert_eq!(grants.principals.iter().collect::<Vec<_>>(), ["users/owner"]);
@@ -192,18 +192,18 @@ async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores:
     let viewer = Member::new(u.id, "users/viewer", Role::Viewer, "users/owner", Utc::now());
     assert!(repo.add_member(&viewer).await.expect("add member"));
     outbox.delivered(&pending[0]).await.expect("delivered the older version");
-    let still = outbox.pending(10).await.expect("pending");
+    let still = outbox.pending(None, 10).await.expect("pending");
     assert_eq!(still.len(), 1);
     assert!(still[0].version > pending[0].version);
     assert!(crate::relay::grants_of(&stores, &source).await.expect("grants").principals.contains("users/viewer"));
     outbox.delivered(&still[0]).await.expect("delivered");
-    assert!(outbox.pending(10).await.expect("pending").is_empty());
+    assert!(outbox.pending(None, 10).await.expect("pending").is_empty());
 
     // A refused change (the last owner cannot leave) marks nothing.
     let owners = repo.list_members(u.id, None, 10).await.expect("members");
     let owner = owners.iter().find(|m| m.role == Role::Owner).expect("owner");
     assert_eq!(repo.remove_member(u.id, owner.id, None).await.expect("refused"), Change::LastOwner);
-    assert!(outbox.pending(10).await.expect("pending").is_empty());
+    assert!(outbox.pending(None, 10).await.expect("pending").is_empty());
     let nothing = crate::relay::grants_of(&stores, "entitlements/0190b5b2-8c1e-7000-8000-000000000003").await;
     assert!(nothing.expect("none").principals.is_empty());
 }

@@ -19,8 +19,8 @@ pub struct Pending {
 /// The outbox and what the relay reads to fill a delivery.
 #[async_trait]
 pub trait GrantOutbox: Send + Sync + std::fmt::Debug {
-    /// Up to `limit` sources with undelivered changes.
-    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError>;
+    /// Up to `limit` sources with undelivered changes, by name, after `after`.
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<Pending>, StoreError>;
 
     /// Marks `pending` delivered, unless the source changed again since (then it stays pending).
     async fn delivered(&self, pending: &Pending) -> Result<(), StoreError>;

@@ -394,7 +394,9 @@ impl UseCaseRepository for PgUseCases {
             .bind(next.id)
             .execute(&mut *tx)
             .await?;
+        mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
         tx.commit().await?;
+        self.1.notify_one();
         Ok(Change::Done(next))
     }
 

@@ -10,12 +10,16 @@ use super::{
 
 #[async_trait]
 impl GrantOutbox for SqliteUseCases {
-    async fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT source, version FROM grant_outbox WHERE pending ORDER BY source LIMIT ?")
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.0)
-                .await?;
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source, version FROM grant_outbox WHERE pending AND (? IS NULL OR source > ?) \
+                 ORDER BY source LIMIT ?",
+        )
+        .bind(after)
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
         Ok(rows.into_iter().map(|(source, version)| Pending { source, version }).collect())
     }
 
