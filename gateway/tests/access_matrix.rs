@@ -14,20 +14,10 @@ use highwind_proto::usecase::v1::{
 };
 use prost::Message;
 use prost_types::FieldMask;
-use support::{Bearer, Platform};
+use support::{Bearer, CALLERS, Platform};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 on_both_backends!(every_rpc_answers_every_kind_of_caller_as_declared);
-
-/// Who calls, as the dev user that plays the part.
-const CALLERS: [(&str, Option<&str>); 6] = [
-    ("owner", Some("alice")),
-    ("editor", Some("carol")),
-    ("viewer", Some("dave")),
-    ("buyer", Some("bob")),
-    ("stranger", Some("erin")),
-    ("anonymous", None),
-];
 
 use Code::{FailedPrecondition as FP, NotFound as NF, Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
 

@@ -16,19 +16,10 @@ use highwind_proto::{
 };
 use prost::Message;
 use prost_types::FieldMask;
-use support::{Bearer, Platform};
+use support::{Bearer, CALLERS, Platform};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 on_both_backends!(every_asset_rpc_answers_every_kind_of_caller_as_declared);
-
-const CALLERS: [(&str, Option<&str>); 6] = [
-    ("owner", Some("alice")),
-    ("editor", Some("carol")),
-    ("viewer", Some("dave")),
-    ("buyer", Some("bob")),
-    ("stranger", Some("erin")),
-    ("anonymous", None),
-];
 
 use Code::{NotFound as NF, Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
 

@@ -160,6 +160,16 @@ impl Platform {
     }
 }
 
+/// The callers of the authorization matrices, as the dev user that plays each part (`None`: anonymous).
+pub const CALLERS: [(&str, Option<&str>); 6] = [
+    ("owner", Some("alice")),
+    ("editor", Some("carol")),
+    ("viewer", Some("dave")),
+    ("buyer", Some("bob")),
+    ("stranger", Some("erin")),
+    ("anonymous", None),
+];
+
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
 pub struct Bearer(pub Option<String>);
