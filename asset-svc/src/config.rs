@@ -23,6 +23,23 @@ pub struct AssetConfig {
     pub gc: GcConfig,
     /// Principals allowed to run platform-wide operations (garbage collection), e.g. `users/admin`.
     pub admins: Vec<String>,
+    /// Where pipeline-svc validates the IR of pipeline versions before they are committed.
+    #[serde(default)]
+    pub pipelines: PipelinesConfig,
+}
+
+/// Where pipeline-svc is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelinesConfig {
+    /// `http://host:port`.
+    pub url: String,
+}
+
+impl Default for PipelinesConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:50063".into() }
+    }
 }
 
 /// Garbage collection of blobs.
@@ -71,6 +88,7 @@ impl Default for AssetConfig {
             uploads: UploadsConfig { max_files: 10_000, max_version_bytes: 1 << 40, ttl_seconds: 24 * 60 * 60 },
             gc: GcConfig { grace_seconds: 60 * 60 },
             admins: Vec::new(),
+            pipelines: PipelinesConfig::default(),
         }
     }
 }

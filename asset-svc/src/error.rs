@@ -76,6 +76,9 @@ pub enum Error {
     /// A commit before every file is stored.
     #[error("files not uploaded yet: {0:?}")]
     FilesMissing(Vec<String>),
+    /// A service this one depends on could not answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// The blob store or staging area failed.
     #[error(transparent)]
     Blob(#[from] BlobError),

@@ -9,10 +9,11 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gc;
+pub mod pipelines;
 pub mod store;
 pub mod uploads;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use domain::upload::UploadLimits;
 use highwind_common::{
@@ -68,13 +69,18 @@ pub async fn serve(
         admins: config.admins.clone(),
     };
     let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, ttl);
+    let signer = PrincipalSigner::new(server.internal_secret.expose().as_bytes());
+    let pipelines: Arc<dyn pipelines::PipelineValidator> = Arc::new(
+        pipelines::GrpcPipelines::new(&config.pipelines.url, signer)
+            .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?,
+    );
     let sweeper = tokio::spawn(sweep_expired_uploads(uploads.clone()));
 
     let verify = VerifyPrincipal(PrincipalSigner::new(server.internal_secret.expose().as_bytes()));
     let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
     // A frame carries up to 4 MiB of data plus its path and upload name.
     let uploads_server = tonic::service::interceptor::InterceptedService::new(
-        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), stores.grants.clone(), uploads))
+        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), stores.grants.clone(), uploads, pipelines))
             .max_decoding_message_size(domain::upload::MAX_CHUNK_BYTES + 64 * 1024),
         verify.clone(),
     );

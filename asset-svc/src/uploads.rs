@@ -222,7 +222,9 @@ impl Uploads {
     }
 
     /// Commits `upload` into the asset's next version. Idempotent: committing again returns the same version.
-    pub async fn commit(&self, upload: &Upload) -> Result<Version, Error> {
+    /// `upload` with every file verified, or which files are still missing. Committing does this itself; a
+    /// caller that must look at the content first (a pipeline's IR) calls it before.
+    pub async fn complete(&self, upload: &Upload) -> Result<Upload, Error> {
         let name = names::upload_name(upload.asset_id, upload.id);
         let mut upload = upload.clone();
         if upload.state == UploadState::Open {
@@ -243,6 +245,27 @@ impl Uploads {
                 return Err(Error::FilesMissing(missing));
             }
         }
+        Ok(upload)
+    }
+
+    /// The whole content of a stored file, at most `max` bytes.
+    pub async fn read_whole(&self, sha256: &str, size: u64, max: u64) -> Result<bytes::Bytes, Error> {
+        if size > max {
+            return Err(Error::Invalid(highwind_common::validation::Violations::one(
+                "files",
+                format!("the file is {size} bytes; at most {max}"),
+            )));
+        }
+        if size == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        Ok(self.blobs.read(sha256, 0, size).await?)
+    }
+
+    /// Commits `upload` into a new version once every file is verified.
+    pub async fn commit(&self, upload: &Upload) -> Result<Version, Error> {
+        let name = names::upload_name(upload.asset_id, upload.id);
+        let upload = self.complete(upload).await?;
         let files = upload.manifest();
         let version = Version {
             id: Uuid::now_v7(),

@@ -120,12 +120,17 @@ impl Standalone {
         let (stop_gateway, gateway_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut upstream = BTreeMap::new();
+        // Every service's address first: they call each other.
+        let mut listeners = Vec::new();
         for (part, db) in [("asset", "asset.db"), ("usecase", "usecase.db"), ("pipeline", "pipeline.db")] {
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .map_err(|source| StandaloneError::Listen { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })?;
             let local = listener.local_addr().map_err(|source| StandaloneError::Listen { addr, source })?;
             upstream.insert(part, format!("http://{local}"));
+            listeners.push((part, db, listener, local));
+        }
+        for (part, db, listener, local) in listeners {
             let database_url = match (part, &options.asset_database_url, &options.usecase_database_url) {
                 ("asset", Some(url), _) | ("usecase", _, Some(url)) => url.clone(),
                 _ => format!("sqlite://{}", data_dir.join(db).display()),
@@ -139,6 +144,7 @@ impl Standalone {
             };
             let stop = stopped(services_rx.clone());
             let asset_url = upstream.get("asset").cloned().unwrap_or_default();
+            let pipeline_url = upstream.get("pipeline").cloned().unwrap_or_default();
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
@@ -149,6 +155,7 @@ impl Standalone {
                         config.blobs.url = blobs_dir.display().to_string();
                         config.blobs.staging_dir = staging_dir;
                         config.admins = admins;
+                        config.pipelines.url = pipeline_url;
                         asset_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                     "usecase" => {

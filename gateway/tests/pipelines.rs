@@ -5,9 +5,13 @@
 
 mod support;
 
-use highwind_proto::pipeline::v1::{self as pb, pipeline_service_client::PipelineServiceClient};
+use highwind_proto::{
+    asset::v1 as apb,
+    pipeline::v1::{self as pb, pipeline_service_client::PipelineServiceClient},
+};
 use support::{Bearer, Platform};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
@@ -50,5 +54,77 @@ async fn compiled_pipelines_validate_through_the_gateway() {
     let mut anonymous = PipelineServiceClient::with_interceptor(platform.channel().await, Bearer(None));
     let request = pb::ValidatePipelineRequest { pipeline_spec: sample("a_linear.yaml").into() };
     assert_eq!(anonymous.validate_pipeline(request).await.expect_err("anonymous").code(), Code::Unauthenticated);
+    platform.stop().await;
+}
+
+/// Uploads `files` into a new version of `asset` as alice and commits it.
+async fn commit(
+    platform: &Platform,
+    asset: &str,
+    files: &[(&str, Vec<u8>)],
+) -> Result<apb::AssetVersion, tonic::Status> {
+    let mut uploads = platform.uploads(Some("alice")).await;
+    let declared = files
+        .iter()
+        .map(|(path, content)| apb::UploadFile {
+            path: (*path).into(),
+            size_bytes: content.len() as i64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
+            ..Default::default()
+        })
+        .collect();
+    let request = apb::CreateUploadRequest { parent: asset.into(), files: declared, ..Default::default() };
+    let upload = uploads.create_upload(request).await.expect("upload").into_inner();
+    for ((path, content), file) in files.iter().zip(&upload.files) {
+        if !file.present {
+            let chunk = apb::WriteUploadChunkRequest {
+                upload: upload.name.clone(),
+                path: (*path).into(),
+                offset: 0,
+                data: content.clone().into(),
+            };
+            uploads.write_upload_chunk(chunk).await.expect("write");
+        }
+    }
+    uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn pipeline_versions_are_committed_only_when_their_ir_validates() {
+    let platform = Platform::start().await;
+    let pipeline = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
+    let version = commit(
+        &platform,
+        &pipeline,
+        &[("pipeline.yaml", sample("a_linear.yaml")), ("a_linear.py", sample("a_linear.py"))],
+    )
+    .await
+    .expect("the compiled sample commits");
+    assert_eq!(version.version_number, 1);
+
+    let broken =
+        String::from_utf8(sample("a_linear_noinstall.yaml")).unwrap().replace("name: comp-scale", "name: comp-scael");
+    let refused = commit(&platform, &pipeline, &[("pipeline.yaml", broken.into_bytes())]).await.expect_err("broken IR");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<_> =
+        refused.get_details_bad_request().expect("bad request").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["root.dag.tasks.scale.componentRef.name"], "the same location ValidatePipeline reports");
+
+    let two_files = [("a.yaml", sample("a_linear.yaml")), ("b.yml", sample("c_importer_container.yaml"))];
+    let two = commit(&platform, &pipeline, &two_files).await.expect_err("two IR files");
+    assert_eq!(two.get_details_bad_request().expect("bad request").field_violations[0].field, "files");
+
+    let mut assets = platform.assets(Some("alice")).await;
+    let listed = assets
+        .list_asset_versions(apb::ListAssetVersionsRequest { parent: pipeline.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.asset_versions.len(), 1, "refused commits store nothing");
+
+    let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
+    commit(&platform, &dataset, &[("notes.yaml", b"not: [a pipeline".to_vec())])
+        .await
+        .expect("only pipelines are checked");
     platform.stop().await;
 }

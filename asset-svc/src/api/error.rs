@@ -11,6 +11,14 @@ impl From<Error> for Status {
             Error::Invalid(violations) => status::invalid_argument(&violations),
             Error::NotFound(name) => status::with_reason(Code::NotFound, format!("{name} not found"), "NOT_FOUND"),
             Error::PermissionDenied(why) => status::with_reason(Code::PermissionDenied, why, "READ_ONLY"),
+            Error::Unavailable(why) => {
+                tracing::warn!(error = %why, "dependency unavailable");
+                status::with_reason(
+                    Code::Unavailable,
+                    "the pipeline service cannot check this pipeline now; nothing was committed, try again shortly",
+                    "DEPENDENCY_UNAVAILABLE",
+                )
+            }
             Error::StaleEtag { name, sent } => status::with_reason(
                 Code::FailedPrecondition,
                 format!("etag {sent} does not match the current version of {name}: get it again and reapply"),

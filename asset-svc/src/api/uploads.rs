@@ -13,12 +13,15 @@ use super::{
     versions,
 };
 use crate::{
-    domain::{names, upload::Upload, version::valid_sha256},
+    domain::{asset::AssetKind, names, upload::Upload, version::valid_sha256},
     error::Error,
+    pipelines::PipelineValidator,
     store::{AssetRepository, grants::GrantRepository},
     uploads::{NewUpload, Uploads},
 };
 
+/// Largest pipeline IR file, as pipeline-svc takes it.
+const IR_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Size of each frame `ReadFile` sends.
 const READ_FRAME_BYTES: u64 = 1024 * 1024;
 /// Most digests one `FindMissingBlobs` may ask about.
@@ -29,16 +32,39 @@ const MAX_DIGESTS: usize = 10_000;
 pub struct UploadApi {
     assets: Arc<dyn AssetRepository>,
     grants: Arc<dyn GrantRepository>,
+    pipelines: Arc<dyn PipelineValidator>,
     uploads: Uploads,
 }
 
 impl UploadApi {
-    /// Handlers over `assets` and `grants` (for access) and `uploads`.
-    pub fn new(assets: Arc<dyn AssetRepository>, grants: Arc<dyn GrantRepository>, uploads: Uploads) -> Self {
-        Self { assets, grants, uploads }
+    /// Handlers over `assets` and `grants` (for access) and `uploads`, asking `pipelines` about pipeline IR.
+    pub fn new(
+        assets: Arc<dyn AssetRepository>,
+        grants: Arc<dyn GrantRepository>,
+        uploads: Uploads,
+        pipelines: Arc<dyn PipelineValidator>,
+    ) -> Self {
+        Self { assets, grants, pipelines, uploads }
     }
 
     /// The upload `name` if `principal` owns its asset and opened it.
+    /// Refuses to commit a pipeline version whose IR (its one `.yaml` or `.yml` file) pipeline-svc finds unrunnable;
+    /// the upload stays open, so the file can be written again or the upload cancelled.
+    async fn check_pipeline(&self, principal: &Principal, upload: &Upload) -> Result<(), Error> {
+        let upload = self.uploads.complete(upload).await?;
+        let files = upload.manifest();
+        let ir: Vec<_> = files.iter().filter(|f| f.path.ends_with(".yaml") || f.path.ends_with(".yml")).collect();
+        let [file] = ir.as_slice() else {
+            return Err(Error::Invalid(Violations::one(
+                "files",
+                format!("a pipeline version holds exactly one .yaml IR file, not {}", ir.len()),
+            )));
+        };
+        let content = self.uploads.read_whole(&file.sha256, file.size, IR_MAX_BYTES).await?;
+        let errors = self.pipelines.errors(principal, content).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+        if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
+    }
+
     async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
         let (asset_id, upload_id) =
             names::parse_upload_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
@@ -168,6 +194,10 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::AssetVersion>, Status> {
         let principal = Principal::of(&request)?.clone();
         let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
+        let asset = self.assets.get(upload.asset_id).await.map_err(Error::from)?;
+        if asset.is_some_and(|a| a.kind == AssetKind::Pipeline) {
+            self.check_pipeline(&principal, &upload).await?;
+        }
         let version = self.uploads.commit(&upload).await?;
         tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
         let aliases = self.uploads.repo().aliases(version.asset_id).await.map_err(Error::from)?;
