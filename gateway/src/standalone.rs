@@ -164,9 +164,12 @@ impl Standalone {
                             .await
                             .map_err(|e| e.to_string())
                     }
-                    _ => pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server })
-                        .await
-                        .map_err(|e| e.to_string()),
+                    _ => {
+                        let assets = pipeline_svc::AssetsConfig { url: asset_url };
+                        pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server, assets })
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                 };
                 (part, result)
             });

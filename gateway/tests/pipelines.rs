@@ -126,5 +126,26 @@ async fn pipeline_versions_are_committed_only_when_their_ir_validates() {
     commit(&platform, &dataset, &[("notes.yaml", b"not: [a pipeline".to_vec())])
         .await
         .expect("only pipelines are checked");
+
+    // A committed version is described from its stored IR, as the caller may read it.
+    let describe = |user: &str, version: String| {
+        let token = Some(platform.token(user));
+        let channel = platform.channel();
+        async move {
+            let mut client = PipelineServiceClient::with_interceptor(channel.await, Bearer(token));
+            client.describe_pipeline(pb::DescribePipelineRequest { pipeline_version: version }).await
+        }
+    };
+    let described = describe("alice", format!("{pipeline}/versions/latest")).await.expect("describe").into_inner();
+    assert_eq!(described.pipeline_version, format!("{pipeline}/versions/1"), "the alias resolved to the exact version");
+    let inputs: Vec<_> = described.input_parameters.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(inputs, ["factor", "n"]);
+    assert_eq!(described.tasks.len(), 3);
+    let stranger = describe("bob", format!("{pipeline}/versions/1")).await.expect_err("not bob's");
+    assert_eq!(stranger.code(), Code::NotFound);
+    let not_pipeline = describe("alice", format!("{dataset}/versions/1")).await.expect_err("a dataset");
+    assert_eq!(not_pipeline.code(), Code::InvalidArgument);
+    let malformed = describe("alice", "pipelines/x".into()).await.expect_err("malformed");
+    assert_eq!(malformed.code(), Code::InvalidArgument);
     platform.stop().await;
 }

@@ -1,18 +1,32 @@
-//! `highwind.pipeline.v1.PipelineService`: validation today; runs, logs and lineage answer UNIMPLEMENTED until
-//! they are built.
+//! `highwind.pipeline.v1.PipelineService`: validation and descriptions today; runs, logs and lineage answer
+//! UNIMPLEMENTED until they are built.
 
 use highwind_common::{principal::Principal, status, validation::Violations};
 use highwind_proto::pipeline::v1::{self as pb, pipeline_service_server::PipelineService};
 use tonic::{Request, Response, Status};
 
-use crate::ir::{self, Issue, Severity};
+use std::sync::Arc;
+
+use crate::{
+    assets::{PipelineSource, ReadError},
+    ir::{self, Issue, Severity},
+};
 
 /// Most issues one response lists.
 const MAX_ISSUES: usize = 100;
 
 /// Handlers of `PipelineService`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PipelineApi;
+#[derive(Debug, Clone)]
+pub struct PipelineApi {
+    pipelines: Arc<dyn PipelineSource>,
+}
+
+impl PipelineApi {
+    /// Handlers reading pipeline versions from `pipelines`.
+    pub fn new(pipelines: Arc<dyn PipelineSource>) -> Self {
+        Self { pipelines }
+    }
+}
 
 fn issue_to_proto(issue: &Issue) -> pb::PipelineIssue {
     pb::PipelineIssue {
@@ -70,5 +84,35 @@ impl PipelineService for PipelineApi {
             )));
         }
         Ok(Response::new(check(spec)))
+    }
+
+    async fn describe_pipeline(
+        &self,
+        request: Request<pb::DescribePipelineRequest>,
+    ) -> Result<Response<pb::PipelineDescription>, Status> {
+        let principal = Principal::of(&request)?;
+        let name = &request.get_ref().pipeline_version;
+        let well_formed = name
+            .strip_prefix("assets/")
+            .and_then(|rest| rest.split_once("/versions/"))
+            .is_some_and(|(asset, version)| !asset.is_empty() && !version.is_empty() && !version.contains('/'));
+        if !well_formed {
+            let reason = "must be of the form assets/{asset}/versions/{version-or-alias}";
+            return Err(status::invalid_argument(&Violations::one("pipeline_version", reason)));
+        }
+        let ir = self.pipelines.ir(principal, name).await.map_err(|e| match e {
+            ReadError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            ReadError::NotPipeline(_) => status::invalid_argument(&Violations::one("pipeline_version", e.to_string())),
+            ReadError::NotReady(_) | ReadError::NoIr(_) => Status::failed_precondition(e.to_string()),
+            ReadError::Unavailable(why) => {
+                tracing::warn!(error = %why, "asset service unavailable");
+                Status::unavailable("the asset service cannot be reached; try again shortly")
+            }
+        })?;
+        let pipeline = ir::parse(&ir.content)
+            .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
+        let warnings =
+            ir::validate(&pipeline).iter().filter(|i| i.severity == Severity::Warning).map(issue_to_proto).collect();
+        Ok(Response::new(pb::PipelineDescription { pipeline_version: ir.version, warnings, ..ir::describe(&pipeline) }))
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod assets;
 pub mod ir;
 
 use std::future::Future;
@@ -30,6 +31,23 @@ pub const SERVICE_NAMES: [&str; 1] = ["highwind.pipeline.v1.PipelineService"];
 pub struct PipelineConfig {
     /// Listener, database and shared secret.
     pub server: ServerConfig,
+    /// Where asset-svc is (pipeline versions are read from it on the caller's behalf).
+    #[serde(default)]
+    pub assets: AssetsConfig,
+}
+
+/// Where asset-svc is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetsConfig {
+    /// `http://host:port`.
+    pub url: String,
+}
+
+impl Default for AssetsConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:50061".into() }
+    }
 }
 
 impl Settings for PipelineConfig {
@@ -40,7 +58,7 @@ impl Settings for PipelineConfig {
 
 /// Default configuration of a stand-alone pipeline service.
 pub fn default_config() -> PipelineConfig {
-    PipelineConfig { server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db") }
+    PipelineConfig { server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db"), assets: AssetsConfig::default() }
 }
 
 /// Serves on `listener` until `shutdown` resolves.
@@ -49,9 +67,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     config: PipelineConfig,
 ) -> Result<(), RunError> {
+    let signer = PrincipalSigner::new(config.server.internal_secret.expose().as_bytes());
+    let assets = assets::GrpcAssets::new(&config.assets.url, signer.clone())
+        .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?;
     let config = config.server;
-    let verify = VerifyPrincipal(PrincipalSigner::new(config.internal_secret.expose().as_bytes()));
-    let routes = Routes::new(PipelineServiceServer::with_interceptor(api::PipelineApi, verify));
+    let verify = VerifyPrincipal(signer);
+    let api = api::PipelineApi::new(std::sync::Arc::new(assets));
+    let routes = Routes::new(PipelineServiceServer::with_interceptor(api, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;

@@ -1,0 +1,128 @@
+//! Reading a pipeline version's IR from asset-svc, on the caller's behalf, so pipeline-svc sees exactly what the
+//! caller may read.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use highwind_proto::asset::v1::{
+    self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient,
+};
+use tonic::{Code, Request, transport::Channel};
+
+use crate::ir;
+
+/// How this service names itself to the services it calls.
+const THIS_SERVICE: &str = "pipeline-svc";
+
+/// Why a pipeline version's IR cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No such version, or the caller may not read it.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The asset is not a pipeline.
+    #[error("{0} is not a PIPELINE asset")]
+    NotPipeline(String),
+    /// The version is not READY.
+    #[error("{0} is not READY")]
+    NotReady(String),
+    /// The version holds no single IR file.
+    #[error("{0} holds no single .yaml IR file")]
+    NoIr(String),
+    /// asset-svc could not answer.
+    #[error("the asset service cannot answer: {0}")]
+    Unavailable(String),
+}
+
+/// A pipeline version's exact name and IR.
+#[derive(Debug, Clone)]
+pub struct PipelineIr {
+    /// `assets/{a}/versions/{number}`.
+    pub version: String,
+    /// The IR YAML.
+    pub content: Bytes,
+}
+
+/// Where pipeline IR comes from.
+#[async_trait]
+pub trait PipelineSource: Send + Sync + std::fmt::Debug {
+    /// The IR of `version` (`assets/{a}/versions/{number-or-alias}`) as `principal` may read it.
+    async fn ir(&self, principal: &Principal, version: &str) -> Result<PipelineIr, ReadError>;
+}
+
+/// The source over asset-svc's gRPC API.
+#[derive(Debug, Clone)]
+pub struct GrpcAssets {
+    assets: AssetServiceClient<Channel>,
+    uploads: UploadServiceClient<Channel>,
+    signer: PrincipalSigner,
+}
+
+impl GrpcAssets {
+    /// Talks to asset-svc at `url` (connected lazily).
+    pub fn new(url: &str, signer: PrincipalSigner) -> Result<Self, ReadError> {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let channel = endpoint.tcp_nodelay(true).connect_lazy();
+        Ok(Self {
+            assets: AssetServiceClient::new(channel.clone()),
+            uploads: UploadServiceClient::new(channel),
+            signer,
+        })
+    }
+
+    fn on_behalf_of<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, ReadError> {
+        let mut request = Request::new(message);
+        let bad = |e: tonic::metadata::errors::InvalidMetadataValue| ReadError::Unavailable(e.to_string());
+        let signature = self.signer.sign_on_behalf(principal, THIS_SERVICE, SystemTime::now());
+        request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
+        request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
+        request.metadata_mut().insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static(THIS_SERVICE));
+        Ok(request)
+    }
+}
+
+fn answer(name: &str, status: tonic::Status) -> ReadError {
+    match status.code() {
+        Code::NotFound | Code::InvalidArgument | Code::PermissionDenied => ReadError::NotFound(name.to_owned()),
+        _ => ReadError::Unavailable(status.message().to_owned()),
+    }
+}
+
+#[async_trait]
+impl PipelineSource for GrpcAssets {
+    async fn ir(&self, principal: &Principal, version: &str) -> Result<PipelineIr, ReadError> {
+        let asset_name = version.split("/versions/").next().unwrap_or_default().to_owned();
+        let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: asset_name.clone() })?;
+        let asset = self.assets.clone().get_asset(request).await.map_err(|s| answer(version, s))?.into_inner();
+        if asset.kind != pb::AssetKind::Pipeline as i32 {
+            return Err(ReadError::NotPipeline(asset_name));
+        }
+        let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
+        let found = self.assets.clone().get_asset_version(request).await.map_err(|s| answer(version, s))?.into_inner();
+        let exact = format!("{asset_name}/versions/{}", found.version_number);
+        if found.state != pb::VersionState::Ready as i32 || found.archived {
+            return Err(ReadError::NotReady(exact));
+        }
+        let ir: Vec<_> = found.files.iter().filter(|f| f.path.ends_with(".yaml") || f.path.ends_with(".yml")).collect();
+        let [file] = ir.as_slice() else {
+            return Err(ReadError::NoIr(exact));
+        };
+        if usize::try_from(file.size_bytes).unwrap_or(usize::MAX) > ir::MAX_BYTES {
+            return Err(ReadError::NoIr(exact));
+        }
+        let read = pb::ReadFileRequest { version: exact.clone(), path: file.path.clone(), offset: 0, length: 0 };
+        let request = self.on_behalf_of(principal, read)?;
+        let mut frames = self.uploads.clone().read_file(request).await.map_err(|s| answer(version, s))?.into_inner();
+        let mut content = Vec::new();
+        while let Some(frame) = frames.message().await.map_err(|s| answer(version, s))? {
+            content.extend_from_slice(&frame.data);
+            if content.len() > ir::MAX_BYTES {
+                return Err(ReadError::NoIr(exact));
+            }
+        }
+        Ok(PipelineIr { version: exact, content: content.into() })
+    }
+}
