@@ -101,3 +101,28 @@ async fn failures_exit_non_zero_with_a_clear_message() {
     assert!(listed.into_inner().assets.is_empty(), "no failed command created an asset");
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn pipelines_are_pushed_only_when_their_ir_validates() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipeline-svc/tests/samples");
+    let sample = samples.join("a_linear.yaml");
+    let pushed =
+        highwind(&platform, &token, &["pipeline", "push", sample.to_str().unwrap(), "--new", "a-linear"]).await;
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let version = stdout(&pushed).strip_prefix("pushed ").expect("prints `pushed <version>`").to_owned();
+    assert!(version.ends_with("/versions/1"), "{version}");
+
+    let work = tempfile::tempdir().unwrap();
+    let broken =
+        std::fs::read_to_string(samples.join("a_linear_noinstall.yaml")).unwrap().replace("{{$}}", "{{$.nope}}");
+    write(work.path(), "pipeline.yaml", broken.as_bytes());
+    let asset = version.trim_end_matches("/versions/1");
+    let path = work.path().join("pipeline.yaml");
+    let refused = highwind(&platform, &token, &["pipeline", "push", path.to_str().unwrap(), "--asset", asset]).await;
+    assert!(!refused.status.success(), "a broken pipeline is not stored");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("UNKNOWN_PLACEHOLDER") && stderr.contains("deploymentSpec.executors"), "{stderr}");
+    platform.stop().await;
+}

@@ -49,6 +49,13 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Push and pull pipeline versions (KFP IR YAML; refused with the IR's issues when it does not validate).
+    Pipeline {
+        #[command(subcommand)]
+        action: ContentAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Run only the gateway, in front of separately deployed services.
     Gateway {
         /// TOML configuration file; `HIGHWIND__GATEWAY__*` variables override it.
@@ -102,6 +109,7 @@ async fn main() -> ExitCode {
         Command::Gateway { config } => run_gateway(config).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
         Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
+        Command::Pipeline { action, target } => run_content(AssetKind::Pipeline, action, target).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
