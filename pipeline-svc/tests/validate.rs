@@ -149,6 +149,16 @@ fn each_break_is_an_error_naming_its_place() {
             "root.dag.outputs.parameters.Output",
         ),
         (
+            "unparsable condition",
+            Box::new(|d| {
+                let scale = at(d, "root.dag.tasks.scale").as_mapping_mut().unwrap();
+                let policy = "condition: int(inputs.parameter_values['pipelinechannel--n']) > (";
+                scale.insert("triggerPolicy".into(), serde_yaml::from_str(policy).unwrap());
+            }),
+            "INVALID_CEL",
+            "root.dag.tasks.scale.triggerPolicy.condition",
+        ),
+        (
             "old schema",
             Box::new(|d| *at(d, "schemaVersion") = "1.0.0".into()),
             "UNSUPPORTED_SCHEMA_VERSION",
@@ -166,6 +176,37 @@ fn each_break_is_an_error_naming_its_place() {
         assert!(!response.valid && response.description.is_none(), "{what}");
         assert_eq!(errors(&response), [(reason.to_owned(), location.to_owned())], "{what}: {:?}", response.issues);
     }
+}
+
+#[test]
+fn a_real_cel_condition_is_accepted() {
+    let conditioned = broken(|d| {
+        let scale = at(d, "root.dag.tasks.scale").as_mapping_mut().unwrap();
+        let policy = "condition: int(inputs.parameter_values['pipelinechannel--n']) > 10 && !(1 == 2)";
+        scale.insert("triggerPolicy".into(), serde_yaml::from_str(policy).unwrap());
+    });
+    assert_eq!(errors(&conditioned), []);
+    for hostile in [
+        "(".repeat(100_000),
+        "x".repeat(5_000),
+        "inputs.parameter_values['a".into(),
+        "1 + + 2 ) ]".into(),
+        "\u{0}".into(),
+    ] {
+        let refused = broken(|d| {
+            let scale = at(d, "root.dag.tasks.scale").as_mapping_mut().unwrap();
+            let mut policy = serde_yaml::Mapping::new();
+            policy.insert("condition".into(), hostile.clone().into());
+            scale.insert("triggerPolicy".into(), Value::Mapping(policy));
+        });
+        assert_eq!(
+            errors(&refused),
+            [("INVALID_CEL".to_owned(), "root.dag.tasks.scale.triggerPolicy.condition".to_owned())]
+        );
+    }
+    let described = conditioned.description.expect("valid");
+    let scale = described.tasks.iter().find(|t| t.task == "scale").expect("scale");
+    assert!(scale.condition.starts_with("int(inputs.parameter_values"));
 }
 
 #[test]

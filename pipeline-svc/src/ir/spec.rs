@@ -204,6 +204,8 @@ pub struct ParameterSource {
     pub task_output_parameter: Option<TaskOutputParameter>,
     /// An upstream task's final status (exit handlers).
     pub task_final_status: Option<TaskFinalStatus>,
+    /// CEL over the value (e.g. picking a field of a loop item).
+    pub parameter_expression_selector: Option<String>,
 }
 
 /// `runtimeValue`.

@@ -13,6 +13,10 @@ use super::{
 
 /// Parameter types the executor fills in itself; a task never has to supply them.
 const FILLED_BY_EXECUTOR: [&str; 2] = ["TASK_FINAL_STATUS", "TASK_CONFIG"];
+/// Longest CEL expression accepted.
+const MAX_CEL_BYTES: usize = 4096;
+/// Deepest bracket nesting in a CEL expression.
+const MAX_CEL_NESTING: usize = 32;
 /// Every parameter type the IR may declare.
 const PARAMETER_TYPES: [&str; 8] =
     ["NUMBER_DOUBLE", "NUMBER_INTEGER", "STRING", "BOOLEAN", "LIST", "STRUCT", "TASK_FINAL_STATUS", "TASK_CONFIG"];
@@ -105,6 +109,14 @@ fn check_dag(spec: &PipelineSpec, at: &str, owner: &ComponentSpec, dag: &Dag, is
         for (i, upstream) in task.dependent_tasks.iter().enumerate() {
             if !dag.tasks.contains_key(upstream) {
                 issues.push(dangling_task(format!("{task_at}.dependentTasks[{i}]"), upstream));
+            }
+        }
+        if !task.trigger_policy.condition.is_empty() {
+            check_cel(&format!("{task_at}.triggerPolicy.condition"), &task.trigger_policy.condition, issues);
+        }
+        for (name, source) in &task.inputs.parameters {
+            if let Some(selector) = &source.parameter_expression_selector {
+                check_cel(&format!("{task_at}.inputs.parameters.{name}.parameterExpressionSelector"), selector, issues);
             }
         }
         check_task_parameters(spec, &task_at, owner, dag, task, component, issues);
@@ -448,6 +460,32 @@ fn check_executors(spec: &PipelineSpec, issues: &mut Vec<Issue>) {
         } else if executor.importer.is_none() {
             issues.push(Issue::error(&at, "UNSUPPORTED_EXECUTOR", "an executor needs a container or an importer"));
         }
+    }
+}
+
+/// Conditions and selectors are CEL, evaluated when the run reaches them; one that does not parse never could be.
+fn check_cel(at: &str, expression: &str, issues: &mut Vec<Issue>) {
+    // The parser recurses over nesting: bound the input before it sees it.
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for c in expression.chars() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    if expression.len() > MAX_CEL_BYTES || deepest > MAX_CEL_NESTING {
+        issues.push(Issue::error(
+            at,
+            "INVALID_CEL",
+            format!("a condition is at most {MAX_CEL_BYTES} bytes and {MAX_CEL_NESTING} brackets deep"),
+        ));
+        return;
+    }
+    if let Err(error) = cel_interpreter::Program::compile(expression) {
+        issues.push(Issue::error(at, "INVALID_CEL", format!("{expression:?} is not a CEL expression: {error}")));
     }
 }
 
