@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     StoreError,
     market::{EntitlementQuery, MarketRepository},
-    pg::{PgUseCases, mark_changed},
+    pg::PgUseCases,
 };
 use crate::domain::{
     market::{Charge, Entitlement, Listing, ListingOrder, ListingQuery, SortKey},
@@ -265,9 +265,7 @@ impl MarketRepository for PgUseCases {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
-            mark_changed(&mut tx, &names::entitlement_name(e.id)).await?;
-            tx.commit().await?;
-            self.1.notify_one();
+            self.commit_marking(tx, Some(names::entitlement_name(e.id))).await?;
             return Ok(e.clone());
         }
         tx.rollback().await?;

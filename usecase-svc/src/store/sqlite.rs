@@ -91,7 +91,7 @@ async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u6
 }
 
 /// Records in the grant outbox, inside the caller's transaction, that `source`'s grants changed.
-pub(super) async fn mark_changed(tx: &mut sqlx::SqliteConnection, source: &str) -> Result<(), sqlx::Error> {
+async fn mark_changed(tx: &mut sqlx::SqliteConnection, source: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO grant_outbox (source, version, pending) VALUES (?, 1, TRUE) \
          ON CONFLICT (source) DO UPDATE SET version = grant_outbox.version + 1, pending = TRUE",
@@ -222,6 +222,25 @@ struct RowWithRole {
     role: String,
 }
 
+impl SqliteUseCases {
+    /// Commits `tx`, having first marked `source`'s grants changed in the outbox (when there is one), and wakes the
+    /// relay once the change is visible.
+    pub(super) async fn commit_marking(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        source: Option<String>,
+    ) -> Result<(), StoreError> {
+        if let Some(source) = &source {
+            mark_changed(&mut tx, source).await?;
+        }
+        tx.commit().await?;
+        if source.is_some() {
+            self.1.notify_one();
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl UseCaseRepository for SqliteUseCases {
     async fn create(&self, u: &UseCase, links: &[AssetLink], request_id: Option<&str>) -> Result<UseCase, StoreError> {
@@ -269,9 +288,7 @@ impl UseCaseRepository for SqliteUseCases {
         for link in links {
             insert_link(&mut tx, link).await?;
         }
-        mark_changed(&mut tx, &names::use_case_name(u.id)).await?;
-        tx.commit().await?;
-        self.1.notify_one();
+        self.commit_marking(tx, Some(names::use_case_name(u.id))).await?;
         Ok(u.clone())
     }
 
@@ -357,13 +374,7 @@ impl UseCaseRepository for SqliteUseCases {
     async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let added = insert_member(&mut tx, m).await? == 1;
-        if added {
-            mark_changed(&mut tx, &names::use_case_name(m.use_case_id)).await?;
-        }
-        tx.commit().await?;
-        if added {
-            self.1.notify_one();
-        }
+        self.commit_marking(tx, added.then(|| names::use_case_name(m.use_case_id))).await?;
         Ok(added)
     }
 
@@ -422,9 +433,7 @@ impl UseCaseRepository for SqliteUseCases {
             .bind(next.id.to_string())
             .execute(&mut *tx)
             .await?;
-        mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
-        tx.commit().await?;
-        self.1.notify_one();
+        self.commit_marking(tx, Some(names::use_case_name(use_case_id))).await?;
         Ok(Change::Done(next))
     }
 
@@ -441,22 +450,14 @@ impl UseCaseRepository for SqliteUseCases {
             Err(refused) => return Ok(refused),
         };
         sqlx::query("DELETE FROM members WHERE id = ?").bind(current.id.to_string()).execute(&mut *tx).await?;
-        mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
-        tx.commit().await?;
-        self.1.notify_one();
+        self.commit_marking(tx, Some(names::use_case_name(use_case_id))).await?;
         Ok(Change::Done(current))
     }
 
     async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
         let added = insert_link(&mut tx, l).await? == 1;
-        if added {
-            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
-        }
-        tx.commit().await?;
-        if added {
-            self.1.notify_one();
-        }
+        self.commit_marking(tx, added.then(|| names::use_case_name(l.use_case_id))).await?;
         Ok(added)
     }
 
@@ -501,13 +502,7 @@ impl UseCaseRepository for SqliteUseCases {
             .execute(&mut *tx)
             .await?;
         let removed = done.rows_affected() == 1;
-        if removed {
-            mark_changed(&mut tx, &names::use_case_name(use_case_id)).await?;
-        }
-        tx.commit().await?;
-        if removed {
-            self.1.notify_one();
-        }
+        self.commit_marking(tx, removed.then(|| names::use_case_name(use_case_id))).await?;
         Ok(removed)
     }
 
@@ -533,9 +528,7 @@ impl UseCaseRepository for SqliteUseCases {
         .bind(r.create_time.timestamp_micros())
         .execute(&mut *tx)
         .await?;
-        mark_changed(&mut tx, &names::use_case_name(r.use_case_id)).await?;
-        tx.commit().await?;
-        self.1.notify_one();
+        self.commit_marking(tx, Some(names::use_case_name(r.use_case_id))).await?;
         Ok(Release { number, ..r.clone() })
     }
 
@@ -590,9 +583,7 @@ impl UseCaseRepository for SqliteUseCases {
         .map(|done| done.rows_affected());
         let update = link_update(result)?;
         if update == LinkUpdate::Done {
-            mark_changed(&mut tx, &names::use_case_name(l.use_case_id)).await?;
-            tx.commit().await?;
-            self.1.notify_one();
+            self.commit_marking(tx, Some(names::use_case_name(l.use_case_id))).await?;
         }
         Ok(update)
     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     StoreError,
     market::{EntitlementQuery, MarketRepository},
-    sqlite::{SqliteUseCases, mark_changed},
+    sqlite::SqliteUseCases,
 };
 use crate::domain::{
     market::{Charge, Entitlement, Listing, ListingOrder, ListingQuery, SortKey},
@@ -270,9 +270,7 @@ impl MarketRepository for SqliteUseCases {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
-            mark_changed(&mut tx, &names::entitlement_name(e.id)).await?;
-            tx.commit().await?;
-            self.1.notify_one();
+            self.commit_marking(tx, Some(names::entitlement_name(e.id))).await?;
             return Ok(e.clone());
         }
         tx.rollback().await?;
