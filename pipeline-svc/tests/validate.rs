@@ -210,6 +210,24 @@ fn a_real_cel_condition_is_accepted() {
 }
 
 #[test]
+fn importer_uris_the_server_would_refuse_are_flagged() {
+    for (uri, flagged) in [
+        ("file:///etc/passwd", true),
+        ("https://example.com/data.csv", true),
+        ("highwind://assets/0190a6f4-0000-7000-8000-000000000001/versions/../../x", true),
+        ("highwind://assets/0190a6f4-0000-7000-8000-000000000001/versions/3", false),
+    ] {
+        let mut document: Value = serde_yaml::from_str(&sample("c_importer_container_noinstall.yaml")).unwrap();
+        let importer = at(&mut document, "deploymentSpec.executors.exec-importer.importer.artifactUri");
+        *importer = serde_yaml::from_str(&format!("constant: {uri:?}")).unwrap();
+        let response = check(serde_yaml::to_string(&document).unwrap().as_bytes());
+        assert!(response.valid, "a run may still bind the importer: {uri}");
+        let warned = response.issues.iter().any(|i| i.reason == "IMPORTER_URI_REFUSED");
+        assert_eq!(warned, flagged, "{uri}");
+    }
+}
+
+#[test]
 fn cycles_are_found_between_tasks_and_between_components() {
     let looped = broken(|d| {
         let make = at(d, "root.dag.tasks.make-data").as_mapping_mut().unwrap();

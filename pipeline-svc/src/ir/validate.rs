@@ -457,7 +457,19 @@ fn check_executors(spec: &PipelineSpec, issues: &mut Vec<Issue>) {
                     }
                 }
             }
-        } else if executor.importer.is_none() {
+        } else if let Some(importer) = &executor.importer {
+            let constant = importer.artifact_uri.constant.as_ref().and_then(Value::as_str);
+            if let Some(uri) = constant.filter(|uri| !is_asset_uri(uri)) {
+                issues.push(Issue::warning(
+                    format!("{at}.importer.artifactUri.constant"),
+                    "IMPORTER_URI_REFUSED",
+                    format!(
+                        "{uri:?} is not a Highwind asset version (highwind://assets/{{asset}}/versions/{{version}}): a \
+                         run must bind this importer to an asset version, the server never fetches other URIs"
+                    ),
+                ));
+            }
+        } else {
             issues.push(Issue::error(&at, "UNSUPPORTED_EXECUTOR", "an executor needs a container or an importer"));
         }
     }
@@ -487,6 +499,16 @@ fn check_cel(at: &str, expression: &str, issues: &mut Vec<Issue>) {
     if let Err(error) = cel_interpreter::Program::compile(expression) {
         issues.push(Issue::error(at, "INVALID_CEL", format!("{expression:?} is not a CEL expression: {error}")));
     }
+}
+
+/// `highwind://assets/{asset}/versions/{version}`, with plain segments only.
+fn is_asset_uri(uri: &str) -> bool {
+    let Some((asset, version)) = uri.strip_prefix("highwind://assets/").and_then(|rest| rest.split_once("/versions/"))
+    else {
+        return false;
+    };
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    plain(asset) && plain(version)
 }
 
 /// Whether `value` is a valid `parameter_type`; integers arrive as whole floats.
