@@ -210,6 +210,24 @@ fn a_real_cel_condition_is_accepted() {
 }
 
 #[test]
+fn resource_settings_are_a_warning_for_the_local_executor() {
+    let with_limits = broken(|d| {
+        let container = at(d, "deploymentSpec.executors.exec-scale.container").as_mapping_mut().unwrap();
+        container.insert(
+            "resources".into(),
+            serde_yaml::from_str("{resourceCpuLimit: '2', resourceMemoryLimit: 4G}").unwrap(),
+        );
+    });
+    assert!(with_limits.valid);
+    let warnings = &with_limits.description.expect("valid").warnings;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(
+        (warnings[0].reason.as_str(), warnings[0].location.as_str()),
+        ("RESOURCES_IGNORED", "deploymentSpec.executors.exec-scale.container.resources")
+    );
+}
+
+#[test]
 fn importer_uris_the_server_would_refuse_are_flagged() {
     for (uri, flagged) in [
         ("file:///etc/passwd", true),

@@ -342,6 +342,8 @@ pub struct Container {
     pub command: Vec<String>,
     /// The arguments, with placeholders.
     pub args: Vec<String>,
+    /// CPU, memory and accelerator requests and limits (honoured by KFP, not by the local executor).
+    pub resources: Option<Value>,
 }
 
 /// `importer`.

@@ -437,6 +437,13 @@ fn check_executors(spec: &PipelineSpec, issues: &mut Vec<Issue>) {
             continue;
         }
         if let Some(container) = &executor.container {
+            if container.resources.as_ref().is_some_and(|r| r.as_object().is_some_and(|o| !o.is_empty())) {
+                issues.push(Issue::warning(
+                    format!("{at}.container.resources"),
+                    "RESOURCES_IGNORED",
+                    "CPU, memory and accelerator settings apply on KFP; the local executor runs without them",
+                ));
+            }
             // The same executor may serve several components; a placeholder is fine if every one declares it.
             let users: Vec<&ComponentSpec> =
                 spec.components.values().filter(|c| c.executor_label.as_deref() == Some(label.as_str())).collect();
