@@ -69,7 +69,8 @@ impl Principal {
             .ok_or_else(|| Status::unauthenticated("this call needs credentials: send authorization: Bearer <token>"))
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    /// The principal named `name` (`users/…` or `services/…`), if well formed; for names stored earlier.
+    pub fn parse(name: &str) -> Option<Self> {
         let valid = if let Some(id) = name.strip_prefix("users/") {
             !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
         } else if let Some(service) = name.strip_prefix("services/") {

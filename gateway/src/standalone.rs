@@ -40,6 +40,8 @@ pub struct Options {
     pub asset_database_url: Option<String>,
     /// Keep use cases in this database instead of the data directory's SQLite file.
     pub usecase_database_url: Option<String>,
+    /// `PATH` for pipeline tasks; empty means the platform's own.
+    pub task_path: String,
 }
 
 /// Why the platform could not start.
@@ -146,6 +148,8 @@ impl Standalone {
             let asset_url = upstream.get("asset").cloned().unwrap_or_default();
             let pipeline_url = upstream.get("pipeline").cloned().unwrap_or_default();
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
+            let runs_dir = data_dir.join("runs");
+            let task_path = options.task_path.clone();
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
             tasks.spawn(async move {
@@ -166,7 +170,12 @@ impl Standalone {
                     }
                     _ => {
                         let assets = pipeline_svc::AssetsConfig { url: asset_url };
-                        pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server, assets })
+                        let executor = pipeline_svc::executor::ExecutorConfig {
+                            data_dir: runs_dir,
+                            task_path,
+                            ..Default::default()
+                        };
+                        pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server, assets, executor })
                             .await
                             .map_err(|e| e.to_string())
                     }

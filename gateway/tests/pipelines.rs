@@ -63,30 +63,7 @@ async fn commit(
     asset: &str,
     files: &[(&str, Vec<u8>)],
 ) -> Result<apb::AssetVersion, tonic::Status> {
-    let mut uploads = platform.uploads(Some("alice")).await;
-    let declared = files
-        .iter()
-        .map(|(path, content)| apb::UploadFile {
-            path: (*path).into(),
-            size_bytes: content.len() as i64,
-            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
-            ..Default::default()
-        })
-        .collect();
-    let request = apb::CreateUploadRequest { parent: asset.into(), files: declared, ..Default::default() };
-    let upload = uploads.create_upload(request).await.expect("upload").into_inner();
-    for ((path, content), file) in files.iter().zip(&upload.files) {
-        if !file.present {
-            let chunk = apb::WriteUploadChunkRequest {
-                upload: upload.name.clone(),
-                path: (*path).into(),
-                offset: 0,
-                data: content.clone().into(),
-            };
-            uploads.write_upload_chunk(chunk).await.expect("write");
-        }
-    }
-    uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.map(tonic::Response::into_inner)
+    platform.commit_files("alice", asset, files).await
 }
 
 #[tokio::test]

@@ -1,5 +1,9 @@
-//! `highwind.pipeline.v1.PipelineService`: validation and descriptions today; runs, logs and lineage answer
-//! UNIMPLEMENTED until they are built.
+//! `highwind.pipeline.v1.PipelineService`: validation, descriptions, runs on the embedded executor and task logs;
+//! lineage answers UNIMPLEMENTED until it is built.
+
+mod convert;
+pub mod logs;
+pub mod runs;
 
 use highwind_common::{principal::Principal, status, validation::Violations};
 use highwind_proto::pipeline::v1::{self as pb, pipeline_service_server::PipelineService};
@@ -19,12 +23,26 @@ const MAX_ISSUES: usize = 100;
 #[derive(Debug, Clone)]
 pub struct PipelineApi {
     pipelines: Arc<dyn PipelineSource>,
+    runs: runs::Runs,
 }
 
 impl PipelineApi {
-    /// Handlers reading pipeline versions from `pipelines`.
-    pub fn new(pipelines: Arc<dyn PipelineSource>) -> Self {
-        Self { pipelines }
+    /// Handlers reading pipeline versions through `runs.pipelines`.
+    pub fn new(runs: runs::Runs) -> Self {
+        Self { pipelines: runs.pipelines.clone(), runs }
+    }
+}
+
+/// The one mapping of a failed asset read to a status.
+fn read_error(error: ReadError) -> Status {
+    match error {
+        ReadError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        ReadError::NotPipeline(_) => status::invalid_argument(&Violations::one("pipeline_version", error.to_string())),
+        ReadError::NotReady(_) | ReadError::NoIr(_) => Status::failed_precondition(error.to_string()),
+        ReadError::Unavailable(why) => {
+            tracing::warn!(error = %why, "asset service unavailable");
+            Status::unavailable("the asset service cannot be reached; try again shortly")
+        }
     }
 }
 
@@ -92,27 +110,53 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<pb::PipelineDescription>, Status> {
         let principal = Principal::of(&request)?;
         let name = &request.get_ref().pipeline_version;
-        let well_formed = name
-            .strip_prefix("assets/")
-            .and_then(|rest| rest.split_once("/versions/"))
-            .is_some_and(|(asset, version)| !asset.is_empty() && !version.is_empty() && !version.contains('/'));
-        if !well_formed {
+        if !runs::is_version_name(name) {
             let reason = "must be of the form assets/{asset}/versions/{version-or-alias}";
             return Err(status::invalid_argument(&Violations::one("pipeline_version", reason)));
         }
-        let ir = self.pipelines.ir(principal, name).await.map_err(|e| match e {
-            ReadError::NotFound(what) => Status::not_found(format!("{what} not found")),
-            ReadError::NotPipeline(_) => status::invalid_argument(&Violations::one("pipeline_version", e.to_string())),
-            ReadError::NotReady(_) | ReadError::NoIr(_) => Status::failed_precondition(e.to_string()),
-            ReadError::Unavailable(why) => {
-                tracing::warn!(error = %why, "asset service unavailable");
-                Status::unavailable("the asset service cannot be reached; try again shortly")
-            }
-        })?;
+        let ir = self.pipelines.ir(principal, name).await.map_err(read_error)?;
         let pipeline = ir::parse(&ir.content)
             .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
         let warnings =
             ir::validate(&pipeline).iter().filter(|i| i.severity == Severity::Warning).map(issue_to_proto).collect();
         Ok(Response::new(pb::PipelineDescription { pipeline_version: ir.version, warnings, ..ir::describe(&pipeline) }))
+    }
+
+    async fn create_run(&self, request: Request<pb::CreateRunRequest>) -> Result<Response<pb::Run>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.create(&principal, request.into_inner()).await?))
+    }
+
+    async fn get_run(&self, request: Request<pb::GetRunRequest>) -> Result<Response<pb::Run>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.get(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_runs(&self, request: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.list(&principal, request.into_inner()).await?))
+    }
+
+    async fn watch_run(&self, request: Request<pb::WatchRunRequest>) -> Result<Response<runs::WatchStream>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.watch(&principal, request.into_inner()).await?))
+    }
+
+    async fn cancel_run(&self, request: Request<pb::CancelRunRequest>) -> Result<Response<pb::Run>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.cancel(&principal, request.into_inner()).await?))
+    }
+
+    async fn retry_run(&self, request: Request<pb::RetryRunRequest>) -> Result<Response<pb::Run>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.runs.retry(&principal, request.into_inner()).await?))
+    }
+
+    async fn stream_task_logs(
+        &self,
+        request: Request<pb::StreamTaskLogsRequest>,
+    ) -> Result<Response<logs::LogStream>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(logs::stream(&self.runs, &principal, request.into_inner()).await?))
     }
 }

@@ -25,8 +25,8 @@ pub enum ReadError {
     /// The asset is not a pipeline.
     #[error("{0} is not a PIPELINE asset")]
     NotPipeline(String),
-    /// The version is not READY.
-    #[error("{0} is not READY")]
+    /// The version is not READY, or it or its asset is archived.
+    #[error("{0} is not READY or is archived")]
     NotReady(String),
     /// The version holds no single IR file.
     #[error("{0} holds no single .yaml IR file")]
@@ -103,7 +103,7 @@ impl PipelineSource for GrpcAssets {
         let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
         let found = self.assets.clone().get_asset_version(request).await.map_err(|s| answer(version, s))?.into_inner();
         let exact = format!("{asset_name}/versions/{}", found.version_number);
-        if found.state != pb::VersionState::Ready as i32 || found.archived {
+        if found.state != pb::VersionState::Ready as i32 || found.archived || asset.archived {
             return Err(ReadError::NotReady(exact));
         }
         let ir: Vec<_> = found.files.iter().filter(|f| f.path.ends_with(".yaml") || f.path.ends_with(".yml")).collect();
@@ -124,5 +124,72 @@ impl PipelineSource for GrpcAssets {
             }
         }
         Ok(PipelineIr { version: exact, content: content.into() })
+    }
+}
+
+/// An asset version as a run sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The exact name, `assets/{a}/versions/{n}`.
+    pub name: String,
+    /// The asset's kind.
+    pub kind: pb::AssetKind,
+    /// Its files: path and size.
+    pub files: Vec<(String, u64)>,
+}
+
+/// Asset versions a run reads: bound inputs and importers.
+#[async_trait]
+pub trait AssetFiles: Send + Sync + std::fmt::Debug {
+    /// Resolves `version` (number or alias) as `principal` may read it; it must be READY and not archived.
+    async fn version(&self, principal: &Principal, version: &str) -> Result<VersionInfo, ReadError>;
+
+    /// Writes file `path` of the exact `version` to `dest`.
+    async fn download(
+        &self,
+        principal: &Principal,
+        version: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), ReadError>;
+}
+
+#[async_trait]
+impl AssetFiles for GrpcAssets {
+    async fn version(&self, principal: &Principal, version: &str) -> Result<VersionInfo, ReadError> {
+        let asset_name = version.split("/versions/").next().unwrap_or_default().to_owned();
+        let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: asset_name.clone() })?;
+        let asset = self.assets.clone().get_asset(request).await.map_err(|s| answer(version, s))?.into_inner();
+        let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
+        let found = self.assets.clone().get_asset_version(request).await.map_err(|s| answer(version, s))?.into_inner();
+        let name = format!("{asset_name}/versions/{}", found.version_number);
+        if found.state != pb::VersionState::Ready as i32 || found.archived || asset.archived {
+            return Err(ReadError::NotReady(name));
+        }
+        let kind = pb::AssetKind::try_from(asset.kind).unwrap_or(pb::AssetKind::Unspecified);
+        let files = found.files.iter().map(|f| (f.path.clone(), u64::try_from(f.size_bytes).unwrap_or(0))).collect();
+        Ok(VersionInfo { name, kind, files })
+    }
+
+    async fn download(
+        &self,
+        principal: &Principal,
+        version: &str,
+        path: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), ReadError> {
+        use tokio::io::AsyncWriteExt;
+        let read = pb::ReadFileRequest { version: version.to_owned(), path: path.to_owned(), offset: 0, length: 0 };
+        let request = self.on_behalf_of(principal, read)?;
+        let mut frames = self.uploads.clone().read_file(request).await.map_err(|s| answer(version, s))?.into_inner();
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        }
+        let mut file = tokio::fs::File::create(dest).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        while let Some(frame) = frames.message().await.map_err(|s| answer(version, s))? {
+            file.write_all(&frame.data).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        }
+        file.flush().await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        Ok(())
     }
 }

@@ -1,19 +1,24 @@
 //! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
 //!
-//! The v1 contract is complete; its methods are served as they are built and answer UNIMPLEMENTED until then:
-//! `ir` parses, validates and describes KFP IR; `api` serves `ValidatePipeline`.
+//! `ir` parses, validates and describes KFP IR; `runs` is the run model, `store` keeps it, `executor` runs
+//! pipelines as local processes, and `api` serves the v1 contract (lineage answers UNIMPLEMENTED until built).
 
 pub mod access;
 pub mod api;
 pub mod assets;
+pub mod executor;
 pub mod ir;
+pub mod runs;
+pub mod store;
 
 use std::future::Future;
 
 use highwind_common::{
     config::{ServerConfig, Settings},
+    db::Database,
+    page_token::PageTokens,
     principal::{PrincipalSigner, VerifyPrincipal},
-    serve::{RunError, Served},
+    serve::{RunError, ServeError, Served},
 };
 use highwind_proto::pipeline::v1::pipeline_service_server::PipelineServiceServer;
 use tokio::net::TcpListener;
@@ -34,6 +39,9 @@ pub struct PipelineConfig {
     /// Where asset-svc is (pipeline versions are read from it on the caller's behalf).
     #[serde(default)]
     pub assets: AssetsConfig,
+    /// The embedded executor.
+    #[serde(default)]
+    pub executor: executor::ExecutorConfig,
 }
 
 /// Where asset-svc is.
@@ -58,7 +66,11 @@ impl Settings for PipelineConfig {
 
 /// Default configuration of a stand-alone pipeline service.
 pub fn default_config() -> PipelineConfig {
-    PipelineConfig { server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db"), assets: AssetsConfig::default() }
+    PipelineConfig {
+        server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db"),
+        assets: AssetsConfig::default(),
+        executor: executor::ExecutorConfig::default(),
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves.
@@ -69,10 +81,20 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let signer = PrincipalSigner::new(config.server.internal_secret.expose().as_bytes());
     let assets = assets::GrpcAssets::new(&config.assets.url, signer.clone())
-        .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?;
+        .map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
+    let assets = std::sync::Arc::new(assets);
+    let db = Database::connect(&config.server.database_url, config.server.max_connections).await?;
+    let store = store::open(db).await?;
+    let engine = executor::Engine::new(config.executor.clone(), store.clone(), assets.clone());
+    let recovered = engine.recover().await.map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
+    if recovered > 0 {
+        tracing::info!(runs = recovered, "settled runs left unfinished by the previous server process");
+    }
+    let tokens = PageTokens::new(config.server.internal_secret.derive("pipeline-svc page tokens"));
+    let runs = api::runs::Runs { store, engine, pipelines: assets.clone(), assets, tokens };
     let config = config.server;
     let verify = VerifyPrincipal(signer);
-    let api = api::PipelineApi::new(std::sync::Arc::new(assets));
+    let api = api::PipelineApi::new(runs);
     let routes = Routes::new(PipelineServiceServer::with_interceptor(api, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);

@@ -103,7 +103,14 @@ async fn main() -> ExitCode {
     let _telemetry = telemetry::init("highwind");
     let result = match Cli::parse().command {
         Command::Standalone { listen, data_dir, dev_users, asset_database_url, usecase_database_url } => {
-            let options = standalone::Options { listen, data_dir, dev_users, asset_database_url, usecase_database_url };
+            let options = standalone::Options {
+                listen,
+                data_dir,
+                dev_users,
+                asset_database_url,
+                usecase_database_url,
+                task_path: String::new(),
+            };
             run_standalone(options).await
         }
         Command::Gateway { config } => run_gateway(config).await,

@@ -8,6 +8,18 @@ use gateway::standalone::{Options, Standalone};
 use highwind_proto::asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient};
 use tonic::{Request, Status, metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel};
 
+/// `PATH` with a Python environment that has `kfp` first (`HIGHWIND_TEST_KFP_VENV`), for pipelines of lightweight
+/// Python components; `None` when none is configured, unless `HIGHWIND_REQUIRE_KFP=1` makes that a failure.
+pub fn kfp_path() -> Option<String> {
+    match std::env::var("HIGHWIND_TEST_KFP_VENV") {
+        Ok(venv) => Some(format!("{venv}/bin:{}", std::env::var("PATH").unwrap_or_default())),
+        Err(_) if std::env::var("HIGHWIND_REQUIRE_KFP").is_ok_and(|v| v == "1") => {
+            panic!("HIGHWIND_REQUIRE_KFP=1 but HIGHWIND_TEST_KFP_VENV names no environment with kfp")
+        }
+        Err(_) => None,
+    }
+}
+
 /// A started platform, its data directory and the tokens of `alice` and `bob`.
 pub struct Platform {
     pub standalone: Standalone,
@@ -40,6 +52,7 @@ impl Platform {
             dev_users: vec!["alice".into(), "bob".into(), "carol".into(), "dave".into(), "erin".into()],
             asset_database_url,
             usecase_database_url,
+            task_path: kfp_path().unwrap_or_default(),
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir }
@@ -139,6 +152,53 @@ impl Platform {
         }
         uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.unwrap();
         name
+    }
+
+    /// Uploads `files` into a new version of `asset` as `user` and commits it.
+    pub async fn commit_files(
+        &self,
+        user: &str,
+        asset: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<highwind_proto::asset::v1::AssetVersion, Status> {
+        use highwind_proto::asset::v1 as apb;
+        let mut uploads = self.uploads(Some(user)).await;
+        let declared = files
+            .iter()
+            .map(|(path, content)| apb::UploadFile {
+                path: (*path).into(),
+                size_bytes: content.len() as i64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
+                ..Default::default()
+            })
+            .collect();
+        let request = apb::CreateUploadRequest { parent: asset.into(), files: declared, ..Default::default() };
+        let upload = uploads.create_upload(request).await?.into_inner();
+        for ((path, content), file) in files.iter().zip(&upload.files) {
+            if !file.present {
+                let chunk = apb::WriteUploadChunkRequest {
+                    upload: upload.name.clone(),
+                    path: (*path).into(),
+                    offset: 0,
+                    data: content.clone().into(),
+                };
+                uploads.write_upload_chunk(chunk).await?;
+            }
+        }
+        uploads.commit_upload(apb::CommitUploadRequest { name: upload.name }).await.map(tonic::Response::into_inner)
+    }
+
+    /// A PipelineService client that authenticates as `user`.
+    pub async fn pipelines(
+        &self,
+        user: Option<&str>,
+    ) -> highwind_proto::pipeline::v1::pipeline_service_client::PipelineServiceClient<InterceptedService<Channel, Bearer>>
+    {
+        let token = user.map(|u| self.token(u));
+        highwind_proto::pipeline::v1::pipeline_service_client::PipelineServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(token),
+        )
     }
 
     /// The whole content of `path` in `version`, read as `user`.

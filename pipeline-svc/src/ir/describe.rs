@@ -66,10 +66,15 @@ fn walk(pipeline: &Pipeline, dag: &Dag, parent: &str, out: &mut pb::PipelineDesc
             out.importers.push(pb::ImporterSpec {
                 task: path.clone(),
                 artifact_type: importer.type_schema.schema_title.clone(),
+                // The compiler passes a constant URI either in the executor or as the task's `uri` input.
                 uri_constant: importer
                     .artifact_uri
                     .constant
                     .as_ref()
+                    .or_else(|| {
+                        let source = task.inputs.parameters.get(&uri_parameter)?;
+                        source.runtime_value.as_ref().map(|v| &v.constant)
+                    })
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned(),
@@ -99,7 +104,7 @@ fn parameters(definitions: &Definitions, inputs: bool) -> Vec<pb::ParameterSpec>
         .map(|(name, p)| pb::ParameterSpec {
             name: name.clone(),
             r#type: parameter_type(&p.parameter_type) as i32,
-            default_value: p.default_value.as_ref().map(to_proto_value),
+            default_value: p.default_value.as_ref().map(crate::runs::values::to_proto),
             optional: p.is_optional,
             required: inputs && p.default_value.is_none() && !p.is_optional,
             description: p.description.clone(),
@@ -124,21 +129,4 @@ fn artifacts(definitions: &Definitions) -> Vec<pb::ArtifactSpec> {
 
 fn parameter_type(name: &str) -> pb::ParameterType {
     pb::ParameterType::from_str_name(&format!("PARAMETER_TYPE_{name}")).unwrap_or(pb::ParameterType::Unspecified)
-}
-
-fn to_proto_value(value: &Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => {
-            Kind::ListValue(prost_types::ListValue { values: items.iter().map(to_proto_value).collect() })
-        }
-        Value::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map.iter().map(|(k, v)| (k.clone(), to_proto_value(v))).collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
 }

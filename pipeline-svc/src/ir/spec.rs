@@ -130,6 +130,8 @@ pub struct Task {
     pub artifact_iterator: Option<Iterator>,
     /// Retries.
     pub retry_policy: RetryPolicy,
+    /// How many loop iterations run at once.
+    pub iterator_policy: IteratorPolicy,
 }
 
 /// `taskInfo`.
@@ -172,6 +174,28 @@ pub struct TriggerPolicy {
 pub struct Iterator {
     /// The component input each iteration's item fills.
     pub item_input: String,
+    /// Where the items come from.
+    pub items: IteratorItems,
+}
+
+/// `items` of an iterator.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IteratorItems {
+    /// A JSON list as a string (`parameterIterator`).
+    pub raw: Option<String>,
+    /// The loop task's input parameter holding the list.
+    pub input_parameter: Option<String>,
+    /// The loop task's input artifact holding the list (`artifactIterator`).
+    pub input_artifact: Option<String>,
+}
+
+/// `iteratorPolicy`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IteratorPolicy {
+    /// Most iterations at once; 0 means no limit.
+    pub parallelism_limit: i64,
 }
 
 /// `retryPolicy`.
@@ -180,6 +204,12 @@ pub struct Iterator {
 pub struct RetryPolicy {
     /// Retries after the first attempt.
     pub max_retry_count: i32,
+    /// Wait before the first retry, e.g. `1s`.
+    pub backoff_duration: String,
+    /// Each later wait is the previous one times this.
+    pub backoff_factor: f64,
+    /// Longest wait, e.g. `3600s`.
+    pub backoff_max_duration: String,
 }
 
 /// `inputs` of a task.
@@ -344,6 +374,18 @@ pub struct Container {
     pub args: Vec<String>,
     /// CPU, memory and accelerator requests and limits (honoured by KFP, not by the local executor).
     pub resources: Option<Value>,
+    /// Environment variables (`set_env_variable`).
+    pub env: Vec<EnvVar>,
+}
+
+/// One `env` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvVar {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: String,
 }
 
 /// `importer`.
@@ -356,6 +398,8 @@ pub struct Importer {
     pub type_schema: ArtifactType,
     /// Import again even if known.
     pub reimport: bool,
+    /// Metadata given to the imported artifact.
+    pub metadata: serde_json::Map<String, Value>,
 }
 
 /// `artifactUri`.

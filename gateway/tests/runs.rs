@@ -1,0 +1,405 @@
+//! Pipeline runs on the embedded executor, through the gateway: the samples the `kfp` compiler wrote run to the
+//! outputs kfp.local gives, Watch streams every transition, cancellation stops whole process groups, RetryRun
+//! reruns only what failed, and bad requests are refused without a run appearing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
+use prost_types::value::Kind;
+use support::{Platform, kfp_path};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
+}
+
+/// A new pipeline asset of `user` holding `sample`; its version name.
+async fn push_pipeline(platform: &Platform, user: &str, sample_name: &str) -> String {
+    let asset = platform.create_asset(user, apb::AssetKind::Pipeline).await;
+    let version = platform.commit_files(user, &asset, &[("pipeline.yaml", sample(sample_name))]).await.expect("commit");
+    format!("{asset}/versions/{}", version.version_number)
+}
+
+fn number(n: f64) -> prost_types::Value {
+    prost_types::Value { kind: Some(Kind::NumberValue(n)) }
+}
+
+fn text(s: &str) -> prost_types::Value {
+    prost_types::Value { kind: Some(Kind::StringValue(s.into())) }
+}
+
+fn run_of(version: &str, parameters: &[(&str, prost_types::Value)]) -> pb::Run {
+    pb::Run {
+        pipeline_version: version.into(),
+        parameters: parameters.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        ..Default::default()
+    }
+}
+
+async fn create(platform: &Platform, user: &str, run: pb::Run) -> Result<pb::Run, tonic::Status> {
+    let request = pb::CreateRunRequest { run: Some(run), ..Default::default() };
+    platform.pipelines(Some(user)).await.create_run(request).await.map(tonic::Response::into_inner)
+}
+
+/// Watches `run` to its end: every message, and the run as the stream left it.
+async fn watch(platform: &Platform, user: &str, run: &str) -> (Vec<pb::WatchRunResponse>, pb::Run) {
+    let mut client = platform.pipelines(Some(user)).await;
+    let mut stream = client.watch_run(pb::WatchRunRequest { name: run.into() }).await.expect("watch").into_inner();
+    let mut messages = Vec::new();
+    while let Some(message) =
+        tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("in time").expect("stream")
+    {
+        messages.push(message);
+    }
+    let last = client.get_run(pb::GetRunRequest { name: run.into(), view: 0 }).await.expect("get").into_inner();
+    (messages, last)
+}
+
+fn task<'a>(run: &'a pb::Run, path: &str) -> &'a pb::Task {
+    let name = format!("{}/tasks/{path}", run.name);
+    run.tasks
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no task {path} in {:?}", run.tasks.iter().map(|t| &t.name).collect::<Vec<_>>()))
+}
+
+fn state(run: &pb::Run) -> pb::RunState {
+    pb::RunState::try_from(run.state).unwrap()
+}
+
+fn task_state(task: &pb::Task) -> pb::RunState {
+    pb::RunState::try_from(task.state).unwrap()
+}
+
+fn string_output(outputs: &Option<pb::Outputs>, key: &str) -> String {
+    match outputs.as_ref().and_then(|o| o.parameters.get(key)).and_then(|v| v.kind.clone()) {
+        Some(Kind::StringValue(s)) => s,
+        other => panic!("output {key} is {other:?}"),
+    }
+}
+
+async fn log_of(platform: &Platform, user: &str, task_name: &str, follow: bool) -> String {
+    let mut client = platform.pipelines(Some(user)).await;
+    let request = pb::StreamTaskLogsRequest { name: task_name.into(), follow, ..Default::default() };
+    let mut stream = client.stream_task_logs(request).await.expect("logs").into_inner();
+    let mut log = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        assert_eq!(chunk.offset as usize, log.len(), "chunks are contiguous");
+        log.extend_from_slice(&chunk.data);
+    }
+    String::from_utf8_lossy(&log).into_owned()
+}
+
+/// Processes carrying task `uid`'s marker, i.e. what that task started and is still running.
+fn processes_of(uid: &str) -> Vec<u32> {
+    let marker = format!("HIGHWIND_TASK={uid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_shell_pipeline_fans_out_collects_and_branches_while_watch_streams_each_change() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
+    let created = create(&platform, "alice", run_of(&version, &[("n", number(3.0))])).await.expect("create");
+    assert_eq!(state(&created), pb::RunState::Pending);
+    assert_eq!(created.pipeline_version, version);
+    let used: Vec<_> = {
+        let mut k: Vec<_> = created.parameters.keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(used, ["gate_path", "n", "sleep_seconds"], "defaults are applied and shown");
+
+    let (messages, run) = watch(&platform, "alice", &created.name).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    assert_eq!(string_output(&run.outputs, "Output"), "[1,4,9]", "collected integers stay integers, in order");
+
+    // Every message after the snapshot has a higher sequence. Applying the messages to the snapshot gives the run
+    // as GetRun shows it, and a task the snapshot did not hold yet was seen RUNNING before it ended.
+    let Some(pb::watch_run_response::Change::Snapshot(snapshot)) = &messages[0].change else {
+        panic!("the first message is a snapshot")
+    };
+    assert!(messages.windows(2).all(|w| w[1].sequence > w[0].sequence), "sequences increase");
+    let mut states: std::collections::BTreeMap<String, Vec<i32>> =
+        snapshot.tasks.iter().map(|t| (t.name.clone(), vec![t.state])).collect();
+    let in_snapshot: Vec<String> = states.keys().cloned().collect();
+    for message in &messages[1..] {
+        if let Some(pb::watch_run_response::Change::Task(t)) = &message.change {
+            states.entry(t.name.clone()).or_default().push(t.state);
+        }
+    }
+    for t in &run.tasks {
+        let seen = states.get(&t.name).unwrap_or_else(|| panic!("{} never streamed", t.name));
+        assert_eq!(seen.last(), Some(&t.state), "{}", t.name);
+        let container = t.task_type == pb::TaskType::Container as i32 && t.state == pb::RunState::Succeeded as i32;
+        if container && !in_snapshot.contains(&t.name) {
+            assert!(seen.contains(&(pb::RunState::Running as i32)), "{} was seen RUNNING: {seen:?}", t.name);
+        }
+    }
+    match &messages.last().unwrap().change {
+        Some(pb::watch_run_response::Change::Run(last)) => assert_eq!(state(last), pb::RunState::Succeeded),
+        other => panic!("the stream ends with the run's terminal state, not {other:?}"),
+    }
+
+    let iteration = task(&run, "for-loop-2.1");
+    assert_eq!(iteration.iteration_index, Some(1));
+    assert_eq!(task(&run, "for-loop-2.1.square").parent_task, iteration.name);
+    assert_eq!(task_state(task(&run, "condition-branches-3.condition-4.big-or-small")), pb::RunState::Succeeded);
+    let else_branch = task(&run, "condition-branches-3.condition-5");
+    assert_eq!(
+        (task_state(else_branch), else_branch.state_message.as_str()),
+        (pb::RunState::Skipped, "condition false")
+    );
+    let square = task(&run, "for-loop-2.0.square");
+    assert!(square.state_message.contains("image alpine:3.20 not used"), "{}", square.state_message);
+    assert_eq!(square.exit_code, Some(0));
+
+    let show = task(&run, "show");
+    assert_eq!(log_of(&platform, "alice", &show.name, false).await, "collected [1,4,9]\n");
+    assert_eq!(log_of(&platform, "alice", &task(&run, "for-loop-2").name, false).await, "", "a DAG has no log");
+
+    // The other branch, chosen by a parameter.
+    let small = create(&platform, "alice", run_of(&version, &[("n", number(1.0))])).await.expect("create");
+    let (_, small) = watch(&platform, "alice", &small.name).await;
+    assert_eq!(task_state(task(&small, "condition-branches-3.condition-4")), pb::RunState::Skipped);
+    let said = &task(&small, "condition-branches-3.condition-5.big-or-small-2").outputs;
+    assert_eq!(string_output(said, "said"), "small");
+
+    // Runs are their creator's alone.
+    let mut bob = platform.pipelines(Some("bob")).await;
+    let hidden = bob.get_run(pb::GetRunRequest { name: run.name.clone(), view: 0 }).await.expect_err("bob");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let listed = bob.list_runs(pb::ListRunsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.runs.is_empty());
+    let mut alice = platform.pipelines(Some("alice")).await;
+    let request = pb::ListRunsRequest { page_size: 1, filter: "state = SUCCEEDED".into(), ..Default::default() };
+    let page = alice.list_runs(request.clone()).await.unwrap().into_inner();
+    assert_eq!(page.runs[0].name, small.name, "newest first");
+    assert!(page.runs[0].tasks.is_empty(), "BASIC view by default");
+    let next = pb::ListRunsRequest { page_token: page.next_page_token, ..request };
+    assert_eq!(alice.list_runs(next).await.unwrap().into_inner().runs[0].name, run.name);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_task_process_group_within_a_second() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
+    let run = create(&platform, "alice", run_of(&version, &[("sleep_seconds", number(60.0))])).await.expect("create");
+    let mut client = platform.pipelines(Some("alice")).await;
+    let mut stream = client.watch_run(pb::WatchRunRequest { name: run.name.clone() }).await.unwrap().into_inner();
+    let sleeper_name = format!("{}/tasks/sleeper", run.name);
+    let uid = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), stream.message()).await.unwrap().unwrap().unwrap();
+        if let Some(pb::watch_run_response::Change::Task(t)) = message.change
+            && t.name == sleeper_name
+            && t.state == pb::RunState::Running as i32
+        {
+            break t.uid;
+        }
+    };
+    let started = std::time::Instant::now();
+    while processes_of(&uid).len() < 3 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(processes_of(&uid).len() >= 3, "sh and its two sleeps run");
+
+    let canceling =
+        client.cancel_run(pb::CancelRunRequest { name: run.name.clone() }).await.expect("cancel").into_inner();
+    assert!(matches!(state(&canceling), pb::RunState::Canceling | pb::RunState::Canceled));
+    let asked = std::time::Instant::now();
+    while !processes_of(&uid).is_empty() && asked.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(processes_of(&uid), Vec::<u32>::new(), "the whole group is gone within a second");
+
+    let (_, ended) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&ended), pb::RunState::Canceled);
+    assert_eq!(task_state(task(&ended, "sleeper")), pb::RunState::Canceled);
+    assert_eq!(task_state(task(&ended, "show")), pb::RunState::Succeeded, "what finished before stays finished");
+    let again = client.cancel_run(pb::CancelRunRequest { name: run.name.clone() }).await.expect("idempotent");
+    assert_eq!(state(&again.into_inner()), pb::RunState::Canceled);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
+    let gate = platform.dir.path().join("gate-open");
+    let gate_path = gate.display().to_string();
+    let run = create(&platform, "alice", run_of(&version, &[("gate_path", text(&gate_path))])).await.expect("create");
+    let (_, failed) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&failed), pb::RunState::Failed);
+    let error = failed.error.clone().expect("why");
+    assert_eq!(
+        (error.reason.as_str(), error.task.as_str()),
+        ("TASK_FAILED", format!("{}/tasks/gate", run.name).as_str())
+    );
+    let gate_task = task(&failed, "gate");
+    assert_eq!(gate_task.exit_code, Some(1));
+    let log = log_of(&platform, "alice", &gate_task.name, false).await;
+    assert_eq!(log, format!("checking {gate_path}\n"));
+
+    let mut client = platform.pipelines(Some("alice")).await;
+    std::fs::write(&gate, b"").unwrap();
+    let retried = client
+        .retry_run(pb::RetryRunRequest { name: run.name.clone(), request_id: "r1".into() })
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!((retried.attempt, state(&retried)), (2, pb::RunState::Pending));
+    let repeated = client
+        .retry_run(pb::RetryRunRequest { name: run.name.clone(), request_id: "r1".into() })
+        .await
+        .expect("the same key answers again");
+    assert_eq!(repeated.into_inner().attempt, 2, "no third attempt");
+    let (_, succeeded) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&succeeded), pb::RunState::Succeeded, "{:?}", succeeded.error);
+    assert_eq!(task(&succeeded, "gate").attempt, 2);
+    let kept = task(&succeeded, "for-loop-2.0.square");
+    assert_eq!((kept.attempt, kept.start_time), (1, task(&failed, "for-loop-2.0.square").start_time), "not run again");
+    assert_eq!(
+        log_of(&platform, "alice", &task(&succeeded, "gate").name, false).await,
+        format!("checking {gate_path}\n")
+    );
+
+    let refused = client
+        .retry_run(pb::RetryRunRequest { name: run.name.clone(), request_id: String::new() })
+        .await
+        .expect_err("succeeded");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn bad_run_requests_are_refused_and_start_nothing() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
+    let field_of = |status: &tonic::Status| -> Vec<String> {
+        status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default()
+    };
+    for (parameters, field) in [
+        (vec![("lr", number(0.1))], "run.parameters.lr"),
+        (vec![("n", number(2.5))], "run.parameters.n"),
+        (vec![("n", text("3"))], "run.parameters.n"),
+        (vec![("gate_path", number(1.0))], "run.parameters.gate_path"),
+    ] {
+        let refused = create(&platform, "alice", run_of(&version, &parameters)).await.expect_err("bad parameter");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{parameters:?}");
+        assert_eq!(field_of(&refused), [field], "{parameters:?}");
+    }
+    let malformed = create(&platform, "alice", run_of("assets/x", &[])).await.expect_err("malformed");
+    assert_eq!(field_of(&malformed), ["run.pipeline_version"]);
+    let foreign = create(&platform, "bob", run_of(&version, &[])).await.expect_err("bob cannot read it");
+    assert_eq!(foreign.code(), Code::NotFound);
+    let kfp = pb::Run { backend: pb::RunBackend::Kfp as i32, ..run_of(&version, &[]) };
+    assert_eq!(create(&platform, "alice", kfp).await.expect_err("no KFP").code(), Code::FailedPrecondition);
+
+    // The importer sample's default URI is a local path: refused before anything runs, never read.
+    let importer = push_pipeline(&platform, "alice", "c_importer_container_noinstall.yaml").await;
+    let local = create(&platform, "alice", run_of(&importer, &[])).await.expect_err("local path");
+    assert_eq!(field_of(&local), ["run.parameters.data_uri"]);
+    for uri in ["file:///etc/passwd", "highwind://assets/../versions/1", "https://example.com/x.csv"] {
+        let refused = create(&platform, "alice", run_of(&importer, &[("data_uri", text(uri))])).await.expect_err(uri);
+        assert_eq!(field_of(&refused), ["run.parameters.data_uri"], "{uri}");
+    }
+    let model = platform.create_asset("alice", apb::AssetKind::Model).await;
+    let model_version = platform.commit_files("alice", &model, &[("m.bin", b"weights".to_vec())]).await.unwrap();
+    let binding = pb::InputBinding {
+        target: Some(pb::input_binding::Target::ImporterTask("importer".into())),
+        asset_version: format!("{model}/versions/{}", model_version.version_number),
+        alias: String::new(),
+    };
+    let wrong_kind = pb::Run { input_bindings: vec![binding], ..run_of(&importer, &[]) };
+    let refused = create(&platform, "alice", wrong_kind).await.expect_err("a model is no dataset");
+    assert_eq!(field_of(&refused), ["run.input_bindings[0].asset_version"]);
+
+    // An archived pipeline does not run.
+    let asset = version.split("/versions/").next().unwrap().to_owned();
+    let mut assets = platform.assets(Some("alice")).await;
+    assets.delete_asset(apb::DeleteAssetRequest { name: asset, ..Default::default() }).await.expect("archive");
+    let archived = create(&platform, "alice", run_of(&version, &[])).await.expect_err("archived");
+    assert_eq!(archived.code(), Code::FailedPrecondition);
+
+    let listed = platform.pipelines(Some("alice")).await.list_runs(pb::ListRunsRequest::default()).await.unwrap();
+    assert!(listed.into_inner().runs.is_empty(), "nothing was started");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn the_linear_sample_gives_what_kfp_local_gives() {
+    if kfp_path().is_none() {
+        eprintln!("skipped: set HIGHWIND_TEST_KFP_VENV to a Python environment with kfp 2.17.3");
+        return;
+    }
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
+    let run = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
+    let (_, run) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let output = run.outputs.as_ref().and_then(|o| o.parameters.get("Output")).and_then(|v| v.kind.clone());
+    assert_eq!(output, Some(Kind::NumberValue(60.0)), "kfp.local returns 60.0");
+    let scale = task(&run, "scale");
+    assert_eq!(
+        scale.outputs.as_ref().unwrap().parameters.get("Output").and_then(|v| v.kind.clone()),
+        Some(Kind::NumberValue(5.0))
+    );
+    let made = &task(&run, "make-data").outputs.as_ref().unwrap().artifacts[0];
+    assert_eq!(
+        made.metadata.as_ref().unwrap().fields.get("rows").and_then(|v| v.kind.clone()),
+        Some(Kind::NumberValue(5.0))
+    );
+    assert!(made.uri.starts_with(&format!("highwind://{}/tasks/make-data/", run.name)), "{}", made.uri);
+    let log = log_of(&platform, "alice", &task(&run, "summarize").name, true).await;
+    assert!(log.contains("5 rows, sum=60.0"), "{log}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn the_importer_sample_reads_a_bound_dataset_version() {
+    if kfp_path().is_none() {
+        eprintln!("skipped: set HIGHWIND_TEST_KFP_VENV to a Python environment with kfp 2.17.3");
+        return;
+    }
+    let platform = Platform::start().await;
+    let iris = sample("iris_small.csv");
+    let lines = iris.iter().filter(|b| **b == b'\n').count();
+    let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
+    platform.commit_files("alice", &dataset, &[("iris_small.csv", iris.clone())]).await.expect("dataset");
+    let version = push_pipeline(&platform, "alice", "c_importer_container_noinstall.yaml").await;
+    let binding = pb::InputBinding {
+        target: Some(pb::input_binding::Target::ImporterTask("importer".into())),
+        asset_version: format!("{dataset}/versions/latest"),
+        alias: String::new(),
+    };
+    let run = pb::Run { input_bindings: vec![binding], ..run_of(&version, &[]) };
+    let created = create(&platform, "alice", run).await.expect("create");
+    assert_eq!(created.input_bindings[0].asset_version, format!("{dataset}/versions/1"));
+    assert_eq!(created.input_bindings[0].alias, "latest");
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let imported = &task(&run, "importer").outputs.as_ref().unwrap().artifacts[0];
+    assert_eq!(imported.asset_version, format!("{dataset}/versions/1"));
+    assert_eq!(string_output(&task(&run, "wc-lines").outputs, "nlines").trim(), lines.to_string());
+    let head: String = String::from_utf8(iris).unwrap().lines().take(3).collect::<Vec<_>>().join("\n");
+    let log = log_of(&platform, "alice", &task(&run, "show").name, false).await;
+    assert!(log.contains(&format!("lines: {lines}")) && log.contains(&head), "{log}");
+    platform.stop().await;
+}

@@ -1,0 +1,108 @@
+//! StreamTaskLogs: a task attempt's captured log in chunks, following it while the task runs.
+
+use std::{pin::Pin, time::Duration};
+
+use futures::Stream;
+use highwind_common::{principal::Principal, status, validation::Violations};
+use highwind_proto::pipeline::v1 as pb;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tonic::Status;
+
+use super::runs::Runs;
+use crate::{executor::Changed, runs::model::TaskType};
+
+/// Largest chunk sent.
+const CHUNK: usize = 64 * 1024;
+/// How often a followed log is looked at again while its task runs and writes nothing.
+const FOLLOW_TICK: Duration = Duration::from_millis(100);
+
+/// A stream of log chunks.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<pb::StreamTaskLogsResponse, Status>> + Send>>;
+
+/// StreamTaskLogs.
+pub async fn stream(
+    runs: &Runs,
+    principal: &Principal,
+    request: pb::StreamTaskLogsRequest,
+) -> Result<LogStream, Status> {
+    let mut changes = runs.engine.subscribe();
+    let (run, task) = runs.task(principal, &request.name).await?;
+    let (sender, out) = tokio::sync::mpsc::channel(8);
+    if task.task_type != TaskType::Container {
+        return Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)));
+    }
+    if request.attempt < 0 || request.attempt > task.attempt {
+        return Err(status::invalid_argument(&Violations::one(
+            "attempt",
+            format!("the task has attempts 1 to {}", task.attempt),
+        )));
+    }
+    if request.offset < 0 || request.tail_bytes < 0 {
+        return Err(status::invalid_argument(&Violations::one("offset", "must not be negative")));
+    }
+    let attempt = if request.attempt == 0 { task.attempt } else { request.attempt };
+    let path = runs.engine.log_path(run.id, &task, attempt);
+    let length = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    let length = i64::try_from(length).unwrap_or(i64::MAX);
+    let mut offset = if request.tail_bytes > 0 { (length - request.tail_bytes).max(0) } else { request.offset };
+    let mut done = task.state.is_terminal() || attempt < task.attempt || !request.follow;
+    if offset > length && done {
+        return Err(Status::out_of_range(format!("offset {offset} is beyond the end of the log ({length} bytes)")));
+    }
+    let truncated = task.log_truncated;
+    let max = i64::try_from(runs.engine.max_log_bytes()).unwrap_or(i64::MAX);
+    let (run_id, task_path) = (run.id, task.path.clone());
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; CHUNK];
+        let mut file = None;
+        loop {
+            if file.is_none() {
+                file = tokio::fs::File::open(&path).await.ok();
+            }
+            let mut read = 0;
+            if let Some(f) = file.as_mut()
+                && f.seek(std::io::SeekFrom::Start(u64::try_from(offset).unwrap_or(0))).await.is_ok()
+            {
+                read = f.read(&mut buffer).await.unwrap_or(0);
+            }
+            if read > 0 {
+                let end = offset + i64::try_from(read).unwrap_or(0);
+                let chunk = pb::StreamTaskLogsResponse {
+                    data: buffer[..read].to_vec().into(),
+                    offset,
+                    attempt,
+                    truncated: truncated && end > max,
+                };
+                offset = end;
+                if sender.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if done {
+                return;
+            }
+            // Wait for the task to end or the tick; then read whatever was written meanwhile.
+            let ended = tokio::time::timeout(FOLLOW_TICK, async {
+                loop {
+                    match changes.recv().await {
+                        Ok(change) if change.run_id == run_id => {
+                            if let Changed::Task(task) = &change.what
+                                && task.path == task_path
+                                && (task.state.is_terminal() || task.attempt != attempt)
+                            {
+                                return true;
+                            }
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return true,
+                    }
+                }
+            })
+            .await;
+            // The task ended: one more pass reads what it wrote last, then the stream ends.
+            done = ended.unwrap_or(false);
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)))
+}

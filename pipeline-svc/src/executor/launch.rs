@@ -1,0 +1,390 @@
+//! One container task's contract with its process, the way KFP's launcher keeps it: the ExecutorInput JSON,
+//! placeholders resolved into the argv, and outputs collected afterwards (every declared output artifact counts;
+//! `executor_output.json` overrides parameters and metadata).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    ir::spec::{ComponentSpec, Container},
+    runs::{
+        model::{Artifact, Values},
+        values,
+    },
+};
+
+/// Largest `executor_output.json` or output parameter file read.
+const MAX_OUTPUT_FILE: u64 = 1024 * 1024;
+
+/// Run-level values placeholders may ask for.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The run's id.
+    pub run_id: String,
+    /// The run's display name.
+    pub run_name: String,
+    /// The task's path.
+    pub task_name: String,
+    /// The task's uid.
+    pub task_uid: String,
+    /// The run's directory.
+    pub run_root: PathBuf,
+    /// RFC 3339.
+    pub create_time: String,
+}
+
+/// A task ready to start: its argv and where its outputs will be.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The resolved command and arguments.
+    pub argv: Vec<String>,
+    /// Output artifact key → (type, local path).
+    pub output_artifacts: BTreeMap<String, (String, String, PathBuf)>,
+    /// Output parameter key → (type, file).
+    pub output_parameters: BTreeMap<String, (String, PathBuf)>,
+    /// `executor_output.json`.
+    pub executor_output: PathBuf,
+}
+
+/// Names used as file names must be plain, so a declared output can never point outside the task directory.
+fn plain_name(name: &str) -> Result<&str, String> {
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if plain { Ok(name) } else { Err(format!("output name {name:?} cannot be a file name")) }
+}
+
+/// Builds the ExecutorInput and argv of a container task whose resolved inputs are `inputs`, with `dir` as its own
+/// directory.
+pub fn prepare(
+    component: &ComponentSpec,
+    container: &Container,
+    inputs: &Values,
+    dir: &Path,
+    run: &RunInfo,
+) -> Result<Prepared, String> {
+    let mut output_artifacts = BTreeMap::new();
+    for (key, definition) in &component.output_definitions.artifacts {
+        let path = dir.join("outputs").join(plain_name(key)?);
+        let artifact_type = &definition.artifact_type;
+        output_artifacts
+            .insert(key.clone(), (artifact_type.schema_title.clone(), artifact_type.schema_version.clone(), path));
+    }
+    let mut output_parameters = BTreeMap::new();
+    for (key, definition) in &component.output_definitions.parameters {
+        output_parameters
+            .insert(key.clone(), (definition.parameter_type.clone(), dir.join("parameters").join(plain_name(key)?)));
+    }
+    let executor_output = dir.join("executor_output.json");
+    let executor_input = executor_input(inputs, &output_artifacts, &output_parameters, &executor_output);
+
+    let mut fills: BTreeMap<String, String> = BTreeMap::new();
+    fills.insert("{{$}}".into(), values::integral(&executor_input).to_string());
+    for (name, value) in &inputs.parameters {
+        fills.insert(format!("{{{{$.inputs.parameters['{name}']}}}}"), values::to_text(value));
+    }
+    for (name, artifacts) in &inputs.artifacts {
+        let list: Vec<Value> = artifacts.iter().map(artifact_json).collect();
+        fills.insert(format!("{{{{$.inputs.artifacts['{name}']}}}}"), json!({ "artifacts": list }).to_string());
+        if let Some(first) = artifacts.first() {
+            artifact_fills(&mut fills, "inputs", name, &first.path, &first.metadata);
+        }
+    }
+    for (name, (_, _, path)) in &output_artifacts {
+        artifact_fills(&mut fills, "outputs", name, &path.display().to_string(), &Map::new());
+    }
+    for (name, (_, path)) in &output_parameters {
+        fills.insert(format!("{{{{$.outputs.parameters['{name}'].output_file}}}}"), path.display().to_string());
+    }
+    let output_file = executor_output.display().to_string();
+    fills.insert("{{$.outputs.output_file}}".into(), output_file.clone());
+    fills.insert("{{$.outputMetadataUri}}".into(), output_file);
+    for (key, value) in [
+        ("pipeline_job_name", run.run_name.clone()),
+        ("pipeline_job_resource_name", format!("runs/{}", run.run_id)),
+        ("pipeline_job_uuid", run.run_id.clone()),
+        ("pipeline_task_name", run.task_name.clone()),
+        ("pipeline_task_uuid", run.task_uid.clone()),
+        ("pipeline_root", run.run_root.display().to_string()),
+        ("pipeline_job_create_time_utc", run.create_time.clone()),
+        ("pipeline_job_schedule_time_utc", run.create_time.clone()),
+        ("workspace_path", run.run_root.join("workspace").display().to_string()),
+    ] {
+        fills.insert(format!("{{{{$.{key}}}}}"), value);
+    }
+
+    let mut argv = Vec::new();
+    for arg in container.command.iter().chain(&container.args) {
+        expand(arg, inputs, &fills, &mut argv)?;
+    }
+    if argv.is_empty() {
+        return Err("the executor has no command".into());
+    }
+    Ok(Prepared { argv, output_artifacts, output_parameters, executor_output })
+}
+
+fn artifact_json(artifact: &Artifact) -> Value {
+    json!({
+        "name": artifact.key,
+        "type": {"schemaTitle": artifact.artifact_type, "schemaVersion": artifact.schema_version},
+        "uri": artifact.path,
+        "metadata": artifact.metadata,
+    })
+}
+
+fn artifact_fills(
+    fills: &mut BTreeMap<String, String>,
+    side: &str,
+    name: &str,
+    path: &str,
+    metadata: &Map<String, Value>,
+) {
+    let at = format!("{{{{$.{side}.artifacts['{name}']");
+    fills.insert(format!("{at}.path}}}}"), path.to_owned());
+    fills.insert(format!("{at}.uri}}}}"), path.to_owned());
+    fills.insert(format!("{at}.metadata}}}}"), values::integral(&Value::Object(metadata.clone())).to_string());
+    for (key, value) in metadata {
+        fills.insert(format!("{at}.metadata['{key}']}}}}"), values::to_text(value));
+    }
+}
+
+fn executor_input(
+    inputs: &Values,
+    output_artifacts: &BTreeMap<String, (String, String, PathBuf)>,
+    output_parameters: &BTreeMap<String, (String, PathBuf)>,
+    executor_output: &Path,
+) -> Value {
+    let artifacts: Map<String, Value> = inputs
+        .artifacts
+        .iter()
+        .map(|(key, list)| (key.clone(), json!({ "artifacts": list.iter().map(artifact_json).collect::<Vec<_>>() })))
+        .collect();
+    let outputs_artifacts: Map<String, Value> = output_artifacts
+        .iter()
+        .map(|(key, (title, version, path))| {
+            let artifact = json!({
+                "name": key,
+                "type": {"schemaTitle": title, "schemaVersion": version},
+                "uri": path.display().to_string(),
+                "metadata": {},
+            });
+            (key.clone(), json!({ "artifacts": [artifact] }))
+        })
+        .collect();
+    let outputs_parameters: Map<String, Value> = output_parameters
+        .iter()
+        .map(|(key, (_, path))| (key.clone(), json!({ "outputFile": path.display().to_string() })))
+        .collect();
+    values::integral(&json!({
+        "inputs": {"parameterValues": inputs.parameters, "artifacts": artifacts},
+        "outputs": {
+            "parameters": outputs_parameters,
+            "artifacts": outputs_artifacts,
+            "outputFile": executor_output.display().to_string(),
+        },
+    }))
+}
+
+/// Appends what `arg` expands to: a structural placeholder (`IfPresent`, `Concat`) gives zero or more arguments,
+/// anything else one, with every `{{$...}}` replaced.
+fn expand(arg: &str, inputs: &Values, fills: &BTreeMap<String, String>, argv: &mut Vec<String>) -> Result<(), String> {
+    if arg.trim_start().starts_with('{')
+        && let Ok(structural @ Value::Object(_)) = serde_json::from_str::<Value>(arg)
+    {
+        return structural_args(&structural, inputs, fills, argv);
+    }
+    argv.push(substitute(arg, fills)?);
+    Ok(())
+}
+
+fn structural_args(
+    value: &Value,
+    inputs: &Values,
+    fills: &BTreeMap<String, String>,
+    argv: &mut Vec<String>,
+) -> Result<(), String> {
+    match value {
+        Value::String(text) => expand(text, inputs, fills, argv),
+        Value::Array(items) => items.iter().try_for_each(|item| structural_args(item, inputs, fills, argv)),
+        Value::Object(object) => {
+            if let Some(condition) = object.get("IfPresent") {
+                let name = condition.get("InputName").and_then(Value::as_str).unwrap_or_default();
+                let present = inputs.parameters.contains_key(name) || inputs.artifacts.contains_key(name);
+                let branch = condition.get(if present { "Then" } else { "Else" });
+                return branch.map_or(Ok(()), |b| structural_args(b, inputs, fills, argv));
+            }
+            if let Some(Value::Array(parts)) = object.get("Concat") {
+                let mut joined = String::new();
+                for part in parts {
+                    let mut pieces = Vec::new();
+                    structural_args(part, inputs, fills, &mut pieces)?;
+                    joined.push_str(&pieces.concat());
+                }
+                argv.push(joined);
+                return Ok(());
+            }
+            Err(format!("unknown structural placeholder {value}"))
+        }
+        other => {
+            argv.push(values::to_text(other));
+            Ok(())
+        }
+    }
+}
+
+/// `text` with every `{{$...}}` replaced by its value; an unknown one is an error.
+pub fn substitute(text: &str, fills: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{$") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").ok_or_else(|| format!("unterminated placeholder in {text:?}"))?;
+        let placeholder = &rest[start..start + end + 2];
+        let value = fills.get(placeholder).ok_or_else(|| format!("{placeholder} has no value for this task"))?;
+        out.push_str(value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Replaces `{{$.inputs.parameters['x']}}` inside string parameters with the task's own other inputs (what the
+/// compiler emits for f-strings).
+pub fn resolve_self_references(parameters: &mut BTreeMap<String, Value>) -> Result<(), String> {
+    let fills: BTreeMap<String, String> = parameters
+        .iter()
+        .map(|(name, value)| (format!("{{{{$.inputs.parameters['{name}']}}}}"), values::to_text(value)))
+        .collect();
+    for value in parameters.values_mut() {
+        if let Value::String(text) = value
+            && text.contains("{{$")
+        {
+            *text = substitute(text, &fills)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a finished task's outputs cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputError {
+    /// UPPER_SNAKE_CASE.
+    pub reason: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn output_error(reason: &'static str, message: impl Into<String>) -> OutputError {
+    OutputError { reason, message: message.into() }
+}
+
+/// Collects the outputs of a task that exited 0, the way the remote launcher does.
+pub fn collect(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -> Result<Values, OutputError> {
+    let executor_output = read_small(&prepared.executor_output)?
+        .map(|text| serde_json::from_str::<Value>(&text))
+        .transpose()
+        .map_err(|e| output_error("BAD_EXECUTOR_OUTPUT", format!("executor_output.json is not JSON: {e}")))?
+        .unwrap_or(Value::Null);
+    let mut outputs = Values::default();
+    for (key, (parameter_type, file)) in &prepared.output_parameters {
+        let value = match executor_output.pointer(&format!("/parameterValues/{}", pointer_escape(key))) {
+            Some(value) => values::cast(parameter_type, value),
+            None => {
+                let text = read_small(file)?.ok_or_else(|| {
+                    output_error("MISSING_OUTPUT", format!("the task did not write output parameter {key:?}"))
+                })?;
+                values::from_text(parameter_type, &text)
+            }
+        }
+        .map_err(|e| output_error("BAD_OUTPUT", format!("output parameter {key:?}: {e}")))?;
+        outputs.parameters.insert(key.clone(), value);
+    }
+    for (key, (title, version, path)) in &prepared.output_artifacts {
+        let written = executor_output.pointer(&format!("/artifacts/{}/artifacts/0", pointer_escape(key)));
+        let metadata = written
+            .and_then(|a| a.get("metadata"))
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), values::integral(v))).collect())
+            .unwrap_or_default();
+        let uri_elsewhere = written
+            .and_then(|a| a.get("uri"))
+            .and_then(Value::as_str)
+            .is_some_and(|uri| Path::new(uri) != path.as_path());
+        if uri_elsewhere {
+            return Err(output_error(
+                "OUTPUT_OUTSIDE_TASK_DIR",
+                format!("output artifact {key:?} was moved to another location; outputs stay in the task's directory"),
+            ));
+        }
+        inside(dir, path, key)?;
+        outputs.artifacts.insert(
+            key.clone(),
+            vec![Artifact {
+                key: key.clone(),
+                artifact_type: title.clone(),
+                schema_version: version.clone(),
+                uri: format!("highwind://runs/{run_id}/tasks/{task}/outputs/{key}"),
+                path: path.display().to_string(),
+                metadata,
+                asset_version: String::new(),
+                producer_task: task.to_owned(),
+            }],
+        );
+    }
+    Ok(outputs)
+}
+
+/// The artifact at `path` exists and, symbolic links followed, stays inside `dir`.
+fn inside(dir: &Path, path: &Path, key: &str) -> Result<(), OutputError> {
+    let resolved = path
+        .canonicalize()
+        .map_err(|_| output_error("MISSING_OUTPUT", format!("the task did not write output artifact {key:?}")))?;
+    let dir = dir.canonicalize().map_err(|e| output_error("MISSING_OUTPUT", e.to_string()))?;
+    if !resolved.starts_with(&dir) {
+        return Err(output_error(
+            "OUTPUT_OUTSIDE_TASK_DIR",
+            format!("output artifact {key:?} points outside the task's directory"),
+        ));
+    }
+    let mut stack = vec![resolved];
+    while let Some(next) = stack.pop() {
+        if next.is_dir() {
+            let entries = std::fs::read_dir(&next).map_err(|e| output_error("MISSING_OUTPUT", e.to_string()))?;
+            for entry in entries.flatten() {
+                let real = entry.path().canonicalize().map_err(|_| {
+                    output_error("OUTPUT_OUTSIDE_TASK_DIR", format!("output artifact {key:?} holds a dangling link"))
+                })?;
+                if !real.starts_with(&dir) {
+                    return Err(output_error(
+                        "OUTPUT_OUTSIDE_TASK_DIR",
+                        format!("output artifact {key:?} links outside the task's directory"),
+                    ));
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(real);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_small(path: &Path) -> Result<Option<String>, OutputError> {
+    match std::fs::metadata(path) {
+        Err(_) => Ok(None),
+        Ok(meta) if meta.len() > MAX_OUTPUT_FILE => Err(output_error(
+            "BAD_OUTPUT",
+            format!("{} is over {MAX_OUTPUT_FILE} bytes", path.file_name().and_then(|n| n.to_str()).unwrap_or("?")),
+        )),
+        Ok(_) => std::fs::read_to_string(path).map(Some).map_err(|e| output_error("BAD_OUTPUT", e.to_string())),
+    }
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}

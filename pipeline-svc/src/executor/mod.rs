@@ -1,0 +1,302 @@
+//! The embedded executor: runs pipelines as DAGs of local processes, one driver task per run that alone writes
+//! that run's state, persists every change and announces it to watchers.
+
+mod cel;
+mod driver;
+mod inputs;
+pub mod launch;
+pub mod process;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, Utc};
+use highwind_common::principal::Principal;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{
+    assets::AssetFiles,
+    ir::spec::PipelineSpec,
+    runs::model::{Failure, Run, State, Task, now},
+    store::{RunRepository, StoreError},
+};
+
+/// Configuration of the embedded executor (`HIGHWIND__PIPELINE__EXECUTOR__<KEY>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// Where runs keep their task directories, artifacts and logs.
+    pub data_dir: PathBuf,
+    /// Most task processes at once; 0 means one per CPU core.
+    pub parallelism: usize,
+    /// Most bytes of a task attempt's log kept; the rest is dropped with a marker line.
+    pub max_log_bytes: u64,
+    /// `PATH` given to tasks; empty means the server's own, so the tools its user installed are found.
+    pub task_path: String,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/runs"),
+            parallelism: 0,
+            max_log_bytes: 16 * 1024 * 1024,
+            task_path: String::new(),
+        }
+    }
+}
+
+/// What changed in a run, as watchers receive it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The run.
+    pub run_id: Uuid,
+    /// The run's change counter after this change.
+    pub sequence: i64,
+    /// When it was recorded.
+    pub time: DateTime<Utc>,
+    /// The run's fields or one task.
+    pub what: Changed,
+}
+
+/// The changed thing.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The run (its tasks are not part of it).
+    Run(Box<Run>),
+    /// One task, complete.
+    Task(Box<Task>),
+}
+
+/// Why an executor call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run is not in a state that allows this.
+    #[error("run is {0}")]
+    WrongState(&'static str),
+    /// Another change won the race; try again.
+    #[error("the run changed concurrently")]
+    Conflict,
+}
+
+/// What drivers share.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn RunRepository>,
+    assets: Arc<dyn AssetFiles>,
+    config: ExecutorConfig,
+    permits: Arc<Semaphore>,
+    changes: broadcast::Sender<Change>,
+    live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
+    /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
+    kfp_importable: tokio::sync::OnceCell<bool>,
+}
+
+/// A request to a run's driver.
+#[derive(Debug)]
+enum Command {
+    Cancel(oneshot::Sender<Result<Run, EngineError>>),
+}
+
+/// The embedded executor.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// An executor over `store`, reading asset versions through `assets`. Call [`Engine::recover`] once at start.
+    pub fn new(config: ExecutorConfig, store: Arc<dyn RunRepository>, assets: Arc<dyn AssetFiles>) -> Self {
+        let parallelism = if config.parallelism == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            config.parallelism
+        };
+        let (changes, _) = broadcast::channel(4096);
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                assets,
+                config,
+                permits: Arc::new(Semaphore::new(parallelism)),
+                changes,
+                live: Mutex::new(HashMap::new()),
+                kfp_importable: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Takes every run a previous server process left unfinished to a definite state: a run that had not started
+    /// starts now; one that had is FAILED with reason SERVER_RESTARTED, after whatever its tasks left running is
+    /// killed (RetryRun resumes it, keeping what succeeded).
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let unfinished = self.shared.store.unfinished().await?;
+        for id in &unfinished {
+            let Some(mut run) = self.shared.store.get(*id).await? else { continue };
+            let mut tasks = self.shared.store.tasks(*id).await?;
+            if run.state == State::Pending
+                && tasks.is_empty()
+                && let Some(spec) = self.spec_of(*id).await?
+            {
+                self.launch(run, spec);
+                continue;
+            }
+            let expected = run.sequence;
+            let time = now();
+            let reason = "the server stopped while the run was in progress; RetryRun resumes it";
+            for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
+                let killed = process::kill_leftovers(&task.uid.to_string());
+                if killed > 0 {
+                    tracing::info!(run = %id, task = %task.path, killed, "stopped what a stopped server left running");
+                }
+                task.state = State::Failed;
+                task.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+                task.end_time = Some(time);
+                run.sequence += 1;
+            }
+            run.state = State::Failed;
+            run.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+            run.end_time = Some(time);
+            run.update_time = time;
+            run.sequence += 1;
+            let changed: Vec<Task> = tasks.into_iter().filter(|t| t.end_time == Some(time)).collect();
+            self.shared.store.save(&run, &changed, expected).await?;
+            tracing::warn!(run = %id, "run failed: the server stopped while it was in progress");
+        }
+        Ok(unfinished.len())
+    }
+
+    async fn spec_of(&self, id: Uuid) -> Result<Option<Arc<PipelineSpec>>, StoreError> {
+        let Some(ir) = self.shared.store.ir(id).await? else { return Ok(None) };
+        Ok(crate::ir::parse(ir.as_bytes()).ok().map(|p| Arc::new(p.spec)))
+    }
+
+    /// Starts executing `run` (persisted, PENDING) of `spec`.
+    pub fn launch(&self, run: Run, spec: Arc<PipelineSpec>) {
+        let (commands, receiver) = mpsc::channel(8);
+        if let Ok(mut live) = self.shared.live.lock() {
+            live.insert(run.id, commands);
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let id = run.id;
+            driver::drive(shared.clone(), run, spec, receiver).await;
+            if let Ok(mut live) = shared.live.lock() {
+                live.remove(&id);
+            }
+        });
+    }
+
+    /// Asks run `run` to stop: the run as it is once CANCELING (or already CANCELING or CANCELED).
+    pub async fn cancel(&self, run: &Run) -> Result<Run, EngineError> {
+        let driver = self.shared.live.lock().ok().and_then(|live| live.get(&run.id).cloned());
+        if let Some(driver) = driver {
+            let (reply, answer) = oneshot::channel();
+            if driver.send(Command::Cancel(reply)).await.is_ok()
+                && let Ok(result) = answer.await
+            {
+                return result;
+            }
+        }
+        // No driver: the run ended meanwhile (or never had one here). Answer from what is stored.
+        let stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
+        match stored.state {
+            State::Canceling | State::Canceled => Ok(stored),
+            other => Err(EngineError::WrongState(other.as_str())),
+        }
+    }
+
+    /// Takes a FAILED or CANCELED run back to PENDING for another attempt: tasks that did not succeed run again,
+    /// succeeded ones keep their outputs.
+    pub async fn retry(&self, run: &Run, request_id: Option<String>) -> Result<Run, EngineError> {
+        if !matches!(run.state, State::Failed | State::Canceled) {
+            return Err(EngineError::WrongState(run.state.as_str()));
+        }
+        let mut tasks = self.shared.store.tasks(run.id).await?;
+        let mut next = run.clone();
+        let expected = run.sequence;
+        let time = now();
+        let mut changed = Vec::new();
+        for task in tasks.iter_mut().filter(|t| t.state != State::Succeeded) {
+            task.state = State::Pending;
+            task.attempt += 1;
+            task.state_message = "waiting to run again".into();
+            task.error = None;
+            task.start_time = None;
+            task.end_time = None;
+            task.exit_code = None;
+            task.outputs = Default::default();
+            next.sequence += 1;
+            changed.push(task.clone());
+        }
+        next.state = State::Pending;
+        next.error = None;
+        next.end_time = None;
+        next.attempt += 1;
+        next.retry_request_id = request_id;
+        next.update_time = time;
+        next.sequence += 1;
+        if !self.shared.store.save(&next, &changed, expected).await? {
+            return Err(EngineError::Conflict);
+        }
+        let spec = self.spec_of(run.id).await?.ok_or(EngineError::Conflict)?;
+        self.announce(&next, &changed);
+        self.launch(next.clone(), spec);
+        Ok(next)
+    }
+
+    fn announce(&self, run: &Run, tasks: &[Task]) {
+        let first = run.sequence - i64::try_from(tasks.len()).unwrap_or(0);
+        for (offset, task) in tasks.iter().enumerate() {
+            let sequence = first + i64::try_from(offset).unwrap_or(0);
+            let _ = self.shared.changes.send(Change {
+                run_id: run.id,
+                sequence,
+                time: run.update_time,
+                what: Changed::Task(Box::new(task.clone())),
+            });
+        }
+        let _ = self.shared.changes.send(Change {
+            run_id: run.id,
+            sequence: run.sequence,
+            time: run.update_time,
+            what: Changed::Run(Box::new(run.clone())),
+        });
+    }
+
+    /// Every change of every run from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.shared.changes.subscribe()
+    }
+
+    /// The bound on a task attempt's log.
+    pub fn max_log_bytes(&self) -> u64 {
+        self.shared.config.max_log_bytes
+    }
+
+    /// The log file of `task`'s `attempt` in run `run`.
+    pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
+        task_dir(&self.shared.config, run, task).join(format!("attempt-{attempt}.log"))
+    }
+}
+
+/// A task's own directory: named by its uid, so nothing in the IR picks a path.
+fn task_dir(config: &ExecutorConfig, run: Uuid, task: &Task) -> PathBuf {
+    run_dir(config, run).join(task.uid.to_string())
+}
+
+fn run_dir(config: &ExecutorConfig, run: Uuid) -> PathBuf {
+    config.data_dir.join(run.to_string())
+}
+
+/// The principal a run's reads of asset versions happen as: its creator.
+fn creator(run: &Run) -> Option<Principal> {
+    Principal::parse(&run.creator)
+}

@@ -1,0 +1,130 @@
+//! One suite for every backend: `store::conformance::sqlite::<check>` and `…::postgres::<check>`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::{RunQuery, RunRepository};
+use crate::runs::model::{Run, State, Task, now};
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
+                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
+                    super::$check(crate::store::open(db).await.expect("migrate")).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(url) = highwind_common::db::testing::fresh_postgres_url().await else {
+                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($check));
+                        return;
+                    };
+                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
+                    super::$check(crate::store::open(db).await.expect("migrate")).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_request_id_creates_one_run_per_creator,
+    saves_are_compare_and_swap_and_keep_task_order,
+    lists_page_newest_first_and_filter,
+    unfinished_runs_are_the_open_ones,
+);
+
+fn run(creator: &str, version: &str, offset_seconds: i64) -> Run {
+    let time = now() + Duration::seconds(offset_seconds);
+    Run {
+        id: Uuid::now_v7(),
+        display_name: "r".into(),
+        pipeline_version: version.into(),
+        creator: creator.into(),
+        create_time: time,
+        update_time: time,
+        attempt: 1,
+        sequence: 1,
+        ..Run::default()
+    }
+}
+
+async fn a_request_id_creates_one_run_per_creator(store: Arc<dyn RunRepository>) {
+    let first = Run { request_id: Some("k1".into()), ..run("users/alice", "assets/p/versions/1", 0) };
+    let again = Run { request_id: Some("k1".into()), ..run("users/alice", "assets/p/versions/1", 0) };
+    let other = Run { request_id: Some("k1".into()), ..run("users/bob", "assets/p/versions/1", 0) };
+    assert_eq!(store.create(&first, "ir").await.expect("create").id, first.id);
+    assert_eq!(store.create(&again, "ir").await.expect("create").id, first.id, "same key, same run");
+    assert_eq!(store.create(&other, "ir").await.expect("create").id, other.id, "keys are per creator");
+    assert!(store.get(again.id).await.expect("get").is_none(), "the repeat stored nothing");
+    assert_eq!(store.ir(first.id).await.expect("ir").as_deref(), Some("ir"));
+}
+
+async fn saves_are_compare_and_swap_and_keep_task_order(store: Arc<dyn RunRepository>) {
+    let mut stored = run("users/alice", "assets/p/versions/1", 0);
+    store.create(&stored, "ir").await.expect("create");
+    let task = |path: &str, state| Task { path: path.into(), uid: Uuid::now_v7(), state, ..Task::default() };
+    stored.state = State::Running;
+    stored.sequence = 3;
+    let (b, a) = (task("b", State::Pending), task("a", State::Pending));
+    assert!(store.save(&stored, &[b.clone(), a.clone()], 1).await.expect("save"));
+    assert!(!store.save(&stored, &[], 1).await.expect("stale save"), "a stale sequence writes nothing");
+    stored.sequence = 4;
+    let done = Task { state: State::Succeeded, ..b.clone() };
+    assert!(store.save(&stored, std::slice::from_ref(&done), 3).await.expect("save"));
+    let tasks = store.tasks(stored.id).await.expect("tasks");
+    assert_eq!(tasks.iter().map(|t| t.path.as_str()).collect::<Vec<_>>(), ["b", "a"], "first-seen order");
+    assert_eq!(tasks[0], done);
+    assert_eq!(store.get(stored.id).await.expect("get"), Some(stored));
+}
+
+async fn lists_page_newest_first_and_filter(store: Arc<dyn RunRepository>) {
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let version = if i % 2 == 0 { "assets/p/versions/1" } else { "assets/q/versions/2" };
+        let created = run("users/alice", version, i);
+        store.create(&created, "ir").await.expect("create");
+        made.push(created);
+    }
+    store.create(&run("users/bob", "assets/p/versions/1", 9), "ir").await.expect("create");
+    let query = RunQuery { creator: "users/alice".into(), newest_first: true, limit: 2, ..RunQuery::default() };
+    let first = store.list(&query).await.expect("list");
+    assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), [made[4].id, made[3].id]);
+    let last = &first[1];
+    let rest = store
+        .list(&RunQuery { after: Some((last.create_time, last.id)), limit: 10, ..query.clone() })
+        .await
+        .expect("list");
+    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [made[2].id, made[1].id, made[0].id]);
+    let of_p = store
+        .list(&RunQuery { pipeline_asset: Some("assets/p".into()), limit: 10, ..query.clone() })
+        .await
+        .expect("list");
+    assert_eq!(of_p.len(), 3, "alice's runs of any version of assets/p");
+    let oldest_first = store.list(&RunQuery { newest_first: false, limit: 1, ..query.clone() }).await.expect("list");
+    assert_eq!(oldest_first[0].id, made[0].id);
+    let later =
+        store.list(&RunQuery { created_after: Some(made[2].create_time), limit: 10, ..query }).await.expect("list");
+    assert_eq!(later.len(), 2);
+}
+
+async fn unfinished_runs_are_the_open_ones(store: Arc<dyn RunRepository>) {
+    let open = run("users/alice", "assets/p/versions/1", 0);
+    let mut done = run("users/alice", "assets/p/versions/1", 1);
+    store.create(&open, "ir").await.expect("create");
+    store.create(&done, "ir").await.expect("create");
+    done.state = State::Succeeded;
+    done.sequence = 2;
+    assert!(store.save(&done, &[], 1).await.expect("save"));
+    assert_eq!(store.unfinished().await.expect("unfinished"), [open.id]);
+}

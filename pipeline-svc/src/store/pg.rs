@@ -1,0 +1,137 @@
+//! PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{RunQuery, RunRepository, StoreError, decode, encode};
+use crate::runs::model::{Run, Task};
+
+/// Runs in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgRuns(pub PgPool);
+
+#[async_trait]
+impl RunRepository for PgRuns {
+    async fn create(&self, run: &Run, ir: &str) -> Result<Run, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, creator, pipeline_asset, pipeline_version, state, backend, create_time, \
+             request_id, sequence, doc, ir) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (creator, request_id) WHERE request_id IS NOT NULL DO NOTHING",
+        )
+        .bind(run.id)
+        .bind(&run.creator)
+        .bind(run.pipeline_asset())
+        .bind(&run.pipeline_version)
+        .bind(run.state.as_str())
+        .bind(run.backend.as_str())
+        .bind(run.create_time)
+        .bind(&run.request_id)
+        .bind(run.sequence)
+        .bind(encode(run))
+        .bind(ir)
+        .execute(&self.0)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(run.clone());
+        }
+        let doc: (Uuid, String) = sqlx::query_as("SELECT id, doc FROM runs WHERE creator = $1 AND request_id = $2")
+            .bind(&run.creator)
+            .bind(&run.request_id)
+            .fetch_one(&self.0)
+            .await?;
+        decode(&doc.0.to_string(), &doc.1)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
+        let doc: Option<(String,)> =
+            sqlx::query_as("SELECT doc FROM runs WHERE id = $1").bind(id).fetch_optional(&self.0).await?;
+        doc.map(|(doc,)| decode(&id.to_string(), &doc)).transpose()
+    }
+
+    async fn ir(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let ir: Option<(String,)> =
+            sqlx::query_as("SELECT ir FROM runs WHERE id = $1").bind(id).fetch_optional(&self.0).await?;
+        Ok(ir.map(|(ir,)| ir))
+    }
+
+    async fn tasks(&self, id: Uuid) -> Result<Vec<Task>, StoreError> {
+        let docs: Vec<(String,)> = sqlx::query_as("SELECT doc FROM tasks WHERE run_id = $1 ORDER BY position")
+            .bind(id)
+            .fetch_all(&self.0)
+            .await?;
+        docs.iter().map(|(doc,)| decode(&id.to_string(), doc)).collect()
+    }
+
+    async fn save(&self, run: &Run, tasks: &[Task], expected_sequence: i64) -> Result<bool, StoreError> {
+        let mut tx = self.0.begin().await?;
+        let updated =
+            sqlx::query("UPDATE runs SET state = $2, sequence = $3, doc = $4 WHERE id = $1 AND sequence = $5")
+                .bind(run.id)
+                .bind(run.state.as_str())
+                .bind(run.sequence)
+                .bind(encode(run))
+                .bind(expected_sequence)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        for task in tasks {
+            sqlx::query(
+                "INSERT INTO tasks (run_id, path, position, doc) \
+                 VALUES ($1, $2, (SELECT COUNT(*) FROM tasks WHERE run_id = $1), $3) \
+                 ON CONFLICT (run_id, path) DO UPDATE SET doc = EXCLUDED.doc",
+            )
+            .bind(run.id)
+            .bind(&task.path)
+            .bind(encode(task))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list(&self, query: &RunQuery) -> Result<Vec<Run>, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new("SELECT id, doc FROM runs WHERE creator = ");
+        sql.push_bind(&query.creator);
+        if let Some(state) = query.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(asset) = &query.pipeline_asset {
+            sql.push(" AND pipeline_asset = ").push_bind(asset);
+        }
+        if let Some(version) = &query.pipeline_version {
+            sql.push(" AND pipeline_version = ").push_bind(version);
+        }
+        if let Some(backend) = &query.backend {
+            sql.push(" AND backend = ").push_bind(backend);
+        }
+        if let Some(after) = query.created_after {
+            sql.push(" AND create_time > ").push_bind(after);
+        }
+        if let Some(before) = query.created_before {
+            sql.push(" AND create_time < ").push_bind(before);
+        }
+        let (cmp, order) = if query.newest_first { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((time, id)) = query.after {
+            sql.push(format!(" AND (create_time, id) {cmp} (")).push_bind(time).push(", ").push_bind(id).push(")");
+        }
+        sql.push(format!(" ORDER BY create_time {order}, id {order} LIMIT "))
+            .push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows: Vec<(Uuid, String)> = sql.build_query_as().fetch_all(&self.0).await?;
+        rows.iter().map(|(id, doc)| decode(&id.to_string(), doc)).collect()
+    }
+
+    async fn unfinished(&self) -> Result<Vec<Uuid>, StoreError> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM runs WHERE state IN ('PENDING', 'RUNNING', 'CANCELING') ORDER BY create_time, id",
+        )
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}
