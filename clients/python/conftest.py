@@ -46,7 +46,7 @@ def pb(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
     """Python modules generated from every `.proto` under `proto/highwind`, imported.
 
     Attributes: `asset`, `asset_svc`, `asset_grpc`, `use_case`, `usecase_svc`, `usecase_grpc`, `market_svc`,
-    `market_grpc`, `pipeline_svc`,
+    `market_grpc`, `pipeline_svc`, `run`,
     `pipeline_grpc`, `upload_svc`, `upload_grpc`, `image_svc`, `image_grpc`.
     """
     out = tmp_path_factory.mktemp("stubs")
@@ -85,6 +85,7 @@ def pb(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
         market_svc=m("highwind.usecase.v1.marketplace_service_pb2"),
         market_grpc=m("highwind.usecase.v1.marketplace_service_pb2_grpc"),
         pipeline_svc=m("highwind.pipeline.v1.pipeline_service_pb2"),
+        run=m("highwind.pipeline.v1.run_pb2"),
         pipeline_grpc=m("highwind.pipeline.v1.pipeline_service_pb2_grpc"),
     )
 

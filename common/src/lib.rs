@@ -9,6 +9,7 @@ pub mod filter;
 pub mod labels;
 pub mod page_token;
 pub mod principal;
+pub mod proto_json;
 pub mod serve;
 pub mod service_main;
 pub mod shutdown;

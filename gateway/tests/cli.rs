@@ -126,3 +126,50 @@ async fn pipelines_are_pushed_only_when_their_ir_validates() {
     assert!(stderr.contains("UNKNOWN_PLACEHOLDER") && stderr.contains("deploymentSpec.executors"), "{stderr}");
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn run_start_wait_watch_and_logs_as_a_user_types_them() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let sample = format!("{}/../pipeline-svc/tests/samples/d_shell.yaml", env!("CARGO_MANIFEST_DIR"));
+    let pushed = highwind(&platform, &token, &["pipeline", "push", &sample, "--new", "Shell"]).await;
+    let version = stdout(&pushed).strip_prefix("pushed ").expect("pushed").to_owned();
+
+    let started = highwind(&platform, &token, &["run", "start", &version, "--param", "n=1", "--wait"]).await;
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let out = stdout(&started);
+    let run = out.lines().next().unwrap().to_owned();
+    assert!(run.starts_with("runs/"), "the run's name comes first: {out}");
+    assert!(out.lines().any(|l| l == format!("{run} SUCCEEDED")), "plain lines when not on a terminal: {out}");
+    assert!(out.contains("condition-branches-3.condition-4 SKIPPED (condition false)"), "{out}");
+
+    let logs = highwind(&platform, &token, &["run", "logs", &run, "show"]).await;
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "collected [1,4,9]\n");
+    let watched = highwind(&platform, &token, &["run", "watch", &run]).await;
+    assert!(watched.status.success() && stdout(&watched).starts_with(&format!("{run} SUCCEEDED")));
+
+    // A run that fails makes --wait exit non-zero and say so.
+    let gate = "--param=gate_path=/nonexistent/gate";
+    let failed = highwind(&platform, &token, &["run", "start", &version, gate, "--wait"]).await;
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("ended FAILED"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+
+    for (args, says) in [
+        (vec!["run", "start", version.as_str(), "--param", "n=three"], "--param n=three: expected a number"),
+        (vec!["run", "start", version.as_str(), "--param", "lr=1"], "--param lr: the pipeline takes"),
+        (vec!["run", "start", version.as_str(), "--input", "data=assets/x/versions/1"], "--input data: neither"),
+    ] {
+        let refused = highwind(&platform, &token, &args).await;
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
+    platform.stop().await;
+}

@@ -1,17 +1,22 @@
 //! A server killed with SIGKILL in the middle of an upload: after a restart on the same data directory no version
-//! has appeared, the upload reports what it kept, and the client finishes it with the right digest.
+//! has appeared, the upload reports what it kept, and the client finishes it with the right digest. One killed in
+//! the middle of a pipeline run: after the restart the run is FAILED with a reason and none of its task processes
+//! is left running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{path::Path, process::Stdio, time::Duration};
 
 use bytes::Bytes;
-use highwind_proto::asset::v1::{
-    self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient,
+use highwind_proto::{
+    asset::v1::{self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
+    pipeline::v1::{self as ppb, pipeline_service_client::PipelineServiceClient},
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::{Request, transport::Channel};
+
+mod support;
 
 struct Server {
     child: tokio::process::Child,
@@ -121,4 +126,86 @@ async fn kill_9_mid_upload_then_resume_after_restart() {
         .into_inner();
     assert_eq!(version.files[0].sha256, sha256);
     assert_eq!(version.version_number, 1);
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+    let ir =
+        std::fs::read(format!("{}/../pipeline-svc/tests/samples/d_shell.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut assets = AssetServiceClient::new(server.channel().await);
+    let asset = pb::Asset { kind: pb::AssetKind::Pipeline as i32, display_name: "shell".into(), ..Default::default() };
+    let asset = assets
+        .create_asset(server.req(pb::CreateAssetRequest { asset: Some(asset), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut uploads = UploadServiceClient::new(server.channel().await);
+    let declared = pb::UploadFile {
+        path: "pipeline.yaml".into(),
+        size_bytes: ir.len() as i64,
+        sha256: hex::encode(Sha256::digest(&ir)),
+        ..Default::default()
+    };
+    let request = pb::CreateUploadRequest { parent: asset.name.clone(), files: vec![declared], ..Default::default() };
+    let upload = uploads.create_upload(server.req(request)).await.unwrap().into_inner();
+    let chunk = pb::WriteUploadChunkRequest {
+        upload: upload.name.clone(),
+        path: "pipeline.yaml".into(),
+        offset: 0,
+        data: Bytes::from(ir),
+    };
+    uploads.write_upload_chunk(server.req(chunk)).await.unwrap();
+    uploads.commit_upload(server.req(pb::CommitUploadRequest { name: upload.name })).await.unwrap();
+
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let seconds = prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(120.0)) };
+    let run = ppb::Run {
+        pipeline_version: format!("{}/versions/1", asset.name),
+        parameters: [("sleep_seconds".to_owned(), seconds)].into(),
+        ..Default::default()
+    };
+    let run = pipelines
+        .create_run(server.req(ppb::CreateRunRequest { run: Some(run), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream =
+        pipelines.watch_run(server.req(ppb::WatchRunRequest { name: run.name.clone() })).await.unwrap().into_inner();
+    let sleeper = format!("{}/tasks/sleeper", run.name);
+    let uid = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), stream.message()).await.unwrap().unwrap().unwrap();
+        let tasks = match message.change {
+            Some(ppb::watch_run_response::Change::Snapshot(run)) => run.tasks,
+            Some(ppb::watch_run_response::Change::Task(task)) => vec![task],
+            _ => Vec::new(),
+        };
+        if let Some(task) = tasks.into_iter().find(|t| t.name == sleeper && t.state == ppb::RunState::Running as i32) {
+            break task.uid;
+        }
+    };
+    let started = std::time::Instant::now();
+    while support::processes_of(&uid).len() < 3 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    assert!(!support::processes_of(&uid).is_empty(), "the task's processes outlive a killed server");
+
+    let server = start(dir.path()).await;
+    assert_eq!(support::processes_of(&uid), Vec::<u32>::new(), "the restarted server stopped them");
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let after = pipelines
+        .get_run(server.req(ppb::GetRunRequest { name: run.name.clone(), view: 0 }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.state, ppb::RunState::Failed as i32);
+    assert_eq!(after.error.unwrap().reason, "SERVER_RESTARTED");
+    let task = after.tasks.iter().find(|t| t.name == sleeper).unwrap();
+    assert_eq!(task.state, ppb::RunState::Failed as i32);
+    let show = after.tasks.iter().find(|t| t.name.ends_with("/tasks/show")).unwrap();
+    assert_eq!(show.state, ppb::RunState::Succeeded as i32, "what finished before the crash stays finished");
 }

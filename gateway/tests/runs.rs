@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use prost_types::value::Kind;
-use support::{Platform, kfp_path};
+use support::{Platform, kfp_path, processes_of};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -93,20 +93,6 @@ async fn log_of(platform: &Platform, user: &str, task_name: &str, follow: bool) 
         log.extend_from_slice(&chunk.data);
     }
     String::from_utf8_lossy(&log).into_owned()
-}
-
-/// Processes carrying task `uid`'s marker, i.e. what that task started and is still running.
-fn processes_of(uid: &str) -> Vec<u32> {
-    let marker = format!("HIGHWIND_TASK={uid}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let environ = std::fs::read(e.path().join("environ")).ok()?;
-            environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()).then_some(pid)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -401,5 +387,97 @@ async fn the_importer_sample_reads_a_bound_dataset_version() {
     let head: String = String::from_utf8(iris).unwrap().lines().take(3).collect::<Vec<_>>().join("\n");
     let log = log_of(&platform, "alice", &task(&run, "show").name, false).await;
     assert!(log.contains(&format!("lines: {lines}")) && log.contains(&head), "{log}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn control_flow_retries_oneof_and_the_exit_handler_behave_as_on_kfp() {
+    if kfp_path().is_none() {
+        eprintln!("skipped: set HIGHWIND_TEST_KFP_VENV to a Python environment with kfp 2.17.3");
+        return;
+    }
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "e_control.yaml").await;
+    let marker = platform.dir.path().join("flaky-marker").display().to_string();
+    let first =
+        create(&platform, "alice", run_of(&version, &[("x", number(10.0)), ("marker", text(&marker))])).await.unwrap();
+    let (_, run) = watch(&platform, "alice", &first.name).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let flaky = task(&run, "exit-handler-1.flaky");
+    assert_eq!((flaky.attempt, string_output(&flaky.outputs, "Output").as_str()), (2, "passed on a retry"));
+    let total = task(&run, "exit-handler-1.plus-ten.add");
+    assert_eq!(
+        total.outputs.as_ref().unwrap().parameters.get("Output").and_then(|v| v.kind.clone()),
+        Some(Kind::NumberValue(20.0))
+    );
+    let big = task(&run, "exit-handler-1.condition-branches-2.condition-3.echo");
+    assert_eq!(string_output(&big.outputs, "Output"), "big 20", "the f-string saw the nested pipeline's output");
+    assert_eq!(
+        string_output(&task(&run, "exit-handler-1.echo-3").outputs, "Output"),
+        "big 20",
+        "OneOf took the branch that ran"
+    );
+    assert_eq!(string_output(&task(&run, "report").outputs, "Output"), "exit-handler-1 ended SUCCEEDED");
+    let first_attempt = pb::StreamTaskLogsRequest { name: flaky.name.clone(), attempt: 1, ..Default::default() };
+    let mut client = platform.pipelines(Some("alice")).await;
+    let mut log = client.stream_task_logs(first_attempt).await.unwrap().into_inner();
+    let mut text_of_first = Vec::new();
+    while let Some(chunk) = log.message().await.unwrap() {
+        assert_eq!(chunk.attempt, 1);
+        text_of_first.extend_from_slice(&chunk.data);
+    }
+    assert!(String::from_utf8_lossy(&text_of_first).contains("the first attempt fails"), "each attempt keeps its log");
+
+    // The small branch; and a task that keeps failing fails its DAG, while the exit handler still runs.
+    let unwritable = "/nonexistent/dir/marker";
+    let second = create(&platform, "alice", run_of(&version, &[("marker", text(unwritable))])).await.unwrap();
+    let (_, run) = watch(&platform, "alice", &second.name).await;
+    assert_eq!(state(&run), pb::RunState::Failed);
+    assert_eq!(task(&run, "exit-handler-1.flaky").attempt, 3, "two retries, then it failed");
+    assert_eq!(task_state(task(&run, "exit-handler-1")), pb::RunState::Failed);
+    assert_eq!(string_output(&task(&run, "exit-handler-1.echo-3").outputs, "Output"), "small");
+    assert_eq!(string_output(&task(&run, "report").outputs, "Output"), "exit-handler-1 ended FAILED");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn outputs_that_point_outside_the_task_directory_fail_the_task() {
+    let platform = Platform::start().await;
+    // A parameter output that is a link to a host file.
+    let linked = String::from_utf8(sample("d_shell.yaml"))
+        .unwrap()
+        .replace("echo $(($0 * $0)) > \"$1\"", "ln -s /etc/hostname \"$1\"");
+    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
+    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", linked.into_bytes())]).await.unwrap();
+    let run =
+        create(&platform, "alice", run_of(&format!("{asset}/versions/{}", version.version_number), &[])).await.unwrap();
+    let (_, run) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&run), pb::RunState::Failed);
+    let square = task(&run, "for-loop-2.0.square");
+    assert_eq!(square.error.as_ref().unwrap().reason, "OUTPUT_OUTSIDE_TASK_DIR");
+    assert!(square.outputs.as_ref().unwrap().parameters.is_empty(), "nothing of the host file was taken");
+
+    // An artifact output that is a link to a host file.
+    let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
+    platform.commit_files("alice", &dataset, &[("iris.csv", sample("iris_small.csv"))]).await.unwrap();
+    let linked = String::from_utf8(sample("c_importer_container_noinstall.yaml"))
+        .unwrap()
+        .replace("head -n 3 \"$0\" > \"$1\"", "ln -s /etc/hostname \"$1\"");
+    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
+    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", linked.into_bytes())]).await.unwrap();
+    let binding = pb::InputBinding {
+        target: Some(pb::input_binding::Target::ImporterTask("importer".into())),
+        asset_version: format!("{dataset}/versions/1"),
+        alias: String::new(),
+    };
+    let run = pb::Run {
+        input_bindings: vec![binding],
+        ..run_of(&format!("{asset}/versions/{}", version.version_number), &[])
+    };
+    let run = create(&platform, "alice", run).await.unwrap();
+    let (_, run) = watch(&platform, "alice", &run.name).await;
+    let wc = task(&run, "wc-lines");
+    assert_eq!(wc.error.as_ref().unwrap().reason, "OUTPUT_OUTSIDE_TASK_DIR");
+    assert_eq!(task_state(task(&run, "show")), pb::RunState::Skipped, "nothing downstream saw it");
     platform.stop().await;
 }

@@ -23,9 +23,15 @@ fn errors(response: &pb::ValidatePipelineResponse) -> Vec<(String, String)> {
 
 #[test]
 fn every_compiled_sample_is_valid() {
-    for name in
-        ["a_linear.yaml", "a_linear_noinstall.yaml", "c_importer_container.yaml", "c_importer_container_noinstall.yaml"]
-    {
+    for name in [
+        "a_linear.yaml",
+        "a_linear_noinstall.yaml",
+        "c_importer_container.yaml",
+        "c_importer_container_noinstall.yaml",
+        "d_shell.yaml",
+        "e_control.yaml",
+        "f_wide.yaml",
+    ] {
         let response = check(sample(name).as_bytes());
         assert_eq!(errors(&response), [], "{name}: {:?}", response.issues);
         assert!(response.valid && response.description.is_some(), "{name}");

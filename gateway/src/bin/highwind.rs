@@ -56,6 +56,13 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Start pipeline runs, follow them and read their tasks' logs.
+    Run {
+        #[command(subcommand)]
+        action: RunAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Run only the gateway, in front of separately deployed services.
     Gateway {
         /// TOML configuration file; `HIGHWIND__GATEWAY__*` variables override it.
@@ -98,6 +105,39 @@ enum ContentAction {
     },
 }
 
+#[derive(Subcommand)]
+enum RunAction {
+    /// Start a run of a pipeline version; prints `runs/ID`.
+    Start {
+        /// `assets/ID/versions/N` (or an alias such as `latest`).
+        pipeline_version: String,
+        /// A pipeline parameter, `NAME=VALUE`, read by its declared type (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Bind an input artifact or importer task to an asset version, `NAME=assets/ID/versions/N` (repeatable).
+        #[arg(long = "input", value_name = "NAME=VERSION")]
+        inputs: Vec<String>,
+        /// Follow the run and exit 0 only if it succeeds.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Follow a run until it ends: a live task table on a terminal, one line per change otherwise.
+    Watch {
+        /// `runs/ID`.
+        run: String,
+    },
+    /// Print a task's log.
+    Logs {
+        /// `runs/ID`.
+        run: String,
+        /// The task, e.g. `train` or `for-loop-2.0.square`.
+        task: String,
+        /// Keep printing until the task ends.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("highwind");
@@ -114,6 +154,7 @@ async fn main() -> ExitCode {
             run_standalone(options).await
         }
         Command::Gateway { config } => run_gateway(config).await,
+        Command::Run { action, target } => run_runs(action, target).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
         Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
         Command::Pipeline { action, target } => run_content(AssetKind::Pipeline, action, target).await,
@@ -165,6 +206,31 @@ async fn run_content(kind: AssetKind, action: ContentAction, target: TargetArgs)
         }
     }
     Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the run's name is the command's output
+async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
+    let target = cli::Target { url: target.url, token: target.token };
+    match action {
+        RunAction::Start { pipeline_version, params, inputs, wait } => {
+            let run = cli::start_run(&target, cli::StartRequest { pipeline_version, params, inputs }).await?;
+            println!("{run}");
+            if wait {
+                finished(&run, cli::watch_run(&target, &run).await?)?;
+            }
+        }
+        RunAction::Watch { run } => finished(&run, cli::watch_run(&target, &run).await?)?,
+        RunAction::Logs { run, task, follow } => cli::run_logs(&target, &run, &task, follow).await?,
+    }
+    Ok(())
+}
+
+/// Succeeds only for a run that did.
+fn finished(run: &str, state: highwind_proto::pipeline::v1::RunState) -> anyhow::Result<()> {
+    match state {
+        highwind_proto::pipeline::v1::RunState::Succeeded => Ok(()),
+        other => anyhow::bail!("{run} ended {}", other.as_str_name().trim_start_matches("RUN_STATE_")),
+    }
 }
 
 async fn run_gateway(file: Option<PathBuf>) -> anyhow::Result<()> {

@@ -1,6 +1,9 @@
 //! Reaching the gateway with a bearer token.
 
-use highwind_proto::asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient};
+use highwind_proto::{
+    asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
+    pipeline::v1::pipeline_service_client::PipelineServiceClient,
+};
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -36,11 +39,12 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Clients of the asset and upload services.
+/// Clients of the asset, upload and pipeline services.
 #[derive(Debug)]
 pub struct Clients {
     pub assets: AssetServiceClient<InterceptedService<Channel, Bearer>>,
     pub uploads: UploadServiceClient<InterceptedService<Channel, Bearer>>,
+    pub pipelines: PipelineServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl Target {
@@ -62,6 +66,7 @@ impl Target {
         let bearer = Bearer(header);
         Ok(Clients {
             assets: AssetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            pipelines: PipelineServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             uploads: UploadServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(8 * 1024 * 1024),
         })
     }

@@ -1,14 +1,17 @@
-//! The `highwind` command line against a running platform: push and pull dataset and model versions.
+//! The `highwind` command line against a running platform: push and pull dataset, model and pipeline versions;
+//! start, watch and read the logs of pipeline runs.
 
 mod connect;
 mod manifest;
 mod progress;
 mod pull;
 mod push;
+mod runs;
 
 pub use connect::Target;
 pub use pull::pull;
 pub use push::{PushSource, push};
+pub use runs::{StartRequest, logs as run_logs, start as start_run, watch as watch_run};
 
 /// Why a command failed; printed as one line before a non-zero exit.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,20 @@ pub fn kfp_path() -> Option<String> {
     }
 }
 
+/// Processes carrying pipeline task `uid`'s marker in their environment: what that task started and still runs.
+pub fn processes_of(uid: &str) -> Vec<u32> {
+    let marker = format!("HIGHWIND_TASK={uid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
 /// A started platform, its data directory and the tokens of `alice` and `bob`.
 pub struct Platform {
     pub standalone: Standalone,

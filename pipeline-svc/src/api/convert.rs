@@ -1,12 +1,10 @@
 //! Runs and tasks as the v1 contract shows them. Host paths never leave the server.
 
 use chrono::{DateTime, Utc};
+use highwind_common::proto_json::to_proto;
 use highwind_proto::pipeline::v1 as pb;
 
-use crate::runs::{
-    model::{Artifact, Backend, Binding, Failure, Run, State, Task, TaskType, Values},
-    values,
-};
+use crate::runs::model::{Artifact, Backend, Binding, Failure, Run, State, Task, TaskType, Values};
 
 fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -43,7 +41,7 @@ fn artifact(artifact: &Artifact, run: &Run) -> pb::Artifact {
         artifact_type: artifact.artifact_type.clone(),
         uri: artifact.uri.clone(),
         metadata: (!artifact.metadata.is_empty()).then(|| prost_types::Struct {
-            fields: artifact.metadata.iter().map(|(k, v)| (k.clone(), values::to_proto(v))).collect(),
+            fields: artifact.metadata.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
         }),
         asset_version: artifact.asset_version.clone(),
         producer_task: if artifact.producer_task.is_empty() {
@@ -55,7 +53,7 @@ fn artifact(artifact: &Artifact, run: &Run) -> pb::Artifact {
 }
 
 fn parameters(values: &Values) -> std::collections::HashMap<String, prost_types::Value> {
-    values.parameters.iter().map(|(k, v)| (k.clone(), values::to_proto(v))).collect()
+    values.parameters.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect()
 }
 
 fn artifacts(values: &Values, run: &Run) -> Vec<pb::Artifact> {
@@ -119,7 +117,7 @@ pub fn run(run: &Run, tasks: Option<&[Task]>) -> pb::Run {
         description: run.description.clone(),
         pipeline_version: run.pipeline_version.clone(),
         pipeline_alias: run.pipeline_alias.clone(),
-        parameters: run.parameters.iter().map(|(k, v)| (k.clone(), values::to_proto(v))).collect(),
+        parameters: run.parameters.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
         input_bindings: run.input_bindings.iter().map(binding).collect(),
         output_destinations: Vec::new(),
         unbound_output_policy: run.unbound_output_policy,

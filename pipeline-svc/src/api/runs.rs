@@ -531,14 +531,14 @@ fn cast_parameters(
             .map(|t| t.as_str_name().trim_start_matches("PARAMETER_TYPE_").to_owned())
             .unwrap_or_default();
         let value = match given.get(&declared.name) {
-            Some(value) => match values::from_proto(value) {
+            Some(value) => match highwind_common::proto_json::from_proto(value) {
                 Ok(value) => Some(value),
                 Err(e) => {
                     violations.add(&at, e);
                     continue;
                 }
             },
-            None => declared.default_value.as_ref().and_then(|d| values::from_proto(d).ok()),
+            None => declared.default_value.as_ref().and_then(|d| highwind_common::proto_json::from_proto(d).ok()),
         };
         match value {
             Some(value) => match values::cast(&type_name, &value) {

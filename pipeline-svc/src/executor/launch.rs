@@ -285,6 +285,9 @@ fn output_error(reason: &'static str, message: impl Into<String>) -> OutputError
 
 /// Collects the outputs of a task that exited 0, the way the remote launcher does.
 pub fn collect(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -> Result<Values, OutputError> {
+    if prepared.executor_output.symlink_metadata().is_ok() {
+        inside(dir, &prepared.executor_output, "executor_output.json")?;
+    }
     let executor_output = read_small(&prepared.executor_output)?
         .map(|text| serde_json::from_str::<Value>(&text))
         .transpose()
@@ -295,6 +298,9 @@ pub fn collect(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -> Res
         let value = match executor_output.pointer(&format!("/parameterValues/{}", pointer_escape(key))) {
             Some(value) => values::cast(parameter_type, value),
             None => {
+                if file.symlink_metadata().is_ok() {
+                    inside(dir, file, key)?;
+                }
                 let text = read_small(file)?.ok_or_else(|| {
                     output_error("MISSING_OUTPUT", format!("the task did not write output parameter {key:?}"))
                 })?;
@@ -339,7 +345,8 @@ pub fn collect(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -> Res
     Ok(outputs)
 }
 
-/// The artifact at `path` exists and, symbolic links followed, stays inside `dir`.
+/// The output at `path` exists and, symbolic links followed, stays inside `dir` (so a task cannot publish files
+/// of the host as its outputs).
 fn inside(dir: &Path, path: &Path, key: &str) -> Result<(), OutputError> {
     let resolved = path
         .canonicalize()
@@ -348,7 +355,7 @@ fn inside(dir: &Path, path: &Path, key: &str) -> Result<(), OutputError> {
     if !resolved.starts_with(&dir) {
         return Err(output_error(
             "OUTPUT_OUTSIDE_TASK_DIR",
-            format!("output artifact {key:?} points outside the task's directory"),
+            format!("output {key:?} points outside the task's directory"),
         ));
     }
     let mut stack = vec![resolved];

@@ -104,7 +104,7 @@ fn parameters(definitions: &Definitions, inputs: bool) -> Vec<pb::ParameterSpec>
         .map(|(name, p)| pb::ParameterSpec {
             name: name.clone(),
             r#type: parameter_type(&p.parameter_type) as i32,
-            default_value: p.default_value.as_ref().map(crate::runs::values::to_proto),
+            default_value: p.default_value.as_ref().map(highwind_common::proto_json::to_proto),
             optional: p.is_optional,
             required: inputs && p.default_value.is_none() && !p.is_optional,
             description: p.description.clone(),

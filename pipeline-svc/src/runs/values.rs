@@ -62,37 +62,6 @@ pub fn integral(value: &Value) -> Value {
     }
 }
 
-/// `value` as a `google.protobuf.Value`.
-pub fn to_proto(value: &Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue { values: items.iter().map(to_proto).collect() }),
-        Value::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-/// A `google.protobuf.Value` as JSON; an unset kind is null, a non-finite number an error.
-pub fn from_proto(value: &prost_types::Value) -> Result<Value, String> {
-    use prost_types::value::Kind;
-    Ok(match &value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(*b),
-        Some(Kind::NumberValue(n)) => Value::from(Number::from_f64(*n).ok_or("numbers must be finite")?),
-        Some(Kind::StringValue(s)) => Value::String(s.clone()),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(from_proto).collect::<Result<_, _>>()?),
-        Some(Kind::StructValue(fields)) => Value::Object(
-            fields.fields.iter().map(|(k, v)| Ok((k.clone(), from_proto(v)?))).collect::<Result<_, String>>()?,
-        ),
-    })
-}
-
 fn describe(parameter_type: &str) -> &str {
     match parameter_type {
         "NUMBER_DOUBLE" => "a number",
