@@ -40,6 +40,7 @@ pub fn rules() -> AccessRules {
         ),
         // The handler admits only usecase-svc's own identity.
         ("highwind.asset.internal.v1.GrantService", &[("ReplaceGrants", Administer)]),
+        ("highwind.asset.internal.v1.RunOutputService", &[("CommitRunOutput", Write)]),
         (
             "highwind.asset.v1.ImageService",
             &[("ListImages", Read), ("DeleteImageTag", Delete), ("GetPushCommands", Read)],

@@ -22,7 +22,9 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
-use highwind_proto::asset::internal::v1::grant_service_server::GrantServiceServer;
+use highwind_proto::asset::internal::v1::{
+    grant_service_server::GrantServiceServer, run_output_service_server::RunOutputServiceServer,
+};
 use highwind_proto::asset::v1::{
     asset_service_server::AssetServiceServer, image_service_server::ImageServiceServer,
     upload_service_server::UploadServiceServer,
@@ -37,7 +39,8 @@ pub const SERVICE_NAMES: [&str; 3] =
     ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"];
 
 /// Services only other platform services call; the gateway does not route them.
-pub const INTERNAL_SERVICE_NAMES: [&str; 1] = ["highwind.asset.internal.v1.GrantService"];
+pub const INTERNAL_SERVICE_NAMES: [&str; 2] =
+    ["highwind.asset.internal.v1.GrantService", "highwind.asset.internal.v1.RunOutputService"];
 
 /// Everything this crate serves.
 fn served_names() -> Vec<&'static str> {
@@ -79,9 +82,10 @@ pub async fn serve(
     let verify = VerifyPrincipal(PrincipalSigner::new(server.internal_secret.expose().as_bytes()));
     let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
     // A frame carries up to 4 MiB of data plus its path and upload name.
+    let upload_api = api::UploadApi::new(stores.assets.clone(), stores.grants.clone(), uploads, pipelines);
+    let run_outputs = api::RunOutputApi::new(upload_api.clone());
     let uploads_server = tonic::service::interceptor::InterceptedService::new(
-        UploadServiceServer::new(api::UploadApi::new(stores.assets.clone(), stores.grants.clone(), uploads, pipelines))
-            .max_decoding_message_size(domain::upload::MAX_CHUNK_BYTES + 64 * 1024),
+        UploadServiceServer::new(upload_api).max_decoding_message_size(domain::upload::MAX_CHUNK_BYTES + 64 * 1024),
         verify.clone(),
     );
     let stores_grants = stores.grants.clone();
@@ -91,6 +95,7 @@ pub async fn serve(
             verify.clone(),
         ))
         .add_service(GrantServiceServer::with_interceptor(api::GrantApi::new(stores_grants), verify.clone()))
+        .add_service(RunOutputServiceServer::with_interceptor(run_outputs, verify.clone()))
         .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
     let served = Served { routes, names: served_names(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);

@@ -447,3 +447,75 @@ mod s3 {
         .await;
     }
 }
+
+/// `request` as `user`, signed on that user's behalf by platform service `service`.
+fn on_behalf<T>(message: T, user: &str, service: &str) -> Request<T> {
+    use highwind_common::principal::CALLER_HEADER;
+    let principal = Principal::user(user);
+    let mut request = Request::new(message);
+    let signature =
+        PrincipalSigner::new(SECRET.as_bytes().to_vec()).sign_on_behalf(&principal, service, SystemTime::now());
+    request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().unwrap());
+    request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().unwrap());
+    request.metadata_mut().insert(CALLER_HEADER, service.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn run_outputs_are_committed_only_by_pipeline_svc_on_the_uploaders_behalf() {
+    use highwind_proto::asset::{
+        internal::v1::{self as ipb, run_output_service_client::RunOutputServiceClient},
+        v1::upload_service_client::UploadServiceClient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(testing::fresh_sqlite_url(dir.path()), dir.path()).await;
+    let mut assets = client(&service).await;
+    let mut uploads = UploadServiceClient::new(connect(&service).await);
+    let mut outputs = RunOutputServiceClient::new(connect(&service).await);
+    let asset = assets.create_asset(as_user(create("model"), "alice", SECRET.as_bytes())).await.unwrap().into_inner();
+    let content = b"weights".to_vec();
+    let file = pb::UploadFile {
+        path: "w.bin".into(),
+        size_bytes: content.len() as i64,
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content)),
+        ..Default::default()
+    };
+    let upload = pb::CreateUploadRequest { parent: asset.name.clone(), files: vec![file], ..Default::default() };
+    let upload = uploads.create_upload(as_user(upload, "alice", SECRET.as_bytes())).await.unwrap().into_inner();
+    let chunk = pb::WriteUploadChunkRequest {
+        upload: upload.name.clone(),
+        path: "w.bin".into(),
+        offset: 0,
+        data: content.into(),
+    };
+    uploads.write_upload_chunk(as_user(chunk, "alice", SECRET.as_bytes())).await.unwrap();
+    let source = pb::PipelineRunSource {
+        run: "runs/0190a6f4-0000-7000-8000-000000000001".into(),
+        pipeline_version: "assets/0190a6f4-0000-7000-8000-000000000002/versions/3".into(),
+        input_versions: vec!["assets/0190a6f4-0000-7000-8000-000000000003/versions/1".into()],
+        task: "train".into(),
+        output_key: "model".into(),
+    };
+    let commit = |source: pb::PipelineRunSource| ipb::CommitRunOutputRequest {
+        upload: upload.name.clone(),
+        source: Some(source),
+    };
+
+    let by_user = outputs.commit_run_output(as_user(commit(source.clone()), "alice", SECRET.as_bytes())).await;
+    assert_eq!(by_user.expect_err("users cannot claim a run").code(), Code::PermissionDenied);
+    let by_other = outputs.commit_run_output(on_behalf(commit(source.clone()), "alice", "usecase-svc")).await;
+    assert_eq!(by_other.expect_err("nor other services").code(), Code::PermissionDenied);
+    let for_bob = outputs.commit_run_output(on_behalf(commit(source.clone()), "bob", "pipeline-svc")).await;
+    assert_eq!(for_bob.expect_err("alice's upload").code(), Code::NotFound);
+    let bad = pb::PipelineRunSource { run: "runs/../x".into(), ..source.clone() };
+    let refused =
+        outputs.commit_run_output(on_behalf(commit(bad), "alice", "pipeline-svc")).await.expect_err("bad run");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
+    let version = outputs.commit_run_output(on_behalf(commit(source.clone()), "alice", "pipeline-svc")).await.unwrap();
+    let version = version.into_inner();
+    assert_eq!(version.version_number, 1);
+    assert_eq!(version.lineage.and_then(|l| l.source), Some(pb::lineage::Source::PipelineRun(source)));
+    service.stop.send(()).unwrap();
+    service.task.await.unwrap().unwrap();
+}

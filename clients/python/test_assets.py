@@ -923,10 +923,6 @@ def test_health_of_an_unknown_service_is_not_found(anonymous_channel):
 def test_unimplemented_methods_answer_unimplemented(pb, channel_for):
     channel = channel_for("alice")
     calls = [
-        (
-            pb.pipeline_grpc.PipelineServiceStub(channel).ListLineage,
-            pb.pipeline_svc.ListLineageRequest(asset_version="assets/x/versions/1"),
-        ),
         (pb.image_grpc.ImageServiceStub(channel).ListImages, pb.image_svc.ListImagesRequest()),
     ]
     for call, request in calls:

@@ -1,7 +1,8 @@
-//! `highwind.pipeline.v1.PipelineService`: validation, descriptions, runs on the embedded executor and task logs;
-//! lineage answers UNIMPLEMENTED until it is built.
+//! `highwind.pipeline.v1.PipelineService`: validation, descriptions, runs on the embedded executor, task logs and
+//! lineage.
 
 mod convert;
+pub mod lineage;
 pub mod logs;
 pub mod runs;
 
@@ -158,5 +159,13 @@ impl PipelineService for PipelineApi {
     ) -> Result<Response<logs::LogStream>, Status> {
         let principal = Principal::of(&request)?.clone();
         Ok(Response::new(logs::stream(&self.runs, &principal, request.into_inner()).await?))
+    }
+
+    async fn list_lineage(
+        &self,
+        request: Request<pb::ListLineageRequest>,
+    ) -> Result<Response<pb::ListLineageResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(lineage::list(&self.runs, &principal, request.into_inner()).await?))
     }
 }

@@ -6,8 +6,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
-use highwind_proto::asset::v1::{
-    self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient,
+use highwind_proto::asset::{
+    internal::v1::{CommitRunOutputRequest, run_output_service_client::RunOutputServiceClient},
+    v1::{self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
 };
 use tonic::{Code, Request, transport::Channel};
 
@@ -57,6 +58,7 @@ pub trait PipelineSource: Send + Sync + std::fmt::Debug {
 pub struct GrpcAssets {
     assets: AssetServiceClient<Channel>,
     uploads: UploadServiceClient<Channel>,
+    run_outputs: RunOutputServiceClient<Channel>,
     signer: PrincipalSigner,
 }
 
@@ -68,7 +70,8 @@ impl GrpcAssets {
         let channel = endpoint.tcp_nodelay(true).connect_lazy();
         Ok(Self {
             assets: AssetServiceClient::new(channel.clone()),
-            uploads: UploadServiceClient::new(channel),
+            uploads: UploadServiceClient::new(channel.clone()),
+            run_outputs: RunOutputServiceClient::new(channel),
             signer,
         })
     }
@@ -138,9 +141,55 @@ pub struct VersionInfo {
     pub files: Vec<(String, u64)>,
 }
 
-/// Asset versions a run reads: bound inputs and importers.
+/// An asset as a run's destination sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetInfo {
+    /// `assets/{a}`.
+    pub name: String,
+    /// Its kind.
+    pub kind: pb::AssetKind,
+    /// Its owner, e.g. `users/alice`.
+    pub owner: String,
+}
+
+/// A new asset for a run's output.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewAsset {
+    /// Its kind.
+    pub kind: i32,
+    /// 1 to 200 characters.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// Labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Asset versions a run reads (bound inputs and importers) and the ones its outputs become.
 #[async_trait]
 pub trait AssetFiles: Send + Sync + std::fmt::Debug {
+    /// The asset `name` as `principal` may read it.
+    async fn asset(&self, principal: &Principal, name: &str) -> Result<AssetInfo, ReadError>;
+
+    /// Creates `asset` for `principal` (once per `request_id`); its name.
+    async fn create_asset(
+        &self,
+        principal: &Principal,
+        asset: &NewAsset,
+        request_id: &str,
+    ) -> Result<String, ReadError>;
+
+    /// Uploads `files` (path in the version → local file) as a new version of `asset` for `principal`, committed
+    /// with lineage `source`; the version's exact name. `request_id` makes a repeated call reuse the upload.
+    async fn store_output(
+        &self,
+        principal: &Principal,
+        asset: &str,
+        files: &[(String, std::path::PathBuf)],
+        request_id: &str,
+        source: pb::PipelineRunSource,
+    ) -> Result<String, ReadError>;
+
     /// Resolves `version` (number or alias) as `principal` may read it; it must be READY and not archived.
     async fn version(&self, principal: &Principal, version: &str) -> Result<VersionInfo, ReadError>;
 
@@ -154,8 +203,116 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
     ) -> Result<(), ReadError>;
 }
 
+/// SHA-256 (hex) and size of a local file.
+fn digest(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Largest chunk sent per WriteUploadChunk.
+const CHUNK: usize = 4 * 1024 * 1024;
+
 #[async_trait]
 impl AssetFiles for GrpcAssets {
+    async fn asset(&self, principal: &Principal, name: &str) -> Result<AssetInfo, ReadError> {
+        let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: name.to_owned() })?;
+        let asset = self.assets.clone().get_asset(request).await.map_err(|s| answer(name, s))?.into_inner();
+        if asset.archived {
+            return Err(ReadError::NotReady(asset.name));
+        }
+        let kind = pb::AssetKind::try_from(asset.kind).unwrap_or(pb::AssetKind::Unspecified);
+        Ok(AssetInfo { name: asset.name, kind, owner: asset.owner })
+    }
+
+    async fn create_asset(
+        &self,
+        principal: &Principal,
+        asset: &NewAsset,
+        request_id: &str,
+    ) -> Result<String, ReadError> {
+        let message = pb::CreateAssetRequest {
+            asset: Some(pb::Asset {
+                kind: asset.kind,
+                display_name: asset.display_name.clone(),
+                description: asset.description.clone(),
+                labels: asset.labels.clone().into_iter().collect(),
+                ..Default::default()
+            }),
+            request_id: request_id.to_owned(),
+        };
+        let request = self.on_behalf_of(principal, message)?;
+        let created = self
+            .assets
+            .clone()
+            .create_asset(request)
+            .await
+            .map_err(|s| ReadError::Unavailable(s.message().to_owned()))?;
+        Ok(created.into_inner().name)
+    }
+
+    async fn store_output(
+        &self,
+        principal: &Principal,
+        asset: &str,
+        files: &[(String, std::path::PathBuf)],
+        request_id: &str,
+        source: pb::PipelineRunSource,
+    ) -> Result<String, ReadError> {
+        use tokio::io::AsyncReadExt;
+        let failed = |e: tonic::Status| ReadError::Unavailable(format!("{}: {}", e.code(), e.message()));
+        let mut declared = Vec::with_capacity(files.len());
+        for (path, local) in files {
+            let local = local.clone();
+            let (sha256, size) = tokio::task::spawn_blocking(move || digest(&local))
+                .await
+                .map_err(|e| ReadError::Unavailable(e.to_string()))?
+                .map_err(|e| ReadError::Unavailable(format!("{path}: {e}")))?;
+            let size_bytes = i64::try_from(size).unwrap_or(i64::MAX);
+            declared.push(pb::UploadFile { path: path.clone(), size_bytes, sha256, ..Default::default() });
+        }
+        let create = pb::CreateUploadRequest {
+            parent: asset.to_owned(),
+            files: declared,
+            request_id: request_id.to_owned(),
+            ..Default::default()
+        };
+        let request = self.on_behalf_of(principal, create)?;
+        let upload = self.uploads.clone().create_upload(request).await.map_err(failed)?.into_inner();
+        for ((path, local), state) in files.iter().zip(&upload.files) {
+            if state.present {
+                continue;
+            }
+            let mut offset = u64::try_from(state.acknowledged_offset).unwrap_or(0);
+            let mut file = tokio::fs::File::open(local).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+            let mut buffer = vec![0u8; CHUNK];
+            loop {
+                let n = file.read(&mut buffer).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                let chunk = pb::WriteUploadChunkRequest {
+                    upload: upload.name.clone(),
+                    path: path.clone(),
+                    offset: i64::try_from(offset).unwrap_or(i64::MAX),
+                    data: Bytes::copy_from_slice(&buffer[..n]),
+                };
+                let request = self.on_behalf_of(principal, chunk)?;
+                self.uploads.clone().write_upload_chunk(request).await.map_err(failed)?;
+                offset += n as u64;
+            }
+        }
+        let commit = CommitRunOutputRequest { upload: upload.name.clone(), source: Some(source) };
+        let request = self.on_behalf_of(principal, commit)?;
+        let version = self.run_outputs.clone().commit_run_output(request).await.map_err(failed)?.into_inner();
+        Ok(version.name)
+    }
+
     async fn version(&self, principal: &Principal, version: &str) -> Result<VersionInfo, ReadError> {
         let asset_name = version.split("/versions/").next().unwrap_or_default().to_owned();
         let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: asset_name.clone() })?;

@@ -6,9 +6,11 @@ mod assets;
 mod convert;
 mod error;
 mod grants;
+mod run_outputs;
 mod uploads;
 mod versions;
 
 pub use assets::{AssetApi, Housekeeping};
 pub use grants::GrantApi;
+pub use run_outputs::RunOutputApi;
 pub use uploads::UploadApi;

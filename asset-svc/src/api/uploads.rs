@@ -13,7 +13,12 @@ use super::{
     versions,
 };
 use crate::{
-    domain::{asset::AssetKind, names, upload::Upload, version::valid_sha256},
+    domain::{
+        asset::AssetKind,
+        names,
+        upload::Upload,
+        version::{Lineage, valid_sha256},
+    },
     error::Error,
     pipelines::PipelineValidator,
     store::{AssetRepository, grants::GrantRepository},
@@ -73,6 +78,26 @@ impl UploadApi {
             Some(upload) if upload.asset_id == asset_id && upload.creator == principal.as_str() => Ok(upload),
             _ => Err(Error::NotFound(name.to_owned())),
         }
+    }
+
+    /// Commits `principal`'s upload `name` (named by request field `field`) with lineage `source` (the upload
+    /// itself when `None`); a pipeline's IR must validate first.
+    pub(crate) async fn commit_as(
+        &self,
+        principal: &Principal,
+        field: &str,
+        name: &str,
+        source: Option<Lineage>,
+    ) -> Result<pb::AssetVersion, Error> {
+        let upload = self.owned_upload(principal, field, name).await?;
+        let asset = self.assets.get(upload.asset_id).await.map_err(Error::from)?;
+        if asset.is_some_and(|a| a.kind == AssetKind::Pipeline) {
+            self.check_pipeline(principal, &upload).await?;
+        }
+        let version = self.uploads.commit(&upload, source).await?;
+        tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
+        let aliases = self.uploads.repo().aliases(version.asset_id).await.map_err(Error::from)?;
+        Ok(version_to_proto(&version, &aliases))
     }
 
     fn answer(&self, upload: &Upload) -> pb::Upload {
@@ -193,15 +218,8 @@ impl UploadService for UploadApi {
         request: Request<pb::CommitUploadRequest>,
     ) -> Result<Response<pb::AssetVersion>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
-        let asset = self.assets.get(upload.asset_id).await.map_err(Error::from)?;
-        if asset.is_some_and(|a| a.kind == AssetKind::Pipeline) {
-            self.check_pipeline(&principal, &upload).await?;
-        }
-        let version = self.uploads.commit(&upload).await?;
-        tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
-        let aliases = self.uploads.repo().aliases(version.asset_id).await.map_err(Error::from)?;
-        Ok(Response::new(version_to_proto(&version, &aliases)))
+        let version = self.commit_as(&principal, "name", &request.get_ref().name, None).await?;
+        Ok(Response::new(version))
     }
 
     async fn cancel_upload(&self, request: Request<pb::CancelUploadRequest>) -> Result<Response<pb::Upload>, Status> {

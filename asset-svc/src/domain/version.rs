@@ -59,6 +59,19 @@ pub enum Lineage {
         /// The upload's id.
         upload: Uuid,
     },
+    /// An output artifact of a pipeline run.
+    PipelineRun {
+        /// `runs/{run}`.
+        run: String,
+        /// The pipeline version the run executed.
+        pipeline_version: String,
+        /// Every asset version the run read.
+        input_versions: Vec<String>,
+        /// The producing task's path.
+        task: String,
+        /// The task's output key.
+        output_key: String,
+    },
 }
 
 /// A stored version.

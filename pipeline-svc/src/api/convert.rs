@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use highwind_common::proto_json::to_proto;
 use highwind_proto::pipeline::v1 as pb;
 
-use crate::runs::model::{Artifact, Backend, Binding, Failure, Run, State, Task, TaskType, Values};
+use crate::runs::model::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
 
 fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -108,6 +108,23 @@ fn binding(binding: &Binding) -> pb::InputBinding {
     }
 }
 
+fn destination(destination: &Destination) -> pb::OutputDestination {
+    use pb::output_destination::Destination as Target;
+    let target = match &destination.new_asset {
+        Some(new) => Target::NewAsset(pb::NewAssetSpec {
+            display_name: new.display_name.clone(),
+            description: new.description.clone(),
+            labels: new.labels.clone().into_iter().collect(),
+        }),
+        None => Target::Asset(destination.asset.clone()),
+    };
+    pb::OutputDestination {
+        task: destination.task.clone(),
+        output_key: destination.output_key.clone(),
+        destination: Some(target),
+    }
+}
+
 /// `run`, with `tasks` when given (FULL view).
 pub fn run(run: &Run, tasks: Option<&[Task]>) -> pb::Run {
     pb::Run {
@@ -119,7 +136,7 @@ pub fn run(run: &Run, tasks: Option<&[Task]>) -> pb::Run {
         pipeline_alias: run.pipeline_alias.clone(),
         parameters: run.parameters.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
         input_bindings: run.input_bindings.iter().map(binding).collect(),
-        output_destinations: Vec::new(),
+        output_destinations: run.output_destinations.iter().map(destination).collect(),
         unbound_output_policy: run.unbound_output_policy,
         enable_caching: run.enable_caching,
         allow_network: run.allow_network,

@@ -20,10 +20,10 @@ use uuid::Uuid;
 use super::{convert, read_error};
 use crate::{
     assets::{AssetFiles, PipelineSource, ReadError},
-    executor::{Changed, Engine, EngineError},
+    executor::{Changed, Engine, EngineError, register},
     ir::{self, Severity},
     runs::{
-        model::{Backend, Binding, Run, State, Task, now},
+        model::{Backend, Binding, Destination, NewAssetSpec, Run, State, Task, now},
         values,
     },
     store::{RunQuery, RunRepository, StoreError},
@@ -123,12 +123,6 @@ impl Runs {
         if !violations.is_empty() {
             return Err(status::invalid_argument(&violations));
         }
-        if !asked.output_destinations.is_empty() {
-            return Err(Status::unimplemented(
-                "run.output_destinations: registering run outputs as asset versions is not available yet; \
-                 outputs stay in the run",
-            ));
-        }
         if asked.enable_caching {
             return Err(Status::unimplemented("run.enable_caching: the local executor does not cache tasks yet"));
         }
@@ -164,6 +158,7 @@ impl Runs {
         let description = ir::describe(&pipeline);
         let parameters = cast_parameters(&description, &asked.parameters)?;
         let bindings = self.bindings(principal, &description, &asked, &parameters).await?;
+        let destinations = self.destinations(principal, &pipeline, &description, &asked.output_destinations).await?;
 
         let time = now();
         let alias_of = |asked: &str, exact: &str| {
@@ -182,7 +177,7 @@ impl Runs {
             pipeline_version: ir.version.clone(),
             parameters,
             input_bindings: bindings,
-            output_destinations: Vec::new(),
+            output_destinations: destinations,
             unbound_output_policy: asked.unbound_output_policy,
             enable_caching: false,
             allow_network: asked.allow_network,
@@ -332,6 +327,114 @@ impl Runs {
             }
         }
         if violations.is_empty() { Ok(bound) } else { Err(status::invalid_argument(&violations)) }
+    }
+
+    /// Checks output destinations: each names a Dataset or Model output of a task (or of the pipeline) once, and
+    /// an existing asset of a fitting kind that the caller owns, or a well-formed new asset.
+    async fn destinations(
+        &self,
+        principal: &Principal,
+        pipeline: &ir::Pipeline,
+        description: &pb::PipelineDescription,
+        asked: &[pb::OutputDestination],
+    ) -> Result<Vec<Destination>, Status> {
+        use pb::output_destination::Destination as Target;
+        let mut violations = Violations::new();
+        let mut checked = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (index, destination) in asked.iter().enumerate() {
+            let at = format!("run.output_destinations[{index}]");
+            let component = if destination.task.is_empty() {
+                pipeline.spec.root.as_ref()
+            } else {
+                description
+                    .tasks
+                    .iter()
+                    .find(|t| t.task == destination.task)
+                    .and_then(|t| pipeline.spec.components.get(&t.component))
+            };
+            let Some(component) = component else {
+                violations.add(format!("{at}.task"), format!("{:?} is not a task of the pipeline", destination.task));
+                continue;
+            };
+            let Some(output) = component.output_definitions.artifacts.get(&destination.output_key) else {
+                violations.add(
+                    format!("{at}.output_key"),
+                    format!("{:?} is not an output artifact there", destination.output_key),
+                );
+                continue;
+            };
+            let Some(kind) = register::kind_for(&output.artifact_type.schema_title) else {
+                violations.add(
+                    format!("{at}.output_key"),
+                    format!(
+                        "a {} output cannot become an asset version: only system.Dataset and system.Model",
+                        output.artifact_type.schema_title
+                    ),
+                );
+                continue;
+            };
+            if !seen.insert((destination.task.clone(), destination.output_key.clone())) {
+                violations.add(format!("{at}.output_key"), "named by more than one destination");
+                continue;
+            }
+            let mut checked_one = Destination {
+                task: destination.task.clone(),
+                output_key: destination.output_key.clone(),
+                ..Destination::default()
+            };
+            match &destination.destination {
+                Some(Target::Asset(name)) => {
+                    let asset = self.assets.asset(principal, name).await.map_err(read_error)?;
+                    if asset.owner != principal.as_str() {
+                        return Err(Status::permission_denied(format!(
+                            "{name}: only its owner can add versions to it"
+                        )));
+                    }
+                    if asset.kind != kind {
+                        violations.add(
+                            format!("{at}.asset"),
+                            format!(
+                                "a {} output needs a {} asset; {name} is a {}",
+                                output.artifact_type.schema_title,
+                                kind.as_str_name(),
+                                asset.kind.as_str_name()
+                            ),
+                        );
+                        continue;
+                    }
+                    checked_one.asset = asset.name;
+                }
+                Some(Target::NewAsset(new)) => {
+                    let length = new.display_name.chars().count();
+                    if length == 0 || length > MAX_DISPLAY_NAME {
+                        violations.add(
+                            format!("{at}.new_asset.display_name"),
+                            format!("required, at most {MAX_DISPLAY_NAME} characters"),
+                        );
+                    }
+                    if new.description.chars().count() > MAX_DESCRIPTION {
+                        violations.add(
+                            format!("{at}.new_asset.description"),
+                            format!("at most {MAX_DESCRIPTION} characters"),
+                        );
+                    }
+                    let labels: BTreeMap<String, String> = new.labels.clone().into_iter().collect();
+                    labels::validate(&labels, &format!("{at}.new_asset.labels"), &mut violations);
+                    checked_one.new_asset = Some(NewAssetSpec {
+                        display_name: new.display_name.clone(),
+                        description: new.description.clone(),
+                        labels,
+                    });
+                }
+                None => {
+                    violations.add(format!("{at}.destination"), "required: asset or new_asset");
+                    continue;
+                }
+            }
+            checked.push(checked_one);
+        }
+        if violations.is_empty() { Ok(checked) } else { Err(status::invalid_argument(&violations)) }
     }
 
     /// GetRun.

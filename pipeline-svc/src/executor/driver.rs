@@ -19,11 +19,11 @@ use super::{
     inputs::{self, Sources},
     launch::{self, RunInfo},
     process::{self, Exit},
-    run_dir, task_dir,
+    register, run_dir, task_dir,
 };
 use crate::{
     ir::spec::{ComponentSpec, Container, Importer, PipelineSpec, RetryPolicy, Task as TaskSpec},
-    runs::model::{Artifact, Failure, Run, State, Task, TaskType, Values, now},
+    runs::model::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values, now},
 };
 
 /// `google.rpc.Code` values used in failures.
@@ -111,6 +111,8 @@ struct Driver {
     instances: BTreeMap<String, Instance>,
     dispatched: HashMap<String, Dispatched>,
     events: mpsc::UnboundedSender<Event>,
+    /// The root DAG ended this way; outputs are registered before the run does.
+    root_ended: Option<(State, Option<Failure>, Values)>,
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -144,6 +146,7 @@ pub(super) async fn drive(
         instances: BTreeMap::new(),
         dispatched: HashMap::new(),
         events,
+        root_ended: None,
     };
     match driver.root_inputs().await {
         Ok(inputs) => {
@@ -157,6 +160,10 @@ pub(super) async fn drive(
     let mut commands_open = true;
     loop {
         driver.advance();
+        if let Some((state, error, outputs)) = driver.root_ended.take() {
+            driver.flush().await;
+            driver.finish_run(state, error, outputs).await;
+        }
         driver.flush().await;
         if driver.run.state.is_terminal() {
             break;
@@ -584,7 +591,7 @@ impl Driver {
     fn finish_dag(&mut self, path: &str, state: State, error: Option<Failure>, outputs: Values) {
         self.instances.remove(path);
         if path.is_empty() {
-            self.end_run(state, error, outputs);
+            self.root_ended = Some((state, error, outputs));
             return;
         }
         let time = now();
@@ -594,6 +601,64 @@ impl Driver {
             t.outputs = outputs;
             t.end_time = Some(time);
         });
+    }
+
+    /// Ends the run once its root DAG has: a succeeded run first turns its Dataset and Model outputs into asset
+    /// versions; failing that, it fails. What the run read is recorded for lineage either way.
+    async fn finish_run(&mut self, state: State, error: Option<Failure>, outputs: Values) {
+        let inputs = self.read_versions();
+        if let Err(e) = self.shared.store.record_lineage(&inputs).await {
+            tracing::warn!(run = %self.run.id, error = %e, "cannot record what the run read");
+        }
+        if state != State::Succeeded {
+            self.end_run(state, error, outputs);
+            return;
+        }
+        let input_versions: Vec<String> = inputs.iter().map(|e| e.asset_version.clone()).collect();
+        match register::outputs(&self.shared, &self.run, &mut self.tasks, outputs, &input_versions).await {
+            Ok(registered) => {
+                for path in registered.changed_tasks {
+                    self.touch(&path);
+                }
+                self.end_run(State::Succeeded, None, registered.outputs);
+            }
+            Err(failure) => self.end_run(State::Failed, Some(failure), Values::default()),
+        }
+    }
+
+    /// Every asset version the run read: bound pipeline inputs and what importers brought in.
+    fn read_versions(&self) -> Vec<LineageEdge> {
+        let mut edges: Vec<LineageEdge> = self
+            .run
+            .input_bindings
+            .iter()
+            .filter(|b| !b.pipeline_input.is_empty())
+            .map(|b| LineageEdge {
+                run_id: self.run.id,
+                asset_version: b.asset_version.clone(),
+                direction: Direction::In,
+                port: b.pipeline_input.clone(),
+                artifact_type: self
+                    .spec
+                    .root
+                    .as_ref()
+                    .and_then(|r| r.input_definitions.artifacts.get(&b.pipeline_input))
+                    .map(|d| d.artifact_type.schema_title.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for task in self.tasks.values().filter(|t| t.task_type == TaskType::Importer && t.state == State::Succeeded) {
+            for artifact in task.outputs.artifacts.values().flatten().filter(|a| !a.asset_version.is_empty()) {
+                edges.push(LineageEdge {
+                    run_id: self.run.id,
+                    asset_version: artifact.asset_version.clone(),
+                    direction: Direction::In,
+                    port: task.path.clone(),
+                    artifact_type: artifact.artifact_type.clone(),
+                });
+            }
+        }
+        edges
     }
 
     fn end_run(&mut self, state: State, error: Option<Failure>, outputs: Values) {
@@ -770,6 +835,9 @@ impl Driver {
             self.end_task(&path, State::Canceled, "canceled", Some(failure.clone()));
         }
         self.instances.clear();
+        if let Err(e) = self.shared.store.record_lineage(&self.read_versions()).await {
+            tracing::warn!(run = %self.run.id, error = %e, "cannot record what the run read");
+        }
         self.end_run(State::Canceled, Some(failure), Values::default());
     }
 

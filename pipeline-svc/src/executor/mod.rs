@@ -6,6 +6,7 @@ mod driver;
 mod inputs;
 pub mod launch;
 pub mod process;
+pub mod register;
 
 use std::{
     collections::HashMap,

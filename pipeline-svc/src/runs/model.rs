@@ -179,6 +179,66 @@ pub struct Binding {
     pub asset_kind: String,
 }
 
+/// Where an output artifact goes when the run succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Destination {
+    /// The producing task's static path (loop iterations left out); empty for a pipeline output.
+    pub task: String,
+    /// The output artifact key.
+    pub output_key: String,
+    /// An existing asset, `assets/{a}`; empty when `new_asset` is set.
+    pub asset: String,
+    /// A new asset of the run's creator.
+    pub new_asset: Option<NewAssetSpec>,
+}
+
+/// How to create the asset an output becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct NewAssetSpec {
+    /// 1 to 200 characters.
+    pub display_name: String,
+    /// Free text.
+    pub description: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which way an asset version relates to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    /// The run read it.
+    In,
+    /// The run produced it.
+    Out,
+}
+
+impl Direction {
+    /// The name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "IN",
+            Direction::Out => "OUT",
+        }
+    }
+}
+
+/// One edge of the lineage graph: a run read or produced an asset version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LineageEdge {
+    /// The run.
+    pub run_id: Uuid,
+    /// `assets/{a}/versions/{n}`.
+    pub asset_version: String,
+    /// Read or produced.
+    pub direction: Direction,
+    /// The binding target (inputs) or `{task}/{output_key}` (outputs).
+    pub port: String,
+    /// KFP schema title.
+    pub artifact_type: String,
+}
+
 /// One node of a run's executed DAG.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -243,8 +303,8 @@ pub struct Run {
     pub parameters: BTreeMap<String, Value>,
     /// Asset versions bound to inputs and importers.
     pub input_bindings: Vec<Binding>,
-    /// Opaque output destinations as the caller sent them (applied when outputs are registered).
-    pub output_destinations: Vec<Value>,
+    /// Which assets Dataset and Model outputs become versions of.
+    pub output_destinations: Vec<Destination>,
     /// `UnboundOutputPolicy` as its proto number.
     pub unbound_output_policy: i32,
     /// Reuse cached task outputs.

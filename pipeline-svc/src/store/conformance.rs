@@ -6,7 +6,7 @@ use chrono::Duration;
 use uuid::Uuid;
 
 use super::{RunQuery, RunRepository};
-use crate::runs::model::{Run, State, Task, now};
+use crate::runs::model::{Direction, LineageEdge, Run, State, Task, now};
 
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -42,6 +42,7 @@ conformance!(
     saves_are_compare_and_swap_and_keep_task_order,
     lists_page_newest_first_and_filter,
     unfinished_runs_are_the_open_ones,
+    lineage_edges_are_recorded_once_and_found_by_version,
 );
 
 fn run(creator: &str, version: &str, offset_seconds: i64) -> Run {
@@ -127,4 +128,30 @@ async fn unfinished_runs_are_the_open_ones(store: Arc<dyn RunRepository>) {
     done.sequence = 2;
     assert!(store.save(&done, &[], 1).await.expect("save"));
     assert_eq!(store.unfinished().await.expect("unfinished"), [open.id]);
+}
+
+async fn lineage_edges_are_recorded_once_and_found_by_version(store: Arc<dyn RunRepository>) {
+    let (first, second) = (run("users/alice", "assets/p/versions/1", 0), run("users/alice", "assets/p/versions/1", 1));
+    store.create(&first, "ir").await.expect("create");
+    store.create(&second, "ir").await.expect("create");
+    let edge = |run: &Run, version: &str, direction, port: &str| LineageEdge {
+        run_id: run.id,
+        asset_version: version.into(),
+        direction,
+        port: port.into(),
+        artifact_type: "system.Dataset".into(),
+    };
+    let edges = [
+        edge(&first, "assets/d/versions/1", Direction::In, "importer"),
+        edge(&first, "assets/o/versions/1", Direction::Out, "train/model"),
+        edge(&second, "assets/o/versions/1", Direction::In, "importer"),
+    ];
+    store.record_lineage(&edges).await.expect("record");
+    store.record_lineage(&edges[..1]).await.expect("recording again changes nothing");
+    let readers = store.runs_touching("assets/o/versions/1", Direction::In, 10).await.expect("readers");
+    assert_eq!(readers, [second.id]);
+    let producers = store.runs_touching("assets/o/versions/1", Direction::Out, 10).await.expect("producers");
+    assert_eq!(producers, [first.id]);
+    let of_first = store.lineage_of(first.id).await.expect("edges");
+    assert_eq!(of_first, edges[..2].to_vec());
 }

@@ -8,7 +8,7 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::runs::model::{Run, State, Task};
+use crate::runs::model::{Direction, LineageEdge, Run, State, Task};
 
 mod pg;
 mod sqlite;
@@ -80,6 +80,24 @@ pub trait RunRepository: Send + Sync + std::fmt::Debug {
 
     /// Ids of runs not in a terminal state, oldest first.
     async fn unfinished(&self) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Records that runs read or produced asset versions; recording an edge again changes nothing.
+    async fn record_lineage(&self, edges: &[LineageEdge]) -> Result<(), StoreError>;
+
+    /// The runs that read (`In`) or produced (`Out`) `asset_version`, oldest first, at most `limit`.
+    async fn runs_touching(
+        &self,
+        asset_version: &str,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Every edge of run `id`.
+    async fn lineage_of(&self, id: Uuid) -> Result<Vec<LineageEdge>, StoreError>;
+}
+
+fn direction(text: &str) -> Direction {
+    if text == "OUT" { Direction::Out } else { Direction::In }
 }
 
 /// Connects the repository for `db`, after applying its migrations.

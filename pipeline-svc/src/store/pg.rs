@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{RunQuery, RunRepository, StoreError, decode, encode};
-use crate::runs::model::{Run, Task};
+use super::{RunQuery, RunRepository, StoreError, decode, direction, encode};
+use crate::runs::model::{Direction, LineageEdge, Run, Task};
 
 /// Runs in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -133,5 +133,62 @@ impl RunRepository for PgRuns {
         .fetch_all(&self.0)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn record_lineage(&self, edges: &[LineageEdge]) -> Result<(), StoreError> {
+        let mut tx = self.0.begin().await?;
+        for edge in edges {
+            sqlx::query(
+                "INSERT INTO run_lineage (run_id, asset_version, direction, port, artifact_type) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(edge.run_id)
+            .bind(&edge.asset_version)
+            .bind(edge.direction.as_str())
+            .bind(&edge.port)
+            .bind(&edge.artifact_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn runs_touching(
+        &self,
+        asset_version: &str,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT DISTINCT l.run_id, r.create_time FROM run_lineage l JOIN runs r ON r.id = l.run_id \
+             WHERE l.asset_version = $1 AND l.direction = $2 ORDER BY r.create_time, l.run_id LIMIT $3",
+        )
+        .bind(asset_version)
+        .bind(direction.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(|(run_id,)| Ok(run_id)).collect()
+    }
+
+    async fn lineage_of(&self, id: Uuid) -> Result<Vec<LineageEdge>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT asset_version, direction, port, artifact_type FROM run_lineage WHERE run_id = $1 \
+             ORDER BY direction, port, asset_version",
+        )
+        .bind(id)
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(asset_version, dir, port, artifact_type)| LineageEdge {
+                run_id: id,
+                asset_version,
+                direction: direction(&dir),
+                port,
+                artifact_type,
+            })
+            .collect())
     }
 }
