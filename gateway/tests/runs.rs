@@ -429,14 +429,26 @@ async fn control_flow_retries_oneof_and_the_exit_handler_behave_as_on_kfp() {
     assert!(String::from_utf8_lossy(&text_of_first).contains("the first attempt fails"), "each attempt keeps its log");
 
     // The small branch; and a task that keeps failing fails its DAG, while the exit handler still runs.
-    let unwritable = "/nonexistent/dir/marker";
-    let second = create(&platform, "alice", run_of(&version, &[("marker", text(unwritable))])).await.unwrap();
+    let later = platform.dir.path().join("later");
+    let unwritable = later.join("marker").display().to_string();
+    let second = create(&platform, "alice", run_of(&version, &[("marker", text(&unwritable))])).await.unwrap();
     let (_, run) = watch(&platform, "alice", &second.name).await;
     assert_eq!(state(&run), pb::RunState::Failed);
     assert_eq!(task(&run, "exit-handler-1.flaky").attempt, 3, "two retries, then it failed");
     assert_eq!(task_state(task(&run, "exit-handler-1")), pb::RunState::Failed);
     assert_eq!(string_output(&task(&run, "exit-handler-1.echo-3").outputs, "Output"), "small");
     assert_eq!(string_output(&task(&run, "report").outputs, "Output"), "exit-handler-1 ended FAILED");
+
+    // Retried once the marker can be written: what failed runs again, the branch a false condition skipped stays
+    // skipped, and every task ends.
+    std::fs::create_dir_all(&later).unwrap();
+    client.retry_run(pb::RetryRunRequest { name: run.name.clone(), request_id: String::new() }).await.expect("retry");
+    let (_, retried) = watch(&platform, "alice", &run.name).await;
+    assert_eq!(state(&retried), pb::RunState::Succeeded, "{:?}", retried.error);
+    let skipped = task(&retried, "exit-handler-1.condition-branches-2.condition-3");
+    assert_eq!((task_state(skipped), skipped.attempt), (pb::RunState::Skipped, 1));
+    assert!(retried.tasks.iter().all(|t| t.state != pb::RunState::Pending as i32), "no task is left pending");
+    assert_eq!(string_output(&task(&retried, "report").outputs, "Output"), "exit-handler-1 ended SUCCEEDED");
     platform.stop().await;
 }
 
@@ -479,5 +491,42 @@ async fn outputs_that_point_outside_the_task_directory_fail_the_task() {
     let wc = task(&run, "wc-lines");
     assert_eq!(wc.error.as_ref().unwrap().reason, "OUTPUT_OUTSIDE_TASK_DIR");
     assert_eq!(task_state(task(&run, "show")), pb::RunState::Skipped, "nothing downstream saw it");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn caching_is_opt_in_per_run_and_never_shared_between_users() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
+    let cached_run = |user: &'static str, enable_caching: bool| {
+        let run = pb::Run { enable_caching, ..run_of(&version, &[("n", number(3.0))]) };
+        let platform = &platform;
+        async move {
+            let created = create(platform, user, run).await.expect("create");
+            watch(platform, user, &created.name).await.1
+        }
+    };
+    let first = cached_run("alice", true).await;
+    assert_eq!(state(&first), pb::RunState::Succeeded);
+    assert!(first.tasks.iter().all(|t| !t.cached), "nothing to reuse yet");
+
+    let second = cached_run("alice", true).await;
+    assert_eq!(state(&second), pb::RunState::Succeeded);
+    let square = task(&second, "for-loop-2.1.square");
+    assert!(square.cached, "{}", square.state_message);
+    assert_eq!(square.state_message, format!("cache hit: outputs of {}/tasks/for-loop-2.1.square", first.name));
+    assert_eq!(string_output(&second.outputs, "Output"), "[1,4,9]", "cached outputs flow on");
+    assert_eq!(log_of(&platform, "alice", &task(&second, "show").name, false).await, "", "a cached task did not run");
+
+    let without = cached_run("alice", false).await;
+    assert!(without.tasks.iter().all(|t| !t.cached), "caching is off unless the run asks");
+
+    // Bob's identical task finds nothing of alice's.
+    let bobs = platform.create_asset("bob", apb::AssetKind::Pipeline).await;
+    platform.commit_files("bob", &bobs, &[("pipeline.yaml", sample("d_shell.yaml"))]).await.unwrap();
+    let run = pb::Run { enable_caching: true, ..run_of(&format!("{bobs}/versions/1"), &[("n", number(3.0))]) };
+    let created = create(&platform, "bob", run).await.unwrap();
+    let (_, bobs_run) = watch(&platform, "bob", &created.name).await;
+    assert!(bobs_run.tasks.iter().all(|t| !t.cached), "a cache is never shared between users");
     platform.stop().await;
 }

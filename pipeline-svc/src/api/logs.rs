@@ -37,8 +37,15 @@ pub async fn stream(
             format!("the task has attempts 1 to {}", task.attempt),
         )));
     }
-    if request.offset < 0 || request.tail_bytes < 0 {
-        return Err(status::invalid_argument(&Violations::one("offset", "must not be negative")));
+    let mut violations = Violations::new();
+    if request.offset < 0 {
+        violations.add("offset", "must not be negative");
+    }
+    if request.tail_bytes < 0 {
+        violations.add("tail_bytes", "must not be negative");
+    }
+    if !violations.is_empty() {
+        return Err(status::invalid_argument(&violations));
     }
     let attempt = if request.attempt == 0 { task.attempt } else { request.attempt };
     let path = runs.engine.log_path(run.id, &task, attempt);
@@ -49,9 +56,10 @@ pub async fn stream(
     if offset > length && done {
         return Err(Status::out_of_range(format!("offset {offset} is beyond the end of the log ({length} bytes)")));
     }
-    let truncated = task.log_truncated;
+    // The capture stops at the bound and adds one marker line: bytes past it are the marker's.
     let max = i64::try_from(runs.engine.max_log_bytes()).unwrap_or(i64::MAX);
     let (run_id, task_path) = (run.id, task.path.clone());
+    let store = runs.store.clone();
     tokio::spawn(async move {
         let mut buffer = vec![0u8; CHUNK];
         let mut file = None;
@@ -71,7 +79,7 @@ pub async fn stream(
                     data: buffer[..read].to_vec().into(),
                     offset,
                     attempt,
-                    truncated: truncated && end > max,
+                    truncated: end > max,
                 };
                 offset = end;
                 if sender.send(Ok(chunk)).await.is_err() {
@@ -94,7 +102,19 @@ pub async fn stream(
                                 return true;
                             }
                         }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Ok(_) => {}
+                        // Changes were missed, perhaps the one that ended the task: ask the store.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            let ended = store.tasks(run_id).await.ok().and_then(|tasks| {
+                                tasks
+                                    .into_iter()
+                                    .find(|t| t.path == task_path)
+                                    .map(|t| t.state.is_terminal() || t.attempt != attempt)
+                            });
+                            if ended.unwrap_or(true) {
+                                return true;
+                            }
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return true,
                     }
                 }

@@ -123,9 +123,6 @@ impl Runs {
         if !violations.is_empty() {
             return Err(status::invalid_argument(&violations));
         }
-        if asked.enable_caching {
-            return Err(Status::unimplemented("run.enable_caching: the local executor does not cache tasks yet"));
-        }
         match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
             pb::RunBackend::Unspecified | pb::RunBackend::Local => {}
             pb::RunBackend::Kfp => {
@@ -179,7 +176,7 @@ impl Runs {
             input_bindings: bindings,
             output_destinations: destinations,
             unbound_output_policy: asked.unbound_output_policy,
-            enable_caching: false,
+            enable_caching: asked.enable_caching,
             allow_network: asked.allow_network,
             backend: Backend::Local,
             backend_run_id: String::new(),

@@ -15,14 +15,14 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Change, Changed, Command, EngineError, Shared, cel, creator,
+    Change, Changed, Command, EngineError, Shared, cache, cel, creator,
     inputs::{self, Sources},
     launch::{self, RunInfo},
     process::{self, Exit},
     register, run_dir, task_dir,
 };
 use crate::{
-    ir::spec::{ComponentSpec, Container, Importer, PipelineSpec, RetryPolicy, Task as TaskSpec},
+    ir::spec::{CachingOptions, ComponentSpec, Container, Importer, PipelineSpec, RetryPolicy, Task as TaskSpec},
     runs::model::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values, now},
 };
 
@@ -41,6 +41,8 @@ struct Outcome {
     error: Option<Failure>,
     exit_code: Option<i32>,
     log_truncated: bool,
+    /// Taken from the cache: what the task's note says about where from.
+    cached_from: Option<String>,
 }
 
 impl From<Failure> for Outcome {
@@ -51,6 +53,7 @@ impl From<Failure> for Outcome {
             error: Some(failure),
             exit_code: None,
             log_truncated: false,
+            cached_from: None,
         }
     }
 }
@@ -126,11 +129,16 @@ pub(super) async fn drive(
     spec: Arc<PipelineSpec>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let tasks = match shared.store.tasks(run.id).await {
-        Ok(tasks) => tasks.into_iter().map(|t| (t.path.clone(), t)).collect(),
-        Err(e) => {
-            tracing::error!(run = %run.id, error = %e, "cannot load the run's tasks");
-            return;
+    // The run is live until this driver ends it: loading its tasks is retried, not given up.
+    let mut delay = Duration::from_millis(100);
+    let tasks = loop {
+        match shared.store.tasks(run.id).await {
+            Ok(tasks) => break tasks.into_iter().map(|t| (t.path.clone(), t)).collect(),
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "cannot load the run's tasks; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     };
     let (events, mut receiver) = mpsc::unbounded_channel();
@@ -412,13 +420,15 @@ impl Driver {
             }
         }
         let wait_for_all = spec.trigger_policy.strategy == "ALL_UPSTREAM_TASKS_COMPLETED";
-        if let Some((dependency, state)) = upstream_problem
+        if let Some((dependency, state)) = &upstream_problem
             && !wait_for_all
         {
             let message = format!("upstream task {dependency:?} is {}", state.as_str());
             self.end_task(&path, State::Skipped, &message, None);
             return true;
         }
+        let after_failure = upstream_problem.is_some();
+        self.update(&path, |t| t.ran_after_failure = after_failure);
         let Some(component) = self.component(&spec.component_ref.name).cloned() else {
             let failure =
                 Failure::new(INVALID_ARGUMENT, "BAD_PIPELINE", format!("no component {:?}", spec.component_ref.name));
@@ -467,7 +477,7 @@ impl Driver {
         let executor = self.spec.deployment_spec.executors.get(&label).cloned().unwrap_or_default();
         self.update(&path, |t| t.inputs = inputs.clone());
         if let Some(container) = executor.container {
-            self.dispatch_container(&path, &component, &container, &spec.retry_policy, inputs);
+            self.dispatch_container(&path, &component, &container, &spec.retry_policy, &spec.caching_options, inputs);
         } else if let Some(importer) = executor.importer {
             self.dispatch_importer(&path, &importer, inputs);
         } else {
@@ -687,6 +697,7 @@ impl Driver {
         component: &ComponentSpec,
         container: &Container,
         retry: &RetryPolicy,
+        spec_caching: &CachingOptions,
         inputs: Values,
     ) {
         let Some(task) = self.tasks.get(path).cloned() else { return };
@@ -704,6 +715,9 @@ impl Driver {
             }
         };
         let group = Arc::new(AtomicI32::new(0));
+        let caching = self.run.enable_caching && spec_caching.enable_cache;
+        let fingerprint = caching
+            .then(|| cache::fingerprint(&task.component, &spec_caching.cache_key, component, container, &inputs));
         let work = ContainerWork {
             shared: self.shared.clone(),
             events: self.events.clone(),
@@ -716,6 +730,9 @@ impl Driver {
             retry: retry.clone(),
             first_attempt: task.attempt.max(1),
             group: group.clone(),
+            creator: self.run.creator.clone(),
+            run_uuid: self.run.id,
+            fingerprint,
         };
         let handle = tokio::spawn(work.run(prepared));
         self.dispatched.insert(path.to_owned(), Dispatched { work: handle.abort_handle(), group });
@@ -723,7 +740,10 @@ impl Driver {
 
     fn dispatch_importer(&mut self, path: &str, importer: &Importer, inputs: Values) {
         let Some(task) = self.tasks.get(path).cloned() else { return };
-        let binding = self.run.input_bindings.iter().find(|b| b.importer_task == path).map(|b| b.asset_version.clone());
+        // Bindings name the importer by its static path; inside a loop every iteration's importer takes it.
+        let static_path = register::static_path(path);
+        let binding =
+            self.run.input_bindings.iter().find(|b| b.importer_task == static_path).map(|b| b.asset_version.clone());
         let uri = match (&importer.artifact_uri.constant, &importer.artifact_uri.runtime_parameter) {
             (Some(Value::String(uri)), _) => Some(uri.clone()),
             (_, Some(parameter)) => inputs.parameters.get(parameter).and_then(Value::as_str).map(str::to_owned),
@@ -761,6 +781,7 @@ impl Driver {
                                 error: None,
                                 exit_code: None,
                                 log_truncated: false,
+                                cached_from: None,
                             }
                         }
                         Err(failure) => Outcome::from(failure),
@@ -806,6 +827,11 @@ impl Driver {
                     t.exit_code = outcome.exit_code;
                     t.log_truncated = outcome.log_truncated;
                     t.end_time = Some(time);
+                    if let Some(from) = outcome.cached_from {
+                        t.cached = true;
+                        t.start_time.get_or_insert(time);
+                        t.state_message = from;
+                    }
                 });
             }
         }
@@ -867,7 +893,17 @@ impl Driver {
             match self.shared.store.save(&self.run, &tasks, self.persisted).await {
                 Ok(true) => break,
                 Ok(false) => {
+                    // A save that failed to answer may still have committed: then the stored run is this one.
+                    if let Ok(Some(stored)) = self.shared.store.get(self.run.id).await
+                        && stored.sequence == self.run.sequence
+                    {
+                        break;
+                    }
                     tracing::error!(run = %self.run.id, "the run was changed by someone else; its driver stops");
+                    for (_, dispatched) in self.dispatched.drain() {
+                        dispatched.work.abort();
+                        process::kill_group(dispatched.group.load(Ordering::SeqCst));
+                    }
                     self.run.state = State::Failed;
                     return;
                 }
@@ -991,10 +1027,18 @@ struct ContainerWork {
     retry: RetryPolicy,
     first_attempt: i32,
     group: Arc<AtomicI32>,
+    creator: String,
+    run_uuid: uuid::Uuid,
+    /// Set when the run and the task both enable caching.
+    fingerprint: Option<String>,
 }
 
 impl ContainerWork {
     async fn run(self, mut prepared: launch::Prepared) {
+        if let Some(hit) = self.cached().await {
+            let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: hit });
+            return;
+        }
         let Ok(_permit) = self.shared.permits.clone().acquire_owned().await else { return };
         let message = if is_lightweight(&prepared.argv) {
             if self.kfp_importable().await {
@@ -1010,6 +1054,10 @@ impl ContainerWork {
         let mut attempt = self.first_attempt;
         let mut retried = 0;
         let outcome = loop {
+            // Each attempt starts from empty outputs: nothing an earlier attempt wrote may pass for this one's.
+            if let Err(e) = fresh_outputs(&self.dir, &prepared) {
+                break Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", format!("cannot clear the task's outputs: {e}"));
+            }
             let _ = self.events.send(Event::Started { path: self.path.clone(), attempt, message: message.clone() });
             let mut env = vec![("_KFP_RUNTIME".to_owned(), "true".to_owned())];
             env.extend(self.env.iter().cloned());
@@ -1031,9 +1079,14 @@ impl ContainerWork {
             self.group.store(0, Ordering::SeqCst);
             let outcome = match exit {
                 Exit::Code(0) => match launch::collect(&prepared, &self.dir, &self.run_id, &self.path) {
-                    Ok(outputs) => {
-                        Outcome { state: State::Succeeded, outputs, error: None, exit_code: Some(0), log_truncated }
-                    }
+                    Ok(outputs) => Outcome {
+                        state: State::Succeeded,
+                        outputs,
+                        error: None,
+                        exit_code: Some(0),
+                        log_truncated,
+                        cached_from: None,
+                    },
                     Err(e) => Outcome {
                         exit_code: Some(0),
                         log_truncated,
@@ -1048,6 +1101,18 @@ impl ContainerWork {
                 Exit::NotStarted => Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the process could not be waited for"),
             };
             if outcome.state == State::Succeeded || retried >= retries {
+                if outcome.state == State::Succeeded
+                    && let Some(fingerprint) = &self.fingerprint
+                {
+                    let remembered = self
+                        .shared
+                        .store
+                        .remember_outputs(&self.creator, fingerprint, self.run_uuid, &self.path, &outcome.outputs)
+                        .await;
+                    if let Err(e) = remembered {
+                        tracing::warn!(task = %self.path, error = %e, "cannot remember the task's outputs for caching");
+                    }
+                }
                 break outcome;
             }
             retried += 1;
@@ -1059,6 +1124,27 @@ impl ContainerWork {
             tokio::time::sleep(wait).await;
         };
         let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome });
+    }
+
+    /// The outputs of an earlier identical task of the same creator whose files are all still there.
+    async fn cached(&self) -> Option<Outcome> {
+        let fingerprint = self.fingerprint.as_ref()?;
+        let entries = match self.shared.store.cached_outputs(&self.creator, fingerprint, 8).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(task = %self.path, error = %e, "cannot read the task cache; running the task");
+                return None;
+            }
+        };
+        let (run, task, outputs) = entries.into_iter().find(|(_, _, outputs)| cache::still_there(outputs))?;
+        Some(Outcome {
+            state: State::Succeeded,
+            outputs,
+            error: None,
+            exit_code: None,
+            log_truncated: false,
+            cached_from: Some(format!("cache hit: outputs of runs/{run}/tasks/{task}")),
+        })
     }
 
     async fn kfp_importable(&self) -> bool {
@@ -1078,6 +1164,21 @@ impl ContainerWork {
                 probe.status().await.is_ok_and(|s| s.success())
             })
             .await
+    }
+}
+
+/// Removes what an earlier attempt left in the output locations and recreates their directories.
+fn fresh_outputs(dir: &Path, prepared: &launch::Prepared) -> std::io::Result<()> {
+    for name in ["outputs", "parameters"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        std::fs::create_dir_all(&path)?;
+    }
+    match std::fs::remove_file(&prepared.executor_output) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The embedded executor: runs pipelines as DAGs of local processes, one driver task per run that alone writes
 //! that run's state, persists every change and announces it to watchers.
 
+mod cache;
 mod cel;
 mod driver;
 mod inputs;
@@ -114,7 +115,17 @@ pub struct Engine {
 
 impl Engine {
     /// An executor over `store`, reading asset versions through `assets`. Call [`Engine::recover`] once at start.
-    pub fn new(config: ExecutorConfig, store: Arc<dyn RunRepository>, assets: Arc<dyn AssetFiles>) -> Self {
+    pub fn new(mut config: ExecutorConfig, store: Arc<dyn RunRepository>, assets: Arc<dyn AssetFiles>) -> Self {
+        // Tasks run as this process's user: they must not read its environment or memory through /proc.
+        if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+            tracing::warn!(error = %e, "cannot mark the server undumpable; tasks could read its /proc entries");
+        }
+        // Task paths reach argv, ExecutorInput and working directories: they must be absolute.
+        if std::fs::create_dir_all(&config.data_dir).is_ok()
+            && let Ok(absolute) = config.data_dir.canonicalize()
+        {
+            config.data_dir = absolute;
+        }
         let parallelism = if config.parallelism == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -157,13 +168,23 @@ impl Engine {
                 if killed > 0 {
                     tracing::info!(run = %id, task = %task.path, killed, "stopped what a stopped server left running");
                 }
-                task.state = State::Failed;
-                task.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+                if run.state == State::Canceling {
+                    task.state = State::Canceled;
+                    task.error = Some(Failure::new(1, "CANCELED", "the run was canceled"));
+                } else {
+                    task.state = State::Failed;
+                    task.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+                }
                 task.end_time = Some(time);
                 run.sequence += 1;
             }
-            run.state = State::Failed;
-            run.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+            if run.state == State::Canceling {
+                run.state = State::Canceled;
+                run.error = Some(Failure::new(1, "CANCELED", "the run was canceled"));
+            } else {
+                run.state = State::Failed;
+                run.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
+            }
             run.end_time = Some(time);
             run.update_time = time;
             run.sequence += 1;
@@ -183,13 +204,16 @@ impl Engine {
     pub fn launch(&self, run: Run, spec: Arc<PipelineSpec>) {
         let (commands, receiver) = mpsc::channel(8);
         if let Ok(mut live) = self.shared.live.lock() {
-            live.insert(run.id, commands);
+            live.insert(run.id, commands.clone());
         }
         let shared = self.shared.clone();
+        let mine = commands.clone();
         tokio::spawn(async move {
             let id = run.id;
             driver::drive(shared.clone(), run, spec, receiver).await;
-            if let Ok(mut live) = shared.live.lock() {
+            if let Ok(mut live) = shared.live.lock()
+                && live.get(&id).is_some_and(|current| current.same_channel(&mine))
+            {
                 live.remove(&id);
             }
         });
@@ -225,7 +249,16 @@ impl Engine {
         let expected = run.sequence;
         let time = now();
         let mut changed = Vec::new();
-        for task in tasks.iter_mut().filter(|t| t.state != State::Succeeded) {
+        // Top-down (parents come first): a task runs again only if it did not succeed (or ran only because an
+        // upstream task had not) and its DAG runs again too; a task skipped inside a DAG that succeeded (a false
+        // condition) stays as it was.
+        let mut again = std::collections::HashSet::new();
+        again.insert(String::new());
+        for task in tasks.iter_mut().filter(|t| t.state != State::Succeeded || t.ran_after_failure) {
+            if !again.contains(&task.parent) {
+                continue;
+            }
+            again.insert(task.path.clone());
             task.state = State::Pending;
             task.attempt += 1;
             task.state_message = "waiting to run again".into();

@@ -54,6 +54,23 @@ pub struct Running {
     /// Its process group.
     pub group: i32,
     capture: tokio::task::JoinHandle<bool>,
+    guard: GroupGuard,
+}
+
+/// Kills the process group when dropped before the task was waited for (its work was aborted, say by a cancel
+/// that came while the process was starting).
+#[derive(Debug)]
+struct GroupGuard {
+    group: i32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_group(self.group);
+        }
+    }
 }
 
 /// Starts `spec`; the error says why it could not be (e.g. the command does not exist).
@@ -95,7 +112,7 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     let group = child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0);
     let max = spec.max_log_bytes;
     let capture = tokio::task::spawn_blocking(move || copy_bounded(reader, log, max));
-    Ok(Running { child, group, capture })
+    Ok(Running { child, group, capture, guard: GroupGuard { group, armed: true } })
 }
 
 impl Running {
@@ -105,6 +122,7 @@ impl Running {
         let status = self.child.wait().await;
         // Processes the task left in the background keep the log open; the task is over, so they go too.
         kill_group(self.group);
+        self.guard.armed = false;
         let truncated = tokio::time::timeout(Duration::from_secs(5), self.capture).await.ok().and_then(Result::ok);
         let exit = match status {
             Ok(status) => {

@@ -76,7 +76,7 @@ pub(super) async fn outputs(
         .map(|t| t.path.clone())
         .collect();
     for path in paths {
-        let Some(task) = tasks.get(&path) else { continue };
+        let Some(task) = tasks.get(&path).cloned() else { continue };
         let mut artifacts = task.outputs.artifacts.clone();
         let mut changed = false;
         for (key, list) in artifacts.iter_mut() {
@@ -98,7 +98,8 @@ pub(super) async fn outputs(
                             description: spec.description,
                             labels: spec.labels,
                         };
-                        let id = request_id(&[&run.id.to_string(), &path, key, "asset"]);
+                        // One asset per destination: every loop iteration adds a version to it.
+                        let id = request_id(&[&run.id.to_string(), &static_path(&path), key, "asset"]);
                         shared.assets.create_asset(&principal, &new, &id).await.map_err(|e| failed(e.to_string()))?
                     }
                     None if run.unbound_output_policy == apb_keep_in_run() => continue,
@@ -112,7 +113,10 @@ pub(super) async fn outputs(
                         shared.assets.create_asset(&principal, &new, &id).await.map_err(|e| failed(e.to_string()))?
                     }
                 };
-                let files = files_of(Path::new(&artifact.path))
+                let root = PathBuf::from(&artifact.path);
+                let files = tokio::task::spawn_blocking(move || files_of(&root))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
                     .map_err(|e| failed(format!("output {key:?} of task {path:?}: {e}")))?;
                 let source = apb::PipelineRunSource {
                     run: format!("runs/{}", run.id),
@@ -121,7 +125,8 @@ pub(super) async fn outputs(
                     task: path.clone(),
                     output_key: key.clone(),
                 };
-                let id = request_id(&[&run.id.to_string(), &run.attempt.to_string(), &path, key, "version"]);
+                // The same task attempt's output is one version, however often registration is retried.
+                let id = request_id(&[&task.uid.to_string(), &task.attempt.to_string(), key, "version"]);
                 let version = shared
                     .assets
                     .store_output(&principal, &asset, &files, &id, source)
@@ -168,7 +173,11 @@ fn apb_keep_in_run() -> i32 {
     highwind_proto::pipeline::v1::UnboundOutputPolicy::KeepInRun as i32
 }
 
-/// The files an artifact holds: the file itself, or every file under the directory, by relative path.
+/// Most files one artifact may hold (a version's limit).
+const MAX_FILES: usize = 10_000;
+
+/// The files an artifact holds: the file itself, or every file under the directory, by relative path. Links to
+/// directories are not followed (a link loop would never end); links to files are read as the files.
 fn files_of(path: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     if path.is_file() {
         let name = path.file_name().and_then(|n| n.to_str()).ok_or("the file name is not UTF-8")?;
@@ -179,9 +188,15 @@ fn files_of(path: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
             let entry_path = entry.path();
-            if entry_path.is_dir() {
+            let file_type = entry.file_type().map_err(|e| e.to_string())?;
+            if file_type.is_dir() {
                 stack.push(entry_path);
+            } else if file_type.is_symlink() && entry_path.is_dir() {
+                return Err(format!("{} links to a directory", entry_path.display()));
             } else {
+                if files.len() >= MAX_FILES {
+                    return Err(format!("the artifact holds more than {MAX_FILES} files"));
+                }
                 let relative = entry_path.strip_prefix(path).map_err(|e| e.to_string())?;
                 let relative = relative.to_str().ok_or("a file name is not UTF-8")?.to_owned();
                 files.push((relative, entry_path));

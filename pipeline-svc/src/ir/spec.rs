@@ -156,6 +156,8 @@ pub struct ComponentRef {
 pub struct CachingOptions {
     /// Caching on.
     pub enable_cache: bool,
+    /// A key that replaces the computed one.
+    pub cache_key: String,
 }
 
 /// `triggerPolicy`.

@@ -283,6 +283,9 @@ pub struct Task {
     pub exit_code: Option<i32>,
     /// Whether the log hit its size bound.
     pub log_truncated: bool,
+    /// It ran although an upstream task had not succeeded (an exit handler, `ignore_upstream_failure`): when a
+    /// retry runs that upstream again, it runs again too.
+    pub ran_after_failure: bool,
 }
 
 /// One execution of a pipeline version.

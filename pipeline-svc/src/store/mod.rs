@@ -8,7 +8,7 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::runs::model::{Direction, LineageEdge, Run, State, Task};
+use crate::runs::model::{Direction, LineageEdge, Run, State, Task, Values};
 
 mod pg;
 mod sqlite;
@@ -94,6 +94,24 @@ pub trait RunRepository: Send + Sync + std::fmt::Debug {
 
     /// Every edge of run `id`.
     async fn lineage_of(&self, id: Uuid) -> Result<Vec<LineageEdge>, StoreError>;
+
+    /// Remembers that task `task` of run `run` produced `outputs` for `creator` under `fingerprint`.
+    async fn remember_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        run: Uuid,
+        task: &str,
+        outputs: &Values,
+    ) -> Result<(), StoreError>;
+
+    /// What `creator`'s tasks with `fingerprint` produced, newest first, at most `limit`: run, task and outputs.
+    async fn cached_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, String, Values)>, StoreError>;
 }
 
 fn direction(text: &str) -> Direction {

@@ -5,7 +5,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{RunQuery, RunRepository, StoreError, decode, direction, encode};
-use crate::runs::model::{Direction, LineageEdge, Run, Task};
+use crate::runs::model::{Direction, LineageEdge, Run, Task, Values};
 
 /// Runs in PostgreSQL.
 #[derive(Debug, Clone)]
@@ -190,5 +190,46 @@ impl RunRepository for PgRuns {
                 artifact_type,
             })
             .collect())
+    }
+
+    async fn remember_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        run: Uuid,
+        task: &str,
+        outputs: &Values,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO task_cache (creator, fingerprint, run_id, task_path, outputs, create_time) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(creator)
+        .bind(fingerprint)
+        .bind(run)
+        .bind(task)
+        .bind(encode(outputs))
+        .bind(crate::runs::model::now())
+        .execute(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn cached_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, String, Values)>, StoreError> {
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT run_id, task_path, outputs FROM task_cache WHERE creator = $1 AND fingerprint = $2 \
+             ORDER BY create_time DESC LIMIT $3",
+        )
+        .bind(creator)
+        .bind(fingerprint)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter().map(|(run, task, outputs)| Ok((run, task, decode(&run.to_string(), &outputs)?))).collect()
     }
 }

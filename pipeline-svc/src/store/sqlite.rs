@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::{RunQuery, RunRepository, StoreError, decode, direction, encode};
-use crate::runs::model::{Direction, LineageEdge, Run, Task};
+use crate::runs::model::{Direction, LineageEdge, Run, Task, Values};
 
 /// Runs in SQLite. Ids are text and times integer microseconds.
 #[derive(Debug, Clone)]
@@ -198,5 +198,51 @@ impl RunRepository for SqliteRuns {
                 artifact_type,
             })
             .collect())
+    }
+
+    async fn remember_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        run: Uuid,
+        task: &str,
+        outputs: &Values,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO task_cache (creator, fingerprint, run_id, task_path, outputs, create_time) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(creator)
+        .bind(fingerprint)
+        .bind(run.to_string())
+        .bind(task)
+        .bind(encode(outputs))
+        .bind(crate::runs::model::now().timestamp_micros())
+        .execute(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn cached_outputs(
+        &self,
+        creator: &str,
+        fingerprint: &str,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, String, Values)>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT run_id, task_path, outputs FROM task_cache WHERE creator = $1 AND fingerprint = $2 \
+             ORDER BY create_time DESC LIMIT $3",
+        )
+        .bind(creator)
+        .bind(fingerprint)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.0)
+        .await?;
+        rows.into_iter()
+            .map(|(run, task, outputs)| {
+                let id = Uuid::parse_str(&run).map_err(|e| StoreError::Corrupt(run.clone(), e.to_string()))?;
+                Ok((id, task, decode(&run, &outputs)?))
+            })
+            .collect()
     }
 }
