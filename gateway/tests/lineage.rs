@@ -140,6 +140,11 @@ async fn outputs_become_versions_that_record_their_run_and_lineage_walks_both_wa
     let found: Vec<(&str, i32)> = up.runs.iter().map(|r| (r.run.as_str(), r.depth)).collect();
     assert_eq!(found, [(second.name.as_str(), -1), (first.name.as_str(), -2)]);
 
+    // An archived version keeps its history.
+    assets.delete_asset_version(apb::DeleteAssetVersionRequest { name: data_v1.clone() }).await.unwrap();
+    let archived = lineage(&platform, "alice", &data_v1, pb::LineageDirection::Downstream, 1).await.unwrap();
+    assert_eq!(archived.runs.len(), 1);
+
     // Others see none of it; bad requests name the field.
     assert_eq!(
         lineage(&platform, "bob", &data_v1, pb::LineageDirection::Both, 1).await.unwrap_err().code(),

@@ -139,6 +139,8 @@ pub struct VersionInfo {
     pub kind: pb::AssetKind,
     /// Its files: path and size.
     pub files: Vec<(String, u64)>,
+    /// READY, and neither it nor its asset archived: a run may read it.
+    pub usable: bool,
 }
 
 /// An asset as a run's destination sees it.
@@ -190,7 +192,7 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
         source: pb::PipelineRunSource,
     ) -> Result<String, ReadError>;
 
-    /// Resolves `version` (number or alias) as `principal` may read it; it must be READY and not archived.
+    /// Resolves `version` (number or alias) as `principal` may read it, archived or not (see `usable`).
     async fn version(&self, principal: &Principal, version: &str) -> Result<VersionInfo, ReadError>;
 
     /// Writes file `path` of the exact `version` to `dest`.
@@ -320,12 +322,10 @@ impl AssetFiles for GrpcAssets {
         let request = self.on_behalf_of(principal, pb::GetAssetVersionRequest { name: version.to_owned() })?;
         let found = self.assets.clone().get_asset_version(request).await.map_err(|s| answer(version, s))?.into_inner();
         let name = format!("{asset_name}/versions/{}", found.version_number);
-        if found.state != pb::VersionState::Ready as i32 || found.archived || asset.archived {
-            return Err(ReadError::NotReady(name));
-        }
+        let usable = found.state == pb::VersionState::Ready as i32 && !found.archived && !asset.archived;
         let kind = pb::AssetKind::try_from(asset.kind).unwrap_or(pb::AssetKind::Unspecified);
         let files = found.files.iter().map(|f| (f.path.clone(), u64::try_from(f.size_bytes).unwrap_or(0))).collect();
-        Ok(VersionInfo { name, kind, files })
+        Ok(VersionInfo { name, kind, files, usable })
     }
 
     async fn download(

@@ -255,7 +255,8 @@ impl Runs {
                 continue;
             }
             let version = match self.assets.version(principal, &binding.asset_version).await {
-                Ok(version) => version,
+                Ok(version) if version.usable => version,
+                Ok(version) => return Err(read_error(ReadError::NotReady(version.name))),
                 Err(e) => return Err(read_error(e)),
             };
             let wanted = match artifact_type.as_str() {

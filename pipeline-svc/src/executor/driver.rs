@@ -964,6 +964,9 @@ async fn fetch_version(
         other => Failure::new(NOT_FOUND, "INPUT_UNAVAILABLE", other.to_string()),
     };
     let info = shared.assets.version(&principal, version).await.map_err(unavailable)?;
+    if !info.usable {
+        return Err(unavailable(crate::assets::ReadError::NotReady(info.name)));
+    }
     let wanted = match artifact_type.schema_title.as_str() {
         "system.Dataset" => Some(highwind_proto::asset::v1::AssetKind::Dataset),
         "system.Model" => Some(highwind_proto::asset::v1::AssetKind::Model),

@@ -230,10 +230,36 @@ impl Engine {
                 return result;
             }
         }
-        // No driver: the run ended meanwhile (or never had one here). Answer from what is stored.
-        let stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
+        // No driver: the run ended meanwhile, or its driver stopped without ending it. Answer from what is stored,
+        // and end an orphaned run here.
+        let mut stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
         match stored.state {
             State::Canceling | State::Canceled => Ok(stored),
+            State::Pending | State::Running => {
+                let expected = stored.sequence;
+                let mut tasks = self.shared.store.tasks(run.id).await?;
+                let time = now();
+                let failure = Failure::new(1, "CANCELED", "the run was canceled");
+                let mut changed = Vec::new();
+                for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
+                    process::kill_leftovers(&task.uid.to_string());
+                    task.state = State::Canceled;
+                    task.error = Some(failure.clone());
+                    task.end_time = Some(time);
+                    stored.sequence += 1;
+                    changed.push(task.clone());
+                }
+                stored.state = State::Canceled;
+                stored.error = Some(failure);
+                stored.end_time = Some(time);
+                stored.update_time = time;
+                stored.sequence += 1;
+                if !self.shared.store.save(&stored, &changed, expected).await? {
+                    return Err(EngineError::Conflict);
+                }
+                self.announce(&stored, &changed);
+                Ok(stored)
+            }
             other => Err(EngineError::WrongState(other.as_str())),
         }
     }

@@ -194,3 +194,26 @@ fn carries(proc_dir: &Path, marker: &str) -> bool {
     std::fs::read(proc_dir.join("environ"))
         .is_ok_and(|environ| environ.split(|b| *b == 0).any(|entry| entry == marker.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_keeps_its_bound_and_says_what_it_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        let output = vec![b'x'; 10_000];
+        let truncated = copy_bounded(output.as_slice(), std::fs::File::create(&path).expect("log"), 4096);
+        assert!(truncated);
+        let log = std::fs::read(&path).expect("read");
+        assert_eq!(&log[..4096], &output[..4096]);
+        assert_eq!(
+            String::from_utf8_lossy(&log[4096..]),
+            "\n[highwind: log truncated at 4096 bytes; later output was dropped]\n"
+        );
+        let short = copy_bounded(&b"short"[..], std::fs::File::create(&path).expect("log"), 4096);
+        assert!(!short);
+        assert_eq!(std::fs::read(&path).expect("read"), b"short");
+    }
+}

@@ -68,6 +68,10 @@ async fn a_request_id_creates_one_run_per_creator(store: Arc<dyn RunRepository>)
     assert_eq!(store.create(&again, "ir").await.expect("create").id, first.id, "same key, same run");
     assert_eq!(store.create(&other, "ir").await.expect("create").id, other.id, "keys are per creator");
     assert!(store.get(again.id).await.expect("get").is_none(), "the repeat stored nothing");
+    let old = Run { request_id: Some("k2".into()), ..run("users/alice", "assets/p/versions/1", -25 * 3600) };
+    store.create(&old, "ir").await.expect("create");
+    let fresh = Run { request_id: Some("k2".into()), ..run("users/alice", "assets/p/versions/1", 0) };
+    assert_eq!(store.create(&fresh, "ir").await.expect("create").id, fresh.id, "a key holds for 24 hours only");
     assert_eq!(store.ir(first.id).await.expect("ir").as_deref(), Some("ir"));
 }
 

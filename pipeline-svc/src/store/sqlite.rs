@@ -14,6 +14,13 @@ pub struct SqliteRuns(pub SqlitePool);
 #[async_trait]
 impl RunRepository for SqliteRuns {
     async fn create(&self, run: &Run, ir: &str) -> Result<Run, StoreError> {
+        // An idempotency key holds for 24 hours: an older run lets go of it.
+        sqlx::query("UPDATE runs SET request_id = NULL WHERE creator = $1 AND request_id = $2 AND create_time < $3")
+            .bind(&run.creator)
+            .bind(&run.request_id)
+            .bind((run.create_time - chrono::Duration::hours(24)).timestamp_micros())
+            .execute(&self.0)
+            .await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, creator, pipeline_asset, pipeline_version, state, backend, create_time, \
              request_id, sequence, doc, ir) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
