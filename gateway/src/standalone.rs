@@ -149,6 +149,7 @@ impl Standalone {
             let pipeline_url = upstream.get("pipeline").cloned().unwrap_or_default();
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
             let runs_dir = data_dir.join("runs");
+            let platform_dir = data_dir.clone();
             let task_path = options.task_path.clone();
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
@@ -170,9 +171,11 @@ impl Standalone {
                     }
                     _ => {
                         let assets = pipeline_svc::AssetsConfig { url: asset_url };
+                        // Tasks see none of the platform's data, its secrets included.
                         let executor = pipeline_svc::executor::ExecutorConfig {
                             data_dir: runs_dir,
                             task_path,
+                            hide: vec![platform_dir],
                             ..Default::default()
                         };
                         pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server, assets, executor })

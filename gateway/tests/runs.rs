@@ -225,7 +225,9 @@ async fn cancel_stops_the_task_process_group_within_a_second() {
 async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
     let platform = Platform::start().await;
     let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
-    let gate = platform.dir.path().join("gate-open");
+    // Outside the platform's data directory, which the task sandbox hides.
+    let outside = tempfile::tempdir().unwrap();
+    let gate = outside.path().join("gate-open");
     let gate_path = gate.display().to_string();
     let run = create(&platform, "alice", run_of(&version, &[("gate_path", text(&gate_path))])).await.expect("create");
     let (_, failed) = watch(&platform, "alice", &run.name).await;
@@ -398,7 +400,9 @@ async fn control_flow_retries_oneof_and_the_exit_handler_behave_as_on_kfp() {
     }
     let platform = Platform::start().await;
     let version = push_pipeline(&platform, "alice", "e_control.yaml").await;
-    let marker = platform.dir.path().join("flaky-marker").display().to_string();
+    // A relative marker lands in the task's own directory, which outlives its attempts (and is all a sandboxed
+    // task may write).
+    let marker = "flaky-marker".to_owned();
     let first =
         create(&platform, "alice", run_of(&version, &[("x", number(10.0)), ("marker", text(&marker))])).await.unwrap();
     let (_, run) = watch(&platform, "alice", &first.name).await;
@@ -429,8 +433,7 @@ async fn control_flow_retries_oneof_and_the_exit_handler_behave_as_on_kfp() {
     assert!(String::from_utf8_lossy(&text_of_first).contains("the first attempt fails"), "each attempt keeps its log");
 
     // The small branch; and a task that keeps failing fails its DAG, while the exit handler still runs.
-    let later = platform.dir.path().join("later");
-    let unwritable = later.join("marker").display().to_string();
+    let unwritable = "later/marker".to_owned();
     let second = create(&platform, "alice", run_of(&version, &[("marker", text(&unwritable))])).await.unwrap();
     let (_, run) = watch(&platform, "alice", &second.name).await;
     assert_eq!(state(&run), pb::RunState::Failed);
@@ -441,7 +444,9 @@ async fn control_flow_retries_oneof_and_the_exit_handler_behave_as_on_kfp() {
 
     // Retried once the marker can be written: what failed runs again, the branch a false condition skipped stays
     // skipped, and every task ends.
-    std::fs::create_dir_all(&later).unwrap();
+    let flaky = task(&run, "exit-handler-1.flaky");
+    let task_dir = platform.dir.path().join("runs").join(run.uid.as_str()).join(flaky.uid.as_str());
+    std::fs::create_dir_all(task_dir.join("later")).unwrap();
     client.retry_run(pb::RetryRunRequest { name: run.name.clone(), request_id: String::new() }).await.expect("retry");
     let (_, retried) = watch(&platform, "alice", &run.name).await;
     assert_eq!(state(&retried), pb::RunState::Succeeded, "{:?}", retried.error);
@@ -528,5 +533,44 @@ async fn caching_is_opt_in_per_run_and_never_shared_between_users() {
     let created = create(&platform, "bob", run).await.unwrap();
     let (_, bobs_run) = watch(&platform, "bob", &created.name).await;
     assert!(bobs_run.tasks.iter().all(|t| !t.cached), "a cache is never shared between users");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn tasks_run_sandboxed_away_from_the_platform_data_and_without_network_unless_allowed() {
+    let has_bwrap =
+        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).any(|dir| dir.join("bwrap").is_file());
+    if !has_bwrap {
+        let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
+        assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but bwrap is not installed");
+        eprintln!("skipped: bwrap (bubblewrap) is not installed");
+        return;
+    }
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "h_probe.yaml").await;
+    let secret = platform.dir.path().join("secrets.json");
+    assert!(secret.exists(), "the platform keeps its secret there");
+    let port = f64::from(platform.standalone.addr.port());
+    let probe = |path: &str, allow_network: bool| pb::Run {
+        allow_network,
+        ..run_of(&version, &[("path", text(path)), ("host", text("127.0.0.1")), ("port", number(port))])
+    };
+
+    let confined = create(&platform, "alice", probe(&secret.display().to_string(), false)).await.unwrap();
+    let (_, confined) = watch(&platform, "alice", &confined.name).await;
+    let read = task(&confined, "read-host-file");
+    assert_eq!(task_state(read), pb::RunState::Failed, "the data directory is hidden from tasks");
+    assert!(log_of(&platform, "alice", &read.name, false).await.contains("No such file"));
+    assert_eq!(task_state(task(&confined, "connect")), pb::RunState::Failed, "no network unless the run allows it");
+
+    let open = create(&platform, "alice", probe("/etc/hostname", true)).await.unwrap();
+    let (_, open) = watch(&platform, "alice", &open.name).await;
+    assert_eq!(state(&open), pb::RunState::Succeeded, "{:?}", open.error);
+    assert_eq!(string_output(&task(&open, "connect").outputs, "said"), "connected");
+    assert_eq!(
+        string_output(&task(&open, "read-host-file").outputs, "content"),
+        std::fs::read_to_string("/etc/hostname").unwrap(),
+        "the rest of the host stays readable (tools, libraries)"
+    );
     platform.stop().await;
 }

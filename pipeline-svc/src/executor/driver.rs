@@ -733,6 +733,8 @@ impl Driver {
             creator: self.run.creator.clone(),
             run_uuid: self.run.id,
             fingerprint,
+            readable: inputs.artifacts.values().flatten().map(|a| PathBuf::from(&a.path)).collect(),
+            network: self.run.allow_network,
         };
         let handle = tokio::spawn(work.run(prepared));
         self.dispatched.insert(path.to_owned(), Dispatched { work: handle.abort_handle(), group });
@@ -1034,6 +1036,10 @@ struct ContainerWork {
     run_uuid: uuid::Uuid,
     /// Set when the run and the task both enable caching.
     fingerprint: Option<String>,
+    /// Input artifact paths the sandbox lets the task read.
+    readable: Vec<PathBuf>,
+    /// The run allows network access.
+    network: bool,
 }
 
 impl ContainerWork {
@@ -1043,16 +1049,34 @@ impl ContainerWork {
             return;
         }
         let Ok(_permit) = self.shared.permits.clone().acquire_owned().await else { return };
-        let message = if is_lightweight(&prepared.argv) {
+        let mut notes = Vec::new();
+        if is_lightweight(&prepared.argv) {
             if self.kfp_importable().await {
                 prepared.argv.drain(..3);
-                "pip preamble skipped: kfp already imports".to_owned()
-            } else {
-                String::new()
+                notes.push("pip preamble skipped: kfp already imports".to_owned());
             }
         } else {
-            format!("image {} not used: the command runs on the host", self.image)
+            notes.push(format!("image {} not used: the command runs on the host", self.image));
+        }
+        let sandbox = match &self.shared.bwrap {
+            Some(bwrap) => Some(process::Sandbox {
+                bwrap: bwrap.clone(),
+                hidden: hidden_dirs(&self.shared.config),
+                readable: self.readable.clone(),
+                network: self.network,
+            }),
+            None if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
+                let failure =
+                    Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the sandbox is required and bwrap is not installed");
+                let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure });
+                return;
+            }
+            None => {
+                notes.push("no sandbox: bwrap is not installed".to_owned());
+                None
+            }
         };
+        let message = notes.join("; ");
         let retries = self.retry.max_retry_count.max(0);
         let mut attempt = self.first_attempt;
         let mut retried = 0;
@@ -1072,6 +1096,7 @@ impl ContainerWork {
                 env,
                 task_uid: self.uid.clone(),
                 path: self.shared.config.task_path.clone(),
+                sandbox: sandbox.clone(),
             };
             let running = match process::start(&spec) {
                 Ok(running) => running,
@@ -1168,6 +1193,14 @@ impl ContainerWork {
             })
             .await
     }
+}
+
+/// What the sandbox hides, parents before children (a later mount inside an earlier one must not be covered).
+fn hidden_dirs(config: &super::ExecutorConfig) -> Vec<PathBuf> {
+    let mut hidden: Vec<PathBuf> = config.hide.iter().chain([&config.data_dir]).cloned().collect();
+    hidden.sort_by_key(|p| p.components().count());
+    hidden.dedup();
+    hidden
 }
 
 /// Removes what an earlier attempt left in the output locations and recreates their directories.

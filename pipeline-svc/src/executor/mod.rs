@@ -39,6 +39,24 @@ pub struct ExecutorConfig {
     pub max_log_bytes: u64,
     /// `PATH` given to tasks; empty means the server's own, so the tools its user installed are found.
     pub task_path: String,
+    /// How tasks are confined: `auto` (bubblewrap when `bwrap` is on the server's PATH, else none), `bwrap`
+    /// (required: tasks fail without it) or `none`.
+    pub sandbox: SandboxMode,
+    /// More directories the sandbox hides from tasks besides `data_dir` (the platform's data, secrets, blobs).
+    pub hide: Vec<PathBuf>,
+}
+
+/// How tasks are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// Bubblewrap when available, else none.
+    #[default]
+    Auto,
+    /// Bubblewrap, required.
+    Bwrap,
+    /// No sandbox: tasks run as the server's user with its view of the machine.
+    None,
 }
 
 impl Default for ExecutorConfig {
@@ -48,6 +66,8 @@ impl Default for ExecutorConfig {
             parallelism: 0,
             max_log_bytes: 16 * 1024 * 1024,
             task_path: String::new(),
+            sandbox: SandboxMode::Auto,
+            hide: Vec::new(),
         }
     }
 }
@@ -99,6 +119,8 @@ struct Shared {
     live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
     /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
     kfp_importable: tokio::sync::OnceCell<bool>,
+    /// The `bwrap` binary tasks run in, if the sandbox is on and found.
+    bwrap: Option<PathBuf>,
 }
 
 /// A request to a run's driver.
@@ -131,6 +153,13 @@ impl Engine {
         } else {
             config.parallelism
         };
+        let bwrap = match config.sandbox {
+            SandboxMode::None => None,
+            SandboxMode::Auto | SandboxMode::Bwrap => find_on_path("bwrap"),
+        };
+        if bwrap.is_none() && config.sandbox != SandboxMode::None {
+            tracing::warn!("bwrap not found: pipeline tasks run without a sandbox (install bubblewrap)");
+        }
         let (changes, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(Shared {
@@ -141,6 +170,7 @@ impl Engine {
                 changes,
                 live: Mutex::new(HashMap::new()),
                 kfp_importable: tokio::sync::OnceCell::new(),
+                bwrap,
             }),
         }
     }
@@ -345,6 +375,15 @@ impl Engine {
     pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
         task_dir(&self.shared.config, run, task).join(format!("attempt-{attempt}.log"))
     }
+}
+
+/// `name` in a directory of the server's `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// A task's own directory: named by its uid, so nothing in the IR picks a path.

@@ -2,6 +2,7 @@
 //! scrubbed environment, and its stdout and stderr captured, interleaved, into a size-bounded log file.
 
 use std::{
+    ffi::{OsStr, OsString},
     io::{Read, Write},
     path::{Path, PathBuf},
     process::Stdio,
@@ -45,6 +46,46 @@ pub struct Spec {
     pub task_uid: String,
     /// `PATH` for the task; the server's when empty.
     pub path: String,
+    /// Run inside this sandbox; on the host as is when `None`.
+    pub sandbox: Option<Sandbox>,
+}
+
+/// A bubblewrap sandbox: the host's file system read-only, the platform's data directory hidden except the task's
+/// own directory (writable) and its input artifacts (read-only), its own PID namespace, and no network unless
+/// allowed.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The `bwrap` binary.
+    pub bwrap: PathBuf,
+    /// Directories replaced by an empty tmpfs (the platform's data directory).
+    pub hidden: Vec<PathBuf>,
+    /// Paths the task reads (its input artifacts).
+    pub readable: Vec<PathBuf>,
+    /// Keep the host's network.
+    pub network: bool,
+}
+
+impl Sandbox {
+    /// The arguments to `bwrap` that run `argv` in this sandbox, with `dir` writable and the working directory.
+    fn wrap(&self, argv: &[String], dir: &Path) -> Vec<OsString> {
+        let mut wrapped: Vec<OsString> = Vec::new();
+        let mut add = |items: &[&OsStr]| wrapped.extend(items.iter().map(|i| i.to_os_string()));
+        add(&[OsStr::new("--ro-bind"), OsStr::new("/"), OsStr::new("/"), OsStr::new("--dev"), OsStr::new("/dev")]);
+        add(&[OsStr::new("--proc"), OsStr::new("/proc"), OsStr::new("--unshare-pid"), OsStr::new("--unshare-ipc")]);
+        for hidden in &self.hidden {
+            add(&[OsStr::new("--tmpfs"), hidden.as_os_str()]);
+        }
+        for readable in self.readable.iter().filter(|p| p.exists()) {
+            add(&[OsStr::new("--ro-bind"), readable.as_os_str(), readable.as_os_str()]);
+        }
+        add(&[OsStr::new("--bind"), dir.as_os_str(), dir.as_os_str(), OsStr::new("--chdir"), dir.as_os_str()]);
+        if !self.network {
+            add(&[OsStr::new("--unshare-net")]);
+        }
+        add(&[OsStr::new("--")]);
+        wrapped.extend(argv.iter().map(OsString::from));
+        wrapped
+    }
 }
 
 /// A started task process.
@@ -79,9 +120,19 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     let log = std::fs::File::create(&spec.log).map_err(|e| format!("cannot create the task log: {e}"))?;
     let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let stderr = writer.try_clone().map_err(|e| e.to_string())?;
-    let mut command = tokio::process::Command::new(&spec.argv[0]);
+    let mut command = match &spec.sandbox {
+        Some(sandbox) => {
+            let mut command = tokio::process::Command::new(&sandbox.bwrap);
+            command.args(sandbox.wrap(&spec.argv, &spec.dir));
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(&spec.argv[0]);
+            command.args(&spec.argv[1..]);
+            command
+        }
+    };
     command
-        .args(&spec.argv[1..])
         .current_dir(&spec.dir)
         .env_clear()
         .stdin(Stdio::null())
