@@ -574,3 +574,25 @@ async fn tasks_run_sandboxed_away_from_the_platform_data_and_without_network_unl
     );
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn a_parallel_for_runs_no_more_iterations_at_once_than_its_limit() {
+    let platform = Platform::start().await;
+    let version = push_pipeline(&platform, "alice", "i_loop.yaml").await;
+    let created = create(&platform, "alice", run_of(&version, &[])).await.unwrap();
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let seconds =
+        |t: &Option<prost_types::Timestamp>| t.as_ref().map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9);
+    let naps: Vec<(f64, f64)> = run
+        .tasks
+        .iter()
+        .filter(|t| t.task_key == "nap")
+        .map(|t| (seconds(&t.start_time), seconds(&t.end_time)))
+        .collect();
+    assert_eq!(naps.len(), 4);
+    // At each task's start, count the tasks running then (itself included).
+    let most = naps.iter().map(|(start, _)| naps.iter().filter(|(s, e)| s <= start && start < e).count()).max();
+    assert_eq!(most, Some(1), "parallelismLimit 1, with at least two executor slots free: {naps:?}");
+    platform.stop().await;
+}

@@ -31,6 +31,9 @@ fn every_compiled_sample_is_valid() {
         "d_shell.yaml",
         "e_control.yaml",
         "f_wide.yaml",
+        "g_lineage.yaml",
+        "h_probe.yaml",
+        "i_loop.yaml",
     ] {
         let response = check(sample(name).as_bytes());
         assert_eq!(errors(&response), [], "{name}: {:?}", response.issues);
