@@ -207,25 +207,20 @@ impl Driver {
             }
             let definition = root.input_definitions.artifacts.get(&binding.pipeline_input).cloned().unwrap_or_default();
             let dest = run_dir(&self.shared.config, self.run.id).join("inputs").join(index.to_string());
-            let artifact = self
-                .fetch(&binding.asset_version, &dest, &binding.pipeline_input, &definition.artifact_type, "")
-                .await
-                .map_err(|e| Failure { task: String::new(), ..e })?;
+            let artifact = fetch_version(
+                &self.shared,
+                &self.run,
+                &binding.asset_version,
+                &dest,
+                &binding.pipeline_input,
+                &definition.artifact_type,
+                "",
+            )
+            .await
+            .map_err(|e| Failure { task: String::new(), ..e })?;
             inputs.artifacts.insert(binding.pipeline_input.clone(), vec![artifact]);
         }
         Ok(inputs)
-    }
-
-    /// Downloads asset version `version` into `dest` as artifact `key`.
-    async fn fetch(
-        &self,
-        version: &str,
-        dest: &Path,
-        key: &str,
-        artifact_type: &crate::ir::spec::ArtifactType,
-        producer: &str,
-    ) -> Result<Artifact, Failure> {
-        fetch_version(&self.shared, &self.run, version, dest, key, artifact_type, producer).await
     }
 
     /// Starts whatever is ready until nothing more changes.
@@ -839,6 +834,14 @@ impl Driver {
         }
     }
 
+    /// Stops all work in flight: aborts it and kills its process groups.
+    fn stop_dispatched(&mut self) {
+        for (_, dispatched) in self.dispatched.drain() {
+            dispatched.work.abort();
+            process::kill_group(dispatched.group.load(Ordering::SeqCst));
+        }
+    }
+
     async fn cancel(&mut self, reply: oneshot::Sender<Result<Run, EngineError>>) {
         if self.run.state.is_terminal() {
             let answer = match self.run.state {
@@ -852,10 +855,7 @@ impl Driver {
         self.run_changed = true;
         self.flush().await;
         let _ = reply.send(Ok(self.run.clone()));
-        for (_, dispatched) in self.dispatched.drain() {
-            dispatched.work.abort();
-            process::kill_group(dispatched.group.load(Ordering::SeqCst));
-        }
+        self.stop_dispatched();
         let open: Vec<String> =
             self.tasks.values().filter(|t| !t.state.is_terminal()).map(|t| t.path.clone()).collect();
         let failure = Failure::new(CANCELLED, "CANCELED", "the run was canceled");
@@ -902,10 +902,7 @@ impl Driver {
                         break;
                     }
                     tracing::error!(run = %self.run.id, "the run was changed by someone else; its driver stops");
-                    for (_, dispatched) in self.dispatched.drain() {
-                        dispatched.work.abort();
-                        process::kill_group(dispatched.group.load(Ordering::SeqCst));
-                    }
+                    self.stop_dispatched();
                     self.run.state = State::Failed;
                     return;
                 }

@@ -193,28 +193,24 @@ impl Engine {
             let expected = run.sequence;
             let time = now();
             let reason = "the server stopped while the run was in progress; RetryRun resumes it";
+            // A run being cancelled ends as one would have; any other ends FAILED.
+            let (state, failure) = if run.state == State::Canceling {
+                (State::Canceled, Failure::new(1, "CANCELED", "the run was canceled"))
+            } else {
+                (State::Failed, Failure::new(10, "SERVER_RESTARTED", reason))
+            };
             for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
                 let killed = process::kill_leftovers(&task.uid.to_string());
                 if killed > 0 {
                     tracing::info!(run = %id, task = %task.path, killed, "stopped what a stopped server left running");
                 }
-                if run.state == State::Canceling {
-                    task.state = State::Canceled;
-                    task.error = Some(Failure::new(1, "CANCELED", "the run was canceled"));
-                } else {
-                    task.state = State::Failed;
-                    task.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
-                }
+                task.state = state;
+                task.error = Some(failure.clone());
                 task.end_time = Some(time);
                 run.sequence += 1;
             }
-            if run.state == State::Canceling {
-                run.state = State::Canceled;
-                run.error = Some(Failure::new(1, "CANCELED", "the run was canceled"));
-            } else {
-                run.state = State::Failed;
-                run.error = Some(Failure::new(10, "SERVER_RESTARTED", reason));
-            }
+            run.state = state;
+            run.error = Some(failure);
             run.end_time = Some(time);
             run.update_time = time;
             run.sequence += 1;
