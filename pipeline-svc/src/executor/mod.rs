@@ -8,6 +8,7 @@ mod inputs;
 pub mod launch;
 pub mod process;
 pub mod register;
+mod work;
 
 use std::{
     collections::HashMap,

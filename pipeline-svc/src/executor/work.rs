@@ -1,0 +1,384 @@
+//! The work a task hands off: a container task's attempts as processes (slot, sandbox, retries, outputs, cache)
+//! and an importer's download of an asset version. Each reports to its run's driver through events.
+
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicI32, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+
+use super::{
+    Shared, cache, creator, launch,
+    process::{self, Exit},
+};
+use crate::{
+    ir::spec::RetryPolicy,
+    runs::model::{Artifact, Failure, Run, State, Values},
+};
+
+/// `google.rpc.Code` values used in failures.
+pub(super) const UNKNOWN: i32 = 2;
+pub(super) const INVALID_ARGUMENT: i32 = 3;
+pub(super) const NOT_FOUND: i32 = 5;
+pub(super) const CANCELLED: i32 = 1;
+pub(super) const UNAVAILABLE: i32 = 14;
+
+/// How a task's work ended.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub(super) state: State,
+    pub(super) outputs: Values,
+    pub(super) error: Option<Failure>,
+    pub(super) exit_code: Option<i32>,
+    pub(super) log_truncated: bool,
+    /// Taken from the cache: what the task's note says about where from.
+    pub(super) cached_from: Option<String>,
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        Self {
+            state: State::Failed,
+            outputs: Values::default(),
+            error: Some(failure),
+            exit_code: None,
+            log_truncated: false,
+            cached_from: None,
+        }
+    }
+}
+
+impl Outcome {
+    pub(super) fn failed(code: i32, reason: &str, message: impl Into<String>) -> Self {
+        Self::from(Failure::new(code, reason, message))
+    }
+}
+
+/// What dispatched work tells its driver.
+#[derive(Debug)]
+pub(super) enum Event {
+    Started { path: String, attempt: i32, message: String },
+    Waiting { path: String, message: String },
+    Finished { path: String, outcome: Outcome },
+}
+
+/// `highwind://assets/{a}/versions/{v}` → `assets/{a}/versions/{v}`; anything else is refused, never fetched.
+pub(super) fn importer_version(uri: &str) -> Result<String, Failure> {
+    let refused = |why: &str| {
+        Failure::new(
+            INVALID_ARGUMENT,
+            "IMPORTER_URI_REFUSED",
+            format!(
+                "importer URI {uri:?} refused: {why}; bind the importer to an asset version or use highwind://assets/{{asset}}/versions/{{version}}"
+            ),
+        )
+    };
+    let rest =
+        uri.strip_prefix("highwind://").ok_or_else(|| refused("only Highwind asset versions can be imported"))?;
+    let (asset, version) = rest
+        .strip_prefix("assets/")
+        .and_then(|r| r.split_once("/versions/"))
+        .ok_or_else(|| refused("it names no asset version"))?;
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain(asset) || !plain(version) {
+        return Err(refused("it names no asset version"));
+    }
+    Ok(format!("assets/{asset}/versions/{version}"))
+}
+
+/// Downloads asset version `version` into `dest` as artifact `key`: a one-file version is that file, any other a
+/// directory.
+pub(super) async fn fetch_version(
+    shared: &Shared,
+    run: &Run,
+    version: &str,
+    dest: &Path,
+    key: &str,
+    artifact_type: &crate::ir::spec::ArtifactType,
+    producer: &str,
+) -> Result<Artifact, Failure> {
+    let Some(principal) = creator(run) else {
+        return Err(Failure::new(INVALID_ARGUMENT, "INPUT_UNAVAILABLE", "the run's creator is not a principal"));
+    };
+    let unavailable = |e: crate::assets::ReadError| match e {
+        crate::assets::ReadError::Unavailable(why) => Failure::new(UNAVAILABLE, "INPUT_UNAVAILABLE", why),
+        other => Failure::new(NOT_FOUND, "INPUT_UNAVAILABLE", other.to_string()),
+    };
+    let info = shared.assets.version(&principal, version).await.map_err(unavailable)?;
+    if !info.usable {
+        return Err(unavailable(crate::assets::ReadError::NotReady(info.name)));
+    }
+    let wanted = match artifact_type.schema_title.as_str() {
+        "system.Dataset" => Some(highwind_proto::asset::v1::AssetKind::Dataset),
+        "system.Model" => Some(highwind_proto::asset::v1::AssetKind::Model),
+        _ => None,
+    };
+    if wanted.is_some_and(|w| w != info.kind) {
+        return Err(Failure::new(
+            INVALID_ARGUMENT,
+            "INPUT_KIND_MISMATCH",
+            format!(
+                "{} is a {:?} asset; {} needs a {:?}",
+                info.name,
+                info.kind,
+                artifact_type.schema_title,
+                wanted.unwrap_or_default()
+            ),
+        ));
+    }
+    let mut local = dest.to_path_buf();
+    for (file, _) in &info.files {
+        let relative = Path::new(file);
+        if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(Failure::new(
+                INVALID_ARGUMENT,
+                "INPUT_UNAVAILABLE",
+                format!("file {file:?} has no safe local path"),
+            ));
+        }
+        let target: PathBuf = dest.join(relative);
+        shared.assets.download(&principal, &info.name, file, &target).await.map_err(unavailable)?;
+        local = target;
+    }
+    if info.files.len() != 1 {
+        local = dest.to_path_buf();
+        tokio::fs::create_dir_all(&local)
+            .await
+            .map_err(|e| Failure::new(UNAVAILABLE, "INPUT_UNAVAILABLE", e.to_string()))?;
+    }
+    Ok(Artifact {
+        key: key.to_owned(),
+        artifact_type: artifact_type.schema_title.clone(),
+        schema_version: artifact_type.schema_version.clone(),
+        uri: format!("highwind://{}", info.name),
+        path: local.display().to_string(),
+        metadata: serde_json::Map::new(),
+        asset_version: info.name.clone(),
+        producer_task: producer.to_owned(),
+    })
+}
+
+/// A container task's work: wait for a slot, run each attempt, collect outputs.
+pub(super) struct ContainerWork {
+    pub(super) shared: Arc<Shared>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) path: String,
+    pub(super) run_id: String,
+    pub(super) uid: String,
+    pub(super) dir: PathBuf,
+    pub(super) image: String,
+    pub(super) env: Vec<(String, String)>,
+    pub(super) retry: RetryPolicy,
+    pub(super) first_attempt: i32,
+    pub(super) group: Arc<AtomicI32>,
+    pub(super) creator: String,
+    pub(super) run_uuid: uuid::Uuid,
+    /// Set when the run and the task both enable caching.
+    pub(super) fingerprint: Option<String>,
+    /// Input artifact paths the sandbox lets the task read.
+    pub(super) readable: Vec<PathBuf>,
+    /// The run allows network access.
+    pub(super) network: bool,
+}
+
+impl ContainerWork {
+    pub(super) async fn run(self, mut prepared: launch::Prepared) {
+        if let Some(hit) = self.cached().await {
+            let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: hit });
+            return;
+        }
+        let Ok(_permit) = self.shared.permits.clone().acquire_owned().await else { return };
+        let mut notes = Vec::new();
+        if is_lightweight(&prepared.argv) {
+            if self.kfp_importable().await {
+                prepared.argv.drain(..3);
+                notes.push("pip preamble skipped: kfp already imports".to_owned());
+            }
+        } else {
+            notes.push(format!("image {} not used: the command runs on the host", self.image));
+        }
+        let sandbox = match &self.shared.bwrap {
+            Some(bwrap) => Some(process::Sandbox {
+                bwrap: bwrap.clone(),
+                hidden: hidden_dirs(&self.shared.config),
+                readable: self.readable.clone(),
+                network: self.network,
+            }),
+            None if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
+                let failure =
+                    Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the sandbox is required and bwrap is not installed");
+                let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure });
+                return;
+            }
+            None => {
+                notes.push("no sandbox: bwrap is not installed".to_owned());
+                None
+            }
+        };
+        let message = notes.join("; ");
+        let retries = self.retry.max_retry_count.max(0);
+        let mut attempt = self.first_attempt;
+        let mut retried = 0;
+        let outcome = loop {
+            // Each attempt starts from empty outputs: nothing an earlier attempt wrote may pass for this one's.
+            if let Err(e) = fresh_outputs(&self.dir, &prepared) {
+                break Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", format!("cannot clear the task's outputs: {e}"));
+            }
+            let _ = self.events.send(Event::Started { path: self.path.clone(), attempt, message: message.clone() });
+            let mut env = vec![("_KFP_RUNTIME".to_owned(), "true".to_owned())];
+            env.extend(self.env.iter().cloned());
+            let spec = process::Spec {
+                argv: prepared.argv.clone(),
+                dir: self.dir.clone(),
+                log: self.dir.join(format!("attempt-{attempt}.log")),
+                max_log_bytes: self.shared.config.max_log_bytes,
+                env,
+                task_uid: self.uid.clone(),
+                path: self.shared.config.task_path.clone(),
+                sandbox: sandbox.clone(),
+            };
+            let running = match process::start(&spec) {
+                Ok(running) => running,
+                Err(message) => break Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", message),
+            };
+            self.group.store(running.group, Ordering::SeqCst);
+            let (exit, log_truncated) = running.wait().await;
+            self.group.store(0, Ordering::SeqCst);
+            let outcome = match exit {
+                Exit::Code(0) => match launch::collect(&prepared, &self.dir, &self.run_id, &self.path) {
+                    Ok(outputs) => Outcome {
+                        state: State::Succeeded,
+                        outputs,
+                        error: None,
+                        exit_code: Some(0),
+                        log_truncated,
+                        cached_from: None,
+                    },
+                    Err(e) => Outcome {
+                        exit_code: Some(0),
+                        log_truncated,
+                        ..Outcome::failed(INVALID_ARGUMENT, e.reason, e.message)
+                    },
+                },
+                Exit::Code(code) => Outcome {
+                    exit_code: Some(code),
+                    log_truncated,
+                    ..Outcome::failed(UNKNOWN, "TASK_FAILED", format!("task {:?} exited with status {code}", self.path))
+                },
+                Exit::NotStarted => Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the process could not be waited for"),
+            };
+            if outcome.state == State::Succeeded || retried >= retries {
+                if outcome.state == State::Succeeded
+                    && let Some(fingerprint) = &self.fingerprint
+                {
+                    let remembered = self
+                        .shared
+                        .store
+                        .remember_outputs(&self.creator, fingerprint, self.run_uuid, &self.path, &outcome.outputs)
+                        .await;
+                    if let Err(e) = remembered {
+                        tracing::warn!(task = %self.path, error = %e, "cannot remember the task's outputs for caching");
+                    }
+                }
+                break outcome;
+            }
+            retried += 1;
+            attempt += 1;
+            let wait = backoff(&self.retry, retried);
+            let message =
+                format!("attempt {} failed; retry {retried} of {retries} in {}s", attempt - 1, wait.as_secs_f64());
+            let _ = self.events.send(Event::Waiting { path: self.path.clone(), message });
+            tokio::time::sleep(wait).await;
+        };
+        let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome });
+    }
+
+    /// The outputs of an earlier identical task of the same creator whose files are all still there.
+    async fn cached(&self) -> Option<Outcome> {
+        let fingerprint = self.fingerprint.as_ref()?;
+        let entries = match self.shared.store.cached_outputs(&self.creator, fingerprint, 8).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(task = %self.path, error = %e, "cannot read the task cache; running the task");
+                return None;
+            }
+        };
+        let (run, task, outputs) = entries.into_iter().find(|(_, _, outputs)| cache::still_there(outputs))?;
+        Some(Outcome {
+            state: State::Succeeded,
+            outputs,
+            error: None,
+            exit_code: None,
+            log_truncated: false,
+            cached_from: Some(format!("cache hit: outputs of runs/{run}/tasks/{task}")),
+        })
+    }
+
+    async fn kfp_importable(&self) -> bool {
+        let path = self.shared.config.task_path.clone();
+        *self
+            .shared
+            .kfp_importable
+            .get_or_init(|| async move {
+                let mut probe = tokio::process::Command::new("python3");
+                probe
+                    .args(["-c", "import kfp"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                if !path.is_empty() {
+                    probe.env("PATH", path);
+                }
+                probe.status().await.is_ok_and(|s| s.success())
+            })
+            .await
+    }
+}
+
+/// What the sandbox hides, parents before children (a later mount inside an earlier one must not be covered).
+fn hidden_dirs(config: &super::ExecutorConfig) -> Vec<PathBuf> {
+    let mut hidden: Vec<PathBuf> = config.hide.iter().chain([&config.data_dir]).cloned().collect();
+    hidden.sort_by_key(|p| p.components().count());
+    hidden.dedup();
+    hidden
+}
+
+/// Removes what an earlier attempt left in the output locations and recreates their directories.
+fn fresh_outputs(dir: &Path, prepared: &launch::Prepared) -> std::io::Result<()> {
+    for name in ["outputs", "parameters"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        std::fs::create_dir_all(&path)?;
+    }
+    match std::fs::remove_file(&prepared.executor_output) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The compiled command of a lightweight Python component: `sh -c "<pip install kfp…> && \"$0\" \"$@\"" …`.
+fn is_lightweight(argv: &[String]) -> bool {
+    argv.len() > 3
+        && argv[0] == "sh"
+        && argv[1] == "-c"
+        && argv[2].contains("pip install")
+        && argv[2].trim_end().ends_with("\"$0\" \"$@\"")
+}
+
+/// The wait before retry number `n` (from 1): `backoffDuration × backoffFactor^(n-1)`, at most
+/// `backoffMaxDuration`.
+fn backoff(policy: &RetryPolicy, n: i32) -> Duration {
+    let seconds =
+        |text: &str, default: f64| text.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()).unwrap_or(default);
+    let base = seconds(&policy.backoff_duration, 0.0);
+    let factor = if policy.backoff_factor > 0.0 { policy.backoff_factor } else { 2.0 };
+    let max = seconds(&policy.backoff_max_duration, 3600.0);
+    let wait = (base * factor.powi(n - 1)).min(max).max(0.0);
+    Duration::from_secs_f64(wait)
+}
