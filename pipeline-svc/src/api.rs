@@ -4,6 +4,7 @@
 mod convert;
 pub mod lineage;
 pub mod logs;
+mod run_request;
 pub mod runs;
 
 use highwind_common::{principal::Principal, status, validation::Violations};
