@@ -1,0 +1,211 @@
+//! What a run's driver records: task events, cancellation, the run's end (outputs registered first) and every
+//! change persisted and announced.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use tokio::sync::oneshot;
+
+use super::Driver;
+use crate::{
+    executor::{
+        Change, Changed, EngineError, process, register,
+        work::{CANCELLED, Event},
+    },
+    runs::model::{Direction, Failure, LineageEdge, Run, State, TaskType, Values, now},
+};
+
+impl Driver {
+    /// Ends the run once its root DAG has: a succeeded run first turns its Dataset and Model outputs into asset
+    /// versions; failing that, it fails. What the run read is recorded for lineage either way.
+    pub(super) async fn finish_run(&mut self, state: State, error: Option<Failure>, outputs: Values) {
+        let inputs = self.read_versions();
+        if let Err(e) = self.shared.store.record_lineage(&inputs).await {
+            tracing::warn!(run = %self.run.id, error = %e, "cannot record what the run read");
+        }
+        if state != State::Succeeded {
+            self.end_run(state, error, outputs);
+            return;
+        }
+        let input_versions: Vec<String> = inputs.iter().map(|e| e.asset_version.clone()).collect();
+        match register::outputs(&self.shared, &self.run, &mut self.tasks, outputs, &input_versions).await {
+            Ok(registered) => {
+                for path in registered.changed_tasks {
+                    self.touch(&path);
+                }
+                self.end_run(State::Succeeded, None, registered.outputs);
+            }
+            Err(failure) => self.end_run(State::Failed, Some(failure), Values::default()),
+        }
+    }
+
+    /// Every asset version the run read: bound pipeline inputs and what importers brought in.
+    pub(super) fn read_versions(&self) -> Vec<LineageEdge> {
+        let mut edges: Vec<LineageEdge> = self
+            .run
+            .input_bindings
+            .iter()
+            .filter(|b| !b.pipeline_input.is_empty())
+            .map(|b| LineageEdge {
+                run_id: self.run.id,
+                asset_version: b.asset_version.clone(),
+                direction: Direction::In,
+                port: b.pipeline_input.clone(),
+                artifact_type: self
+                    .spec
+                    .root
+                    .as_ref()
+                    .and_then(|r| r.input_definitions.artifacts.get(&b.pipeline_input))
+                    .map(|d| d.artifact_type.schema_title.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for task in self.tasks.values().filter(|t| t.task_type == TaskType::Importer && t.state == State::Succeeded) {
+            for artifact in task.outputs.artifacts.values().flatten().filter(|a| !a.asset_version.is_empty()) {
+                edges.push(LineageEdge {
+                    run_id: self.run.id,
+                    asset_version: artifact.asset_version.clone(),
+                    direction: Direction::In,
+                    port: task.path.clone(),
+                    artifact_type: artifact.artifact_type.clone(),
+                });
+            }
+        }
+        edges
+    }
+
+    pub(super) fn end_run(&mut self, state: State, error: Option<Failure>, outputs: Values) {
+        self.run.state = state;
+        self.run.error = error;
+        self.run.outputs = outputs;
+        self.run.end_time = Some(now());
+        self.run_changed = true;
+    }
+
+    pub(super) fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Started { path, attempt, message } => {
+                if self.tasks.get(&path).is_some_and(|t| t.state.is_terminal()) {
+                    return;
+                }
+                let time = now();
+                self.update(&path, |t| {
+                    t.state = State::Running;
+                    t.attempt = attempt;
+                    t.start_time = Some(time);
+                    t.state_message = message;
+                    t.exit_code = None;
+                });
+            }
+            Event::Waiting { path, message } => {
+                if self.tasks.get(&path).is_some_and(|t| !t.state.is_terminal()) {
+                    self.update(&path, |t| t.state_message = message);
+                }
+            }
+            Event::Finished { path, outcome } => {
+                self.dispatched.remove(&path);
+                if self.tasks.get(&path).is_none_or(|t| t.state.is_terminal()) {
+                    return;
+                }
+                let time = now();
+                self.update(&path, |t| {
+                    t.state = outcome.state;
+                    t.outputs = outcome.outputs;
+                    t.error = outcome.error;
+                    t.exit_code = outcome.exit_code;
+                    t.log_truncated = outcome.log_truncated;
+                    t.end_time = Some(time);
+                    if let Some(from) = outcome.cached_from {
+                        t.cached = true;
+                        t.start_time.get_or_insert(time);
+                        t.state_message = from;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Stops all work in flight: aborts it and kills its process groups.
+    pub(super) fn stop_dispatched(&mut self) {
+        for (_, dispatched) in self.dispatched.drain() {
+            dispatched.work.abort();
+            process::kill_group(dispatched.group.load(Ordering::SeqCst));
+        }
+    }
+
+    pub(super) async fn cancel(&mut self, reply: oneshot::Sender<Result<Run, EngineError>>) {
+        if self.run.state.is_terminal() {
+            let answer = match self.run.state {
+                State::Canceled => Ok(self.run.clone()),
+                other => Err(EngineError::WrongState(other.as_str())),
+            };
+            let _ = reply.send(answer);
+            return;
+        }
+        self.run.state = State::Canceling;
+        self.run_changed = true;
+        self.flush().await;
+        let _ = reply.send(Ok(self.run.clone()));
+        self.stop_dispatched();
+        let open: Vec<String> =
+            self.tasks.values().filter(|t| !t.state.is_terminal()).map(|t| t.path.clone()).collect();
+        let failure = Failure::new(CANCELLED, "CANCELED", "the run was canceled");
+        for path in open {
+            self.end_task(&path, State::Canceled, "canceled", Some(failure.clone()));
+        }
+        self.instances.clear();
+        if let Err(e) = self.shared.store.record_lineage(&self.read_versions()).await {
+            tracing::warn!(run = %self.run.id, error = %e, "cannot record what the run read");
+        }
+        self.end_run(State::Canceled, Some(failure), Values::default());
+    }
+
+    /// Persists what changed and announces it, one sequence number per changed thing.
+    pub(super) async fn flush(&mut self) {
+        if !self.run_changed && self.changed.is_empty() {
+            return;
+        }
+        let time = now();
+        let mut announcements = Vec::new();
+        let mut tasks = Vec::new();
+        for path in std::mem::take(&mut self.changed) {
+            if let Some(task) = self.tasks.get(&path) {
+                self.run.sequence += 1;
+                tasks.push(task.clone());
+                announcements.push((self.run.sequence, Changed::Task(Box::new(task.clone()))));
+            }
+        }
+        self.run.update_time = time;
+        if self.run_changed {
+            self.run.sequence += 1;
+            announcements.push((self.run.sequence, Changed::Run(Box::new(self.run.clone()))));
+        }
+        self.run_changed = false;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.shared.store.save(&self.run, &tasks, self.persisted).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    // A save that failed to answer may still have committed: then the stored run is this one.
+                    if let Ok(Some(stored)) = self.shared.store.get(self.run.id).await
+                        && stored.sequence == self.run.sequence
+                    {
+                        break;
+                    }
+                    tracing::error!(run = %self.run.id, "the run was changed by someone else; its driver stops");
+                    self.stop_dispatched();
+                    self.run.state = State::Failed;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %self.run.id, error = %e, "cannot save run state; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.persisted = self.run.sequence;
+        for (sequence, what) in announcements {
+            let _ = self.shared.changes.send(Change { run_id: self.run.id, sequence, time, what });
+        }
+    }
+}
