@@ -42,6 +42,8 @@ pub struct Options {
     pub usecase_database_url: Option<String>,
     /// `PATH` for pipeline tasks; empty means the platform's own.
     pub task_path: String,
+    /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
+    pub kfp: pipeline_svc::kfp::KfpConfig,
 }
 
 /// Why the platform could not start.
@@ -151,6 +153,7 @@ impl Standalone {
             let runs_dir = data_dir.join("runs");
             let platform_dir = data_dir.clone();
             let task_path = options.task_path.clone();
+            let kfp = options.kfp.clone();
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
             tasks.spawn(async move {
@@ -178,9 +181,8 @@ impl Standalone {
                             hide: vec![platform_dir],
                             ..Default::default()
                         };
-                        pipeline_svc::serve(listener, stop, pipeline_svc::PipelineConfig { server, assets, executor })
-                            .await
-                            .map_err(|e| e.to_string())
+                        let config = pipeline_svc::PipelineConfig { server, assets, executor, kfp };
+                        pipeline_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                 };
                 (part, result)

@@ -1,7 +1,8 @@
 //! A server killed with SIGKILL in the middle of an upload: after a restart on the same data directory no version
 //! has appeared, the upload reports what it kept, and the client finishes it with the right digest. One killed in
 //! the middle of a pipeline run: after the restart the run is FAILED with a reason and none of its task processes
-//! is left running.
+//! is left running. One killed while a Kubeflow Pipelines run was being submitted: after the restart the run is
+//! found in KFP by its name and followed to its end, and KFP holds exactly one run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,10 +26,15 @@ struct Server {
 }
 
 async fn start(dir: &Path) -> Server {
+    start_with(dir, &[]).await
+}
+
+async fn start_with(dir: &Path, args: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
         .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -128,14 +134,11 @@ async fn kill_9_mid_upload_then_resume_after_restart() {
     assert_eq!(version.version_number, 1);
 }
 
-#[tokio::test]
-async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path()).await;
-    let ir =
-        std::fs::read(format!("{}/../pipeline-svc/tests/samples/d_shell.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+/// A new pipeline asset holding `sample`, committed as version 1; the asset's name.
+async fn push_pipeline(server: &Server, sample: &str) -> String {
+    let ir = std::fs::read(format!("{}/../pipeline-svc/tests/samples/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut assets = AssetServiceClient::new(server.channel().await);
-    let asset = pb::Asset { kind: pb::AssetKind::Pipeline as i32, display_name: "shell".into(), ..Default::default() };
+    let asset = pb::Asset { kind: pb::AssetKind::Pipeline as i32, display_name: "crash".into(), ..Default::default() };
     let asset = assets
         .create_asset(server.req(pb::CreateAssetRequest { asset: Some(asset), request_id: String::new() }))
         .await
@@ -158,11 +161,19 @@ async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
     };
     uploads.write_upload_chunk(server.req(chunk)).await.unwrap();
     uploads.commit_upload(server.req(pb::CommitUploadRequest { name: upload.name })).await.unwrap();
+    asset.name
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+    let asset = push_pipeline(&server, "d_shell.yaml").await;
 
     let mut pipelines = PipelineServiceClient::new(server.channel().await);
     let seconds = prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(120.0)) };
     let run = ppb::Run {
-        pipeline_version: format!("{}/versions/1", asset.name),
+        pipeline_version: format!("{asset}/versions/1"),
         parameters: [("sleep_seconds".to_owned(), seconds)].into(),
         ..Default::default()
     };
@@ -208,4 +219,52 @@ async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
     assert_eq!(task.state, ppb::RunState::Failed as i32);
     let show = after.tasks.iter().find(|t| t.name.ends_with("/tasks/show")).unwrap();
     assert_eq!(show.state, ppb::RunState::Succeeded as i32, "what finished before the crash stays finished");
+}
+
+#[tokio::test]
+async fn kill_9_while_a_kfp_run_is_submitted_then_the_restart_finds_it_instead_of_creating_another() {
+    let Some(kfp) = support::kfp::StandIn::start(&[]).await else { return };
+    // KFP makes the run at once but answers late: the server dies before it learns the run's id.
+    kfp.faults("run_service_create_run", &["slow:20"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--kfp-url", kfp.url.as_str()];
+    let mut server = start_with(dir.path(), &args).await;
+    let asset = push_pipeline(&server, "a_linear_noinstall.yaml").await;
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let run = ppb::Run {
+        pipeline_version: format!("{asset}/versions/1"),
+        backend: ppb::RunBackend::Kfp as i32,
+        ..Default::default()
+    };
+    let run = pipelines
+        .create_run(server.req(ppb::CreateRunRequest { run: Some(run), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = std::time::Instant::now();
+    while kfp.runs().await.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run never reached KFP");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+
+    let server = start_with(dir.path(), &args).await;
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let started = std::time::Instant::now();
+    let after = loop {
+        let current = pipelines
+            .get_run(server.req(ppb::GetRunRequest { name: run.name.clone(), view: 0 }))
+            .await
+            .unwrap()
+            .into_inner();
+        if current.state == ppb::RunState::Succeeded as i32 {
+            break current;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never ended: {current:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let runs = kfp.runs().await;
+    assert_eq!(runs.len(), 1, "exactly one KFP run: {runs:?}");
+    assert_eq!(after.backend_run_id, runs[0]["run_id"].as_str().unwrap());
 }

@@ -1,13 +1,15 @@
 //! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
 //!
 //! `ir` parses, validates and describes KFP IR; `runs` is the run model, `store` keeps it, `executor` runs
-//! pipelines as local processes, and `api` serves the v1 contract (lineage answers UNIMPLEMENTED until built).
+//! pipelines as local processes (and hands KFP runs to `kfp`, the Kubeflow Pipelines backend), and `api` serves
+//! the v1 contract.
 
 pub mod access;
 pub mod api;
 pub mod assets;
 pub mod executor;
 pub mod ir;
+pub mod kfp;
 pub mod runs;
 pub mod store;
 
@@ -42,6 +44,9 @@ pub struct PipelineConfig {
     /// The embedded executor.
     #[serde(default)]
     pub executor: executor::ExecutorConfig,
+    /// The Kubeflow Pipelines backend; off while its `url` is empty.
+    #[serde(default)]
+    pub kfp: kfp::KfpConfig,
 }
 
 /// Where asset-svc is.
@@ -70,6 +75,7 @@ pub fn default_config() -> PipelineConfig {
         server: ServerConfig::defaults(DEFAULT_PORT, "pipeline.db"),
         assets: AssetsConfig::default(),
         executor: executor::ExecutorConfig::default(),
+        kfp: kfp::KfpConfig::default(),
     }
 }
 
@@ -85,7 +91,15 @@ pub async fn serve(
     let assets = std::sync::Arc::new(assets);
     let db = Database::connect(&config.server.database_url, config.server.max_connections).await?;
     let store = store::open(db).await?;
-    let engine = executor::Engine::new(config.executor.clone(), store.clone(), assets.clone());
+    let kfp = if config.kfp.url.is_empty() {
+        None
+    } else {
+        let client = kfp::client::KfpClient::new(config.kfp.clone())
+            .map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
+        tracing::info!(url = %config.kfp.url, "runs with backend KFP go to Kubeflow Pipelines");
+        Some(std::sync::Arc::new(client))
+    };
+    let engine = executor::Engine::new(config.executor.clone(), store.clone(), assets.clone(), kfp);
     let recovered = engine.recover().await.map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
     if recovered > 0 {
         tracing::info!(runs = recovered, "settled runs left unfinished by the previous server process");

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use gateway::{cli, config::GatewayConfig, standalone};
 use highwind_common::{config, shutdown, telemetry};
 use highwind_proto::asset::v1::AssetKind;
+use pipeline_svc::kfp::KfpAuth;
 
 #[derive(Parser)]
 #[command(name = "highwind", version, about = "Highwind: an open MLOps platform")]
@@ -34,6 +35,15 @@ enum Command {
         /// Keep use cases in this database instead of the data directory's SQLite file.
         #[arg(long, value_name = "URL", env = "HIGHWIND_USECASE_DATABASE_URL", hide_env_values = true)]
         usecase_database_url: Option<String>,
+        /// Send runs with backend KFP to the Kubeflow Pipelines API at this URL (e.g. `http://localhost:8888`).
+        #[arg(long, value_name = "URL", env = "HIGHWIND_KFP_URL")]
+        kfp_url: Option<String>,
+        /// The KFP profile namespace runs go to (multi-user Kubeflow).
+        #[arg(long, value_name = "NAMESPACE", env = "HIGHWIND_KFP_NAMESPACE", default_value = "")]
+        kfp_namespace: String,
+        /// A file holding the bearer token for KFP, read again whenever it changes.
+        #[arg(long, value_name = "PATH", env = "HIGHWIND_KFP_TOKEN_FILE")]
+        kfp_token_file: Option<PathBuf>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -142,7 +152,23 @@ enum RunAction {
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("highwind");
     let result = match Cli::parse().command {
-        Command::Standalone { listen, data_dir, dev_users, asset_database_url, usecase_database_url } => {
+        Command::Standalone {
+            listen,
+            data_dir,
+            dev_users,
+            asset_database_url,
+            usecase_database_url,
+            kfp_url,
+            kfp_namespace,
+            kfp_token_file,
+        } => {
+            let kfp = kfp_url.map(|url| pipeline_svc::kfp::KfpConfig {
+                url,
+                namespace: kfp_namespace,
+                auth: if kfp_token_file.is_some() { KfpAuth::TokenFile } else { KfpAuth::None },
+                token_file: kfp_token_file.unwrap_or_default(),
+                ..Default::default()
+            });
             let options = standalone::Options {
                 listen,
                 data_dir,
@@ -150,6 +176,7 @@ async fn main() -> ExitCode {
                 asset_database_url,
                 usecase_database_url,
                 task_path: String::new(),
+                kfp: kfp.unwrap_or_default(),
             };
             run_standalone(options).await
         }

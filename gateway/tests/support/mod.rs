@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kfp;
+
 use std::net::SocketAddr;
 
 use gateway::standalone::{Options, Standalone};
@@ -47,7 +49,12 @@ impl Platform {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::start_with(dir, None).await
+        Self::start_with(dir, None, Default::default()).await
+    }
+
+    /// The platform with runs of backend KFP going to `kfp`.
+    pub async fn start_with_kfp(dir: tempfile::TempDir, kfp: pipeline_svc::kfp::KfpConfig) -> Self {
+        Self::start_with(dir, None, kfp).await
     }
 
     /// The platform with its assets and use cases in fresh PostgreSQL databases, or `None` when no server is
@@ -55,10 +62,17 @@ impl Platform {
     pub async fn start_postgres() -> Option<Self> {
         let assets = highwind_common::db::testing::fresh_postgres_url().await?;
         let use_cases = highwind_common::db::testing::fresh_postgres_url().await?;
-        Some(Self::start_with(tempfile::tempdir().expect("tempdir"), Some((assets, use_cases))).await)
+        Some(
+            Self::start_with(tempfile::tempdir().expect("tempdir"), Some((assets, use_cases)), Default::default())
+                .await,
+        )
     }
 
-    async fn start_with(dir: tempfile::TempDir, postgres: Option<(String, String)>) -> Self {
+    async fn start_with(
+        dir: tempfile::TempDir,
+        postgres: Option<(String, String)>,
+        kfp: pipeline_svc::kfp::KfpConfig,
+    ) -> Self {
         let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
         let options = Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -67,6 +81,7 @@ impl Platform {
             asset_database_url,
             usecase_database_url,
             task_path: kfp_path().unwrap_or_default(),
+            kfp,
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir }

@@ -90,7 +90,7 @@ pub fn task(task: &Task, run: &Run) -> pb::Task {
         attempt: task.attempt,
         cached: task.cached,
         exit_code: task.exit_code,
-        backend_task_id: String::new(),
+        backend_task_id: task.backend_task_id.clone(),
     }
 }
 

@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::Status;
 
 use super::runs::Runs;
-use crate::{executor::Changed, runs::model::TaskType};
+use crate::{
+    executor::Changed,
+    runs::model::{Backend, TaskType},
+};
 
 /// Largest chunk sent.
 const CHUNK: usize = 64 * 1024;
@@ -27,6 +30,18 @@ pub async fn stream(
 ) -> Result<LogStream, Status> {
     let mut changes = runs.engine.subscribe();
     let (run, task) = runs.task(principal, &request.name).await?;
+    if run.backend == Backend::Kfp {
+        let pod = if task.backend_pod.is_empty() { "its pod".to_owned() } else { format!("pod {}", task.backend_pod) };
+        return Err(status::failed_precondition(
+            "logs of Kubeflow Pipelines tasks stay in the cluster",
+            "KFP_LOGS",
+            &[status::Precondition {
+                kind: "BACKEND",
+                subject: "KFP".into(),
+                description: format!("read them in the KFP UI or with kubectl logs ({pod})"),
+            }],
+        ));
+    }
     let (sender, out) = tokio::sync::mpsc::channel(8);
     if task.task_type != TaskType::Container {
         return Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)));

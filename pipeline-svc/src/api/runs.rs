@@ -70,6 +70,15 @@ fn engine_error(error: EngineError) -> Status {
     }
 }
 
+/// FAILED_PRECONDITION for a run the KFP backend cannot take, saying why.
+fn kfp_refusal(reason: &str, why: &str) -> Status {
+    status::failed_precondition(
+        "the run cannot go to Kubeflow Pipelines",
+        reason,
+        &[status::Precondition { kind: "BACKEND", subject: "KFP".into(), description: why.into() }],
+    )
+}
+
 /// `runs/{uuid}` → the id, or INVALID_ARGUMENT naming `field`.
 pub fn run_id(name: &str, field: &str) -> Result<Uuid, Status> {
     name.strip_prefix("runs/")
@@ -119,19 +128,22 @@ impl Runs {
         if !violations.is_empty() {
             return Err(status::invalid_argument(&violations));
         }
-        match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
-            pb::RunBackend::Unspecified | pb::RunBackend::Local => {}
+        let backend = match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
+            pb::RunBackend::Unspecified | pb::RunBackend::Local => Backend::Local,
+            pb::RunBackend::Kfp if self.engine.has_kfp() => Backend::Kfp,
             pb::RunBackend::Kfp => {
-                return Err(status::failed_precondition(
-                    "this server has no Kubeflow Pipelines backend configured; use LOCAL",
+                return Err(kfp_refusal(
                     "BACKEND_NOT_CONFIGURED",
-                    &[status::Precondition {
-                        kind: "BACKEND",
-                        subject: "KFP".into(),
-                        description: "no Kubeflow Pipelines backend is configured".into(),
-                    }],
+                    "this server has no Kubeflow Pipelines backend configured; use LOCAL",
                 ));
             }
+        };
+        if backend == Backend::Kfp && !asked.output_destinations.is_empty() {
+            return Err(kfp_refusal(
+                "KFP_OUTPUTS_STAY_IN_KFP",
+                "outputs of Kubeflow Pipelines runs stay in KFP's pipeline root and do not become asset versions; \
+                 leave run.output_destinations empty or use LOCAL",
+            ));
         }
 
         let ir = self.pipelines.ir(principal, &asked.pipeline_version).await.map_err(|e| match e {
@@ -152,6 +164,13 @@ impl Runs {
         let parameters = super::run_request::cast_parameters(&description, &asked.parameters)?;
         let bindings = self.bindings(principal, &description, &asked, &parameters).await?;
         let destinations = self.destinations(principal, &pipeline, &description, &asked.output_destinations).await?;
+        if backend == Backend::Kfp && !bindings.is_empty() {
+            return Err(kfp_refusal(
+                "KFP_ASSET_INPUTS",
+                "Kubeflow Pipelines reads input artifacts from object storage (s3://...) and this server does not \
+                 hand asset versions to KFP: a KFP run cannot take asset inputs or importers; use LOCAL",
+            ));
+        }
 
         let time = now();
         let alias_of = |asked: &str, exact: &str| {
@@ -174,8 +193,9 @@ impl Runs {
             unbound_output_policy: asked.unbound_output_policy,
             enable_caching: asked.enable_caching,
             allow_network: asked.allow_network,
-            backend: Backend::Local,
+            backend,
             backend_run_id: String::new(),
+            backend_attempt: 0,
             state: State::Pending,
             error: None,
             outputs: Default::default(),

@@ -24,7 +24,8 @@ use uuid::Uuid;
 use crate::{
     assets::AssetFiles,
     ir::spec::PipelineSpec,
-    runs::model::{Failure, Run, State, Task, now},
+    kfp::client::KfpClient,
+    runs::model::{Backend, Failure, Run, State, Task, now},
     store::{RunRepository, StoreError},
 };
 
@@ -111,13 +112,15 @@ pub enum EngineError {
 
 /// What drivers share.
 #[derive(Debug)]
-struct Shared {
-    store: Arc<dyn RunRepository>,
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn RunRepository>,
     assets: Arc<dyn AssetFiles>,
     config: ExecutorConfig,
     permits: Arc<Semaphore>,
-    changes: broadcast::Sender<Change>,
+    pub(crate) changes: broadcast::Sender<Change>,
     live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
+    /// The Kubeflow Pipelines backend, when configured.
+    pub(crate) kfp: Option<Arc<KfpClient>>,
     /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
     kfp_importable: tokio::sync::OnceCell<bool>,
     /// The `bwrap` binary tasks run in, if the sandbox is on and found.
@@ -126,19 +129,26 @@ struct Shared {
 
 /// A request to a run's driver.
 #[derive(Debug)]
-enum Command {
+pub(crate) enum Command {
     Cancel(oneshot::Sender<Result<Run, EngineError>>),
 }
 
-/// The embedded executor.
+/// Runs pipelines: on the embedded executor, or on Kubeflow Pipelines when configured; either way one driver task
+/// per live run is its only writer.
 #[derive(Debug, Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
 }
 
 impl Engine {
-    /// An executor over `store`, reading asset versions through `assets`. Call [`Engine::recover`] once at start.
-    pub fn new(mut config: ExecutorConfig, store: Arc<dyn RunRepository>, assets: Arc<dyn AssetFiles>) -> Self {
+    /// An engine over `store`, reading asset versions through `assets`, with KFP runs going to `kfp`. Call
+    /// [`Engine::recover`] once at start.
+    pub fn new(
+        mut config: ExecutorConfig,
+        store: Arc<dyn RunRepository>,
+        assets: Arc<dyn AssetFiles>,
+        kfp: Option<Arc<KfpClient>>,
+    ) -> Self {
         // Tasks run as this process's user: they must not read its environment or memory through /proc.
         if let Err(e) = nix::sys::prctl::set_dumpable(false) {
             tracing::warn!(error = %e, "cannot mark the server undumpable; tasks could read its /proc entries");
@@ -172,17 +182,31 @@ impl Engine {
                 live: Mutex::new(HashMap::new()),
                 kfp_importable: tokio::sync::OnceCell::new(),
                 bwrap,
+                kfp,
             }),
         }
     }
 
-    /// Takes every run a previous server process left unfinished to a definite state: a run that had not started
-    /// starts now; one that had is FAILED with reason SERVER_RESTARTED, after whatever its tasks left running is
-    /// killed (RetryRun resumes it, keeping what succeeded).
+    /// Whether KFP runs can be created.
+    pub fn has_kfp(&self) -> bool {
+        self.shared.kfp.is_some()
+    }
+
+    /// Takes every run a previous server process left unfinished to a definite state: a local run that had not
+    /// started starts now; one that had is FAILED with reason SERVER_RESTARTED, after whatever its tasks left
+    /// running is killed (RetryRun resumes it, keeping what succeeded). A KFP run is followed again: it went on
+    /// running in KFP (one whose submission was cut short is found there by name, or submitted).
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let unfinished = self.shared.store.unfinished().await?;
         for id in &unfinished {
             let Some(mut run) = self.shared.store.get(*id).await? else { continue };
+            if run.backend == Backend::Kfp {
+                if self.shared.kfp.is_some() {
+                    self.launch(run, Arc::default());
+                    continue;
+                }
+                tracing::warn!(run = %id, "a Kubeflow Pipelines run is unfinished but no KFP backend is configured");
+            }
             let mut tasks = self.shared.store.tasks(*id).await?;
             if run.state == State::Pending
                 && tasks.is_empty()
@@ -227,7 +251,7 @@ impl Engine {
         Ok(crate::ir::parse(ir.as_bytes()).ok().map(|p| Arc::new(p.spec)))
     }
 
-    /// Starts executing `run` (persisted, PENDING) of `spec`.
+    /// Starts executing `run` (persisted, PENDING) of `spec` on its backend (a KFP run reads its IR from the store).
     pub fn launch(&self, run: Run, spec: Arc<PipelineSpec>) {
         let (commands, receiver) = mpsc::channel(8);
         if let Ok(mut live) = self.shared.live.lock() {
@@ -237,7 +261,10 @@ impl Engine {
         let mine = commands.clone();
         tokio::spawn(async move {
             let id = run.id;
-            driver::drive(shared.clone(), run, spec, receiver).await;
+            match (run.backend, shared.kfp.clone()) {
+                (Backend::Kfp, Some(client)) => crate::kfp::driver::drive(shared.clone(), client, run, receiver).await,
+                _ => driver::drive(shared.clone(), run, spec, receiver).await,
+            }
             if let Ok(mut live) = shared.live.lock()
                 && live.get(&id).is_some_and(|current| current.same_channel(&mine))
             {
@@ -248,18 +275,17 @@ impl Engine {
 
     /// Asks run `run` to stop: the run as it is once CANCELING (or already CANCELING or CANCELED).
     pub async fn cancel(&self, run: &Run) -> Result<Run, EngineError> {
-        let driver = self.shared.live.lock().ok().and_then(|live| live.get(&run.id).cloned());
-        if let Some(driver) = driver {
-            let (reply, answer) = oneshot::channel();
-            if driver.send(Command::Cancel(reply)).await.is_ok()
-                && let Ok(result) = answer.await
-            {
-                return result;
-            }
+        if let Some(answer) = self.ask_driver(run.id).await {
+            return answer;
         }
         // No driver: the run ended meanwhile, or its driver stopped without ending it. Answer from what is stored,
         // and end an orphaned run here.
         let mut stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
+        if stored.backend == Backend::Kfp && !stored.state.is_terminal() && self.shared.kfp.is_some() {
+            // Only KFP can stop a KFP run: follow it again and ask its new driver.
+            self.launch(stored.clone(), Arc::default());
+            return self.ask_driver(run.id).await.unwrap_or(Err(EngineError::Conflict));
+        }
         match stored.state {
             State::Canceling | State::Canceled => Ok(stored),
             State::Pending | State::Running => {
@@ -291,6 +317,14 @@ impl Engine {
         }
     }
 
+    /// Asks run `id`'s live driver to cancel it; `None` when it has none.
+    async fn ask_driver(&self, id: Uuid) -> Option<Result<Run, EngineError>> {
+        let driver = self.shared.live.lock().ok().and_then(|live| live.get(&id).cloned())?;
+        let (reply, answer) = oneshot::channel();
+        driver.send(Command::Cancel(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
     /// Takes a FAILED or CANCELED run back to PENDING for another attempt: tasks that did not succeed run again,
     /// succeeded ones keep their outputs.
     pub async fn retry(&self, run: &Run, request_id: Option<String>) -> Result<Run, EngineError> {
@@ -302,6 +336,10 @@ impl Engine {
         let expected = run.sequence;
         let time = now();
         let mut changed = Vec::new();
+        // KFP retries its run itself (the run's driver asks it to); its tasks are KFP's to report.
+        if run.backend == Backend::Kfp {
+            tasks.clear();
+        }
         // Top-down (parents come first): a task runs again only if it did not succeed (or ran only because an
         // upstream task had not) and its DAG runs again too; a task skipped inside a DAG that succeeded (a false
         // condition) stays as it was.
@@ -372,6 +410,52 @@ impl Engine {
     pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
         task_dir(&self.shared.config, run, task).join(format!("attempt-{attempt}.log"))
     }
+}
+
+/// Saves `tasks` (and `run` when `run_changed`) as the next changes after `persisted`, one sequence number each,
+/// retrying storage errors, then announces them to watchers. False when someone else changed the run meanwhile.
+pub(crate) async fn persist(
+    shared: &Shared,
+    run: &mut Run,
+    tasks: Vec<Task>,
+    run_changed: bool,
+    persisted: i64,
+) -> bool {
+    let time = now();
+    let mut announcements = Vec::new();
+    for task in &tasks {
+        run.sequence += 1;
+        announcements.push((run.sequence, Changed::Task(Box::new(task.clone()))));
+    }
+    run.update_time = time;
+    if run_changed {
+        run.sequence += 1;
+        announcements.push((run.sequence, Changed::Run(Box::new(run.clone()))));
+    }
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match shared.store.save(run, &tasks, persisted).await {
+            Ok(true) => break,
+            Ok(false) => {
+                // A save that failed to answer may still have committed: then the stored run is this one.
+                if let Ok(Some(stored)) = shared.store.get(run.id).await
+                    && stored.sequence == run.sequence
+                {
+                    break;
+                }
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "cannot save run state; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+    for (sequence, what) in announcements {
+        let _ = shared.changes.send(Change { run_id: run.id, sequence, time, what });
+    }
+    true
 }
 
 /// `name` in a directory of the server's `PATH`.

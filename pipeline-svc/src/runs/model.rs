@@ -283,6 +283,10 @@ pub struct Task {
     pub exit_code: Option<i32>,
     /// Whether the log hit its size bound.
     pub log_truncated: bool,
+    /// The backend's id of the task (KFP's task id); empty on the local executor.
+    pub backend_task_id: String,
+    /// Where the backend ran it (KFP's pod name), for finding its logs there.
+    pub backend_pod: String,
     /// It ran although an upstream task had not succeeded (an exit handler, `ignore_upstream_failure`): when a
     /// retry runs that upstream again, it runs again too.
     pub ran_after_failure: bool,
@@ -318,6 +322,8 @@ pub struct Run {
     pub backend: Backend,
     /// The backend's run id.
     pub backend_run_id: String,
+    /// The attempt the backend has been asked to run: behind `attempt` while a RetryRun has yet to reach KFP.
+    pub backend_attempt: i32,
     /// Current state.
     pub state: State,
     /// Why it failed or was canceled.

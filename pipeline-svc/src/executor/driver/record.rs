@@ -1,17 +1,17 @@
 //! What a run's driver records: task events, cancellation, the run's end (outputs registered first) and every
 //! change persisted and announced.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
 use super::Driver;
 use crate::{
     executor::{
-        Change, Changed, EngineError, process, register,
+        EngineError, persist, process, register,
         work::{CANCELLED, Event},
     },
-    runs::model::{Direction, Failure, LineageEdge, Run, State, TaskType, Values, now},
+    runs::model::{Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values, now},
 };
 
 impl Driver {
@@ -164,48 +164,15 @@ impl Driver {
         if !self.run_changed && self.changed.is_empty() {
             return;
         }
-        let time = now();
-        let mut announcements = Vec::new();
-        let mut tasks = Vec::new();
-        for path in std::mem::take(&mut self.changed) {
-            if let Some(task) = self.tasks.get(&path) {
-                self.run.sequence += 1;
-                tasks.push(task.clone());
-                announcements.push((self.run.sequence, Changed::Task(Box::new(task.clone()))));
-            }
-        }
-        self.run.update_time = time;
-        if self.run_changed {
-            self.run.sequence += 1;
-            announcements.push((self.run.sequence, Changed::Run(Box::new(self.run.clone()))));
-        }
-        self.run_changed = false;
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.shared.store.save(&self.run, &tasks, self.persisted).await {
-                Ok(true) => break,
-                Ok(false) => {
-                    // A save that failed to answer may still have committed: then the stored run is this one.
-                    if let Ok(Some(stored)) = self.shared.store.get(self.run.id).await
-                        && stored.sequence == self.run.sequence
-                    {
-                        break;
-                    }
-                    tracing::error!(run = %self.run.id, "the run was changed by someone else; its driver stops");
-                    self.stop_dispatched();
-                    self.run.state = State::Failed;
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(run = %self.run.id, error = %e, "cannot save run state; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        self.persisted = self.run.sequence;
-        for (sequence, what) in announcements {
-            let _ = self.shared.changes.send(Change { run_id: self.run.id, sequence, time, what });
+        let tasks: Vec<Task> =
+            std::mem::take(&mut self.changed).iter().filter_map(|path| self.tasks.get(path).cloned()).collect();
+        let run_changed = std::mem::take(&mut self.run_changed);
+        if persist(&self.shared, &mut self.run, tasks, run_changed, self.persisted).await {
+            self.persisted = self.run.sequence;
+        } else {
+            tracing::error!(run = %self.run.id, "the run was changed by someone else; its driver stops");
+            self.stop_dispatched();
+            self.run.state = State::Failed;
         }
     }
 }
