@@ -93,9 +93,7 @@ fn run_states(messages: &[pb::WatchRunResponse]) -> Vec<pb::RunState> {
 #[tokio::test]
 async fn a_run_is_uploaded_once_created_from_its_version_and_followed_to_the_end() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
-    let platform =
-        Platform::start_with_kfp(tempfile::tempdir().unwrap(), KfpConfig { namespace: String::new(), ..kfp.config() })
-            .await;
+    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
     let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
 
     let created = create(&platform, kfp_run(&version, 4.0)).await.expect("created");
@@ -225,7 +223,12 @@ async fn a_token_file_is_read_again_when_it_changes() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "first-token\n").unwrap();
     let Some(kfp) = StandIn::start(&["--bearer-file", token_file.to_str().unwrap()]).await else { return };
-    let config = KfpConfig { auth: KfpAuth::TokenFile, token_file: token_file.clone(), ..kfp.config() };
+    let config = KfpConfig {
+        auth: KfpAuth::TokenFile,
+        token_file: token_file.clone(),
+        namespace: "team-a".into(),
+        ..kfp.config()
+    };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
     let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
     let first = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
@@ -246,12 +249,23 @@ async fn a_token_file_is_read_again_when_it_changes() {
 async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kfps_reason() {
     let dir = tempfile::tempdir().unwrap();
     let Some(kfp) = StandIn::start(&["--userid", "highwind@example.com"]).await else { return };
-    let config = KfpConfig { auth: KfpAuth::UserHeader, user: "highwind@example.com".into(), ..kfp.config() };
+    let config = KfpConfig {
+        auth: KfpAuth::UserHeader,
+        user: "highwind@example.com".into(),
+        namespace: "team-a".into(),
+        ..kfp.config()
+    };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
     let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
     let run = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     assert_eq!(state(&watch(&platform, &run.name).await.1), pb::RunState::Succeeded);
-    assert!(kfp.requests().await.iter().all(|r| r["userid"] == "highwind@example.com"));
+    let requests = kfp.requests().await;
+    assert!(requests.iter().all(|r| r["userid"] == "highwind@example.com"));
+    let lists = requests.iter().filter(|r| r["path"] == "/apis/v2beta1/runs" && r["method"] == "GET");
+    assert!(
+        lists.clone().count() > 0
+            && lists.into_iter().all(|r| r["query"].as_str().unwrap().contains("namespace=team-a"))
+    );
 
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "the-right-one").unwrap();
@@ -280,7 +294,7 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
     let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
     let data = platform.commit_files("alice", &dataset, &[("iris.csv", sample("iris_small.csv"))]).await.unwrap();
     let bound = pb::Run {
-        pipeline_version: importer,
+        pipeline_version: importer.clone(),
         backend: pb::RunBackend::Kfp as i32,
         input_bindings: vec![pb::InputBinding {
             target: Some(pb::input_binding::Target::ImporterTask("importer".into())),
@@ -289,10 +303,30 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
         }],
         ..Default::default()
     };
-    let refused = create(&platform, bound).await.unwrap_err();
+    let refused = create(&platform, bound.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert_eq!(refused.get_details_error_info().unwrap().reason, "KFP_ASSET_INPUTS");
     assert!(refused.message().contains("s3://"), "{}", refused.message());
+
+    // An importer whose URI is a Highwind asset version cannot go to KFP either; one KFP reads itself can, and a
+    // URI KFP cannot import is refused naming the parameter.
+    let data_uri = |uri: &str| pb::Run {
+        parameters: [("data_uri".to_owned(), prost_types::Value { kind: Some(Kind::StringValue(uri.into())) })].into(),
+        input_bindings: Vec::new(),
+        ..bound.clone()
+    };
+    let refused = create(&platform, data_uri(&format!("highwind://{}", data.name))).await.unwrap_err();
+    assert_eq!(refused.get_details_error_info().unwrap().reason, "KFP_ASSET_INPUTS");
+    for uri in ["file:///etc/passwd", "/data/iris.csv", "https://example.com/iris.csv", "s3://bucket/../x", "s3://"] {
+        let refused = create(&platform, data_uri(uri)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{uri}");
+        let violations = refused.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, "run.parameters.data_uri", "{uri}");
+    }
+    assert!(kfp.requests().await.is_empty(), "nothing was sent to KFP");
+    let from_s3 = create(&platform, data_uri("s3://ml-data/iris/iris_small.csv")).await.expect("KFP reads s3 itself");
+    assert_eq!(state(&watch(&platform, &from_s3.name).await.1), pb::RunState::Succeeded);
+    assert_eq!(kfp.runs().await[0]["parameters"]["data_uri"], json!("s3://ml-data/iris/iris_small.csv"));
 
     let linear = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
     let with_destination = pb::Run {
@@ -309,8 +343,8 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
 
     let mut client = platform.pipelines(Some("alice")).await;
     let listed = client.list_runs(pb::ListRunsRequest::default()).await.unwrap().into_inner();
-    assert!(listed.runs.is_empty());
-    assert!(kfp.requests().await.is_empty(), "nothing was sent to KFP");
+    assert_eq!(listed.runs.len(), 1, "only the run KFP could take exists");
+    assert_eq!(kfp.runs().await.len(), 1);
 
     // Without a KFP backend configured, KFP runs are refused the same way.
     let local_only = Platform::start().await;
@@ -318,4 +352,28 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
     let refused = create(&local_only, kfp_run(&version, 2.0)).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(refused.get_details_error_info().unwrap().reason, "BACKEND_NOT_CONFIGURED");
+}
+
+#[tokio::test]
+async fn a_server_restarted_without_its_kfp_backend_ends_kfp_runs_and_never_runs_them_itself() {
+    let Some(kfp) = StandIn::start(&[]).await else { return };
+    kfp.outcome("RUNNING").await;
+    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let created = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
+    wait_for(&platform, &created.name, pb::RunState::Running).await;
+    let dir = platform.stop().await;
+    drop(kfp);
+
+    let platform = Platform::start_in(dir).await;
+    let run = get(&platform, &created.name).await;
+    assert_eq!(state(&run), pb::RunState::Failed);
+    assert_eq!(run.error.unwrap().reason, "BACKEND_NOT_CONFIGURED");
+    let mut client = platform.pipelines(Some("alice")).await;
+    let request = pb::RetryRunRequest { name: created.name.clone(), request_id: String::new() };
+    let refused = client.retry_run(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(refused.get_details_error_info().unwrap().reason, "BACKEND_NOT_CONFIGURED");
+    let id = created.name.strip_prefix("runs/").unwrap();
+    assert!(!platform.dir.path().join("runs").join(id).exists(), "no task of the run ran here");
 }

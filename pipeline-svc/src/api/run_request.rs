@@ -17,24 +17,27 @@ use crate::{
     executor::register,
     ir,
     runs::{
-        model::{Binding, Destination, NewAssetSpec},
+        model::{Backend, Binding, Destination, NewAssetSpec},
         values,
     },
 };
 
 impl Runs {
     /// Checks and resolves input bindings: each target once, each version readable and of a fitting kind, every
-    /// required input artifact bound and every unbound importer's URI a Highwind asset version.
+    /// required input artifact bound and every unbound importer's URI a Highwind asset version (on KFP: an
+    /// object-store URI KFP reads itself; asset versions cannot go there).
     pub(super) async fn bindings(
         &self,
         principal: &Principal,
         description: &pb::PipelineDescription,
         asked: &pb::Run,
         parameters: &BTreeMap<String, Value>,
+        backend: Backend,
     ) -> Result<Vec<Binding>, Status> {
         use pb::input_binding::Target;
         let mut violations = Violations::new();
         let mut bound = Vec::new();
+        let mut asset_importers = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (index, binding) in asked.input_bindings.iter().enumerate() {
             let at = format!("run.input_bindings[{index}]");
@@ -124,25 +127,46 @@ impl Runs {
             } else {
                 parameters.get(&importer.uri_parameter).and_then(Value::as_str).map(str::to_owned)
             };
-            if let Some(uri) = uri
-                && !is_asset_uri(&uri)
-            {
-                let field = if importer.uri_parameter.is_empty() {
-                    "run.input_bindings".to_owned()
-                } else {
-                    format!("run.parameters.{}", importer.uri_parameter)
-                };
-                violations.add(
+            let Some(uri) = uri else { continue };
+            let field = if importer.uri_parameter.is_empty() {
+                "run.input_bindings".to_owned()
+            } else {
+                format!("run.parameters.{}", importer.uri_parameter)
+            };
+            match backend {
+                Backend::Local if !is_asset_uri(&uri) => violations.add(
                     field,
                     format!(
                         "importer {:?} would import {uri:?}: only highwind://assets/{{asset}}/versions/{{version}} URIs are \
                          imported (the server never fetches other URLs); bind the importer to an asset version",
                         importer.task
                     ),
-                );
+                ),
+                // KFP fetches these itself, with its own credentials; this server never reads them.
+                Backend::Kfp if !is_asset_uri(&uri) && !is_object_store_uri(&uri) => violations.add(
+                    field,
+                    format!(
+                        "importer {:?} would import {uri:?}: on Kubeflow Pipelines an importer takes an s3://, gs:// \
+                         or minio:// URI that KFP reads itself",
+                        importer.task
+                    ),
+                ),
+                Backend::Kfp if is_asset_uri(&uri) => asset_importers.push(importer.task.clone()),
+                _ => {}
             }
         }
-        if violations.is_empty() { Ok(bound) } else { Err(status::invalid_argument(&violations)) }
+        if !violations.is_empty() {
+            return Err(status::invalid_argument(&violations));
+        }
+        if backend == Backend::Kfp && (!bound.is_empty() || !asset_importers.is_empty()) {
+            return Err(super::runs::kfp_refusal(
+                "KFP_ASSET_INPUTS",
+                "Kubeflow Pipelines reads input artifacts from object storage (s3://...) and this server does not \
+                 hand asset versions to KFP: a KFP run cannot take asset inputs; give importers an object-store URI \
+                 or use LOCAL",
+            ));
+        }
+        Ok(bound)
     }
 
     /// Checks output destinations: each names a Dataset or Model output of a task (or of the pipeline) once, and
@@ -261,6 +285,17 @@ fn is_asset_uri(uri: &str) -> bool {
             && rest
                 .split('/')
                 .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    })
+}
+
+/// `s3://`, `gs://` or `minio://` with a bucket and a key of plain segments: what KFP's launcher imports.
+fn is_object_store_uri(uri: &str) -> bool {
+    ["s3://", "gs://", "minio://"].iter().any(|scheme| {
+        uri.strip_prefix(scheme).is_some_and(|rest| {
+            rest.contains('/')
+                && rest.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+                && !rest.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        })
     })
 }
 

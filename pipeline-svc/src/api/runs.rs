@@ -66,12 +66,15 @@ fn engine_error(error: EngineError) -> Status {
                 description: format!("the run is {state}"),
             }],
         ),
+        EngineError::NoKfp => kfp_refusal("BACKEND_NOT_CONFIGURED", NO_KFP),
         EngineError::Conflict => Status::aborted("the run changed at the same time; try again"),
     }
 }
 
+const NO_KFP: &str = "this server has no Kubeflow Pipelines backend configured; use LOCAL";
+
 /// FAILED_PRECONDITION for a run the KFP backend cannot take, saying why.
-fn kfp_refusal(reason: &str, why: &str) -> Status {
+pub(super) fn kfp_refusal(reason: &str, why: &str) -> Status {
     status::failed_precondition(
         "the run cannot go to Kubeflow Pipelines",
         reason,
@@ -132,10 +135,7 @@ impl Runs {
             pb::RunBackend::Unspecified | pb::RunBackend::Local => Backend::Local,
             pb::RunBackend::Kfp if self.engine.has_kfp() => Backend::Kfp,
             pb::RunBackend::Kfp => {
-                return Err(kfp_refusal(
-                    "BACKEND_NOT_CONFIGURED",
-                    "this server has no Kubeflow Pipelines backend configured; use LOCAL",
-                ));
+                return Err(kfp_refusal("BACKEND_NOT_CONFIGURED", NO_KFP));
             }
         };
         if backend == Backend::Kfp && !asked.output_destinations.is_empty() {
@@ -162,15 +162,8 @@ impl Runs {
         }
         let description = ir::describe(&pipeline);
         let parameters = super::run_request::cast_parameters(&description, &asked.parameters)?;
-        let bindings = self.bindings(principal, &description, &asked, &parameters).await?;
+        let bindings = self.bindings(principal, &description, &asked, &parameters, backend).await?;
         let destinations = self.destinations(principal, &pipeline, &description, &asked.output_destinations).await?;
-        if backend == Backend::Kfp && !bindings.is_empty() {
-            return Err(kfp_refusal(
-                "KFP_ASSET_INPUTS",
-                "Kubeflow Pipelines reads input artifacts from object storage (s3://...) and this server does not \
-                 hand asset versions to KFP: a KFP run cannot take asset inputs or importers; use LOCAL",
-            ));
-        }
 
         let time = now();
         let alias_of = |asked: &str, exact: &str| {

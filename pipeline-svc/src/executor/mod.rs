@@ -105,6 +105,9 @@ pub enum EngineError {
     /// The run is not in a state that allows this.
     #[error("run is {0}")]
     WrongState(&'static str),
+    /// The run is a Kubeflow Pipelines run and this server has no KFP backend.
+    #[error("no Kubeflow Pipelines backend is configured")]
+    NoKfp,
     /// Another change won the race; try again.
     #[error("the run changed concurrently")]
     Conflict,
@@ -200,15 +203,15 @@ impl Engine {
         let unfinished = self.shared.store.unfinished().await?;
         for id in &unfinished {
             let Some(mut run) = self.shared.store.get(*id).await? else { continue };
-            if run.backend == Backend::Kfp {
-                if self.shared.kfp.is_some() {
-                    self.launch(run, Arc::default());
-                    continue;
-                }
-                tracing::warn!(run = %id, "a Kubeflow Pipelines run is unfinished but no KFP backend is configured");
+            if run.backend == Backend::Kfp && self.shared.kfp.is_some() {
+                self.launch(run, Arc::default());
+                continue;
             }
+            // A KFP run never runs here: without its backend it can only end.
+            let orphaned = run.backend == Backend::Kfp;
             let mut tasks = self.shared.store.tasks(*id).await?;
-            if run.state == State::Pending
+            if !orphaned
+                && run.state == State::Pending
                 && tasks.is_empty()
                 && let Some(spec) = self.spec_of(*id).await?
             {
@@ -221,6 +224,9 @@ impl Engine {
             // A run being cancelled ends as one would have; any other ends FAILED.
             let (state, failure) = if run.state == State::Canceling {
                 (State::Canceled, Failure::new(1, "CANCELED", "the run was canceled"))
+            } else if orphaned {
+                let why = "the server restarted without a Kubeflow Pipelines backend; the KFP run may still be running";
+                (State::Failed, Failure::new(9, "BACKEND_NOT_CONFIGURED", why))
             } else {
                 (State::Failed, Failure::new(10, "SERVER_RESTARTED", reason))
             };
@@ -263,7 +269,8 @@ impl Engine {
             let id = run.id;
             match (run.backend, shared.kfp.clone()) {
                 (Backend::Kfp, Some(client)) => crate::kfp::driver::drive(shared.clone(), client, run, receiver).await,
-                _ => driver::drive(shared.clone(), run, spec, receiver).await,
+                (Backend::Kfp, None) => tracing::error!(run = %id, "a KFP run was launched without a KFP backend"),
+                (Backend::Local, _) => driver::drive(shared.clone(), run, spec, receiver).await,
             }
             if let Ok(mut live) = shared.live.lock()
                 && live.get(&id).is_some_and(|current| current.same_channel(&mine))
@@ -330,6 +337,9 @@ impl Engine {
     pub async fn retry(&self, run: &Run, request_id: Option<String>) -> Result<Run, EngineError> {
         if !matches!(run.state, State::Failed | State::Canceled) {
             return Err(EngineError::WrongState(run.state.as_str()));
+        }
+        if run.backend == Backend::Kfp && self.shared.kfp.is_none() {
+            return Err(EngineError::NoKfp);
         }
         let mut tasks = self.shared.store.tasks(run.id).await?;
         let mut next = run.clone();

@@ -254,7 +254,7 @@ def handle(handler, method, route, params, query, body):
     name = route
     s = STORE
     if name == "healthz_service_get_healthz":
-        return models.V2beta1GetHealthzResponse(multi_user=ARGS.userid is not None)
+        return models.V2beta1GetHealthzResponse(multi_user=multi_user())
     if name == "upload_pipeline":
         spec = uploaded_spec(handler)
         pname = query.get("name") or query.get("display_name") or "pipeline"
@@ -313,7 +313,7 @@ def handle(handler, method, route, params, query, body):
                "service_account": body.get("service_account", ""), "pipeline_id": pipeline["id"],
                "pipeline_version_id": version["id"], "parameters": config.get("parameters") or {},
                "pipeline_root": config.get("pipeline_root", ""), "created_at": now(), "state": "PENDING",
-               "outcome": s.outcome, "namespace": ARGS.namespace_of.get(body.get("experiment_id", ""), ""),
+               "outcome": s.outcome,
                "tasks": [{"task_id": str(uuid.uuid4()), "name": n, "state": "PENDING"} for n in task_names(version["spec"])]}
         s.runs[run_id] = run
         s.order.append(run_id)
@@ -325,6 +325,8 @@ def handle(handler, method, route, params, query, body):
         advance(run)
         return run_model(run)
     if name == "run_service_list_runs":
+        if multi_user() and not query.get("namespace") and not query.get("experiment_id"):
+            raise Refused(400, 3, "Invalid input error: in multi-user mode, ListRuns needs a namespace or an experiment")
         predicates = parse_filter(query)
         found = [s.runs[i] for i in reversed(s.order) if matches(s.runs[i], predicates)]
         if query.get("experiment_id"):
@@ -351,6 +353,10 @@ def handle(handler, method, route, params, query, body):
                 t["state"], t["error"], t["end"] = "RUNNING", None, None
         return {}
     raise Refused(501, 12, f"{name} is not implemented by this stand-in")
+
+
+def multi_user():
+    return ARGS.userid is not None or ARGS.bearer_file is not None
 
 
 def pipeline_model(p):
@@ -497,7 +503,6 @@ def main():
     parser.add_argument("--bearer-file")
     parser.add_argument("--userid")
     ARGS = parser.parse_args()
-    ARGS.namespace_of = {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
