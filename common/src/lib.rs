@@ -10,6 +10,7 @@ pub mod labels;
 pub mod page_token;
 pub mod principal;
 pub mod proto_json;
+pub mod registry;
 pub mod serve;
 pub mod service_main;
 pub mod shutdown;

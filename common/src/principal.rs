@@ -113,6 +113,17 @@ impl PrincipalSigner {
         format!("v1={seconds},{}", hex::encode(mac))
     }
 
+    /// A request carrying `message` as `principal` calls with it through the gateway: the principal and its
+    /// signature in the metadata.
+    pub fn request<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        let signature = self.sign(principal, SystemTime::now());
+        let bad = |_| Status::internal("cannot forward the principal");
+        request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
+        request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
+        Ok(request)
+    }
+
     /// The value of [`SIGNATURE_HEADER`] for service `caller` calling on `principal`'s behalf at `now` (sent with
     /// [`CALLER_HEADER`] = `caller`).
     pub fn sign_on_behalf(&self, principal: &Principal, caller: &str, now: SystemTime) -> String {

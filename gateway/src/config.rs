@@ -38,6 +38,9 @@ pub struct GatewayConfig {
     /// Deadline given to unary calls whose client sent none (`grpc-timeout`); streaming calls get none.
     #[serde(default = "default_deadline_seconds")]
     pub default_deadline_seconds: u64,
+    /// The Docker registry token endpoint (`/registry/token`); off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<crate::registry::RegistryTokenConfig>,
 }
 
 fn default_deadline_seconds() -> u64 {
@@ -75,6 +78,7 @@ impl Default for GatewayConfig {
             rate_limit: None,
             drain_seconds: 10,
             default_deadline_seconds: default_deadline_seconds(),
+            registry: None,
         }
     }
 }

@@ -14,17 +14,17 @@ use bytes::Bytes;
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt};
 
-/// Sends requests under `prefix` to `router`, everything else down the gRPC stack.
+/// Sends requests under any of `prefixes` to `router`, everything else down the gRPC stack.
 #[derive(Debug, Clone)]
 pub struct HttpRoutesLayer {
-    prefix: &'static str,
+    prefixes: &'static [&'static str],
     router: axum::Router,
 }
 
 impl HttpRoutesLayer {
-    /// Routes paths starting with `prefix` to `router`.
-    pub fn new(prefix: &'static str, router: axum::Router) -> Self {
-        Self { prefix, router }
+    /// Routes paths starting with one of `prefixes` to `router`.
+    pub fn new(prefixes: &'static [&'static str], router: axum::Router) -> Self {
+        Self { prefixes, router }
     }
 }
 
@@ -32,7 +32,7 @@ impl<S> Layer<S> for HttpRoutesLayer {
     type Service = HttpRoutes<S>;
 
     fn layer(&self, inner: S) -> HttpRoutes<S> {
-        HttpRoutes { inner, prefix: self.prefix, router: self.router.clone() }
+        HttpRoutes { inner, prefixes: self.prefixes, router: self.router.clone() }
     }
 }
 
@@ -40,7 +40,7 @@ impl<S> Layer<S> for HttpRoutesLayer {
 #[derive(Debug, Clone)]
 pub struct HttpRoutes<S> {
     inner: S,
-    prefix: &'static str,
+    prefixes: &'static [&'static str],
     router: axum::Router,
 }
 
@@ -68,7 +68,7 @@ where
             );
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        if !request.uri().path().starts_with(self.prefix) {
+        if !self.prefixes.iter().any(|prefix| request.uri().path().starts_with(prefix)) {
             return Box::pin(self.inner.call(request));
         }
         let router = self.router.clone();

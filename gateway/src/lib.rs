@@ -15,6 +15,7 @@ pub mod keys;
 pub mod limit;
 pub mod oidc;
 pub mod rate_limit;
+pub mod registry;
 pub mod router;
 pub mod standalone;
 pub mod storage;
@@ -58,6 +59,9 @@ pub enum GatewayError {
     /// The gateway's database could not be opened.
     #[error(transparent)]
     Database(#[from] highwind_common::db::DbError),
+    /// The registry's signing keys cannot be used.
+    #[error("registry token keys: {0}")]
+    Registry(String),
     /// The listener failed.
     #[error("gateway server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -72,7 +76,8 @@ pub async fn serve(
     serve_with(listener, shutdown, config, axum::Router::new()).await
 }
 
-/// [`serve`], with plain HTTP `routes` under the embedded issuer's path next to the gRPC ones.
+/// [`serve`], with plain HTTP `routes` under the embedded issuer's path next to the gRPC ones (and the registry
+/// token endpoint when configured).
 pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
@@ -97,6 +102,7 @@ pub async fn serve_with(
         upstreams.channel_of("highwind.asset.v1.AssetService"),
         signer.clone(),
     );
+    let registry_assets = upstreams.channel_of("highwind.asset.v1.AssetService");
     let key_api = keys::ApiKeyApi::new(
         api_keys.clone(),
         highwind_common::page_token::PageTokens::new(config.internal_secret.derive("gateway page tokens")),
@@ -127,19 +133,31 @@ pub async fn serve_with(
     );
 
     let tokens = config.tokens.iter().map(|(user, token)| (user.as_str(), token.expose()));
+    let authenticator = Authenticator::new(tokens, signer.clone())
+        .with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone()))
+        .with_api_keys(api_keys);
+    let authenticator = match config.rate_limit {
+        Some(limit) => authenticator.with_rate_limit(rate_limit::RateLimiter::new(limit)),
+        None => authenticator,
+    };
+    let mut extra_routes = extra_routes;
+    if let Some(registry) = &config.registry {
+        let keys = highwind_common::registry::keys::RegistryKeys::open(&registry.keys_dir)
+            .map_err(|e| GatewayError::Registry(e.to_string()))?;
+        let endpoint = registry::TokenEndpoint::new(
+            registry.clone(),
+            std::sync::Arc::new(keys),
+            authenticator.clone(),
+            registry_assets,
+            signer.clone(),
+        );
+        extra_routes = extra_routes.merge(endpoint.routes());
+    }
     let layers = ServiceBuilder::new()
         .layer(web::cors(&config.allowed_origins))
-        .layer(http_routes::HttpRoutesLayer::new(oidc::dev_issuer::PATH, extra_routes))
+        .layer(http_routes::HttpRoutesLayer::new(&[oidc::dev_issuer::PATH, registry::TOKEN_PATH], extra_routes))
         .layer(GrpcWebLayer::new())
-        .layer(AuthLayer::new({
-            let authenticator = Authenticator::new(tokens, signer)
-                .with_oidc(oidc::OidcVerifier::new(config.oidc_issuers.clone()))
-                .with_api_keys(api_keys);
-            match config.rate_limit {
-                Some(limit) => authenticator.with_rate_limit(rate_limit::RateLimiter::new(limit)),
-                None => authenticator,
-            }
-        }))
+        .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))
         .into_inner();
 

@@ -44,6 +44,8 @@ pub struct Options {
     pub task_path: String,
     /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
     pub kfp: pipeline_svc::kfp::KfpConfig,
+    /// Serve the registry token endpoint with keys in the data directory's `registry-keys`; off when unset.
+    pub registry: Option<crate::registry::RegistryTokenConfig>,
 }
 
 /// Why the platform could not start.
@@ -202,6 +204,10 @@ impl Standalone {
                 pipeline: upstream.remove("pipeline").unwrap_or_default(),
             },
             drain_seconds: 5,
+            registry: options.registry.clone().map(|registry| crate::registry::RegistryTokenConfig {
+                keys_dir: data_dir.join("registry-keys"),
+                ..registry
+            }),
             ..GatewayConfig::default()
         };
         let stop = stopped(gateway_rx);

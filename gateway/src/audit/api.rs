@@ -1,12 +1,12 @@
 //! `highwind.identity.v1.AuditService`: principals read their own calls; owners of a use case or an asset read every
 //! call on it. Ownership is asked of the owning service, as the caller.
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use highwind_common::{
     filter,
     page_token::PageTokens,
-    principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER},
+    principal::{Principal, PrincipalSigner},
     status,
     validation::{Violations, page_size},
 };
@@ -51,27 +51,18 @@ impl AuditApi {
         Self { store, page_tokens, use_cases, assets, signer }
     }
 
-    fn as_caller<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, Status> {
-        let mut request = Request::new(message);
-        let signature = self.signer.sign(principal, SystemTime::now());
-        let bad = |_| Status::internal("cannot forward the principal");
-        request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
-        request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
-        Ok(request)
-    }
-
     /// Whether `principal` owns `target`; the owning service's own answer when it does not.
     async fn check_owner(&self, principal: &Principal, target: &str) -> Result<(), Status> {
         let unavailable = || Status::unavailable("the owning service cannot be reached; try again shortly");
         let refused = || Status::permission_denied(format!("only an owner of {target} reads its audit events"));
         if target.starts_with("useCases/") {
             let channel = self.use_cases.clone().ok_or_else(unavailable)?;
-            let request = self.as_caller(principal, GetUseCaseRequest { name: target.to_owned() })?;
+            let request = self.signer.request(principal, GetUseCaseRequest { name: target.to_owned() })?;
             let use_case = UseCaseServiceClient::new(channel).get_use_case(request).await?.into_inner();
             return if use_case.caller_role == MemberRole::Owner as i32 { Ok(()) } else { Err(refused()) };
         }
         let channel = self.assets.clone().ok_or_else(unavailable)?;
-        let request = self.as_caller(principal, GetAssetRequest { name: target.to_owned() })?;
+        let request = self.signer.request(principal, GetAssetRequest { name: target.to_owned() })?;
         let asset = AssetServiceClient::new(channel).get_asset(request).await?.into_inner();
         if asset.owner == principal.as_str() { Ok(()) } else { Err(refused()) }
     }

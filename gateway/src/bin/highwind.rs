@@ -66,6 +66,11 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Manage the keys registry tokens are signed with.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
     /// Start pipeline runs, follow them and read their tasks' logs.
     Run {
         #[command(subcommand)]
@@ -148,6 +153,29 @@ enum RunAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RegistryAction {
+    /// Sign registry tokens with the next key (which the registry already trusts) and make a new next key.
+    /// Restart the registry afterwards, before the following rotation, so it trusts the new next key.
+    RotateKey {
+        /// The signing keys' directory (the platform's data directory's `registry-keys`).
+        #[arg(long, default_value = "./highwind-data/registry-keys")]
+        keys_dir: PathBuf,
+    },
+}
+
+fn rotate_registry_key(keys_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    highwind_common::registry::keys::RegistryKeys::rotate(keys_dir)?;
+    writeln!(
+        std::io::stdout(),
+        "rotated: tokens are signed with the key the registry already trusts; restart the registry (it rereads {}) \
+         before the next rotation",
+        keys_dir.join(highwind_common::registry::keys::BUNDLE).display()
+    )?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("highwind");
@@ -177,6 +205,7 @@ async fn main() -> ExitCode {
                 usecase_database_url,
                 task_path: String::new(),
                 kfp: kfp.unwrap_or_default(),
+                registry: None,
             };
             run_standalone(options).await
         }
@@ -185,6 +214,7 @@ async fn main() -> ExitCode {
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
         Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
         Command::Pipeline { action, target } => run_content(AssetKind::Pipeline, action, target).await,
+        Command::Registry { action: RegistryAction::RotateKey { keys_dir } } => rotate_registry_key(&keys_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kfp;
+pub mod registry;
 
 use std::net::SocketAddr;
 
@@ -49,12 +50,18 @@ impl Platform {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::start_with(dir, None, Default::default()).await
+        Self::start_with(dir, None, Default::default(), None).await
     }
 
     /// The platform with runs of backend KFP going to `kfp`.
     pub async fn start_with_kfp(dir: tempfile::TempDir, kfp: pipeline_svc::kfp::KfpConfig) -> Self {
-        Self::start_with(dir, None, kfp).await
+        Self::start_with(dir, None, kfp, None).await
+    }
+
+    /// The platform serving the registry token endpoint (keys in its data directory's `registry-keys`).
+    pub async fn start_with_registry_tokens() -> Self {
+        let registry = Some(gateway::registry::RegistryTokenConfig::default());
+        Self::start_with(tempfile::tempdir().expect("tempdir"), None, Default::default(), registry).await
     }
 
     /// The platform with its assets and use cases in fresh PostgreSQL databases, or `None` when no server is
@@ -63,8 +70,13 @@ impl Platform {
         let assets = highwind_common::db::testing::fresh_postgres_url().await?;
         let use_cases = highwind_common::db::testing::fresh_postgres_url().await?;
         Some(
-            Self::start_with(tempfile::tempdir().expect("tempdir"), Some((assets, use_cases)), Default::default())
-                .await,
+            Self::start_with(
+                tempfile::tempdir().expect("tempdir"),
+                Some((assets, use_cases)),
+                Default::default(),
+                None,
+            )
+            .await,
         )
     }
 
@@ -72,6 +84,7 @@ impl Platform {
         dir: tempfile::TempDir,
         postgres: Option<(String, String)>,
         kfp: pipeline_svc::kfp::KfpConfig,
+        registry: Option<gateway::registry::RegistryTokenConfig>,
     ) -> Self {
         let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
         let options = Options {
@@ -82,6 +95,7 @@ impl Platform {
             usecase_database_url,
             task_path: kfp_path().unwrap_or_default(),
             kfp,
+            registry,
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir }

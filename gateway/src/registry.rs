@@ -1,0 +1,306 @@
+//! The Docker registry token endpoint (`/registry/token`): `docker login`, `docker push`, `skopeo` and any client
+//! of distribution's token auth trade Highwind credentials (an API key or a token, as the Basic password; the user
+//! name is ignored) for a short-lived registry token. Actions follow asset access: the owner of a Docker Repo
+//! asset may pull, push and delete its repository, whoever may read the asset (use case members, buyers) may pull,
+//! everyone else gets a token that grants nothing. Bad credentials are refused; a malformed scope or repository
+//! name is refused naming it.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use highwind_common::{
+    principal::{Principal, PrincipalSigner},
+    registry::{
+        keys::{Claims, RegistryKeys},
+        scope::Access,
+    },
+};
+use highwind_proto::asset::v1::{AssetKind, GetAssetRequest, asset_service_client::AssetServiceClient};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::auth::Authenticator;
+
+/// Where the token endpoint is served.
+pub const TOKEN_PATH: &str = "/registry/token";
+
+/// How the platform's registry trusts its tokens (`HIGHWIND__GATEWAY__REGISTRY__<KEY>`); the registry's
+/// `auth.token` section must name the same `service`, `issuer` and the keys directory's `bundle.pem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryTokenConfig {
+    /// Directory of the signing keys (`current.pem`, `next.pem`, `bundle.pem`), shared with asset-svc.
+    pub keys_dir: std::path::PathBuf,
+    /// The registry's `auth.token.service`: every token's audience.
+    pub service: String,
+    /// The registry's `auth.token.issuer`.
+    pub issuer: String,
+    /// How long a token lives.
+    pub token_ttl_seconds: u64,
+    /// First path component of every asset's repository: `<prefix>/<owner>/<asset id>`.
+    pub repository_prefix: String,
+}
+
+impl Default for RegistryTokenConfig {
+    fn default() -> Self {
+        Self {
+            keys_dir: "registry-keys".into(),
+            service: "highwind-registry".into(),
+            issuer: "highwind".into(),
+            token_ttl_seconds: 300,
+            repository_prefix: "highwind".into(),
+        }
+    }
+}
+
+/// The repository path component naming an asset's owner (`users/Alice+ml` → `alice-ml`).
+pub fn owner_component(owner: &str) -> String {
+    let name = owner.rsplit('/').next().unwrap_or(owner).to_ascii_lowercase();
+    let mapped: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let trimmed = mapped.trim_matches('-');
+    if trimmed.is_empty() { "user".into() } else { trimmed.to_owned() }
+}
+
+/// What the token endpoint needs.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    config: RegistryTokenConfig,
+    keys: Arc<RegistryKeys>,
+    authenticator: Authenticator,
+    assets: Option<Channel>,
+    signer: PrincipalSigner,
+}
+
+impl TokenEndpoint {
+    /// The endpoint signing with `keys`, checking access with asset-svc on `assets`.
+    pub fn new(
+        config: RegistryTokenConfig,
+        keys: Arc<RegistryKeys>,
+        authenticator: Authenticator,
+        assets: Option<Channel>,
+        signer: PrincipalSigner,
+    ) -> Self {
+        Self { config, keys, authenticator, assets, signer }
+    }
+
+    /// `GET` and `POST` on [`TOKEN_PATH`].
+    pub fn routes(self) -> Router {
+        Router::new().route(TOKEN_PATH, get(token_get).post(token_post)).with_state(Arc::new(self))
+    }
+
+    /// The actions of `wanted` that `principal` may have.
+    async fn grant(&self, principal: Option<&Principal>, wanted: &Access) -> Vec<String> {
+        let Some(principal) = principal else { return Vec::new() };
+        if wanted.kind != "repository" {
+            return Vec::new();
+        }
+        let Some((owner, asset_id)) = wanted
+            .name
+            .strip_prefix(&self.config.repository_prefix)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return Vec::new();
+        };
+        let Some(channel) = self.assets.clone() else { return Vec::new() };
+        let Ok(request) = self.signer.request(principal, GetAssetRequest { name: format!("assets/{asset_id}") }) else {
+            return Vec::new();
+        };
+        let asset = match AssetServiceClient::new(channel).get_asset(request).await {
+            Ok(asset) => asset.into_inner(),
+            Err(status) => {
+                if status.code() != tonic::Code::NotFound {
+                    tracing::warn!(error = %status, "cannot check registry access with asset-svc");
+                }
+                return Vec::new();
+            }
+        };
+        if asset.kind != AssetKind::DockerRepo as i32 || owner_component(&asset.owner) != owner {
+            return Vec::new();
+        }
+        let allowed: &[&str] = if asset.owner == principal.as_str() { &["pull", "push", "delete"] } else { &["pull"] };
+        let mut granted: Vec<String> = allowed
+            .iter()
+            .filter(|a| wanted.actions.iter().any(|w| w == **a || w == "*"))
+            .map(|a| (*a).to_owned())
+            .collect();
+        granted.dedup();
+        granted
+    }
+
+    async fn answer(&self, request: TokenRequest) -> Response {
+        if request.service.as_deref().is_some_and(|s| s != self.config.service) {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "DENIED",
+                format!("this endpoint issues tokens for service {:?}", self.config.service),
+            );
+        }
+        let principal = match request.password {
+            None => None,
+            Some(password) => {
+                let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {password}")) else {
+                    return unauthorized("the password is not a valid credential");
+                };
+                match self.authenticator.authenticate(Some(&bearer)).await {
+                    Ok(principal) => Some(principal),
+                    Err(_) => {
+                        return unauthorized("invalid credentials: use an API key or a Highwind token as the password");
+                    }
+                }
+            }
+        };
+        let mut wanted = Vec::new();
+        for scope in &request.scopes {
+            match Access::parse(scope) {
+                Ok(access) => wanted.push(access),
+                Err(e) => return refusal(StatusCode::BAD_REQUEST, "NAME_INVALID", format!("scope: {e}")),
+            }
+        }
+        let mut access = Vec::new();
+        for want in &wanted {
+            let actions = self.grant(principal.as_ref(), want).await;
+            access.push(Access { kind: want.kind.clone(), name: want.name.clone(), actions });
+        }
+        let subject = principal.as_ref().map_or("anonymous", Principal::as_str);
+        let ttl = Duration::from_secs(self.config.token_ttl_seconds.max(1));
+        let claims =
+            Claims { issuer: &self.config.issuer, service: &self.config.service, subject, access: &access, ttl };
+        match self.keys.mint(&claims) {
+            Ok(token) => Json(TokenResponse {
+                access_token: token.clone(),
+                token,
+                expires_in: ttl.as_secs(),
+                issued_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+            .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign a registry token");
+                refusal(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "cannot sign a registry token".into())
+            }
+        }
+    }
+}
+
+/// A token request, from either form.
+#[derive(Debug, Default)]
+struct TokenRequest {
+    service: Option<String>,
+    scopes: Vec<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    token: String,
+    access_token: String,
+    expires_in: u64,
+    issued_at: String,
+}
+
+/// `GET /registry/token?service=…&scope=…&scope=…` with Basic credentials, as docker and skopeo send it.
+async fn token_get(
+    State(endpoint): State<Arc<TokenEndpoint>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut request = TokenRequest::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "service" => request.service = Some(value.into_owned()),
+            "scope" => request.scopes.extend(value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned)),
+            _ => {}
+        }
+    }
+    match basic_password(&headers) {
+        Ok(password) => request.password = password,
+        Err(message) => return unauthorized(message),
+    }
+    endpoint.answer(request).await
+}
+
+/// The OAuth2 form, `POST /registry/token` with `grant_type=password` (docker's `--password-stdin` login flow).
+async fn token_post(
+    State(endpoint): State<Arc<TokenEndpoint>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut request = TokenRequest::default();
+    let mut grant_type = String::new();
+    for (key, value) in form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "service" => request.service = Some(value.into_owned()),
+            "scope" => request.scopes.extend(value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned)),
+            "password" => request.password = Some(value.into_owned()),
+            "grant_type" => grant_type = value.into_owned(),
+            _ => {}
+        }
+    }
+    if grant_type != "password" {
+        let body = serde_json::json!({
+            "error": "unsupported_grant_type",
+            "error_description": "use grant_type=password with an API key or a Highwind token as the password",
+        });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    if request.password.is_none() {
+        match basic_password(&headers) {
+            Ok(password) => request.password = password,
+            Err(message) => return unauthorized(message),
+        }
+    }
+    endpoint.answer(request).await
+}
+
+/// The password of a Basic `authorization` header; `None` without one.
+fn basic_password(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| "the authorization header is not ASCII")?;
+    let Some((scheme, encoded)) = value.split_once(' ') else { return Err("use Basic credentials") };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err("use Basic credentials");
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| "Basic credentials are not base64")?;
+    let decoded = String::from_utf8(decoded).map_err(|_| "Basic credentials are not UTF-8")?;
+    let (_user, password) = decoded.split_once(':').ok_or("Basic credentials are not user:password")?;
+    Ok(Some(password.to_owned()))
+}
+
+fn refusal(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(serde_json::json!({"errors": [{"code": code, "message": message}]}))).into_response()
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = refusal(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message.to_owned());
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"Highwind\""));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_become_valid_repository_components() {
+        assert_eq!(owner_component("users/alice"), "alice");
+        assert_eq!(owner_component("users/Alice+ML@corp"), "alice-ml-corp");
+        assert_eq!(owner_component("users/+"), "user");
+    }
+
+    #[test]
+    fn basic_credentials_give_their_password_and_bad_ones_are_named() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(basic_password(&headers), Ok(None));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YWxpY2U6aHdrX3NlY3JldDpwYXJ0"));
+        assert_eq!(basic_password(&headers), Ok(Some("hwk_secret:part".into())), "the password may hold ':'");
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(basic_password(&headers).is_err());
+    }
+}
