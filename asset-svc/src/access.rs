@@ -41,6 +41,8 @@ pub fn rules() -> AccessRules {
         // The handler admits only usecase-svc's own identity.
         ("highwind.asset.internal.v1.GrantService", &[("ReplaceGrants", Administer)]),
         ("highwind.asset.internal.v1.RunOutputService", &[("CommitRunOutput", Write)]),
+        // The handler admits only the gateway's own identity.
+        ("highwind.asset.internal.v1.RegistryEventService", &[("RepositoryPushed", Administer)]),
         (
             "highwind.asset.v1.ImageService",
             &[("ListImages", Read), ("DeleteImageTag", Delete), ("GetPushCommands", Read)],

@@ -26,6 +26,9 @@ pub struct AssetConfig {
     /// Where pipeline-svc validates the IR of pipeline versions before they are committed.
     #[serde(default)]
     pub pipelines: PipelinesConfig,
+    /// The OCI registry of Docker Repo assets; off while its `url` is empty.
+    #[serde(default)]
+    pub registry: crate::registry::RegistryConfig,
 }
 
 /// Where pipeline-svc is.
@@ -89,6 +92,7 @@ impl Default for AssetConfig {
             gc: GcConfig { grace_seconds: 60 * 60 },
             admins: Vec::new(),
             pipelines: PipelinesConfig::default(),
+            registry: crate::registry::RegistryConfig::default(),
         }
     }
 }

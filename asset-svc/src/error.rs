@@ -79,6 +79,12 @@ pub enum Error {
     /// A service this one depends on could not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// No registry is configured, so Docker Repo assets have no images.
+    #[error("no registry is configured")]
+    RegistryNotConfigured,
+    /// The registry failed.
+    #[error("registry: {0}")]
+    RegistryUnavailable(String),
     /// The blob store or staging area failed.
     #[error(transparent)]
     Blob(#[from] BlobError),

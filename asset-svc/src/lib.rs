@@ -9,7 +9,9 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gc;
+pub mod images;
 pub mod pipelines;
+pub mod registry;
 pub mod store;
 pub mod uploads;
 
@@ -23,7 +25,8 @@ use highwind_common::{
     serve::{RunError, Served},
 };
 use highwind_proto::asset::internal::v1::{
-    grant_service_server::GrantServiceServer, run_output_service_server::RunOutputServiceServer,
+    grant_service_server::GrantServiceServer, registry_event_service_server::RegistryEventServiceServer,
+    run_output_service_server::RunOutputServiceServer,
 };
 use highwind_proto::asset::v1::{
     asset_service_server::AssetServiceServer, image_service_server::ImageServiceServer,
@@ -39,8 +42,11 @@ pub const SERVICE_NAMES: [&str; 3] =
     ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"];
 
 /// Services only other platform services call; the gateway does not route them.
-pub const INTERNAL_SERVICE_NAMES: [&str; 2] =
-    ["highwind.asset.internal.v1.GrantService", "highwind.asset.internal.v1.RunOutputService"];
+pub const INTERNAL_SERVICE_NAMES: [&str; 3] = [
+    "highwind.asset.internal.v1.GrantService",
+    "highwind.asset.internal.v1.RunOutputService",
+    "highwind.asset.internal.v1.RegistryEventService",
+];
 
 /// Everything this crate serves.
 fn served_names() -> Vec<&'static str> {
@@ -78,6 +84,17 @@ pub async fn serve(
             .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?,
     );
     let sweeper = tokio::spawn(sweep_expired_uploads(uploads.clone()));
+    let images = if config.registry.url.is_empty() {
+        None
+    } else {
+        let client = registry::client::RegistryClient::new(config.registry.clone())
+            .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e)))?;
+        Some(images::Images::new(client, stores.assets.clone(), stores.content.clone()))
+    };
+    let reconciler = images.clone().map(|images| {
+        let every = Duration::from_secs(config.registry.reconcile_seconds.max(1));
+        tokio::spawn(images::sweep_forever(images, every))
+    });
 
     let verify = VerifyPrincipal(PrincipalSigner::new(server.internal_secret.expose().as_bytes()));
     let page_tokens = PageTokens::new(server.internal_secret.derive("asset-svc page tokens"));
@@ -89,18 +106,30 @@ pub async fn serve(
         verify.clone(),
     );
     let stores_grants = stores.grants.clone();
+    let registry_events = api::RegistryEventApi::new(stores.assets.clone(), images.clone());
+    let image_api = api::ImageApi::new(
+        stores.assets.clone(),
+        stores.grants.clone(),
+        images,
+        PageTokens::new(server.internal_secret.derive("asset-svc image page tokens")),
+    );
+    let registry_naming = (!config.registry.url.is_empty()).then(|| config.registry.clone());
     let routes = Routes::new(uploads_server)
         .add_service(AssetServiceServer::with_interceptor(
-            api::AssetApi::new(stores, page_tokens, housekeeping),
+            api::AssetApi::new(stores, page_tokens, housekeeping).with_registry(registry_naming),
             verify.clone(),
         ))
         .add_service(GrantServiceServer::with_interceptor(api::GrantApi::new(stores_grants), verify.clone()))
         .add_service(RunOutputServiceServer::with_interceptor(run_outputs, verify.clone()))
-        .add_service(ImageServiceServer::with_interceptor(NotYetServed, verify));
+        .add_service(RegistryEventServiceServer::with_interceptor(registry_events, verify.clone()))
+        .add_service(ImageServiceServer::with_interceptor(image_api, verify));
     let served = Served { routes, names: served_names(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
     sweeper.abort();
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
+    }
     result.map_err(|e| ServiceError::Run(e.into()))
 }
 
@@ -129,9 +158,3 @@ async fn sweep_expired_uploads(uploads: uploads::Uploads) {
         }
     }
 }
-
-/// Images are declared in v1 but not served yet: every call answers UNIMPLEMENTED.
-#[derive(Debug, Clone, Copy)]
-struct NotYetServed;
-
-impl highwind_proto::asset::v1::image_service_server::ImageService for NotYetServed {}

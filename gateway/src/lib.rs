@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod embedded_registry;
 pub mod health;
 pub mod http_routes;
 pub mod keys;
@@ -155,7 +156,10 @@ pub async fn serve_with(
     }
     let layers = ServiceBuilder::new()
         .layer(web::cors(&config.allowed_origins))
-        .layer(http_routes::HttpRoutesLayer::new(&[oidc::dev_issuer::PATH, registry::TOKEN_PATH], extra_routes))
+        .layer(http_routes::HttpRoutesLayer::new(
+            &[oidc::dev_issuer::PATH, registry::TOKEN_PATH, registry::EVENTS_PATH],
+            extra_routes,
+        ))
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))

@@ -4,6 +4,10 @@
 //! asset may pull, push and delete its repository, whoever may read the asset (use case members, buyers) may pull,
 //! everyone else gets a token that grants nothing. Bad credentials are refused; a malformed scope or repository
 //! name is refused naming it.
+//!
+//! It also receives the registry's notifications (`/registry/events`): only a caller presenting the configured
+//! secret header is heard, each pushed repository is handed to asset-svc to reconcile from the registry itself,
+//! and every heard call is answered 200 — a refused notification would block the registry's queue for good.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,10 +23,13 @@ use highwind_common::{
     principal::{Principal, PrincipalSigner},
     registry::{
         keys::{Claims, RegistryKeys},
-        scope::Access,
+        scope::{Access, owner_component},
     },
 };
-use highwind_proto::asset::v1::{AssetKind, GetAssetRequest, asset_service_client::AssetServiceClient};
+use highwind_proto::asset::{
+    internal::v1::{RepositoryPushedRequest, registry_event_service_client::RegistryEventServiceClient},
+    v1::{AssetKind, GetAssetRequest, asset_service_client::AssetServiceClient},
+};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
@@ -30,6 +37,13 @@ use crate::auth::Authenticator;
 
 /// Where the token endpoint is served.
 pub const TOKEN_PATH: &str = "/registry/token";
+/// Where the registry's notifications arrive.
+pub const EVENTS_PATH: &str = "/registry/events";
+/// The header carrying the notification secret (a header of its own: the registry logs `Authorization`-like
+/// values it is configured with less carefully than it should).
+pub const SECRET_HEADER: &str = "x-highwind-registry-secret";
+/// Largest notification body read.
+const MAX_EVENTS_BYTES: usize = 1024 * 1024;
 
 /// How the platform's registry trusts its tokens (`HIGHWIND__GATEWAY__REGISTRY__<KEY>`); the registry's
 /// `auth.token` section must name the same `service`, `issuer` and the keys directory's `bundle.pem`.
@@ -46,6 +60,9 @@ pub struct RegistryTokenConfig {
     pub token_ttl_seconds: u64,
     /// First path component of every asset's repository: `<prefix>/<owner>/<asset id>`.
     pub repository_prefix: String,
+    /// The value the registry sends in `x-highwind-registry-secret` with its notifications; empty: notifications
+    /// are not heard (the periodic reconciliation still finds every push).
+    pub webhook_secret: highwind_common::config::Secret,
 }
 
 impl Default for RegistryTokenConfig {
@@ -56,16 +73,9 @@ impl Default for RegistryTokenConfig {
             issuer: "highwind".into(),
             token_ttl_seconds: 300,
             repository_prefix: "highwind".into(),
+            webhook_secret: highwind_common::config::Secret::default(),
         }
     }
-}
-
-/// The repository path component naming an asset's owner (`users/Alice+ml` → `alice-ml`).
-pub fn owner_component(owner: &str) -> String {
-    let name = owner.rsplit('/').next().unwrap_or(owner).to_ascii_lowercase();
-    let mapped: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let trimmed = mapped.trim_matches('-');
-    if trimmed.is_empty() { "user".into() } else { trimmed.to_owned() }
 }
 
 /// What the token endpoint needs.
@@ -90,9 +100,25 @@ impl TokenEndpoint {
         Self { config, keys, authenticator, assets, signer }
     }
 
-    /// `GET` and `POST` on [`TOKEN_PATH`].
+    /// `GET` and `POST` on [`TOKEN_PATH`], `POST` on [`EVENTS_PATH`].
     pub fn routes(self) -> Router {
-        Router::new().route(TOKEN_PATH, get(token_get).post(token_post)).with_state(Arc::new(self))
+        Router::new()
+            .route(TOKEN_PATH, get(token_get).post(token_post))
+            .route(EVENTS_PATH, axum::routing::post(events))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENTS_BYTES))
+            .with_state(Arc::new(self))
+    }
+
+    /// Whether `headers` carry the configured notification secret (compared by digest, in constant time).
+    fn is_from_registry(&self, headers: &HeaderMap) -> bool {
+        use sha2::{Digest, Sha256};
+        let expected = self.config.webhook_secret.expose();
+        let Some(sent) = headers.get(SECRET_HEADER) else { return false };
+        if expected.is_empty() {
+            return false;
+        }
+        let (a, b) = (Sha256::digest(sent.as_bytes()), Sha256::digest(expected.as_bytes()));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     /// The actions of `wanted` that `principal` may have.
@@ -187,6 +213,64 @@ impl TokenEndpoint {
             }
         }
     }
+}
+
+/// The registry's notification envelope; everything read is optional, unusable events are skipped.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Envelope {
+    events: Vec<Event>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    action: String,
+    target: Target,
+    actor: Actor,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Target {
+    repository: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Actor {
+    name: String,
+}
+
+/// `POST /registry/events`: the registry's notifications.
+async fn events(State(endpoint): State<Arc<TokenEndpoint>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !endpoint.is_from_registry(&headers) {
+        tracing::warn!("a registry notification without the registry's secret was refused");
+        return unauthorized("registry notifications must carry the registry's secret");
+    }
+    let envelope: Envelope = serde_json::from_slice(&body).unwrap_or_default();
+    let mut pushed: Vec<(String, String)> = envelope
+        .events
+        .into_iter()
+        .filter(|e| e.action == "push" && !e.target.repository.is_empty())
+        .map(|e| (e.target.repository, e.actor.name))
+        .collect();
+    pushed.sort();
+    pushed.dedup_by(|a, b| a.0 == b.0);
+    let Some(channel) = endpoint.assets.clone() else { return StatusCode::OK.into_response() };
+    let gateway = Principal::service("gateway");
+    for (repository, pusher) in pushed {
+        if !repository.starts_with(&format!("{}/", endpoint.config.repository_prefix)) {
+            continue;
+        }
+        let message = RepositoryPushedRequest { repository: repository.clone(), pusher };
+        let Ok(request) = endpoint.signer.request(&gateway, message) else { continue };
+        if let Err(status) = RegistryEventServiceClient::new(channel.clone()).repository_pushed(request).await {
+            // The periodic reconciliation finds it later; refusing would stall the registry's queue.
+            tracing::warn!(%repository, error = %status, "cannot record a push now");
+        }
+    }
+    StatusCode::OK.into_response()
 }
 
 /// A token request, from either form.
@@ -286,13 +370,6 @@ fn unauthorized(message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owners_become_valid_repository_components() {
-        assert_eq!(owner_component("users/alice"), "alice");
-        assert_eq!(owner_component("users/Alice+ML@corp"), "alice-ml-corp");
-        assert_eq!(owner_component("users/+"), "user");
-    }
 
     #[test]
     fn basic_credentials_give_their_password_and_bad_ones_are_named() {

@@ -44,8 +44,26 @@ pub struct Options {
     pub task_path: String,
     /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
     pub kfp: pipeline_svc::kfp::KfpConfig,
-    /// Serve the registry token endpoint with keys in the data directory's `registry-keys`; off when unset.
-    pub registry: Option<crate::registry::RegistryTokenConfig>,
+    /// The registry of Docker Repo assets.
+    pub registry: RegistryMode,
+}
+
+/// Which registry Docker Repo assets use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RegistryMode {
+    /// None: Docker Repo assets hold no images.
+    #[default]
+    Off,
+    /// Start `docker-registry` (CNCF distribution) listening on this address.
+    Embedded(SocketAddr),
+    /// A registry running elsewhere, configured to trust `<data-dir>/registry-keys/bundle.pem` with the gateway's
+    /// `/registry/token` as its realm.
+    External {
+        /// Its API, e.g. `http://127.0.0.1:5000`.
+        url: String,
+        /// How users name it in image URIs; empty: `url`'s host and port.
+        host: String,
+    },
 }
 
 /// Why the platform could not start.
@@ -104,6 +122,11 @@ pub struct Standalone {
     stop_gateway: watch::Sender<bool>,
     stop_services: watch::Sender<bool>,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
+    /// The registry images are pushed to (`host:port`), when there is one.
+    pub registry_addr: Option<String>,
+    /// Why the embedded registry asked for is not running, if it is not.
+    pub registry_problem: Option<String>,
+    embedded_registry: Option<crate::embedded_registry::EmbeddedRegistry>,
 }
 
 impl Standalone {
@@ -122,6 +145,17 @@ impl Standalone {
         let addr =
             gateway_listener.local_addr().map_err(|source| StandaloneError::Listen { addr: options.listen, source })?;
 
+        let keys_dir = data_dir.join("registry-keys");
+        let (registry, embedded_registry, webhook_secret, registry_problem) =
+            match start_registry(&options.registry, &data_dir, addr).await {
+                Ok((registry, embedded, secret)) => (registry, embedded, secret, None),
+                // Without its registry the platform still works: Docker Repo assets then hold no images.
+                Err(problem) if matches!(options.registry, RegistryMode::Embedded(_)) => {
+                    tracing::warn!(error = %problem, "no registry: Docker Repo assets hold no images");
+                    (None, None, Secret::default(), Some(problem.to_string()))
+                }
+                Err(problem) => return Err(problem),
+            };
         let (stop_services, services_rx) = watch::channel(false);
         let (stop_gateway, gateway_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -156,6 +190,12 @@ impl Standalone {
             let platform_dir = data_dir.clone();
             let task_path = options.task_path.clone();
             let kfp = options.kfp.clone();
+            let registry = registry.clone().map(|(url, host)| asset_svc::registry::RegistryConfig {
+                url,
+                host,
+                keys_dir: keys_dir.clone(),
+                ..Default::default()
+            });
             // The first dev user administers the embedded platform.
             let admins = vec![format!("users/{}", users[0])];
             tasks.spawn(async move {
@@ -166,6 +206,9 @@ impl Standalone {
                         config.blobs.staging_dir = staging_dir;
                         config.admins = admins;
                         config.pipelines.url = pipeline_url;
+                        if let Some(registry) = registry {
+                            config.registry = registry;
+                        }
                         asset_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                     "usecase" => {
@@ -204,9 +247,10 @@ impl Standalone {
                 pipeline: upstream.remove("pipeline").unwrap_or_default(),
             },
             drain_seconds: 5,
-            registry: options.registry.clone().map(|registry| crate::registry::RegistryTokenConfig {
-                keys_dir: data_dir.join("registry-keys"),
-                ..registry
+            registry: registry.as_ref().map(|_| crate::registry::RegistryTokenConfig {
+                keys_dir: keys_dir.clone(),
+                webhook_secret,
+                ..Default::default()
             }),
             ..GatewayConfig::default()
         };
@@ -218,7 +262,19 @@ impl Standalone {
             ("gateway", served.map_err(|e| e.to_string()))
         });
 
-        let mut platform = Self { addr, dev_tokens, stop_gateway, stop_services, tasks };
+        let registry_addr = registry.map(|(url, host)| {
+            if host.is_empty() { url.split_once("://").map_or(url.clone(), |(_, rest)| rest.to_owned()) } else { host }
+        });
+        let mut platform = Self {
+            addr,
+            dev_tokens,
+            stop_gateway,
+            stop_services,
+            tasks,
+            registry_addr,
+            registry_problem,
+            embedded_registry,
+        };
         tokio::select! {
             ready = wait_ready(addr) => ready?,
             Some(Ok((part, result))) = platform.tasks.join_next() => {
@@ -246,6 +302,57 @@ impl Standalone {
         if tokio::time::timeout(deadline, async { while self.tasks.join_next().await.is_some() {} }).await.is_err() {
             tracing::warn!("parts still running after {deadline:?}; abandoning them");
             self.tasks.abort_all();
+        }
+        if let Some(registry) = self.embedded_registry.take() {
+            registry.stop().await;
+        }
+    }
+}
+
+/// The registry of `mode`: its URL and public host, the embedded child if one was started, and the secret its
+/// notifications carry.
+async fn start_registry(
+    mode: &RegistryMode,
+    data_dir: &Path,
+    gateway: SocketAddr,
+) -> Result<(Option<(String, String)>, Option<crate::embedded_registry::EmbeddedRegistry>, Secret), StandaloneError> {
+    use highwind_common::registry::keys::RegistryKeys;
+    let keys = || {
+        RegistryKeys::open(&data_dir.join("registry-keys"))
+            .map_err(|e| StandaloneError::Part("the registry keys", e.to_string()))
+    };
+    match mode {
+        RegistryMode::Off => Ok((None, None, Secret::default())),
+        RegistryMode::External { url, host } => {
+            keys()?;
+            Ok((Some((url.clone(), host.clone())), None, Secret::default()))
+        }
+        RegistryMode::Embedded(listen) => {
+            let keys = keys()?;
+            let binary = crate::embedded_registry::find().ok_or_else(|| {
+                StandaloneError::Part(
+                    "the registry",
+                    "docker-registry is not installed (apt-get install docker-registry), so no registry can start"
+                        .into(),
+                )
+            })?;
+            // A new secret each start: only this run's registry can notify this run's gateway.
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let setup = crate::embedded_registry::Setup {
+                listen: *listen,
+                data_dir,
+                gateway,
+                bundle: &keys.bundle_path(),
+                secret: &secret,
+                service: "highwind-registry",
+                issuer: "highwind",
+            };
+            let registry = crate::embedded_registry::EmbeddedRegistry::start(&binary, &setup)
+                .await
+                .map_err(|e| StandaloneError::Part("the registry", e))?;
+            let url = format!("http://{}", registry.addr);
+            let host = registry.addr.clone();
+            Ok((Some((url, host)), Some(registry), Secret::new(secret)))
         }
     }
 }

@@ -32,7 +32,7 @@ async fn start(dir: &Path) -> Server {
 async fn start_with(dir: &Path, args: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
-        .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["standalone", "--no-registry", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(args)
         .env("RUST_LOG", "warn")

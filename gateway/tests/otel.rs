@@ -63,7 +63,7 @@ async fn a_call_is_one_trace_from_client_through_gateway_to_service() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
-        .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["standalone", "--no-registry", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}"))
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")

@@ -11,6 +11,7 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use gateway::standalone::RegistryMode;
 use highwind_proto::{asset::v1 as apb, identity::v1 as ipb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -32,9 +33,13 @@ async fn setup() -> Option<Setup> {
     if !available() {
         return None;
     }
-    let platform = Platform::start_with_registry_tokens().await;
-    let bundle = platform.dir.path().join("registry-keys/bundle.pem");
-    let registry = Registry::start(&format!("{}/registry/token", platform.url()), &bundle).await;
+    // The registry must know the gateway's token endpoint and trust the platform's keys before either starts.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = highwind_common::registry::keys::RegistryKeys::open(&dir.path().join("registry-keys")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let registry = Registry::start(&format!("http://127.0.0.1:{port}/registry/token"), &keys.bundle_path()).await;
+    let mode = RegistryMode::External { url: format!("http://{}", registry.addr), host: String::new() };
+    let platform = Platform::start_with_registry(dir, ([127, 0, 0, 1], port).into(), mode).await;
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let repository = format!("highwind/alice/{}", asset.strip_prefix("assets/").unwrap());
     Some(Setup { platform, registry, asset, repository })

@@ -55,6 +55,8 @@ pub struct ResolvedVersion {
     pub manifest_digest: String,
     /// READY and not archived: the only kind a link may pin and a release may freeze.
     pub usable: bool,
+    /// For an image with no linux/amd64 variant: why it cannot be deployed.
+    pub not_deployable: Option<String>,
 }
 
 /// Where grants are delivered: asset-svc's internal `GrantService`.
@@ -135,6 +137,10 @@ impl AssetDirectory for GrpcAssets {
                     number: found.version_number,
                     usable: found.state == pb::VersionState::Ready as i32 && !found.archived,
                     manifest_digest: found.manifest_digest,
+                    not_deployable: found
+                        .image
+                        .filter(|image| image.deployable_digest.is_empty())
+                        .map(|image| image.not_deployable_reason),
                 }))
             }
             Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),

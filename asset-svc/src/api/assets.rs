@@ -15,7 +15,7 @@ use super::{
 use crate::{
     blobs::BlobStore,
     domain::{
-        asset::{Asset, AssetField},
+        asset::{Asset, AssetField, AssetKind},
         listing::{AssetFilter, AssetQuery, Cursor, Order, page_size},
         names,
     },
@@ -46,12 +46,42 @@ pub struct AssetApi {
     grants: Arc<dyn GrantRepository>,
     page_tokens: PageTokens,
     housekeeping: Housekeeping,
+    /// Names Docker Repo assets' repositories; `None` without a registry.
+    registry: Option<Arc<crate::registry::RegistryConfig>>,
 }
 
 impl AssetApi {
     /// Handlers over `stores`, signing page tokens with `page_tokens`.
     pub fn new(stores: Stores, page_tokens: PageTokens, housekeeping: Housekeeping) -> Self {
-        Self { repo: stores.assets, content: stores.content, grants: stores.grants, page_tokens, housekeeping }
+        Self {
+            repo: stores.assets,
+            content: stores.content,
+            grants: stores.grants,
+            page_tokens,
+            housekeeping,
+            registry: None,
+        }
+    }
+
+    /// Shows Docker Repo assets' repositories in `registry`.
+    pub fn with_registry(mut self, registry: Option<crate::registry::RegistryConfig>) -> Self {
+        self.registry = registry.map(Arc::new);
+        self
+    }
+
+    /// The wire form of `asset`, with its repository when it is a Docker Repo and a registry is configured.
+    fn wire(&self, asset: &Asset) -> pb::Asset {
+        let mut wire = asset_to_proto(asset);
+        if let (Some(registry), AssetKind::DockerRepo) = (&self.registry, asset.kind) {
+            let repository = registry.repository(&asset.owner, asset.id);
+            let host = registry.public_host();
+            wire.details = Some(pb::asset::Details::DockerRepo(pb::DockerRepoDetails {
+                image_uri_prefix: format!("{host}/{repository}"),
+                registry: host,
+                repository,
+            }));
+        }
+        wire
     }
 
     fn repos(&self) -> versions::Repos<'_> {
@@ -106,14 +136,14 @@ impl AssetService for AssetApi {
         let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
         let stored = self.repo.create(&asset, request_id).await.map_err(Error::from)?;
         tracing::info!(asset = %stored.id, owner = %owner, "asset created");
-        Ok(Response::new(asset_to_proto(&stored)))
+        Ok(Response::new(self.wire(&stored)))
     }
 
     async fn get_asset(&self, request: Request<pb::GetAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let principal = Principal::of(&request)?;
         let name = &request.get_ref().name;
         let asset = access::readable_asset(self.repo.as_ref(), self.grants.as_ref(), principal, "name", name).await?;
-        Ok(Response::new(asset_to_proto(&asset)))
+        Ok(Response::new(self.wire(&asset)))
     }
 
     async fn list_assets(
@@ -157,7 +187,7 @@ impl AssetService for AssetApi {
             None
         };
         Ok(Response::new(pb::ListAssetsResponse {
-            assets: rows.iter().map(asset_to_proto).collect(),
+            assets: rows.iter().map(|a| self.wire(a)).collect(),
             next_page_token: next_page_token.unwrap_or_default(),
         }))
     }
@@ -198,7 +228,7 @@ impl AssetService for AssetApi {
         }
         let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
         let stored = self.replace(&current, next, &etag).await?;
-        Ok(Response::new(asset_to_proto(&stored)))
+        Ok(Response::new(self.wire(&stored)))
     }
 
     async fn delete_asset(&self, request: Request<pb::DeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
@@ -210,12 +240,12 @@ impl AssetService for AssetApi {
         }
         if current.archive_time.is_some() {
             // A retried delete finds its own work done.
-            return Ok(Response::new(asset_to_proto(&current)));
+            return Ok(Response::new(self.wire(&current)));
         }
         let archived = current.archived(Utc::now());
         let stored = self.replace(&current, archived, etag).await?;
         tracing::info!(asset = %stored.id, "asset archived");
-        Ok(Response::new(asset_to_proto(&stored)))
+        Ok(Response::new(self.wire(&stored)))
     }
 
     async fn undelete_asset(&self, request: Request<pb::UndeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
@@ -227,7 +257,7 @@ impl AssetService for AssetApi {
         }
         let restored = current.unarchived(Utc::now());
         let stored = self.replace(&current, restored, "").await?;
-        Ok(Response::new(asset_to_proto(&stored)))
+        Ok(Response::new(self.wire(&stored)))
     }
 
     async fn purge_asset(

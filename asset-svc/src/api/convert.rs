@@ -151,13 +151,30 @@ pub fn version_to_proto(version: &Version, aliases: &[Alias]) -> pb::AssetVersio
                         output_key: output_key.clone(),
                     })
                 }
+                Lineage::RegistryPush { tag, pusher, .. } => {
+                    pb::lineage::Source::RegistryPush(pb::RegistryPushSource {
+                        tag: tag.clone(),
+                        pusher: pusher.clone(),
+                    })
+                }
             }),
         }),
         creator: version.creator.clone(),
         create_time: Some(timestamp(version.create_time)),
         archived: version.archive_time.is_some(),
         archive_time: version.archive_time.map(timestamp),
-        image: None,
+        image: match &version.lineage {
+            Lineage::RegistryPush { tag, image, .. } => Some(pb::ImageDetails {
+                tag: tag.clone(),
+                image_digest: version.manifest_digest.clone(),
+                media_type: image.media_type.clone(),
+                platforms: image.platforms.clone(),
+                architecture: if image.deployable_digest.is_empty() { String::new() } else { "amd64".into() },
+                deployable_digest: image.deployable_digest.clone(),
+                not_deployable_reason: image.not_deployable_reason.clone(),
+            }),
+            _ => None,
+        },
         metrics: version.metrics.clone().into_iter().collect(),
         failure_reason: String::new(),
         etag: version.etag(),

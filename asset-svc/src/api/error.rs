@@ -19,6 +19,19 @@ impl From<Error> for Status {
                     "DEPENDENCY_UNAVAILABLE",
                 )
             }
+            Error::RegistryNotConfigured => status::with_reason(
+                Code::FailedPrecondition,
+                "this platform has no registry configured: Docker Repo assets hold no images here",
+                "REGISTRY_NOT_CONFIGURED",
+            ),
+            Error::RegistryUnavailable(why) => {
+                tracing::warn!(error = %why, "registry unavailable");
+                status::with_reason(
+                    Code::Unavailable,
+                    "the registry cannot be reached now; try again shortly",
+                    "REGISTRY_UNAVAILABLE",
+                )
+            }
             Error::StaleEtag { name, sent } => status::with_reason(
                 Code::FailedPrecondition,
                 format!("etag {sent} does not match the current version of {name}: get it again and reapply"),

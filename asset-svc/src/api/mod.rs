@@ -6,11 +6,15 @@ mod assets;
 mod convert;
 mod error;
 mod grants;
+mod images;
+mod registry_events;
 mod run_outputs;
 mod uploads;
 mod versions;
 
 pub use assets::{AssetApi, Housekeeping};
 pub use grants::GrantApi;
+pub use images::ImageApi;
+pub use registry_events::RegistryEventApi;
 pub use run_outputs::RunOutputApi;
 pub use uploads::UploadApi;

@@ -72,6 +72,33 @@ pub enum Lineage {
         /// The task's output key.
         output_key: String,
     },
+    /// An image pushed to the asset's registry repository (the version's manifest digest is the image's).
+    RegistryPush {
+        /// The tag it was found under.
+        tag: String,
+        /// Who pushed, as the registry's event named them; empty when found by reconciliation.
+        pusher: String,
+        /// What the image is.
+        image: ImageRecord,
+    },
+}
+
+/// What a pushed image is, as recorded when its version was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ImageRecord {
+    /// Manifest or index media type.
+    pub media_type: String,
+    /// `os/architecture[/variant]`.
+    pub platforms: Vec<String>,
+    /// The linux/amd64 manifest that gets deployed; empty when there is none.
+    pub deployable_digest: String,
+    /// Why it cannot be deployed; empty when it can.
+    pub not_deployable_reason: String,
+    /// Config and layers, compressed.
+    pub compressed_size: u64,
+    /// The image config's `created`.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// A stored version.

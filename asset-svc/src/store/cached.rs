@@ -145,6 +145,13 @@ impl ContentRepository for CachedContent {
         outcome
     }
 
+    async fn record_image_version(&self, version: &Version) -> Result<Version, StoreError> {
+        let recorded = self.inner.record_image_version(version).await;
+        self.versions.forget_where(|(asset, _)| *asset != version.asset_id);
+        self.assets.by_id.forget(&version.asset_id);
+        recorded
+    }
+
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
         self.inner.expire_uploads(now).await
     }

@@ -56,6 +56,7 @@ conformance!(
     a_commit_happens_once_and_only_while_open,
     blob_index_answers_which_digests_are_missing,
     idle_uploads_expire,
+    an_image_is_recorded_once_however_often_and_concurrently_it_is_seen,
 );
 
 fn asset(owner: &str, name: &str, kind: AssetKind) -> Asset {
@@ -376,4 +377,51 @@ async fn idle_uploads_expire(stores: &Stores) {
     assert_eq!(state, UploadState::Expired);
     let outcome = stores.content.commit_upload(&idle, &version_of(&idle)).await.expect("commit");
     assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Expired));
+}
+
+async fn an_image_is_recorded_once_however_often_and_concurrently_it_is_seen(stores: &Stores) {
+    use crate::domain::version::ImageRecord;
+    let a = stored_asset(stores, "users/i").await;
+    let image = |digest: &str, tag: &str| Version {
+        id: uuid::Uuid::now_v7(),
+        asset_id: a.id,
+        number: 0,
+        state: VersionState::Ready,
+        files: Vec::new(),
+        manifest_digest: digest.into(),
+        total_size: 0,
+        description: String::new(),
+        labels: BTreeMap::new(),
+        lineage: Lineage::RegistryPush {
+            tag: tag.into(),
+            pusher: "users/i".into(),
+            image: ImageRecord {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                platforms: vec!["linux/amd64".into()],
+                deployable_digest: digest.into(),
+                ..ImageRecord::default()
+            },
+        },
+        creator: "users/i".into(),
+        create_time: Utc::now(),
+        metrics: BTreeMap::new(),
+        archive_time: None,
+        revision: 1,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for tag in ["v1", "also-v1", "again"] {
+        let content = stores.content.clone();
+        let version = image("sha256:aaaa", tag);
+        tasks.spawn(async move { content.record_image_version(&version).await });
+    }
+    let mut numbers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        numbers.push(done.expect("task").expect("record").number);
+    }
+    assert_eq!(numbers, [1, 1, 1], "one version per digest");
+    let second = stores.content.record_image_version(&image("sha256:bbbb", "v2")).await.expect("record");
+    assert_eq!(second.number, 2);
+    let stored = stores.content.get_version(a.id, 2).await.expect("get").expect("exists");
+    assert_eq!(stored.lineage, second.lineage, "the image record round-trips");
+    assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").latest_version, Some(2));
 }

@@ -165,6 +165,11 @@ pub trait ContentRepository: Send + Sync + std::fmt::Debug {
     /// with its files and marks the upload committed. Committing a committed upload returns its version.
     async fn commit_upload(&self, upload: &Upload, version: &Version) -> Result<CommitOutcome, StoreError>;
 
+    /// In one transaction: the version of `version.asset_id` whose manifest digest is `version.manifest_digest`
+    /// if one exists, else `version` stored under the asset's next number (an image found in the registry,
+    /// recorded once however often it is seen).
+    async fn record_image_version(&self, version: &Version) -> Result<Version, StoreError>;
+
     /// Marks every OPEN upload whose expiry is before `now` EXPIRED and returns their ids.
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
 

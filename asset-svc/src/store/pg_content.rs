@@ -262,26 +262,7 @@ impl ContentRepository for PgContent {
         .bind(version.asset_id)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-             lineage, creator, create_time, metrics, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(version.id)
-        .bind(version.asset_id)
-        .bind(number)
-        .bind(version.state.as_str())
-        .bind(&version.manifest_digest)
-        .bind(size(version.total_size))
-        .bind(&version.description)
-        .bind(Json(&version.labels))
-        .bind(Json(&version.lineage))
-        .bind(&version.creator)
-        .bind(version.create_time)
-        .bind(Json(&version.metrics))
-        .bind(version.revision)
-        .execute(&mut *tx)
-        .await?;
+        insert_version(&mut tx, version, number).await?;
         for file in &version.files {
             sqlx::query("INSERT INTO version_files (version_id, path, size, sha256) VALUES ($1, $2, $3, $4)")
                 .bind(version.id)
@@ -298,6 +279,40 @@ impl ContentRepository for PgContent {
             .await?;
         tx.commit().await?;
         Ok(CommitOutcome::Committed(Box::new(Version { number, ..version.clone() })))
+    }
+
+    async fn record_image_version(&self, version: &Version) -> Result<Version, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The asset's row lock serializes recorders of its images: the second finds the first's version.
+        let locked: Option<i64> = sqlx::query_scalar("SELECT version_count FROM assets WHERE id = $1 FOR UPDATE")
+            .bind(version.asset_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if locked.is_none() {
+            return Err(StoreError::Corrupt { id: version.asset_id.to_string(), reason: "asset gone".into() });
+        }
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT number FROM versions WHERE asset_id = $1 AND manifest_digest = $2 LIMIT 1")
+                .bind(version.asset_id)
+                .bind(&version.manifest_digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(number) = existing {
+            tx.rollback().await?;
+            return self.get_version(version.asset_id, number).await?.ok_or_else(|| StoreError::Corrupt {
+                id: version.asset_id.to_string(),
+                reason: "version gone".into(),
+            });
+        }
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE assets SET version_count = version_count + 1 WHERE id = $1 RETURNING version_count",
+        )
+        .bind(version.asset_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_version(&mut tx, version, number).await?;
+        tx.commit().await?;
+        Ok(Version { number, ..version.clone() })
     }
 
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
@@ -488,3 +503,32 @@ impl ContentRepository for PgContent {
 
 /// Advisory lock key that serializes garbage collection against uploads claiming existing blobs.
 const GC_LOCK: i64 = 0x4869_6768_7769_6e64;
+
+/// Inserts the row of `version` under `number` (its files are the caller's).
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    version: &Version,
+    number: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+         lineage, creator, create_time, metrics, revision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(version.id)
+    .bind(version.asset_id)
+    .bind(number)
+    .bind(version.state.as_str())
+    .bind(&version.manifest_digest)
+    .bind(size(version.total_size))
+    .bind(&version.description)
+    .bind(Json(&version.labels))
+    .bind(Json(&version.lineage))
+    .bind(&version.creator)
+    .bind(version.create_time)
+    .bind(Json(&version.metrics))
+    .bind(version.revision)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

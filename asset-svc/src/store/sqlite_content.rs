@@ -269,25 +269,7 @@ impl ContentRepository for SqliteContent {
         .bind(version.asset_id.to_string())
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
-             lineage, creator, create_micros, metrics, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(version.id.to_string())
-        .bind(version.asset_id.to_string())
-        .bind(number)
-        .bind(version.state.as_str())
-        .bind(&version.manifest_digest)
-        .bind(size(version.total_size))
-        .bind(&version.description)
-        .bind(Json(&version.labels))
-        .bind(Json(&version.lineage))
-        .bind(&version.creator)
-        .bind(version.create_time.timestamp_micros())
-        .bind(Json(&version.metrics))
-        .bind(version.revision)
-        .execute(&mut *tx)
-        .await?;
+        insert_version(&mut tx, version, number).await?;
         for file in &version.files {
             sqlx::query("INSERT INTO version_files (version_id, path, size, sha256) VALUES (?, ?, ?, ?)")
                 .bind(version.id.to_string())
@@ -304,6 +286,33 @@ impl ContentRepository for SqliteContent {
             .await?;
         tx.commit().await?;
         Ok(CommitOutcome::Committed(Box::new(Version { number, ..version.clone() })))
+    }
+
+    async fn record_image_version(&self, version: &Version) -> Result<Version, StoreError> {
+        // BEGIN IMMEDIATE: two recorders of one image serialize, and the second finds the first's version.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT number FROM versions WHERE asset_id = ? AND manifest_digest = ? LIMIT 1")
+                .bind(version.asset_id.to_string())
+                .bind(&version.manifest_digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(number) = existing {
+            tx.rollback().await?;
+            return self.get_version(version.asset_id, number).await?.ok_or_else(|| StoreError::Corrupt {
+                id: version.asset_id.to_string(),
+                reason: "version gone".into(),
+            });
+        }
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE assets SET version_count = version_count + 1 WHERE id = ? RETURNING version_count",
+        )
+        .bind(version.asset_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_version(&mut tx, version, number).await?;
+        tx.commit().await?;
+        Ok(Version { number, ..version.clone() })
     }
 
     async fn expire_uploads(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
@@ -500,4 +509,32 @@ impl ContentRepository for SqliteContent {
         tx.commit().await?;
         Ok(dropped == 1)
     }
+}
+
+/// Inserts the row of `version` under `number` (its files are the caller's).
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    version: &Version,
+    number: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO versions (id, asset_id, number, state, manifest_digest, total_size, description, labels, \
+         lineage, creator, create_micros, metrics, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(version.id.to_string())
+    .bind(version.asset_id.to_string())
+    .bind(number)
+    .bind(version.state.as_str())
+    .bind(&version.manifest_digest)
+    .bind(size(version.total_size))
+    .bind(&version.description)
+    .bind(Json(&version.labels))
+    .bind(Json(&version.lineage))
+    .bind(&version.creator)
+    .bind(version.create_time.timestamp_micros())
+    .bind(Json(&version.metrics))
+    .bind(version.revision)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

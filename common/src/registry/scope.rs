@@ -84,6 +84,14 @@ pub fn validate_repository(name: &str) -> Result<(), ScopeError> {
     Ok(())
 }
 
+/// The repository path component naming an asset's owner (`users/Alice+ml` → `alice-ml`).
+pub fn owner_component(owner: &str) -> String {
+    let name = owner.rsplit('/').next().unwrap_or(owner).to_ascii_lowercase();
+    let mapped: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let trimmed = mapped.trim_matches('-');
+    if trimmed.is_empty() { "user".into() } else { trimmed.to_owned() }
+}
+
 /// Whether `tag` is a valid tag: a word character, then up to 127 word characters, `.` or `-`.
 pub fn is_valid_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -117,6 +125,14 @@ mod tests {
         for bad in ["A/b", "a//b", "a/../b", "a/..b", "a/b.", "-a", "a/b_", "a/b___c", "a b", "a/ü", long.as_str()] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn owners_become_valid_repository_components() {
+        assert_eq!(owner_component("users/alice"), "alice");
+        assert_eq!(owner_component("users/Alice+ML@corp"), "alice-ml-corp");
+        assert_eq!(owner_component("users/+"), "user");
+        assert_eq!(validate_repository(&format!("highwind/{}/x", owner_component("users/A..b__c"))), Ok(()));
     }
 
     #[test]

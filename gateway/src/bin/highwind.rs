@@ -44,6 +44,16 @@ enum Command {
         /// A file holding the bearer token for KFP, read again whenever it changes.
         #[arg(long, value_name = "PATH", env = "HIGHWIND_KFP_TOKEN_FILE")]
         kfp_token_file: Option<PathBuf>,
+        /// Where the embedded registry of Docker Repo images listens (started when `docker-registry` is installed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+        registry_listen: SocketAddr,
+        /// Use the registry at this URL instead (it must trust `<data-dir>/registry-keys/bundle.pem` and use
+        /// `http://<gateway>/registry/token` as its token realm).
+        #[arg(long, value_name = "URL", env = "HIGHWIND_REGISTRY_URL")]
+        registry_url: Option<String>,
+        /// Start no registry: Docker Repo assets then hold no images.
+        #[arg(long, conflicts_with = "registry_url")]
+        no_registry: bool,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -189,7 +199,24 @@ async fn main() -> ExitCode {
             kfp_url,
             kfp_namespace,
             kfp_token_file,
+            registry_listen,
+            registry_url,
+            no_registry,
         } => {
+            let registry = match (registry_url, no_registry) {
+                (_, true) => standalone::RegistryMode::Off,
+                (Some(url), false) => standalone::RegistryMode::External { url, host: String::new() },
+                (None, false) if gateway::embedded_registry::find().is_some() => {
+                    standalone::RegistryMode::Embedded(registry_listen)
+                }
+                (None, false) => {
+                    eprintln!(
+                        "registry: docker-registry is not installed, so Docker Repo assets hold no images \
+                         (apt-get install docker-registry, or --registry-url URL); everything else works"
+                    );
+                    standalone::RegistryMode::Off
+                }
+            };
             let kfp = kfp_url.map(|url| pipeline_svc::kfp::KfpConfig {
                 url,
                 namespace: kfp_namespace,
@@ -205,7 +232,7 @@ async fn main() -> ExitCode {
                 usecase_database_url,
                 task_path: String::new(),
                 kfp: kfp.unwrap_or_default(),
-                registry: None,
+                registry,
             };
             run_standalone(options).await
         }
@@ -229,6 +256,12 @@ async fn main() -> ExitCode {
 async fn run_standalone(options: standalone::Options) -> anyhow::Result<()> {
     let mut platform = standalone::Standalone::start(options).await?;
     println!("highwind ready on http://{}", platform.addr);
+    if let Some(registry) = &platform.registry_addr {
+        println!("registry for Docker Repo images: {registry}");
+    }
+    if let Some(problem) = &platform.registry_problem {
+        println!("registry: not running ({problem}); Docker Repo assets hold no images, everything else works");
+    }
     for (user, token) in &platform.dev_tokens {
         println!("dev token ({user}): {}", token.expose());
     }

@@ -50,18 +50,21 @@ impl Platform {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::start_with(dir, None, Default::default(), None).await
+        Self::start_with(dir, None, Default::default(), Default::default()).await
     }
 
     /// The platform with runs of backend KFP going to `kfp`.
     pub async fn start_with_kfp(dir: tempfile::TempDir, kfp: pipeline_svc::kfp::KfpConfig) -> Self {
-        Self::start_with(dir, None, kfp, None).await
+        Self::start_with(dir, None, kfp, Default::default()).await
     }
 
-    /// The platform serving the registry token endpoint (keys in its data directory's `registry-keys`).
-    pub async fn start_with_registry_tokens() -> Self {
-        let registry = Some(gateway::registry::RegistryTokenConfig::default());
-        Self::start_with(tempfile::tempdir().expect("tempdir"), None, Default::default(), registry).await
+    /// The platform, its gateway on `listen`, with Docker Repo images in `registry`.
+    pub async fn start_with_registry(
+        dir: tempfile::TempDir,
+        listen: SocketAddr,
+        registry: gateway::standalone::RegistryMode,
+    ) -> Self {
+        Self::start_on(dir, listen, None, Default::default(), registry).await
     }
 
     /// The platform with its assets and use cases in fresh PostgreSQL databases, or `None` when no server is
@@ -74,7 +77,7 @@ impl Platform {
                 tempfile::tempdir().expect("tempdir"),
                 Some((assets, use_cases)),
                 Default::default(),
-                None,
+                Default::default(),
             )
             .await,
         )
@@ -84,11 +87,21 @@ impl Platform {
         dir: tempfile::TempDir,
         postgres: Option<(String, String)>,
         kfp: pipeline_svc::kfp::KfpConfig,
-        registry: Option<gateway::registry::RegistryTokenConfig>,
+        registry: gateway::standalone::RegistryMode,
+    ) -> Self {
+        Self::start_on(dir, SocketAddr::from(([127, 0, 0, 1], 0)), postgres, kfp, registry).await
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        listen: SocketAddr,
+        postgres: Option<(String, String)>,
+        kfp: pipeline_svc::kfp::KfpConfig,
+        registry: gateway::standalone::RegistryMode,
     ) -> Self {
         let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
         let options = Options {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen,
             data_dir: dir.path().to_path_buf(),
             dev_users: vec!["alice".into(), "bob".into(), "carol".into(), "dave".into(), "erin".into()],
             asset_database_url,

@@ -171,14 +171,17 @@ impl Layout {
     pub fn image(&self, platform: &str, content: &str) -> Descriptor {
         let mut parts = platform.split('/');
         let (os, architecture, variant) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
-        let layer = tar_with("app/model.txt", content.as_bytes());
-        let layer = self.blob("application/vnd.oci.image.layer.v1.tar", &layer);
+        // Already gzip-compressed, as registries expect: skopeo then pushes every blob as written here, so the
+        // digests computed here are the pushed ones.
+        let tar = tar_with("app/model.txt", content.as_bytes());
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+        let layer = self.blob("application/vnd.oci.image.layer.v1.tar+gzip", &gzip_stored(&tar));
         let mut config = serde_json::json!({
             "architecture": architecture,
             "os": os,
             "created": "2026-01-02T03:04:05Z",
             "config": {"Cmd": ["python", "-m", "model"]},
-            "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         });
         if let Some(variant) = variant {
             config["variant"] = variant.into();
@@ -253,4 +256,31 @@ fn tar_with(name: &str, content: &[u8]) -> Vec<u8> {
     archive.extend_from_slice(content);
     archive.resize(archive.len().div_ceil(512) * 512 + 1024, 0);
     archive
+}
+
+/// `data` as a gzip member of stored (uncompressed) deflate blocks: valid gzip without a compressor.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(65_535).collect() };
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = u16::try_from(chunk.len()).unwrap();
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }

@@ -121,6 +121,19 @@ async fn check_target(
                 description: format!("{version} is archived or not READY: link a READY version"),
             }],
         )),
+        Some(found)
+            if matches!(role, LinkRole::Predictor | LinkRole::Transformer) && found.not_deployable.is_some() =>
+        {
+            Err(Error::Unmet(
+                format!("{version} cannot be deployed"),
+                "IMAGE_NOT_DEPLOYABLE",
+                vec![Precondition {
+                    kind: "PLATFORM",
+                    subject: field(selector_field),
+                    description: found.not_deployable.unwrap_or_default(),
+                }],
+            ))
+        }
         Some(_) => Ok(info.owner),
     }
 }

@@ -1,0 +1,192 @@
+//! `highwind.asset.v1.ImageService`: the tags of a Docker Repo asset's repository (each with its version), the
+//! commands that push into it, and deleting a tag. Readers of the asset list its images; only its owner gets push
+//! commands or deletes.
+
+use std::sync::Arc;
+
+use highwind_common::{
+    page_token::PageTokens, principal::Principal, registry::scope::is_valid_tag, validation::Violations,
+};
+use highwind_proto::asset::v1::{self as pb, image_service_server::ImageService};
+use tonic::{Request, Response, Status};
+
+use super::{access, convert::timestamp};
+use crate::{
+    domain::{
+        asset::{Asset, AssetKind},
+        listing::page_size,
+        names,
+    },
+    error::Error,
+    images::{Images, ImagesError, TaggedImage},
+    registry::client::RegistryError,
+    store::{AssetRepository, grants::GrantRepository},
+};
+
+/// Handlers of `ImageService`.
+#[derive(Debug, Clone)]
+pub struct ImageApi {
+    assets: Arc<dyn AssetRepository>,
+    grants: Arc<dyn GrantRepository>,
+    images: Option<Images>,
+    page_tokens: PageTokens,
+}
+
+impl ImageApi {
+    /// Handlers reading images through `images` (`None`: no registry configured).
+    pub fn new(
+        assets: Arc<dyn AssetRepository>,
+        grants: Arc<dyn GrantRepository>,
+        images: Option<Images>,
+        page_tokens: PageTokens,
+    ) -> Self {
+        Self { assets, grants, images, page_tokens }
+    }
+
+    fn images(&self) -> Result<&Images, Error> {
+        self.images.as_ref().ok_or(Error::RegistryNotConfigured)
+    }
+
+    fn docker_repo(asset: Asset) -> Result<Asset, Error> {
+        if asset.kind == AssetKind::DockerRepo {
+            Ok(asset)
+        } else {
+            Err(Error::Invalid(Violations::one("parent", "images belong to Docker Repo assets only")))
+        }
+    }
+
+    /// The Docker Repo asset `parent` if `principal` owns it, checking `tag` first.
+    async fn owned(&self, principal: &Principal, parent: &str, tag: &str) -> Result<(Asset, &Images), Error> {
+        if !is_valid_tag(tag) {
+            let rule = "a tag: a letter, digit or '_', then up to 127 of those, '.' or '-'";
+            return Err(Error::Invalid(Violations::one("tag", rule)));
+        }
+        let asset =
+            access::owned_asset(self.assets.as_ref(), self.grants.as_ref(), principal, "parent", parent).await?;
+        Ok((Self::docker_repo(asset)?, self.images()?))
+    }
+
+    fn image_uri(&self, images: &Images, asset: &Asset) -> String {
+        format!("{}/{}", images.client().config().public_host(), images.repository(asset))
+    }
+}
+
+fn registry_error(error: ImagesError) -> Error {
+    match error {
+        ImagesError::Store(e) => Error::Store(e),
+        ImagesError::Registry(e) => Error::RegistryUnavailable(e.to_string()),
+    }
+}
+
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    Principal::of(request).cloned()
+}
+
+#[tonic::async_trait]
+impl ImageService for ImageApi {
+    async fn list_images(
+        &self,
+        request: Request<pb::ListImagesRequest>,
+    ) -> Result<Response<pb::ListImagesResponse>, Status> {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        let limit = page_size(request.page_size).map_err(|e| Error::Invalid(Violations::one("page_size", e)))?;
+        let asset =
+            access::readable_asset(self.assets.as_ref(), self.grants.as_ref(), &principal, "parent", &request.parent)
+                .await?;
+        let asset = Self::docker_repo(asset)?;
+        let images = self.images()?;
+        let scope = format!("images|{}|{}", principal.as_str(), request.parent);
+        let offset: usize = if request.page_token.is_empty() {
+            0
+        } else {
+            self.page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+                Error::Invalid(Violations::one("page_token", "not a token from a previous page of this same query"))
+            })?
+        };
+        let mut tagged = images.reconcile(&asset, "").await.map_err(registry_error)?;
+        // Newest push first (the version's time is when the platform first saw the digest); then by tag.
+        tagged.sort_by(|a, b| b.version.create_time.cmp(&a.version.create_time).then_with(|| a.tag.cmp(&b.tag)));
+        let prefix = self.image_uri(images, &asset);
+        let page: Vec<pb::Image> = tagged.iter().skip(offset).take(limit).map(|t| image(&prefix, t)).collect();
+        let next_page_token = if offset + limit < tagged.len() {
+            self.page_tokens.encode(&scope, &(offset + limit))
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListImagesResponse { images: page, next_page_token }))
+    }
+
+    async fn delete_image_tag(
+        &self,
+        request: Request<pb::DeleteImageTagRequest>,
+    ) -> Result<Response<pb::DeleteImageTagResponse>, Status> {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        let (asset, images) = self.owned(&principal, &request.parent, &request.tag).await?;
+        let repository = images.repository(&asset);
+        let client = images.client();
+        let digest = match client.manifest(&repository, &request.tag).await {
+            Ok(manifest) => manifest.digest,
+            Err(RegistryError::NotFound(_)) => {
+                return Err(Error::NotFound(format!("{}/tags/{}", request.parent, request.tag)).into());
+            }
+            Err(e) => return Err(Error::RegistryUnavailable(e.to_string()).into()),
+        };
+        let mut also_removed_tags = Vec::new();
+        for tag in client.tags(&repository).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))? {
+            if tag != request.tag && client.manifest(&repository, &tag).await.is_ok_and(|m| m.digest == digest) {
+                also_removed_tags.push(tag);
+            }
+        }
+        also_removed_tags.sort();
+        client.delete_manifest(&repository, &digest).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))?;
+        Ok(Response::new(pb::DeleteImageTagResponse { digest, also_removed_tags }))
+    }
+
+    async fn get_push_commands(
+        &self,
+        request: Request<pb::GetPushCommandsRequest>,
+    ) -> Result<Response<pb::GetPushCommandsResponse>, Status> {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        let tag = if request.tag.is_empty() { "latest".to_owned() } else { request.tag.clone() };
+        let (asset, images) = self.owned(&principal, &request.parent, &tag).await?;
+        let host = images.client().config().public_host();
+        let image_uri = format!("{}:{tag}", self.image_uri(images, &asset));
+        // A registry on this machine speaks plain HTTP; docker allows that for loopback, skopeo must be told.
+        let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+        let tls = if loopback { " --dest-tls-verify=false" } else { "" };
+        let local = names::asset_name(asset.id).replace('/', "-");
+        Ok(Response::new(pb::GetPushCommandsResponse {
+            login_command: format!(
+                "printf '%s' \"$HIGHWIND_API_KEY\" | docker login {host} --username highwind --password-stdin"
+            ),
+            build_command: format!("docker build --platform linux/amd64 -t {local}:{tag} ."),
+            tag_command: format!("docker tag {local}:{tag} {image_uri}"),
+            push_command: format!("docker push {image_uri}"),
+            skopeo_command: format!(
+                "skopeo copy{tls} --dest-creds \"highwind:$HIGHWIND_API_KEY\" docker-daemon:{local}:{tag} docker://{image_uri}"
+            ),
+            image_uri,
+        }))
+    }
+}
+
+fn image(prefix: &str, tagged: &TaggedImage) -> pb::Image {
+    let digest = &tagged.version.manifest_digest;
+    pb::Image {
+        tag: tagged.tag.clone(),
+        digest: digest.clone(),
+        media_type: tagged.image.media_type.clone(),
+        platforms: tagged.image.platforms.clone(),
+        compressed_size_bytes: i64::try_from(tagged.image.compressed_size).unwrap_or(i64::MAX),
+        create_time: tagged.image.created.map(timestamp),
+        push_time: Some(timestamp(tagged.version.create_time)),
+        image_uri: format!("{prefix}:{}", tagged.tag),
+        pinned_image_uri: format!("{prefix}@{digest}"),
+        deployable: !tagged.image.deployable_digest.is_empty(),
+        not_deployable_reason: tagged.image.not_deployable_reason.clone(),
+        version: names::version_name(tagged.version.asset_id, tagged.version.number),
+    }
+}
