@@ -108,7 +108,7 @@ start_platform() {
   for attempt in 1 2 3; do
     port="$(free_port)"
     rm -rf "$work/data"
-    "$bin" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" --dev-user alice --dev-user bob \
+    "$bin" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" --dev-user alice --dev-user bob --no-registry \
       >"$work/highwind.out" 2>"$work/highwind.err" </dev/null &
     hw_pid=$!
     deadline=$((SECONDS + ready_timeout))

@@ -120,6 +120,8 @@ def platform():
     stderr_path = Path(data_dir).with_name(Path(data_dir).name + ".stderr.log")
     port = _free_port()
     args = [binary, "standalone", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    # Its own registry on a free port, when docker-registry is installed.
+    args += ["--registry-listen", "127.0.0.1:0"]
     for user in USERS:
         args += ["--dev-user", user]
     with open(stderr_path, "wb") as stderr:

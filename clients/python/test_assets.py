@@ -920,13 +920,35 @@ def test_health_of_an_unknown_service_is_not_found(anonymous_channel):
     )
 
 
-def test_unimplemented_methods_answer_unimplemented(pb, channel_for):
-    channel = channel_for("alice")
-    calls = [
-        (pb.image_grpc.ImageServiceStub(channel).ListImages, pb.image_svc.ListImagesRequest()),
-    ]
-    for call, request in calls:
-        expect_error(grpc.StatusCode.UNIMPLEMENTED, call, request)
+def test_images_of_docker_repo_assets_list_and_give_push_commands(pb, make_asset, channel_for):
+    images = pb.image_grpc.ImageServiceStub(channel_for("alice"))
+    err = expect_error(grpc.StatusCode.INVALID_ARGUMENT, images.ListImages, pb.image_svc.ListImagesRequest())
+    assert "parent" in bad_request_fields(err)
+    dataset = make_asset()
+    err = expect_error(
+        grpc.StatusCode.INVALID_ARGUMENT, images.ListImages, pb.image_svc.ListImagesRequest(parent=dataset.name)
+    )
+    assert "parent" in bad_request_fields(err)
+    repo = make_asset(kind=pb.asset.ASSET_KIND_DOCKER_REPO)
+    listing = pb.image_svc.ListImagesRequest(parent=repo.name)
+    if repo.HasField("docker_repo"):
+        assert repo.docker_repo.repository.endswith("/" + repo.uid)
+        assert list(images.ListImages(listing).images) == []
+        commands = images.GetPushCommands(pb.image_svc.GetPushCommandsRequest(parent=repo.name, tag="v1"))
+        assert commands.image_uri == repo.docker_repo.image_uri_prefix + ":v1"
+        assert "--password-stdin" in commands.login_command
+        assert commands.push_command == "docker push " + commands.image_uri
+        err = expect_error(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            images.GetPushCommands,
+            pb.image_svc.GetPushCommandsRequest(parent=repo.name, tag="t" * 129),
+        )
+        assert "tag" in bad_request_fields(err)
+    else:
+        # No docker-registry on this machine: the platform runs without images and says so.
+        expect_error(grpc.StatusCode.FAILED_PRECONDITION, images.ListImages, listing)
+    strangers = pb.image_grpc.ImageServiceStub(channel_for("bob"))
+    expect_error(grpc.StatusCode.NOT_FOUND, strangers.ListImages, listing)
 
 
 def test_unknown_service_is_unimplemented(channel_for):

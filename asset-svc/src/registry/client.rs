@@ -213,3 +213,63 @@ impl RegistryClient {
         self.send(Method::DELETE, repository, &format!("manifests/{digest}"), &["pull", "delete"]).await.map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A registry that answers every request with `body`, with or without a Content-Length.
+    async fn serving(body: Vec<u8>, with_length: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head = if with_length {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n".to_owned()
+                    };
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn client(url: String, keys: &std::path::Path) -> RegistryClient {
+        let config =
+            RegistryConfig { url, keys_dir: keys.to_path_buf(), max_manifest_bytes: 1024, ..Default::default() };
+        RegistryClient::new(config).expect("client")
+    }
+
+    #[tokio::test]
+    async fn manifests_over_the_cap_or_not_matching_their_digest_are_refused() {
+        let keys = tempfile::tempdir().expect("tempdir");
+        let huge = format!("{{\"schemaVersion\":2,\"annotations\":{{\"x\":\"{}\"}}}}", "a".repeat(5000)).into_bytes();
+        for with_length in [true, false] {
+            let registry = client(serving(huge.clone(), with_length).await, keys.path());
+            let refused = registry.manifest("highwind/a/b", "v1").await.expect_err("too large");
+            assert!(
+                matches!(refused, RegistryError::Unusable(ref why) if why.contains("larger than 1024")),
+                "{refused}"
+            );
+        }
+        let small = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec();
+        let registry = client(serving(small.clone(), true).await, keys.path());
+        let read = registry.manifest("highwind/a/b", "v1").await.expect("a small manifest reads");
+        assert_eq!(read.digest, format!("sha256:{}", hex::encode(Sha256::digest(&small))));
+        let forged = format!("sha256:{}", "0".repeat(64));
+        let refused = registry.manifest("highwind/a/b", &forged).await.expect_err("wrong digest");
+        assert!(matches!(refused, RegistryError::Unusable(_)), "{refused}");
+    }
+}
