@@ -79,6 +79,14 @@ pub enum Error {
     /// A service this one depends on could not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// An image cannot be deleted: something else still refers to it.
+    #[error("{name}: {why}")]
+    ImageInUse {
+        /// The tag asked for.
+        name: String,
+        /// What refers to it.
+        why: String,
+    },
     /// No registry is configured, so Docker Repo assets have no images.
     #[error("no registry is configured")]
     RegistryNotConfigured,

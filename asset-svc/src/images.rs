@@ -87,7 +87,16 @@ impl Images {
             let version = match known.get(&manifest.digest) {
                 Some(version) => version.clone(),
                 None => {
-                    let info = inspect(&self.client, &repository, &manifest.digest).await?;
+                    let info = match inspect(&self.client, &repository, &manifest.digest).await {
+                        Ok(info) => info,
+                        // What a pusher put there is unreadable (too large, broken references): that tag is
+                        // left out, the others are still listed and recorded.
+                        Err(e @ (RegistryError::Unusable(_) | RegistryError::NotFound(_))) => {
+                            tracing::warn!(%repository, %tag, error = %e, "a pushed image cannot be read");
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     if self.client.config().delete_non_amd64 && info.deployable_digest.is_empty() {
                         tracing::info!(%repository, %tag, digest = %info.digest, "deleted a push without linux/amd64");
                         self.client.delete_manifest(&repository, &info.digest).await?;
@@ -156,8 +165,11 @@ impl Images {
             if asset.kind != AssetKind::DockerRepo || self.repository(&asset) != repository {
                 continue;
             }
-            self.reconcile(&asset, "").await?;
-            swept += 1;
+            // One repository that cannot be read must not keep the others from being reconciled.
+            match self.reconcile(&asset, "").await {
+                Ok(_) => swept += 1,
+                Err(e) => tracing::warn!(%repository, error = %e, "cannot reconcile a repository"),
+            }
         }
         Ok(swept)
     }

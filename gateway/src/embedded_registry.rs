@@ -55,7 +55,11 @@ impl EmbeddedRegistry {
     pub async fn start(binary: &Path, setup: &Setup<'_>) -> Result<Self, String> {
         let dir = setup.data_dir.join("registry");
         std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let gateway = setup.gateway;
+        // A gateway listening on every interface is reached on loopback from here.
+        let mut gateway = setup.gateway;
+        if gateway.ip().is_unspecified() {
+            gateway.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  formatter: text\n\

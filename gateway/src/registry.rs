@@ -42,6 +42,8 @@ pub const EVENTS_PATH: &str = "/registry/events";
 /// The header carrying the notification secret (a header of its own: the registry logs `Authorization`-like
 /// values it is configured with less carefully than it should).
 pub const SECRET_HEADER: &str = "x-highwind-registry-secret";
+/// Most scopes one token request may ask for (docker and skopeo ask for one to three).
+const MAX_SCOPES: usize = 32;
 /// Largest notification body read.
 const MAX_EVENTS_BYTES: usize = 1024 * 1024;
 
@@ -151,7 +153,9 @@ impl TokenEndpoint {
         if asset.kind != AssetKind::DockerRepo as i32 || owner_component(&asset.owner) != owner {
             return Vec::new();
         }
-        let allowed: &[&str] = if asset.owner == principal.as_str() { &["pull", "push", "delete"] } else { &["pull"] };
+        // A deleted (archived) asset takes no more pushes; what it holds stays readable as its versions do.
+        let writes = asset.owner == principal.as_str() && !asset.archived;
+        let allowed: &[&str] = if writes { &["pull", "push", "delete"] } else { &["pull"] };
         let mut granted: Vec<String> = allowed
             .iter()
             .filter(|a| wanted.actions.iter().any(|w| w == **a || w == "*"))
@@ -183,6 +187,10 @@ impl TokenEndpoint {
                 }
             }
         };
+        if request.scopes.len() > MAX_SCOPES {
+            let message = format!("at most {MAX_SCOPES} scopes per request");
+            return refusal(StatusCode::BAD_REQUEST, "DENIED", message);
+        }
         let mut wanted = Vec::new();
         for scope in &request.scopes {
             match Access::parse(scope) {
@@ -258,18 +266,23 @@ async fn events(State(endpoint): State<Arc<TokenEndpoint>>, headers: HeaderMap, 
     pushed.sort();
     pushed.dedup_by(|a, b| a.0 == b.0);
     let Some(channel) = endpoint.assets.clone() else { return StatusCode::OK.into_response() };
-    let gateway = Principal::service("gateway");
-    for (repository, pusher) in pushed {
-        if !repository.starts_with(&format!("{}/", endpoint.config.repository_prefix)) {
-            continue;
+    // Answered at once: reconciling a large repository may take longer than the registry waits, and a notification
+    // it counts as failed is retried ahead of every later one.
+    let relay = endpoint.clone();
+    tokio::spawn(async move {
+        let gateway = Principal::service("gateway");
+        for (repository, pusher) in pushed {
+            if !repository.starts_with(&format!("{}/", relay.config.repository_prefix)) {
+                continue;
+            }
+            let message = RepositoryPushedRequest { repository: repository.clone(), pusher };
+            let Ok(request) = relay.signer.request(&gateway, message) else { continue };
+            if let Err(status) = RegistryEventServiceClient::new(channel.clone()).repository_pushed(request).await {
+                // The periodic reconciliation finds it later.
+                tracing::warn!(%repository, error = %status, "cannot record a push now");
+            }
         }
-        let message = RepositoryPushedRequest { repository: repository.clone(), pusher };
-        let Ok(request) = endpoint.signer.request(&gateway, message) else { continue };
-        if let Err(status) = RegistryEventServiceClient::new(channel.clone()).repository_pushed(request).await {
-            // The periodic reconciliation finds it later; refusing would stall the registry's queue.
-            tracing::warn!(%repository, error = %status, "cannot record a push now");
-        }
-    }
+    });
     StatusCode::OK.into_response()
 }
 

@@ -283,28 +283,77 @@ A classifier."
     assert_eq!(heard.status().as_u16(), 200);
     assert_eq!(versions(&platform, &asset).await.len(), 3, "the event's own claims are never recorded");
 
-    // Deleting a tag deletes its digest and says which other tags went with it.
-    let (ok, output) = run_push_command(
-        &client.get_push_commands(commands("stable")).await.unwrap().into_inner().skopeo_command,
-        &layout,
-        "amd64",
-        &key,
-    )
-    .await;
-    assert!(ok, "{output}");
-    let deleted = client
-        .delete_image_tag(apb::DeleteImageTagRequest { parent: asset.clone(), tag: "stable".into() })
+    // A buyer lists only what their release pins (pulling other tags is the registry's repository-wide grant).
+    let bobs_images = bobs
+        .list_images(apb::ListImagesRequest { parent: asset.clone(), ..Default::default() })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(deleted.digest, amd64.digest);
-    assert_eq!(deleted.also_removed_tags, ["v1-amd64"]);
+        .into_inner()
+        .images;
+    assert_eq!(bobs_images.iter().map(|i| i.tag.as_str()).collect::<Vec<_>>(), ["v1-amd64"]);
+
+    // An image a multi-platform index includes cannot be deleted from under it.
+    let pusher = client.clone();
+    let push_as = |tag: &str| {
+        let (mut client, request) = (pusher.clone(), commands(tag));
+        async move { client.get_push_commands(request).await }
+    };
+    let stable = push_as("stable").await.unwrap().into_inner().skopeo_command;
+    let (ok, output) = run_push_command(&stable, &layout, "amd64", &key).await;
+    assert!(ok, "{output}");
+    let delete = |tag: &str| apb::DeleteImageTagRequest { parent: asset.clone(), tag: tag.into() };
+    let refused = client.delete_image_tag(delete("stable")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(refused.get_details_error_info().unwrap().reason, "IMAGE_IN_USE");
+    assert!(inspect(&image("v1-multi").image_uri, &key).await.ok, "the index still pulls");
+
+    // Deleting a tag deletes its digest and says which other tags went with it.
+    let solo = layout.image("linux/amd64", "another model");
+    layout.tag("solo", &solo);
+    for tag in ["solo", "solo-too"] {
+        let line = push_as(tag).await.unwrap().into_inner().skopeo_command;
+        let (ok, output) = run_push_command(&line, &layout, "solo", &key).await;
+        assert!(ok, "{output}");
+    }
+    let deleted = client.delete_image_tag(delete("solo")).await.unwrap().into_inner();
+    assert_eq!(deleted.digest, solo.digest);
+    assert_eq!(deleted.also_removed_tags, ["solo-too"]);
     let left =
         client.list_images(apb::ListImagesRequest { parent: asset.clone(), ..Default::default() }).await.unwrap();
     let mut tags: Vec<String> = left.into_inner().images.into_iter().map(|i| i.tag).collect();
     tags.sort();
-    assert_eq!(tags, ["v1-arm64", "v1-multi"]);
-    let missing =
-        client.delete_image_tag(apb::DeleteImageTagRequest { parent: asset.clone(), tag: "stable".into() }).await;
+    assert_eq!(tags, ["stable", "v1-amd64", "v1-arm64", "v1-multi"]);
+    let missing = client.delete_image_tag(delete("solo")).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
+
+    // An alias that now names an arm64 image cannot serve either.
+    let newer_arm = layout.image("linux/arm64/v8", "newer arm64 weights");
+    layout.tag("arm-new", &newer_arm);
+    let line = push_as("arm-new").await.unwrap().into_inner().skopeo_command;
+    let (ok, output) = run_push_command(&line, &layout, "arm-new", &key).await;
+    assert!(ok, "{output}");
+    let started = std::time::Instant::now();
+    while !versions(&platform, &asset).await.iter().any(|v| v.manifest_digest == newer_arm.digest) {
+        assert!(started.elapsed() < Duration::from_secs(15), "the arm-new push was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let by_alias = upb::CreateAssetLinkRequest {
+        parent: use_case.name.clone(),
+        asset_link: Some(upb::AssetLink {
+            asset: asset.clone(),
+            role: upb::AssetLinkRole::Transformer as i32,
+            version: Some(upb::asset_link::Version::Alias("latest".into())),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let refused = alice_cases.create_asset_link(by_alias).await.unwrap_err();
+    assert_eq!(refused.get_details_error_info().unwrap().reason, "IMAGE_NOT_DEPLOYABLE");
+
+    // A deleted (archived) asset takes no more pushes; its images stay readable to its owner.
+    let late = push_as("late").await.unwrap().into_inner().skopeo_command;
+    assets.delete_asset(apb::DeleteAssetRequest { name: asset.clone(), ..Default::default() }).await.unwrap();
+    let (pushed, output) = run_push_command(&late, &layout, "amd64", &key).await;
+    assert!(!pushed, "pushed into an archived asset: {output}");
+    assert!(inspect(&image("v1-amd64").image_uri, &key).await.ok);
 }

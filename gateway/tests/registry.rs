@@ -198,6 +198,9 @@ async fn the_token_endpoint_speaks_docker_login_several_scopes_and_the_oauth2_fo
     }
     let (status, _) = token_get(&s.platform, "service=another-registry", Some(&key)).await;
     assert_eq!(status, 400, "tokens for another service are not issued");
+    let many: String = (0..33).map(|i| format!("&scope=repository:highwind/alice/r{i}:pull")).collect();
+    let (status, body) = token_get(&s.platform, &format!("service=highwind-registry{many}"), Some(&key)).await;
+    assert_eq!(status, 400, "a request is bounded: {body}");
 }
 
 /// Signs `claims` with the platform's current registry key, `x5c` included, unless `header` says otherwise.

@@ -19,6 +19,11 @@ impl From<Error> for Status {
                     "DEPENDENCY_UNAVAILABLE",
                 )
             }
+            Error::ImageInUse { name, why } => status::with_reason(
+                Code::FailedPrecondition,
+                format!("{name} cannot be deleted: {why}"),
+                "IMAGE_IN_USE",
+            ),
             Error::RegistryNotConfigured => status::with_reason(
                 Code::FailedPrecondition,
                 "this platform has no registry configured: Docker Repo assets hold no images here",

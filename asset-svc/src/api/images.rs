@@ -105,6 +105,17 @@ impl ImageService for ImageApi {
             })?
         };
         let mut tagged = images.reconcile(&asset, "").await.map_err(registry_error)?;
+        // A reader sees the images of the versions they were granted (a buyer: what the release pins).
+        if !asset.is_owned_by(principal.as_str()) {
+            let mut visible = Vec::new();
+            for image in tagged {
+                let number = image.version.number;
+                if self.grants.may_read(principal.as_str(), asset.id, Some(number)).await.map_err(Error::from)? {
+                    visible.push(image);
+                }
+            }
+            tagged = visible;
+        }
         // Newest push first (the version's time is when the platform first saw the digest); then by tag.
         tagged.sort_by(|a, b| b.version.create_time.cmp(&a.version.create_time).then_with(|| a.tag.cmp(&b.tag)));
         let prefix = self.image_uri(images, &asset);
@@ -135,8 +146,18 @@ impl ImageService for ImageApi {
         };
         let mut also_removed_tags = Vec::new();
         for tag in client.tags(&repository).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))? {
-            if tag != request.tag && client.manifest(&repository, &tag).await.is_ok_and(|m| m.digest == digest) {
-                also_removed_tags.push(tag);
+            let Ok(other) = client.manifest(&repository, &tag).await else { continue };
+            if tag != request.tag && other.digest == digest {
+                also_removed_tags.push(tag.clone());
+            }
+            // Deleting an image an index of another tag includes would break that index.
+            let entries = other.body["manifests"].as_array().cloned().unwrap_or_default();
+            if entries.iter().any(|e| e["digest"].as_str() == Some(digest.as_str())) {
+                return Err(Error::ImageInUse {
+                    name: format!("{}/tags/{}", request.parent, request.tag),
+                    why: format!("the multi-platform image tagged {tag} includes it: delete {tag} first"),
+                }
+                .into());
             }
         }
         also_removed_tags.sort();

@@ -55,6 +55,9 @@ pub async fn inspect(client: &RegistryClient, repository: &str, reference: &str)
         return inspect_index(client, repository, manifest).await;
     }
     let config_digest = manifest.body["config"]["digest"].as_str().unwrap_or_default().to_owned();
+    if !config_digest.starts_with("sha256:") {
+        return Err(RegistryError::Unusable(format!("{reference}: no image config")));
+    }
     let config = client.json_blob(repository, &config_digest).await?;
     let platform = platform_of(&config);
     let amd64 = platform == "linux/amd64";
@@ -91,12 +94,23 @@ async fn inspect_index(client: &RegistryClient, repository: &str, index: Manifes
     if let Some(entry) = amd64 {
         let digest = entry["digest"].as_str().unwrap_or_default();
         let manifest = client.manifest(repository, digest).await?;
+        if is_index(&manifest.media_type) {
+            info.not_deployable_reason = "the index's linux/amd64 entry is another index, not an image".into();
+            return Ok(info);
+        }
         let config_digest = manifest.body["config"]["digest"].as_str().unwrap_or_default().to_owned();
         let config = client.json_blob(repository, &config_digest).await?;
         info.compressed_size = size_of(&manifest.body);
         info.created = created(&config);
-        info.deployable_digest = manifest.digest;
-        info.not_deployable_reason = String::new();
+        // The index only claims a platform; the image's own config says what it is.
+        let actual = platform_of(&config);
+        if actual == "linux/amd64" {
+            info.deployable_digest = manifest.digest;
+            info.not_deployable_reason = String::new();
+        } else {
+            info.not_deployable_reason =
+                format!("the index's linux/amd64 entry is an image for {actual}; only linux/amd64 images are deployed");
+        }
     }
     Ok(info)
 }

@@ -80,7 +80,7 @@ impl RegistryKeys {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         for name in [CURRENT, NEXT] {
             if !dir.join(name).exists() {
-                write_atomically(&dir.join(name), generate()?.as_bytes())?;
+                create_once(&dir.join(name), generate()?.as_bytes())?;
             }
         }
         write_bundle(dir)?;
@@ -91,7 +91,7 @@ impl RegistryKeys {
     pub fn rotate(dir: &Path) -> Result<(), KeyError> {
         Self::open(dir)?;
         std::fs::rename(dir.join(NEXT), dir.join(CURRENT)).map_err(io(dir))?;
-        write_atomically(&dir.join(NEXT), generate()?.as_bytes())?;
+        create_once(&dir.join(NEXT), generate()?.as_bytes())?;
         write_bundle(dir)
     }
 
@@ -158,17 +158,43 @@ fn write_bundle(dir: &Path) -> Result<(), KeyError> {
     write_atomically(&dir.join(BUNDLE), bundle.as_bytes())
 }
 
+/// Makes `path` with `content` unless it exists: when several processes open the same directory at once, one
+/// key wins and all of them use it.
+fn create_once(path: &Path, content: &[u8]) -> Result<(), KeyError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let temporary = temporary_beside(path);
+    write_private(&temporary, content)?;
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(KeyError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+/// A temporary name next to `path` that no other writer uses.
+fn temporary_beside(path: &Path) -> PathBuf {
+    path.with_extension(format!("{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()))
+}
+
 /// Writes `path` whole or not at all, readable by its owner only.
 fn write_atomically(path: &Path, content: &[u8]) -> Result<(), KeyError> {
+    let temporary = temporary_beside(path);
+    write_private(&temporary, content)?;
+    std::fs::rename(&temporary, path).map_err(io(path))
+}
+
+fn write_private(temporary: &Path, content: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
-    let temporary = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary).map_err(io(&temporary))?;
-    file.write_all(content).and_then(|()| file.sync_all()).map_err(io(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(io(path))
+    let mut file = options.open(temporary).map_err(io(temporary))?;
+    file.write_all(content).and_then(|()| file.sync_all()).map_err(io(temporary))
 }
 
 /// The DER bytes of the first PEM block labelled `label`.

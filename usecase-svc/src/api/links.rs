@@ -105,12 +105,15 @@ async fn check_target(
         let reason = format!("a {} link needs a {} asset, not {kind}", role.as_str(), role.accepts().join(" or "));
         return Err(Error::Invalid(Violations::one(field("role"), reason)));
     }
+    let serves = matches!(role, LinkRole::Predictor | LinkRole::Transformer);
     let (version, selector_field) = match selector {
         Selector::Pinned(n) => (format!("{asset}/versions/{n}"), "pinned_version_number"),
-        Selector::Alias(a) if alias_must_resolve => (format!("{asset}/versions/{a}"), "alias"),
+        // An alias that serves is checked for what it names now (releases check what it names then).
+        Selector::Alias(a) if alias_must_resolve || serves => (format!("{asset}/versions/{a}"), "alias"),
         Selector::Alias(_) => return Ok(info.owner),
     };
     match assets.resolve(principal, &version).await.map_err(unavailable)? {
+        None if !alias_must_resolve && matches!(selector, Selector::Alias(_)) => Ok(info.owner),
         None => Err(Error::Invalid(Violations::one(field(selector_field), format!("{version} does not resolve")))),
         Some(found) if !found.usable => Err(Error::Unmet(
             format!("{version} cannot be linked"),

@@ -2,7 +2,7 @@
 //! as the caller); members read them. Releases never change.
 
 use chrono::Utc;
-use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
+use highwind_common::{page_token::PageTokens, principal::Principal, status::Precondition, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
 
 use super::convert::{frozen_to_proto, release_to_proto};
@@ -13,7 +13,7 @@ use super::{
 use crate::{
     assets::AssetDirectory,
     domain::{
-        link::Selector,
+        link::{LinkRole, Selector},
         names,
         release::{FrozenLink, LinkDiff, Release, diff},
         use_case::MAX_DESCRIPTION,
@@ -68,6 +68,19 @@ pub async fn create(
                 names::link_name(use_case_id, link.id)
             )));
         };
+        if matches!(link.role, LinkRole::Predictor | LinkRole::Transformer)
+            && let Some(why) = &found.not_deployable
+        {
+            return Err(Error::Unmet(
+                format!("{version} cannot be deployed"),
+                "IMAGE_NOT_DEPLOYABLE",
+                vec![Precondition {
+                    kind: "PLATFORM",
+                    subject: names::link_name(use_case_id, link.id),
+                    description: why.clone(),
+                }],
+            ));
+        }
         let (version_number, manifest_digest) = (found.number, found.manifest_digest);
         frozen.push(FrozenLink {
             link: names::link_name(use_case_id, link.id),
