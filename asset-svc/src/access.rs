@@ -41,8 +41,11 @@ pub fn rules() -> AccessRules {
         // The handler admits only usecase-svc's own identity.
         ("highwind.asset.internal.v1.GrantService", &[("ReplaceGrants", Administer)]),
         ("highwind.asset.internal.v1.RunOutputService", &[("CommitRunOutput", Write)]),
-        // The handler admits only the gateway's own identity.
-        ("highwind.asset.internal.v1.RegistryEventService", &[("RepositoryPushed", Administer)]),
+        // The gateway asks for the caller it authenticated; only its own identity reports pushes (the handler checks).
+        (
+            "highwind.asset.internal.v1.RegistryService",
+            &[("AuthorizeRepository", Read), ("RepositoryPushed", Administer)],
+        ),
         (
             "highwind.asset.v1.ImageService",
             &[("ListImages", Read), ("DeleteImageTag", Delete), ("GetPushCommands", Read)],

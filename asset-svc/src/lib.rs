@@ -25,7 +25,7 @@ use highwind_common::{
     serve::{RunError, Served},
 };
 use highwind_proto::asset::internal::v1::{
-    grant_service_server::GrantServiceServer, registry_event_service_server::RegistryEventServiceServer,
+    grant_service_server::GrantServiceServer, registry_service_server::RegistryServiceServer,
     run_output_service_server::RunOutputServiceServer,
 };
 use highwind_proto::asset::v1::{
@@ -45,7 +45,7 @@ pub const SERVICE_NAMES: [&str; 3] =
 pub const INTERNAL_SERVICE_NAMES: [&str; 3] = [
     "highwind.asset.internal.v1.GrantService",
     "highwind.asset.internal.v1.RunOutputService",
-    "highwind.asset.internal.v1.RegistryEventService",
+    "highwind.asset.internal.v1.RegistryService",
 ];
 
 /// Everything this crate serves.
@@ -106,7 +106,8 @@ pub async fn serve(
         verify.clone(),
     );
     let stores_grants = stores.grants.clone();
-    let registry_events = api::RegistryEventApi::new(stores.assets.clone(), images.clone());
+    let registry_api =
+        api::RegistryApi::new(stores.assets.clone(), stores.grants.clone(), config.registry.clone(), images.clone());
     let image_api = api::ImageApi::new(
         stores.assets.clone(),
         stores.grants.clone(),
@@ -121,7 +122,7 @@ pub async fn serve(
         ))
         .add_service(GrantServiceServer::with_interceptor(api::GrantApi::new(stores_grants), verify.clone()))
         .add_service(RunOutputServiceServer::with_interceptor(run_outputs, verify.clone()))
-        .add_service(RegistryEventServiceServer::with_interceptor(registry_events, verify.clone()))
+        .add_service(RegistryServiceServer::with_interceptor(registry_api, verify.clone()))
         .add_service(ImageServiceServer::with_interceptor(image_api, verify));
     let served = Served { routes, names: served_names(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);

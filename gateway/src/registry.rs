@@ -1,8 +1,8 @@
 //! The Docker registry token endpoint (`/registry/token`): `docker login`, `docker push`, `skopeo` and any client
 //! of distribution's token auth trade Highwind credentials (an API key or a token, as the Basic password; the user
-//! name is ignored) for a short-lived registry token. Actions follow asset access: the owner of a Docker Repo
-//! asset may pull, push and delete its repository, whoever may read the asset (use case members, buyers) may pull,
-//! everyone else gets a token that grants nothing. Bad credentials are refused; a malformed scope or repository
+//! name is ignored) for a short-lived registry token. Actions follow asset access, as asset-svc answers for the
+//! caller: the owner of a Docker Repo asset may pull, push and delete its repository, whoever may read the asset
+//! (use case members, buyers) may pull, everyone else gets a token that grants nothing. Bad credentials are refused; a malformed scope or repository
 //! name is refused naming it.
 //!
 //! It also receives the registry's notifications (`/registry/events`): only a caller presenting the configured
@@ -23,12 +23,11 @@ use highwind_common::{
     principal::{Principal, PrincipalSigner},
     registry::{
         keys::{Claims, RegistryKeys},
-        scope::{Access, owner_component},
+        scope::Access,
     },
 };
-use highwind_proto::asset::{
-    internal::v1::{RepositoryPushedRequest, registry_event_service_client::RegistryEventServiceClient},
-    v1::{AssetKind, GetAssetRequest, asset_service_client::AssetServiceClient},
+use highwind_proto::asset::internal::v1::{
+    AuthorizeRepositoryRequest, RepositoryPushedRequest, registry_service_client::RegistryServiceClient,
 };
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
@@ -60,8 +59,6 @@ pub struct RegistryTokenConfig {
     pub issuer: String,
     /// How long a token lives.
     pub token_ttl_seconds: u64,
-    /// First path component of every asset's repository: `<prefix>/<owner>/<asset id>`.
-    pub repository_prefix: String,
     /// The value the registry sends in `x-highwind-registry-secret` with its notifications; empty: notifications
     /// are not heard (the periodic reconciliation still finds every push).
     pub webhook_secret: highwind_common::config::Secret,
@@ -74,7 +71,6 @@ impl Default for RegistryTokenConfig {
             service: "highwind-registry".into(),
             issuer: "highwind".into(),
             token_ttl_seconds: 300,
-            repository_prefix: "highwind".into(),
             webhook_secret: highwind_common::config::Secret::default(),
         }
     }
@@ -123,46 +119,21 @@ impl TokenEndpoint {
         a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
-    /// The actions of `wanted` that `principal` may have.
+    /// The actions of `wanted` that `principal` may have: asset-svc decides, for the caller.
     async fn grant(&self, principal: Option<&Principal>, wanted: &Access) -> Vec<String> {
-        let Some(principal) = principal else { return Vec::new() };
+        let (Some(principal), Some(channel)) = (principal, self.assets.clone()) else { return Vec::new() };
         if wanted.kind != "repository" {
             return Vec::new();
         }
-        let Some((owner, asset_id)) = wanted
-            .name
-            .strip_prefix(&self.config.repository_prefix)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return Vec::new();
-        };
-        let Some(channel) = self.assets.clone() else { return Vec::new() };
-        let Ok(request) = self.signer.request(principal, GetAssetRequest { name: format!("assets/{asset_id}") }) else {
-            return Vec::new();
-        };
-        let asset = match AssetServiceClient::new(channel).get_asset(request).await {
-            Ok(asset) => asset.into_inner(),
+        let message = AuthorizeRepositoryRequest { repository: wanted.name.clone(), actions: wanted.actions.clone() };
+        let Ok(request) = self.signer.request(principal, message) else { return Vec::new() };
+        match RegistryServiceClient::new(channel).authorize_repository(request).await {
+            Ok(answer) => answer.into_inner().granted,
             Err(status) => {
-                if status.code() != tonic::Code::NotFound {
-                    tracing::warn!(error = %status, "cannot check registry access with asset-svc");
-                }
-                return Vec::new();
+                tracing::warn!(error = %status, "cannot check registry access with asset-svc");
+                Vec::new()
             }
-        };
-        if asset.kind != AssetKind::DockerRepo as i32 || owner_component(&asset.owner) != owner {
-            return Vec::new();
         }
-        // A deleted (archived) asset takes no more pushes; what it holds stays readable as its versions do.
-        let writes = asset.owner == principal.as_str() && !asset.archived;
-        let allowed: &[&str] = if writes { &["pull", "push", "delete"] } else { &["pull"] };
-        let mut granted: Vec<String> = allowed
-            .iter()
-            .filter(|a| wanted.actions.iter().any(|w| w == **a || w == "*"))
-            .map(|a| (*a).to_owned())
-            .collect();
-        granted.dedup();
-        granted
     }
 
     async fn answer(&self, request: TokenRequest) -> Response {
@@ -272,12 +243,9 @@ async fn events(State(endpoint): State<Arc<TokenEndpoint>>, headers: HeaderMap, 
     tokio::spawn(async move {
         let gateway = Principal::service("gateway");
         for (repository, pusher) in pushed {
-            if !repository.starts_with(&format!("{}/", relay.config.repository_prefix)) {
-                continue;
-            }
             let message = RepositoryPushedRequest { repository: repository.clone(), pusher };
             let Ok(request) = relay.signer.request(&gateway, message) else { continue };
-            if let Err(status) = RegistryEventServiceClient::new(channel.clone()).repository_pushed(request).await {
+            if let Err(status) = RegistryServiceClient::new(channel.clone()).repository_pushed(request).await {
                 // The periodic reconciliation finds it later.
                 tracing::warn!(%repository, error = %status, "cannot record a push now");
             }

@@ -1,0 +1,105 @@
+//! `highwind.asset.internal.v1.RegistryService`: what the gateway asks on behalf of the registry — which actions a
+//! caller may have on a repository (it turns the answer into a registry token), and which repository a push
+//! notification named (reconciled from the registry itself; only the gateway's own identity may report pushes).
+
+use std::sync::Arc;
+
+use highwind_common::principal::Principal;
+use highwind_proto::asset::internal::v1::{self as pb, registry_service_server::RegistryService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        asset::{Asset, AssetKind},
+        names,
+    },
+    error::Error,
+    images::{Images, ImagesError},
+    registry::RegistryConfig,
+    store::{AssetRepository, grants::GrantRepository},
+};
+
+/// The only caller of RepositoryPushed.
+pub const NOTIFYING_SERVICE: &str = "gateway";
+
+/// Handlers of `RegistryService`.
+#[derive(Debug, Clone)]
+pub struct RegistryApi {
+    assets: Arc<dyn AssetRepository>,
+    grants: Arc<dyn GrantRepository>,
+    naming: Arc<RegistryConfig>,
+    images: Option<Images>,
+}
+
+impl RegistryApi {
+    /// Handlers naming repositories as `naming` does, reconciling through `images` (`None`: no registry, pushes
+    /// are ignored).
+    pub fn new(
+        assets: Arc<dyn AssetRepository>,
+        grants: Arc<dyn GrantRepository>,
+        naming: RegistryConfig,
+        images: Option<Images>,
+    ) -> Self {
+        Self { assets, grants, naming: Arc::new(naming), images }
+    }
+
+    /// The Docker Repo asset whose repository is exactly `repository`.
+    async fn owner_of(&self, repository: &str) -> Result<Option<Asset>, Error> {
+        let Some(id) = repository.rsplit('/').next().and_then(|id| Uuid::parse_str(id).ok()) else { return Ok(None) };
+        let asset = self.assets.get(id).await?;
+        // Only the repository the asset really owns counts: another path ending in its id is not it.
+        Ok(asset.filter(|a| a.kind == AssetKind::DockerRepo && self.naming.repository(&a.owner, a.id) == repository))
+    }
+
+    /// The actions of `asked` that `principal` may have on `repository`.
+    async fn granted(&self, principal: &Principal, repository: &str, asked: &[String]) -> Result<Vec<String>, Error> {
+        let Some(asset) = self.owner_of(repository).await? else { return Ok(Vec::new()) };
+        let owner = asset.is_owned_by(principal.as_str());
+        // A deleted (archived) asset takes no more pushes; what it holds stays readable as its versions do.
+        let allowed: &[&str] = if owner && asset.archive_time.is_none() {
+            &["pull", "push", "delete"]
+        } else if owner || self.grants.may_read(principal.as_str(), asset.id, None).await? {
+            &["pull"]
+        } else {
+            &[]
+        };
+        Ok(allowed.iter().filter(|a| asked.iter().any(|w| w == *a || w == "*")).map(|a| (*a).to_owned()).collect())
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for RegistryApi {
+    async fn authorize_repository(
+        &self,
+        request: Request<pb::AuthorizeRepositoryRequest>,
+    ) -> Result<Response<pb::AuthorizeRepositoryResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let granted = self.granted(&principal, &request.repository, &request.actions).await?;
+        Ok(Response::new(pb::AuthorizeRepositoryResponse { granted }))
+    }
+
+    async fn repository_pushed(
+        &self,
+        request: Request<pb::RepositoryPushedRequest>,
+    ) -> Result<Response<pb::RepositoryPushedResponse>, Status> {
+        if !Principal::of(&request)?.is_service(NOTIFYING_SERVICE) {
+            return Err(Status::permission_denied(format!("only the {NOTIFYING_SERVICE} relays registry events")));
+        }
+        let request = request.into_inner();
+        let Some(images) = &self.images else { return Ok(Response::new(pb::RepositoryPushedResponse::default())) };
+        let Some(asset) = self.owner_of(&request.repository).await? else {
+            return Ok(Response::new(pb::RepositoryPushedResponse::default()));
+        };
+        let pusher = if Principal::parse(&request.pusher).is_some() { request.pusher.as_str() } else { "" };
+        let tagged = images.reconcile(&asset, pusher).await.map_err(|e| match e {
+            ImagesError::Store(e) => Error::Store(e),
+            ImagesError::Registry(e) => Error::RegistryUnavailable(e.to_string()),
+        })?;
+        Ok(Response::new(pb::RepositoryPushedResponse {
+            asset: names::asset_name(asset.id),
+            tags: i32::try_from(tagged.len()).unwrap_or(i32::MAX),
+        }))
+    }
+}
