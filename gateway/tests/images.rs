@@ -307,6 +307,57 @@ A classifier."
     assert_eq!(refused.get_details_error_info().unwrap().reason, "IMAGE_IN_USE");
     assert!(inspect(&image("v1-multi").image_uri, &key).await.ok, "the index still pulls");
 
+    // An image a use case pins cannot be deleted either (here: pinned as the TRANSFORMER, bob a viewer).
+    let pinned_image = layout.image("linux/amd64", "a transformer");
+    layout.tag("pinned", &pinned_image);
+    let line = push_as("pinned").await.unwrap().into_inner().skopeo_command;
+    let (ok, output) = run_push_command(&line, &layout, "pinned", &key).await;
+    assert!(ok, "{output}");
+    let started = std::time::Instant::now();
+    let pinned_version = loop {
+        if let Some(v) =
+            versions(&platform, &asset).await.into_iter().find(|v| v.manifest_digest == pinned_image.digest)
+        {
+            break v.version_number;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the pinned push was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let transformer = upb::CreateAssetLinkRequest {
+        parent: use_case.name.clone(),
+        asset_link: Some(upb::AssetLink {
+            asset: asset.clone(),
+            role: upb::AssetLinkRole::Transformer as i32,
+            version: Some(upb::asset_link::Version::PinnedVersionNumber(pinned_version)),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    alice_cases.create_asset_link(transformer).await.expect("link the transformer");
+    let member = upb::CreateMemberRequest {
+        parent: use_case.name.clone(),
+        member: Some(upb::Member {
+            principal: "users/dave".into(),
+            role: upb::MemberRole::Viewer as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    alice_cases.create_member(member).await.expect("dave joins");
+    let mut daves = images(&platform, "dave").await;
+    let started = std::time::Instant::now();
+    loop {
+        let listed = daves.list_images(apb::ListImagesRequest { parent: asset.clone(), ..Default::default() }).await;
+        if listed.is_ok_and(|l| l.into_inner().images.iter().any(|i| i.tag == "pinned")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the pin never reached asset-svc");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = client.delete_image_tag(delete("pinned")).await.unwrap_err();
+    assert_eq!(refused.get_details_error_info().unwrap().reason, "IMAGE_IN_USE");
+    assert!(refused.message().contains("pins"), "{}", refused.message());
+
     // Deleting a tag deletes its digest and says which other tags went with it.
     let solo = layout.image("linux/amd64", "another model");
     layout.tag("solo", &solo);
@@ -322,7 +373,7 @@ A classifier."
         client.list_images(apb::ListImagesRequest { parent: asset.clone(), ..Default::default() }).await.unwrap();
     let mut tags: Vec<String> = left.into_inner().images.into_iter().map(|i| i.tag).collect();
     tags.sort();
-    assert_eq!(tags, ["stable", "v1-amd64", "v1-arm64", "v1-multi"]);
+    assert_eq!(tags, ["pinned", "stable", "v1-amd64", "v1-arm64", "v1-multi"]);
     let missing = client.delete_image_tag(delete("solo")).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
 

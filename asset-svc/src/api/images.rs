@@ -144,6 +144,20 @@ impl ImageService for ImageApi {
             }
             Err(e) => return Err(Error::RegistryUnavailable(e.to_string()).into()),
         };
+        // A digest a use case pins (a link or a release) stays: its buyers and members read it.
+        let recorded = images.reconcile(&asset, "").await.map_err(registry_error)?;
+        if let Some(pinned) = recorded.iter().find(|t| t.version.manifest_digest == digest)
+            && self.grants.is_pinned(asset.id, pinned.version.number).await.map_err(Error::from)?
+        {
+            return Err(Error::ImageInUse {
+                name: format!("{}/tags/{}", request.parent, request.tag),
+                why: format!(
+                    "a use case pins it ({}); unlink it or swap the link first",
+                    names::version_name(asset.id, pinned.version.number)
+                ),
+            }
+            .into());
+        }
         let mut also_removed_tags = Vec::new();
         for tag in client.tags(&repository).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))? {
             let Ok(other) = client.manifest(&repository, &tag).await else { continue };

@@ -57,6 +57,7 @@ conformance!(
     blob_index_answers_which_digests_are_missing,
     idle_uploads_expire,
     an_image_is_recorded_once_however_often_and_concurrently_it_is_seen,
+    grants_say_who_reads_and_which_versions_are_pinned,
 );
 
 fn asset(owner: &str, name: &str, kind: AssetKind) -> Asset {
@@ -424,4 +425,23 @@ async fn an_image_is_recorded_once_however_often_and_concurrently_it_is_seen(sto
     let stored = stores.content.get_version(a.id, 2).await.expect("get").expect("exists");
     assert_eq!(stored.lineage, second.lineage, "the image record round-trips");
     assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").latest_version, Some(2));
+}
+
+async fn grants_say_who_reads_and_which_versions_are_pinned(stores: &Stores) {
+    use crate::store::grants::GrantSet;
+    let a = stored_asset(stores, "users/owner").await;
+    let set = GrantSet {
+        source: "useCases/x".into(),
+        sequence: 1,
+        principals: vec!["users/reader".into()],
+        targets: vec![(a.id, 3), (a.id, 0)],
+    };
+    assert!(stores.grants.replace(&set).await.expect("replace"));
+    assert!(stores.grants.may_read("users/reader", a.id, Some(7)).await.expect("read"), "version 0 grants all");
+    assert!(!stores.grants.may_read("users/stranger", a.id, None).await.expect("read"));
+    assert!(stores.grants.is_pinned(a.id, 3).await.expect("pinned"));
+    assert!(!stores.grants.is_pinned(a.id, 7).await.expect("pinned"), "following every version pins none");
+    let emptied = GrantSet { sequence: 2, principals: Vec::new(), ..set };
+    assert!(stores.grants.replace(&emptied).await.expect("replace"));
+    assert!(!stores.grants.is_pinned(a.id, 3).await.expect("pinned"), "an emptied source pins nothing");
 }

@@ -28,6 +28,9 @@ pub trait GrantRepository: Send + Sync + std::fmt::Debug {
 
     /// Whether some grant lets `principal` read version `version` of `asset` (`None`: some version of it).
     async fn may_read(&self, principal: &str, asset: Uuid, version: Option<i64>) -> Result<bool, StoreError>;
+
+    /// Whether a use case pins version `version` of `asset` (a link or release grants exactly that version).
+    async fn is_pinned(&self, asset: Uuid, version: i64) -> Result<bool, StoreError>;
 }
 
 /// PostgreSQL grants.
@@ -77,6 +80,16 @@ impl GrantRepository for PgGrants {
         .bind(version)
         .fetch_optional(&self.0)
         .await?;
+        Ok(found.is_some())
+    }
+
+    async fn is_pinned(&self, asset: Uuid, version: i64) -> Result<bool, StoreError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM grants WHERE asset_id = $1 AND version_number = $2 LIMIT 1")
+                .bind(asset)
+                .bind(version)
+                .fetch_optional(&self.0)
+                .await?;
         Ok(found.is_some())
     }
 }
@@ -133,6 +146,16 @@ impl GrantRepository for SqliteGrants {
         .bind(version)
         .fetch_optional(&self.0)
         .await?;
+        Ok(found.is_some())
+    }
+
+    async fn is_pinned(&self, asset: Uuid, version: i64) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM grants WHERE asset_id = ? AND version_number = ? LIMIT 1")
+                .bind(asset.to_string())
+                .bind(version)
+                .fetch_optional(&self.0)
+                .await?;
         Ok(found.is_some())
     }
 }
