@@ -5,6 +5,7 @@
 pub mod access;
 pub mod config;
 pub mod db;
+pub mod executables;
 pub mod filter;
 pub mod labels;
 pub mod page_token;

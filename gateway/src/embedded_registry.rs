@@ -43,11 +43,7 @@ pub struct Setup<'a> {
 
 /// `docker-registry` on the server's PATH, if installed.
 pub fn find() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(BINARY))
-        .find(|candidate| candidate.is_file())
+    highwind_common::executables::find_on_path(BINARY)
 }
 
 impl EmbeddedRegistry {

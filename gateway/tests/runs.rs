@@ -538,8 +538,7 @@ async fn caching_is_opt_in_per_run_and_never_shared_between_users() {
 
 #[tokio::test]
 async fn tasks_run_sandboxed_away_from_the_platform_data_and_without_network_unless_allowed() {
-    let has_bwrap =
-        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).any(|dir| dir.join("bwrap").is_file());
+    let has_bwrap = highwind_common::executables::find_on_path("bwrap").is_some();
     if !has_bwrap {
         let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
         assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but bwrap is not installed");

@@ -169,7 +169,7 @@ impl Engine {
         };
         let bwrap = match config.sandbox {
             SandboxMode::None => None,
-            SandboxMode::Auto | SandboxMode::Bwrap => find_on_path("bwrap"),
+            SandboxMode::Auto | SandboxMode::Bwrap => highwind_common::executables::find_on_path("bwrap"),
         };
         if bwrap.is_none() && config.sandbox != SandboxMode::None {
             tracing::warn!("bwrap not found: pipeline tasks run without a sandbox (install bubblewrap)");
@@ -422,6 +422,21 @@ impl Engine {
     }
 }
 
+/// The stored tasks of run `id`. A live run's driver cannot give up on its run, so storage errors are retried.
+pub(crate) async fn load_tasks(shared: &Shared, id: Uuid) -> Vec<Task> {
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match shared.store.tasks(id).await {
+            Ok(tasks) => return tasks,
+            Err(e) => {
+                tracing::warn!(run = %id, error = %e, "cannot load the run's tasks; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Saves `tasks` (and `run` when `run_changed`) as the next changes after `persisted`, one sequence number each,
 /// retrying storage errors, then announces them to watchers. False when someone else changed the run meanwhile.
 pub(crate) async fn persist(
@@ -466,15 +481,6 @@ pub(crate) async fn persist(
         let _ = shared.changes.send(Change { run_id: run.id, sequence, time, what });
     }
     true
-}
-
-/// `name` in a directory of the server's `PATH`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// A task's own directory: named by its uid, so nothing in the IR picks a path.

@@ -13,7 +13,7 @@ use super::{
     upload, wire,
 };
 use crate::{
-    executor::{Command, Shared, persist},
+    executor::{Command, Shared, load_tasks, persist},
     runs::model::{Failure, Run, State, Task, TaskType, now},
 };
 
@@ -61,17 +61,7 @@ pub(crate) async fn drive(
     run: Run,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let mut delay = Duration::from_millis(100);
-    let stored = loop {
-        match shared.store.tasks(run.id).await {
-            Ok(tasks) => break tasks,
-            Err(e) => {
-                tracing::warn!(run = %run.id, error = %e, "cannot load the run's tasks; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
+    let stored = load_tasks(&shared, run.id).await;
     let persisted = run.sequence;
     let cancel_requested = run.state == State::Canceling;
     let mut driver = KfpDriver {

@@ -7,7 +7,6 @@ mod record;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, atomic::AtomicI32},
-    time::Duration,
 };
 
 use serde_json::Value;
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{
     Command, Shared, cel,
     inputs::{self, Sources},
-    run_dir,
+    load_tasks, run_dir,
     work::{Event, INVALID_ARGUMENT, fetch_version},
 };
 use crate::{
@@ -81,18 +80,7 @@ pub(super) async fn drive(
     spec: Arc<PipelineSpec>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    // The run is live until this driver ends it: loading its tasks is retried, not given up.
-    let mut delay = Duration::from_millis(100);
-    let tasks = loop {
-        match shared.store.tasks(run.id).await {
-            Ok(tasks) => break tasks.into_iter().map(|t| (t.path.clone(), t)).collect(),
-            Err(e) => {
-                tracing::warn!(run = %run.id, error = %e, "cannot load the run's tasks; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
+    let tasks = load_tasks(&shared, run.id).await.into_iter().map(|t| (t.path.clone(), t)).collect();
     let (events, mut receiver) = mpsc::unbounded_channel();
     let persisted = run.sequence;
     let mut driver = Driver {
