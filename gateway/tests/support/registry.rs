@@ -13,9 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Whether `docker-registry` and `skopeo` are on the PATH; a failure without them under
 /// `HIGHWIND_REQUIRE_REGISTRY=1`.
 pub fn available() -> bool {
-    let found = ["docker-registry", "skopeo"].iter().all(|tool| {
-        std::env::var_os("PATH").iter().flat_map(std::env::split_paths).any(|dir| dir.join(tool).is_file())
-    });
+    let found =
+        ["docker-registry", "skopeo"].iter().all(|tool| highwind_common::executables::find_on_path(tool).is_some());
     if !found && std::env::var("HIGHWIND_REQUIRE_REGISTRY").is_ok_and(|v| v == "1") {
         panic!("HIGHWIND_REQUIRE_REGISTRY=1 but docker-registry or skopeo is not installed");
     }
