@@ -40,8 +40,10 @@ pub struct Options {
     pub asset_database_url: Option<String>,
     /// Keep use cases in this database instead of the data directory's SQLite file.
     pub usecase_database_url: Option<String>,
-    /// `PATH` for pipeline tasks; empty means the platform's own.
+    /// `PATH` for pipeline tasks; empty means the system's (the platform's own without a sandbox).
     pub task_path: String,
+    /// Host directories pipeline tasks may read besides the system's and the tools on `task_path`.
+    pub task_read_only: Vec<PathBuf>,
     /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
     pub kfp: pipeline_svc::kfp::KfpConfig,
     /// The registry of Docker Repo assets.
@@ -189,6 +191,7 @@ impl Standalone {
             let runs_dir = data_dir.join("runs");
             let platform_dir = data_dir.clone();
             let task_path = options.task_path.clone();
+            let task_read_only = options.task_read_only.clone();
             let kfp = options.kfp.clone();
             let registry = registry.clone().map(|(url, host)| asset_svc::registry::RegistryConfig {
                 url,
@@ -223,6 +226,7 @@ impl Standalone {
                         let executor = pipeline_svc::executor::ExecutorConfig {
                             data_dir: runs_dir,
                             task_path,
+                            read_only: task_read_only,
                             hide: vec![platform_dir],
                             ..Default::default()
                         };

@@ -225,9 +225,8 @@ async fn cancel_stops_the_task_process_group_within_a_second() {
 async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
     let platform = Platform::start().await;
     let version = push_pipeline(&platform, "alice", "d_shell.yaml").await;
-    // Outside the platform's data directory, which the task sandbox hides.
-    let outside = tempfile::tempdir().unwrap();
-    let gate = outside.path().join("gate-open");
+    // In the directory tasks may read, outside the platform's data, which the sandbox never shows.
+    let gate = platform.shared.path().join("gate-open");
     let gate_path = gate.display().to_string();
     let run = create(&platform, "alice", run_of(&version, &[("gate_path", text(&gate_path))])).await.expect("create");
     let (_, failed) = watch(&platform, "alice", &run.name).await;
@@ -536,41 +535,167 @@ async fn caching_is_opt_in_per_run_and_never_shared_between_users() {
     platform.stop().await;
 }
 
+/// Whether the sandbox tests can run: bwrap installed, or a failure when `HIGHWIND_REQUIRE_SANDBOX=1`.
+fn sandbox_available() -> bool {
+    if highwind_common::executables::find_on_path("bwrap").is_some() {
+        return true;
+    }
+    let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
+    assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but bwrap is not installed");
+    eprintln!("skipped: bwrap (bubblewrap) is not installed");
+    false
+}
+
+/// Runs `script` (`sh -c`, its output file as `$0`) as a one-step pipeline of `user` and waits for the run.
+async fn probe_run(platform: &Platform, user: &str, script: &str, allow_network: bool) -> pb::Run {
+    let version = push_pipeline(platform, user, "j_shell_probe.yaml").await;
+    let run = pb::Run { allow_network, ..run_of(&version, &[("script", text(script))]) };
+    let created = create(platform, user, run).await.expect("create");
+    watch(platform, user, &created.name).await.1
+}
+
 #[tokio::test]
-async fn tasks_run_sandboxed_away_from_the_platform_data_and_without_network_unless_allowed() {
-    let has_bwrap = highwind_common::executables::find_on_path("bwrap").is_some();
-    if !has_bwrap {
-        let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
-        assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but bwrap is not installed");
-        eprintln!("skipped: bwrap (bubblewrap) is not installed");
+async fn a_task_can_neither_undo_its_sandbox_nor_reach_the_platform_data() {
+    if !sandbox_available() {
         return;
     }
     let platform = Platform::start().await;
-    let version = push_pipeline(&platform, "alice", "h_probe.yaml").await;
-    let secret = platform.dir.path().join("secrets.json");
-    assert!(secret.exists(), "the platform keeps its secret there");
-    let port = f64::from(platform.standalone.addr.port());
-    let probe = |path: &str, allow_network: bool| pb::Run {
-        allow_network,
-        ..run_of(&version, &[("path", text(path)), ("host", text("127.0.0.1")), ("port", number(port))])
-    };
-
-    let confined = create(&platform, "alice", probe(&secret.display().to_string(), false)).await.unwrap();
-    let (_, confined) = watch(&platform, "alice", &confined.name).await;
-    let read = task(&confined, "read-host-file");
-    assert_eq!(task_state(read), pb::RunState::Failed, "the data directory is hidden from tasks");
-    assert!(log_of(&platform, "alice", &read.name, false).await.contains("No such file"));
-    assert_eq!(task_state(task(&confined, "connect")), pb::RunState::Failed, "no network unless the run allows it");
-
-    let open = create(&platform, "alice", probe("/etc/hostname", true)).await.unwrap();
-    let (_, open) = watch(&platform, "alice", &open.name).await;
-    assert_eq!(state(&open), pb::RunState::Succeeded, "{:?}", open.error);
-    assert_eq!(string_output(&task(&open, "connect").outputs, "said"), "connected");
-    assert_eq!(
-        string_output(&task(&open, "read-host-file").outputs, "content"),
-        std::fs::read_to_string("/etc/hostname").unwrap(),
-        "the rest of the host stays readable (tools, libraries)"
+    let data = platform.dir.path().canonicalize().unwrap().display().to_string();
+    let secret = std::fs::read_to_string(platform.dir.path().join("secrets.json")).expect("the platform's secret");
+    // What the attacker ran: unmount the hiding layers, read the secret, remount the host writable and write to it.
+    let script = format!(
+        r#"out="$0"; exec > "$out" 2>&1
+echo "uid $(id -u)"
+grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+umount -l {data}/runs; echo "umount runs: $?"
+umount -l {data}; echo "umount data: $?"
+cat {data}/secrets.json; echo "cat secrets: $?"
+echo "data holds: $(ls -A {data})"
+mount -o remount,rw,bind /; echo "remount root: $?"
+mount -o remount,rw,bind /usr; echo "remount usr: $?"
+touch /usr/highwind-escaped; echo "write host: $?"
+unshare -r true; echo "unshare: $?"
+"#
     );
+    let run = probe_run(&platform, "alice", &script, false).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let said = string_output(&task(&run, "probe").outputs, "said");
+    let line = |prefix: &str| {
+        said.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {said}")).to_owned()
+    };
+    assert_ne!(line("uid "), "uid 0", "tasks never run as root: {said}");
+    for caps in ["CapEff", "CapPrm", "CapBnd"] {
+        assert!(line(caps).ends_with("0000000000000000"), "no capabilities at all: {said}");
+    }
+    assert!(line("NoNewPrivs:").ends_with('1'), "{said}");
+    assert!(line("Seccomp:").ends_with('2'), "a seccomp filter is in force: {said}");
+    assert_eq!(line("data holds:"), "data holds: runs", "only the way to the task's own directory: {said}");
+    for step in ["umount runs", "umount data", "cat secrets", "remount root", "remount usr", "write host"] {
+        assert_ne!(line(step), format!("{step}: 0"), "{step} must fail: {said}");
+    }
+    assert_ne!(line("unshare"), "unshare: 0", "no new namespaces: {said}");
+    let secret: serde_json::Value = serde_json::from_str(&secret).unwrap();
+    for value in secret.as_object().unwrap().values().filter_map(|v| v.as_str()).filter(|v| v.len() > 8) {
+        assert!(!said.contains(value), "the platform's secret never reaches a task: {said}");
+    }
+    assert!(!std::path::Path::new("/usr/highwind-escaped").exists(), "the host stays unwritten");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_cannot_read_another_runs_files_and_sees_only_the_hosts_system_directories() {
+    if !sandbox_available() {
+        return;
+    }
+    let platform = Platform::start().await;
+    let first = probe_run(&platform, "bob", r#"echo "bob's private words" > "$0"; echo kept > mine"#, false).await;
+    assert_eq!(state(&first), pb::RunState::Succeeded, "{:?}", first.error);
+    let run_dir = platform.dir.path().join("runs").join(first.name.trim_start_matches("runs/"));
+    let bobs_file = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("mine"))
+        .find(|p| p.exists())
+        .expect("bob's task wrote into its directory");
+    std::fs::write(platform.shared.path().join("note"), "shared").unwrap();
+    let script = format!(
+        r#"out="$0"; exec > "$out" 2>&1
+cat {bobs}; echo "other run: $?"
+ls {runs}; echo "runs dir: $?"
+ls /root /home; echo "homes: $?"
+cat /etc/hostname > /dev/null; echo "system: $?"
+cat {shared}/note; echo
+touch {shared}/written; echo "write shared: $?"
+"#,
+        bobs = bobs_file.display(),
+        runs = run_dir.display(),
+        shared = platform.shared.path().display(),
+    );
+    let run = probe_run(&platform, "alice", &script, false).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let said = string_output(&task(&run, "probe").outputs, "said");
+    assert!(!said.contains("private words") && !said.contains("kept"), "{said}");
+    for step in ["other run", "runs dir", "homes", "write shared"] {
+        assert!(!said.contains(&format!("{step}: 0")), "{step} must fail: {said}");
+    }
+    assert!(
+        said.contains("system: 0") && said.contains("shared\n"),
+        "tools and the shared directory stay readable: {said}"
+    );
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_has_no_network_unless_its_run_allows_it() {
+    if !sandbox_available() {
+        return;
+    }
+    let platform = Platform::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        r#"exec > "$0" 2>&1; python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 2)'; echo "connect: $?""#
+    );
+    let closed = probe_run(&platform, "alice", &script, false).await;
+    let said = string_output(&task(&closed, "probe").outputs, "said");
+    assert!(!said.contains("connect: 0"), "no network unless the run allows it: {said}");
+    let open = probe_run(&platform, "alice", &script, true).await;
+    let said = string_output(&task(&open, "probe").outputs, "said");
+    assert!(said.contains("connect: 0"), "the run allowed it: {said}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_over_its_limits_is_stopped_and_says_which() {
+    if !sandbox_available() {
+        return;
+    }
+    let platform = Platform::start().await;
+    let hog = probe_run(&platform, "alice", "python3 -c 'bytearray(8 << 30)'", false).await;
+    assert_eq!(state(&hog), pb::RunState::Failed);
+    let error = task(&hog, "probe").error.clone().expect("why");
+    assert_eq!(error.reason, "MEMORY_LIMIT", "{error:?}");
+    assert!(error.message.contains("memory limit of 4096 MiB"), "{error:?}");
+
+    let forks = r#"python3 -c '
+import os, sys, time
+started = 0
+try:
+    for _ in range(600):
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        started += 1
+except OSError:
+    pass
+open(sys.argv[1], "w").write(f"started {started}")
+' "$0""#;
+    let run = probe_run(&platform, "alice", forks, false).await;
+    let said = string_output(&task(&run, "probe").outputs, "said");
+    let started: usize = said.trim().trim_start_matches("started ").parse().expect("a count");
+    if nix::unistd::geteuid().is_root() {
+        assert!(started < 600, "the process limit holds (512 per task): {said}");
+    }
     platform.stop().await;
 }
 

@@ -54,6 +54,13 @@ enum Command {
         /// Start no registry: Docker Repo assets then hold no images.
         #[arg(long, conflicts_with = "registry_url")]
         no_registry: bool,
+        /// `PATH` for pipeline tasks (default: the system's); each directory on it, and the interpreters its entries
+        /// link to, is shown to the sandboxed tasks read-only.
+        #[arg(long, value_name = "PATH", env = "HIGHWIND_TASK_PATH", default_value = "")]
+        task_path: String,
+        /// A host directory pipeline tasks may read (repeatable); the platform's data directory never is.
+        #[arg(long = "task-read-only", value_name = "DIR")]
+        task_read_only: Vec<PathBuf>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -202,6 +209,8 @@ async fn main() -> ExitCode {
             registry_listen,
             registry_url,
             no_registry,
+            task_path,
+            task_read_only,
         } => {
             let registry = match (registry_url, no_registry) {
                 (_, true) => standalone::RegistryMode::Off,
@@ -230,7 +239,8 @@ async fn main() -> ExitCode {
                 dev_users,
                 asset_database_url,
                 usecase_database_url,
-                task_path: String::new(),
+                task_path,
+                task_read_only,
                 kfp: kfp.unwrap_or_default(),
                 registry,
             };

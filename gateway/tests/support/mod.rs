@@ -15,7 +15,8 @@ use tonic::{Request, Status, metadata::MetadataValue, service::interceptor::Inte
 /// Python components; `None` when none is configured, unless `HIGHWIND_REQUIRE_KFP=1` makes that a failure.
 pub fn kfp_path() -> Option<String> {
     match std::env::var("HIGHWIND_TEST_KFP_VENV") {
-        Ok(venv) => Some(format!("{venv}/bin:{}", std::env::var("PATH").unwrap_or_default())),
+        // The system's directories after it: each directory on a task's PATH is shown to its sandbox.
+        Ok(venv) => Some(format!("{venv}/bin:/usr/local/bin:/usr/bin:/bin")),
         Err(_) if std::env::var("HIGHWIND_REQUIRE_KFP").is_ok_and(|v| v == "1") => {
             panic!("HIGHWIND_REQUIRE_KFP=1 but HIGHWIND_TEST_KFP_VENV names no environment with kfp")
         }
@@ -41,6 +42,8 @@ pub fn processes_of(uid: &str) -> Vec<u32> {
 pub struct Platform {
     pub standalone: Standalone,
     pub dir: tempfile::TempDir,
+    /// A host directory outside the platform's data that pipeline tasks may read (`--task-read-only`).
+    pub shared: tempfile::TempDir,
 }
 
 impl Platform {
@@ -100,6 +103,7 @@ impl Platform {
         registry: gateway::standalone::RegistryMode,
     ) -> Self {
         let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
+        let shared = tempfile::tempdir().expect("tempdir");
         let options = Options {
             listen,
             data_dir: dir.path().to_path_buf(),
@@ -107,11 +111,12 @@ impl Platform {
             asset_database_url,
             usecase_database_url,
             task_path: kfp_path().unwrap_or_default(),
+            task_read_only: vec![shared.path().to_path_buf()],
             kfp,
             registry,
         };
         let standalone = Standalone::start(options).await.expect("platform starts");
-        Self { standalone, dir }
+        Self { standalone, dir, shared }
     }
 
     pub fn url(&self) -> String {

@@ -8,6 +8,7 @@ mod inputs;
 pub mod launch;
 pub mod process;
 pub mod register;
+pub mod sandbox;
 mod work;
 
 use std::{
@@ -44,8 +45,15 @@ pub struct ExecutorConfig {
     /// How tasks are confined: `auto` (bubblewrap when `bwrap` is on the server's PATH, else none), `bwrap`
     /// (required: tasks fail without it) or `none`.
     pub sandbox: SandboxMode,
-    /// More directories the sandbox hides from tasks besides `data_dir` (the platform's data, secrets, blobs).
+    /// More paths never mounted into a task's sandbox besides `data_dir` (the platform's data, secrets, blobs).
     pub hide: Vec<PathBuf>,
+    /// Host paths tasks may read besides the system directories (`/usr`, `/etc`, `/opt`, `/lib*`) and the tools on
+    /// `task_path`: data a pipeline reads in place, say.
+    pub read_only: Vec<PathBuf>,
+    /// The first uid of the range tasks run as when the server runs as root (one uid per running task).
+    pub task_uids: u32,
+    /// Limits of every task's processes.
+    pub limits: sandbox::TaskLimits,
 }
 
 /// How tasks are confined.
@@ -70,6 +78,9 @@ impl Default for ExecutorConfig {
             task_path: String::new(),
             sandbox: SandboxMode::Auto,
             hide: Vec::new(),
+            read_only: Vec::new(),
+            task_uids: 1_500_000,
+            limits: sandbox::TaskLimits::default(),
         }
     }
 }
@@ -126,8 +137,8 @@ pub(crate) struct Shared {
     pub(crate) kfp: Option<Arc<KfpClient>>,
     /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
     kfp_importable: tokio::sync::OnceCell<bool>,
-    /// The `bwrap` binary tasks run in, if the sandbox is on and found.
-    bwrap: Option<PathBuf>,
+    /// How tasks are confined, if the sandbox is on and everything it needs is installed.
+    confinement: Option<Arc<sandbox::Confinement>>,
 }
 
 /// A request to a run's driver.
@@ -167,13 +178,7 @@ impl Engine {
         } else {
             config.parallelism
         };
-        let bwrap = match config.sandbox {
-            SandboxMode::None => None,
-            SandboxMode::Auto | SandboxMode::Bwrap => highwind_common::executables::find_on_path("bwrap"),
-        };
-        if bwrap.is_none() && config.sandbox != SandboxMode::None {
-            tracing::warn!("bwrap not found: pipeline tasks run without a sandbox (install bubblewrap)");
-        }
+        let confinement = confinement(&config);
         let (changes, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(Shared {
@@ -184,7 +189,7 @@ impl Engine {
                 changes,
                 live: Mutex::new(HashMap::new()),
                 kfp_importable: tokio::sync::OnceCell::new(),
-                bwrap,
+                confinement,
                 kfp,
             }),
         }
@@ -418,7 +423,7 @@ impl Engine {
 
     /// The log file of `task`'s `attempt` in run `run`.
     pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
-        task_dir(&self.shared.config, run, task).join(format!("attempt-{attempt}.log"))
+        attempt_log(&self.shared.config, run, &task.uid.to_string(), attempt)
     }
 }
 
@@ -486,6 +491,45 @@ pub(crate) async fn persist(
 /// A task's own directory: named by its uid, so nothing in the IR picks a path.
 fn task_dir(config: &ExecutorConfig, run: Uuid, task: &Task) -> PathBuf {
     run_dir(config, run).join(task.uid.to_string())
+}
+
+/// Where a task attempt's log is kept: beside the task's directory, not in it, so the task (which owns its
+/// directory) cannot swap the file for a link to something of the server's.
+fn attempt_log(config: &ExecutorConfig, run: Uuid, task_uid: &str, attempt: i32) -> PathBuf {
+    run_dir(config, run).join("logs").join(format!("{task_uid}-attempt-{attempt}.log"))
+}
+
+/// The sandbox tasks run in: `None` when it is off, or when it is `auto` and something it needs is missing.
+fn confinement(config: &ExecutorConfig) -> Option<Arc<sandbox::Confinement>> {
+    if config.sandbox == SandboxMode::None {
+        return None;
+    }
+    let Some(bwrap) = highwind_common::executables::find_on_path("bwrap") else {
+        tracing::warn!("bwrap not found: pipeline tasks run without a sandbox (install bubblewrap)");
+        return None;
+    };
+    let mut readable = sandbox::view::tool_prefixes(&task_path(config));
+    readable.extend(config.read_only.iter().cloned());
+    let excluded: Vec<PathBuf> = config.hide.iter().chain([&config.data_dir]).cloned().collect();
+    match sandbox::Confinement::new(bwrap, &readable, &excluded, config.task_uids) {
+        Ok(confinement) => Some(Arc::new(confinement)),
+        Err(e) => {
+            tracing::warn!(error = %e, "pipeline tasks cannot be sandboxed");
+            None
+        }
+    }
+}
+
+/// The `PATH` tasks get: the configured one, else the system's when sandboxed (the server's own may name
+/// directories the sandbox does not show), else the server's.
+fn task_path(config: &ExecutorConfig) -> String {
+    if !config.task_path.is_empty() {
+        config.task_path.clone()
+    } else if config.sandbox == SandboxMode::None {
+        String::new()
+    } else {
+        sandbox::view::DEFAULT_PATH.to_owned()
+    }
 }
 
 fn run_dir(config: &ExecutorConfig, run: Uuid) -> PathBuf {

@@ -2,17 +2,21 @@
 //! scrubbed environment, and its stdout and stderr captured, interleaved, into a size-bounded log file.
 
 use std::{
-    ffi::{OsStr, OsString},
     io::{Read, Write},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::Arc,
     time::Duration,
 };
 
+use command_fds::{CommandFdExt, FdMapping};
 use nix::{
     sys::signal::{Signal, killpg},
     unistd::Pid,
 };
+
+use super::sandbox::{Confined, Confinement, Identity, SECCOMP_FDS, TaskLimits};
 
 /// The environment variable that marks a task's processes, so a restarted server stops only its own.
 pub const TASK_MARKER: &str = "HIGHWIND_TASK";
@@ -50,42 +54,19 @@ pub struct Spec {
     pub sandbox: Option<Sandbox>,
 }
 
-/// A bubblewrap sandbox: the host's file system read-only, the platform's data directory hidden except the task's
-/// own directory (writable) and its input artifacts (read-only), its own PID namespace, and no network unless
-/// allowed.
+/// A task's sandbox: the executor's confinement and this task's part of it.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    /// The `bwrap` binary.
-    pub bwrap: PathBuf,
-    /// Directories replaced by an empty tmpfs (the platform's data directory).
-    pub hidden: Vec<PathBuf>,
+    /// What every task shares.
+    pub confinement: Arc<Confinement>,
     /// Paths the task reads (its input artifacts).
     pub readable: Vec<PathBuf>,
     /// Keep the host's network.
     pub network: bool,
-}
-
-impl Sandbox {
-    /// The arguments to `bwrap` that run `argv` in this sandbox, with `dir` writable and the working directory.
-    fn wrap(&self, argv: &[String], dir: &Path) -> Vec<OsString> {
-        let mut wrapped: Vec<OsString> = Vec::new();
-        let mut add = |items: &[&OsStr]| wrapped.extend(items.iter().map(|i| i.to_os_string()));
-        add(&[OsStr::new("--ro-bind"), OsStr::new("/"), OsStr::new("/"), OsStr::new("--dev"), OsStr::new("/dev")]);
-        add(&[OsStr::new("--proc"), OsStr::new("/proc"), OsStr::new("--unshare-pid"), OsStr::new("--unshare-ipc")]);
-        for hidden in &self.hidden {
-            add(&[OsStr::new("--tmpfs"), hidden.as_os_str()]);
-        }
-        for readable in self.readable.iter().filter(|p| p.exists()) {
-            add(&[OsStr::new("--ro-bind"), readable.as_os_str(), readable.as_os_str()]);
-        }
-        add(&[OsStr::new("--bind"), dir.as_os_str(), dir.as_os_str(), OsStr::new("--chdir"), dir.as_os_str()]);
-        if !self.network {
-            add(&[OsStr::new("--unshare-net")]);
-        }
-        add(&[OsStr::new("--")]);
-        wrapped.extend(argv.iter().map(OsString::from));
-        wrapped
-    }
+    /// Who the task runs as.
+    pub identity: Identity,
+    /// Its limits.
+    pub limits: TaskLimits,
 }
 
 /// A started task process.
@@ -117,13 +98,29 @@ impl Drop for GroupGuard {
 /// Starts `spec`; the error says why it could not be (e.g. the command does not exist).
 pub fn start(spec: &Spec) -> Result<Running, String> {
     std::fs::create_dir_all(spec.dir.join("tmp")).map_err(|e| format!("cannot prepare the task directory: {e}"))?;
+    if let Some(logs) = spec.log.parent() {
+        std::fs::create_dir_all(logs).map_err(|e| format!("cannot prepare the task log: {e}"))?;
+    }
     let log = std::fs::File::create(&spec.log).map_err(|e| format!("cannot create the task log: {e}"))?;
     let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let stderr = writer.try_clone().map_err(|e| e.to_string())?;
     let mut command = match &spec.sandbox {
         Some(sandbox) => {
-            let mut command = tokio::process::Command::new(&sandbox.bwrap);
-            command.args(sandbox.wrap(&spec.argv, &spec.dir));
+            let confinement = &sandbox.confinement;
+            let mut command = tokio::process::Command::new(confinement.bwrap());
+            command.args(confinement.wrap(&Confined {
+                argv: &spec.argv,
+                dir: &spec.dir,
+                readable: &sandbox.readable,
+                network: sandbox.network,
+                identity: sandbox.identity,
+                limits: sandbox.limits,
+            }));
+            let mut mappings = Vec::new();
+            for (program, fd) in confinement.seccomp_programs().iter().zip(SECCOMP_FDS) {
+                mappings.push(FdMapping { parent_fd: program_fd(program)?, child_fd: fd });
+            }
+            command.fd_mappings(mappings).map_err(|_| "cannot hand the seccomp filter to the sandbox".to_owned())?;
             command
         }
         None => {
@@ -152,6 +149,10 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     }
     if !spec.path.is_empty() {
         command.env("PATH", &spec.path);
+    }
+    if spec.sandbox.is_some() {
+        // The server's home is not in the sandbox; the task's own directory is.
+        command.env("HOME", &spec.dir).env_remove("USER");
     }
     command.env("TMPDIR", spec.dir.join("tmp")).env(TASK_MARKER, &spec.task_uid);
     for (key, value) in &spec.env {
@@ -184,6 +185,14 @@ impl Running {
         };
         (exit, truncated.unwrap_or(false))
     }
+}
+
+/// A pipe whose read end yields `program` and then ends: how `bwrap` takes a seccomp filter. A filter is a few
+/// hundred bytes, far below a pipe's buffer, so the write cannot block.
+fn program_fd(program: &[u8]) -> Result<OwnedFd, String> {
+    let (reader, mut writer) = std::io::pipe().map_err(|e| format!("cannot pass the seccomp filter: {e}"))?;
+    writer.write_all(program).map_err(|e| format!("cannot pass the seccomp filter: {e}"))?;
+    Ok(reader.into())
 }
 
 /// Kills every process of `group` at once.

@@ -202,21 +202,26 @@ impl ContainerWork {
         } else {
             notes.push(format!("image {} not used: the command runs on the host", self.image));
         }
-        let sandbox = match &self.shared.bwrap {
-            Some(bwrap) => Some(process::Sandbox {
-                bwrap: bwrap.clone(),
-                hidden: hidden_dirs(&self.shared.config),
+        let lease = self.shared.confinement.as_ref().map(|c| c.lease());
+        let sandbox = match (&self.shared.confinement, &lease) {
+            (Some(confinement), Some(lease)) => Some(process::Sandbox {
+                confinement: confinement.clone(),
                 readable: self.readable.clone(),
                 network: self.network,
+                identity: lease.identity,
+                limits: self.shared.config.limits,
             }),
-            None if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
-                let failure =
-                    Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the sandbox is required and bwrap is not installed");
+            _ if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
+                let failure = Outcome::failed(
+                    UNKNOWN,
+                    "TASK_NOT_STARTED",
+                    "the sandbox is required and bwrap, setpriv or prlimit is not installed",
+                );
                 let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure });
                 return;
             }
-            None => {
-                notes.push("no sandbox: bwrap is not installed".to_owned());
+            _ => {
+                notes.push("no sandbox: bwrap, setpriv or prlimit is not installed".to_owned());
                 None
             }
         };
@@ -226,8 +231,12 @@ impl ContainerWork {
         let mut retried = 0;
         let outcome = loop {
             // Each attempt starts from empty outputs: nothing an earlier attempt wrote may pass for this one's.
-            if let Err(e) = fresh_outputs(&self.dir, &prepared) {
-                break Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", format!("cannot clear the task's outputs: {e}"));
+            if let Err(e) = self.fresh_outputs(&prepared, sandbox.as_ref()).await {
+                break Outcome::failed(
+                    UNKNOWN,
+                    "TASK_NOT_STARTED",
+                    format!("cannot prepare the task's directory: {e}"),
+                );
             }
             let _ = self.events.send(Event::Started { path: self.path.clone(), attempt, message: message.clone() });
             let mut env = vec![("_KFP_RUNTIME".to_owned(), "true".to_owned())];
@@ -235,11 +244,11 @@ impl ContainerWork {
             let spec = process::Spec {
                 argv: prepared.argv.clone(),
                 dir: self.dir.clone(),
-                log: self.dir.join(format!("attempt-{attempt}.log")),
+                log: super::attempt_log(&self.shared.config, self.run_uuid, &self.uid, attempt),
                 max_log_bytes: self.shared.config.max_log_bytes,
                 env,
                 task_uid: self.uid.clone(),
-                path: self.shared.config.task_path.clone(),
+                path: super::task_path(&self.shared.config),
                 sandbox: sandbox.clone(),
             };
             let running = match process::start(&spec) {
@@ -265,11 +274,13 @@ impl ContainerWork {
                         ..Outcome::failed(INVALID_ARGUMENT, e.reason, e.message)
                     },
                 },
-                Exit::Code(code) => Outcome {
-                    exit_code: Some(code),
-                    log_truncated,
-                    ..Outcome::failed(UNKNOWN, "TASK_FAILED", format!("task {:?} exited with status {code}", self.path))
-                },
+                Exit::Code(code) => {
+                    let (reason, message) = match self.limit_reached(code, &spec.log, sandbox.as_ref()).await {
+                        Some((reason, message)) => (reason, format!("task {:?}: {message}", self.path)),
+                        None => ("TASK_FAILED", format!("task {:?} exited with status {code}", self.path)),
+                    };
+                    Outcome { exit_code: Some(code), log_truncated, ..Outcome::failed(UNKNOWN, reason, message) }
+                }
                 Exit::NotStarted => Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", "the process could not be waited for"),
             };
             if outcome.state == State::Succeeded || retried >= retries {
@@ -319,8 +330,40 @@ impl ContainerWork {
         })
     }
 
+    /// Clears what an earlier attempt left in the output locations and, in a sandbox, gives the directory to the
+    /// task's uid; on a blocking thread, since an earlier attempt chose what is in there.
+    async fn fresh_outputs(
+        &self,
+        prepared: &launch::Prepared,
+        sandbox: Option<&process::Sandbox>,
+    ) -> std::io::Result<()> {
+        let (dir, executor_output) = (self.dir.clone(), prepared.executor_output.clone());
+        let identity = sandbox.map(|s| s.identity);
+        tokio::task::spawn_blocking(move || {
+            fresh_outputs(&dir, &executor_output)?;
+            match identity {
+                Some(identity) => super::sandbox::Confinement::hand_over(&dir, identity),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Whether a sandboxed task that exited with `code` was stopped by one of its limits, and which.
+    async fn limit_reached(
+        &self,
+        code: i32,
+        log: &Path,
+        sandbox: Option<&process::Sandbox>,
+    ) -> Option<(&'static str, String)> {
+        let limits = sandbox?.limits;
+        let log = log.to_path_buf();
+        tokio::task::spawn_blocking(move || super::sandbox::limits::exceeded(code, &log, &limits)).await.ok().flatten()
+    }
+
     async fn kfp_importable(&self) -> bool {
-        let path = self.shared.config.task_path.clone();
+        let path = super::task_path(&self.shared.config);
         *self
             .shared
             .kfp_importable
@@ -339,24 +382,16 @@ impl ContainerWork {
     }
 }
 
-/// What the sandbox hides, parents before children (a later mount inside an earlier one must not be covered).
-fn hidden_dirs(config: &super::ExecutorConfig) -> Vec<PathBuf> {
-    let mut hidden: Vec<PathBuf> = config.hide.iter().chain([&config.data_dir]).cloned().collect();
-    hidden.sort_by_key(|p| p.components().count());
-    hidden.dedup();
-    hidden
-}
-
 /// Removes what an earlier attempt left in the output locations and recreates their directories.
-fn fresh_outputs(dir: &Path, prepared: &launch::Prepared) -> std::io::Result<()> {
-    for name in ["outputs", "parameters"] {
+fn fresh_outputs(dir: &Path, executor_output: &Path) -> std::io::Result<()> {
+    for name in ["outputs", "parameters", "tmp"] {
         let path = dir.join(name);
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
         }
         std::fs::create_dir_all(&path)?;
     }
-    match std::fs::remove_file(&prepared.executor_output) {
+    match std::fs::remove_file(executor_output) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
