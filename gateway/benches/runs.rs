@@ -36,11 +36,12 @@ struct Platform {
 }
 
 impl Platform {
-    async fn start(dir: &Path, path: String) -> Self {
+    async fn start(dir: &Path, path: String, task_path: String) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
             .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir)
+            .args(["--task-path", &task_path])
             .env("RUST_LOG", "warn")
             .env("PATH", &path)
             .stdout(Stdio::piped())
@@ -156,7 +157,8 @@ async fn main() {
     assert!(python.exists(), "no Python environment with kfp at {venv}: set HIGHWIND_BENCH_KFP_VENV");
     let path = format!("{venv}/bin:{}", std::env::var("PATH").unwrap_or_default());
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start(&dir.path().join("data"), path).await;
+    let task_path = format!("{venv}/bin:/usr/local/bin:/usr/bin:/bin");
+    let platform = Platform::start(&dir.path().join("data"), path, task_path).await;
 
     // 1. The linear sample, end to end through the command line, against kfp.local on the same YAML.
     let linear = platform.push("a_linear_noinstall.yaml").await;
