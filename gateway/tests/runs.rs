@@ -645,23 +645,53 @@ touch {shared}/written; echo "write shared: $?"
     platform.stop().await;
 }
 
+/// A non-loopback address of this machine, if it has one.
+fn outside_address() -> Option<std::net::IpAddr> {
+    let output = std::process::Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .find(|a: &std::net::IpAddr| a.is_ipv4())
+}
+
 #[tokio::test]
-async fn a_task_has_no_network_unless_its_run_allows_it() {
+async fn a_task_has_no_network_unless_its_run_allows_it_and_never_the_hosts_loopback() {
     if !sandbox_available() {
         return;
     }
+    if highwind_common::executables::find_on_path("slirp4netns").is_none() {
+        let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
+        assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but slirp4netns is not installed");
+        eprintln!("skipped: slirp4netns is not installed");
+        return;
+    }
     let platform = Platform::start().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let script = format!(
-        r#"exec > "$0" 2>&1; python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 2)'; echo "connect: $?""#
-    );
+    let gateway_port = platform.standalone.addr.port();
+    let outside = outside_address();
+    let connect = |host: String, port: u16| {
+        format!(
+            r#"python3 -c 'import socket; socket.create_connection(("{host}", {port}), 3)' 2>/dev/null; echo "{host}:{port} $?" >> "$0""#
+        )
+    };
+    let mut script = format!("{}; {}", connect("127.0.0.1".into(), port), connect("127.0.0.1".into(), gateway_port));
+    if let Some(outside) = outside {
+        script = format!("{script}; {}", connect(outside.to_string(), port));
+    }
     let closed = probe_run(&platform, "alice", &script, false).await;
     let said = string_output(&task(&closed, "probe").outputs, "said");
-    assert!(!said.contains("connect: 0"), "no network unless the run allows it: {said}");
+    assert!(said.lines().all(|l| !l.ends_with(" 0")), "no network unless the run allows it: {said}");
+
     let open = probe_run(&platform, "alice", &script, true).await;
+    assert_eq!(state(&open), pb::RunState::Succeeded, "{:?}", open.error);
     let said = string_output(&task(&open, "probe").outputs, "said");
-    assert!(said.contains("connect: 0"), "the run allowed it: {said}");
+    assert!(said.contains(&format!("127.0.0.1:{port} 1")), "the host's loopback stays out of reach: {said}");
+    assert!(said.contains(&format!("127.0.0.1:{gateway_port} 1")), "the platform's ports too: {said}");
+    match outside {
+        Some(outside) => assert!(said.contains(&format!("{outside}:{port} 0")), "other hosts are reachable: {said}"),
+        None => eprintln!("this machine has no address but loopback: the reachable half is not checked"),
+    }
     platform.stop().await;
 }
 

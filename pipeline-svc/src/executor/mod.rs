@@ -2,7 +2,7 @@
 //! that run's state, persists every change and announces it to watchers.
 
 mod cache;
-mod cel;
+pub mod cel;
 mod driver;
 mod inputs;
 pub mod launch;

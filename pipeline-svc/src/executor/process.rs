@@ -16,7 +16,7 @@ use nix::{
     unistd::Pid,
 };
 
-use super::sandbox::{Confined, Confinement, Identity, SECCOMP_FDS, TaskLimits};
+use super::sandbox::{Confined, Confinement, Identity, SECCOMP_FDS, TaskLimits, network};
 
 /// The environment variable that marks a task's processes, so a restarted server stops only its own.
 pub const TASK_MARKER: &str = "HIGHWIND_TASK";
@@ -77,6 +77,8 @@ pub struct Running {
     pub group: i32,
     capture: tokio::task::JoinHandle<bool>,
     guard: GroupGuard,
+    /// The task's link to the outside, while it runs (when its run allows network).
+    network: Option<tokio::task::JoinHandle<Option<tokio::process::Child>>>,
 }
 
 /// Kills the process group when dropped before the task was waited for (its work was aborted, say by a cancel
@@ -104,6 +106,7 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     let log = std::fs::File::create(&spec.log).map_err(|e| format!("cannot create the task log: {e}"))?;
     let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let stderr = writer.try_clone().map_err(|e| e.to_string())?;
+    let mut link = None;
     let mut command = match &spec.sandbox {
         Some(sandbox) => {
             let confinement = &sandbox.confinement;
@@ -119,6 +122,14 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
             let mut mappings = Vec::new();
             for (program, fd) in confinement.seccomp_programs().iter().zip(SECCOMP_FDS) {
                 mappings.push(FdMapping { parent_fd: program_fd(program)?, child_fd: fd });
+            }
+            if sandbox.network {
+                let slirp4netns = confinement.slirp4netns().ok_or_else(|| {
+                    "the run allows network, which tasks get through slirp4netns: it is not installed".to_owned()
+                })?;
+                let (more, pipes) = network::pipes().map_err(|e| format!("cannot prepare the task's network: {e}"))?;
+                mappings.extend(more);
+                link = Some((pipes, slirp4netns.to_path_buf(), sandbox.identity));
             }
             command.fd_mappings(mappings).map_err(|_| "cannot hand the seccomp filter to the sandbox".to_owned())?;
             command
@@ -164,7 +175,19 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     let group = child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0);
     let max = spec.max_log_bytes;
     let capture = tokio::task::spawn_blocking(move || copy_bounded(reader, log, max));
-    Ok(Running { child, group, capture, guard: GroupGuard { group, armed: true } })
+    let network = link.map(|(pipes, slirp4netns, identity)| {
+        tokio::spawn(async move {
+            match network::connect(pipes, slirp4netns, identity).await {
+                Ok(helper) => Some(helper),
+                Err(message) => {
+                    tracing::warn!(group, error = %message, "a task's network could not be brought up; it is stopped");
+                    kill_group(group);
+                    None
+                }
+            }
+        })
+    });
+    Ok(Running { child, group, capture, guard: GroupGuard { group, armed: true }, network })
 }
 
 impl Running {
@@ -175,6 +198,11 @@ impl Running {
         // Processes the task left in the background keep the log open; the task is over, so they go too.
         kill_group(self.group);
         self.guard.armed = false;
+        if let Some(network) = self.network.take() {
+            network.abort();
+            // Dropping the helper kills it; the namespace it served is gone with the task.
+            drop(network.await);
+        }
         let truncated = tokio::time::timeout(Duration::from_secs(5), self.capture).await.ok().and_then(Result::ok);
         let exit = match status {
             Ok(status) => {

@@ -10,6 +10,7 @@
 //! - rlimits (through `prlimit`) bound its memory, CPU time, processes and file sizes.
 
 pub mod limits;
+pub mod network;
 pub mod seccomp;
 pub mod view;
 
@@ -63,6 +64,8 @@ pub struct Confinement {
     prlimit: PathBuf,
     /// `setpriv`, when the server is root.
     setpriv: Option<PathBuf>,
+    /// `slirp4netns`, which tasks with network need.
+    slirp4netns: Option<PathBuf>,
     /// The `bwrap` arguments of the task's read-only view of the host.
     host_view: Vec<OsString>,
     /// The compiled seccomp programs.
@@ -100,6 +103,7 @@ impl Confinement {
             bwrap,
             prlimit: find("prlimit")?,
             setpriv,
+            slirp4netns: highwind_common::executables::find_on_path("slirp4netns"),
             host_view: view::host_view(extra, excluded),
             seccomp: seccomp::programs()?,
             uids: root.then(|| UidPool::new(task_uids)),
@@ -109,6 +113,11 @@ impl Confinement {
     /// The `bwrap` binary.
     pub fn bwrap(&self) -> &Path {
         &self.bwrap
+    }
+
+    /// `slirp4netns`, if installed: tasks whose run allows network cannot start without it.
+    pub fn slirp4netns(&self) -> Option<&Path> {
+        self.slirp4netns.as_deref()
     }
 
     /// The seccomp programs, in the order of [`SECCOMP_FDS`].
@@ -164,13 +173,16 @@ impl Confinement {
     pub fn wrap(&self, task: &Confined<'_>) -> Vec<OsString> {
         let mut args = Args::default();
         args.add(&["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
-        args.add(&["--unshare-cgroup-try"]);
-        if !task.network {
-            args.add(&["--unshare-net"]);
-        }
+        // Always a network namespace of its own: with network allowed, slirp4netns links it to the outside.
+        args.add(&["--unshare-cgroup-try", "--unshare-net"]);
         // `/tmp` first: read-only paths the configuration names may lie inside it.
         args.add(&["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]);
         args.items.extend(self.host_view.iter().cloned());
+        if task.network {
+            let fd = |n: i32| OsString::from(n.to_string());
+            args.items.extend(["--info-fd".into(), fd(network::INFO_FD), "--block-fd".into(), fd(network::BLOCK_FD)]);
+            args.items.extend(["--ro-bind-data".into(), fd(network::RESOLV_FD), "/etc/resolv.conf".into()]);
+        }
         for readable in task.readable.iter().filter(|p| p.exists()) {
             args.parents_of(readable);
             args.pair("--ro-bind", readable, readable);
