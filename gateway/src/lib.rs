@@ -160,6 +160,7 @@ pub async fn serve_with(
             &[oidc::dev_issuer::PATH, registry::TOKEN_PATH, registry::EVENTS_PATH],
             extra_routes,
         ))
+        .layer(web::single_message::SingleMessageLayer::new(config.max_message_bytes))
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))

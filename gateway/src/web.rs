@@ -3,6 +3,8 @@
 //! tonic-web stopped doing CORS in 0.13; without `grpc-status`, `grpc-message` and `grpc-status-details-bin`
 //! exposed, every error a browser sees reads "missing trailer".
 
+pub mod single_message;
+
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, header};

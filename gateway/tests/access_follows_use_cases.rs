@@ -296,6 +296,14 @@ async fn members_read_linked_assets_until_they_are_removed(platform: Platform) {
         })
         .await;
     assert_eq!(write.expect_err("reading is not writing").code(), Code::PermissionDenied);
+    let list = apb::ListAssetVersionsRequest { parent: seller.dataset.clone(), ..Default::default() };
+    let listed = platform.assets(Some("dave")).await.list_asset_versions(list).await.expect_err("owner only");
+    assert_eq!(listed.code(), Code::PermissionDenied);
+    assert!(
+        listed.message().contains("may list its versions") && !listed.message().contains("change"),
+        "a reader is told listing versions is for the owner, not that he tried a change: {:?}",
+        listed.message()
+    );
 
     let mut forged = highwind_proto::asset::internal::v1::grant_service_client::GrantServiceClient::with_interceptor(
         platform.channel().await,

@@ -310,6 +310,13 @@ async fn bad_declarations_are_invalid_argument_and_create_nothing(platform: Plat
         "tab\there",
         long.as_str(),
         "",
+        "\u{2024}\u{2024}/escape",
+        "\u{2025}/escape",
+        "\u{FF0E}\u{FF0E}/escape",
+        "a\u{2215}..\u{2215}b",
+        "%E2%80%A5/escape",
+        "invoice\u{202E}fdp.exe",
+        "a\u{2067}b",
     ];
     for path in bad_paths {
         let err = uploads.create_upload(declared(asset.name.clone(), declare(&[(path, b"x")]))).await.expect_err(path);
@@ -318,13 +325,24 @@ async fn bad_declarations_are_invalid_argument_and_create_nothing(platform: Plat
             err.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
         assert_eq!(fields, ["files[0].path"], "{path:?}");
     }
+    // Names one version cannot hold on a file system that normalises Unicode or ignores case.
+    for (first, second) in [("caf\u{e9}.csv", "cafe\u{301}.csv"), ("Train.csv", "train.csv"), ("DATA/x", "data/x")] {
+        let files = declare(&[(first, b"1"), (second, b"2")]);
+        let err = uploads.create_upload(declared(asset.name.clone(), files)).await.expect_err(second);
+        assert_eq!(err.code(), Code::InvalidArgument, "{second:?}");
+        let fields: Vec<String> =
+            err.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["files[1].path"], "{first:?} and {second:?} collide");
+    }
     let duplicate = declare(&[("a", b"1"), ("a", b"2")]);
     let clash = declare(&[("a", b"1"), ("a/b", b"2")]);
+    let hidden_clash = declare(&[("a", b"1"), ("a.txt", b"2"), ("a/b", b"3")]);
+    let folded_clash = declare(&[("A", b"1"), ("a/b", b"2")]);
     let mut bad_digest = declare(&[("a", b"1")]);
     bad_digest[0].sha256 = "ABC".into();
     let mut negative = declare(&[("a", b"1")]);
     negative[0].size_bytes = -1;
-    for files in [duplicate, clash, bad_digest, negative, vec![]] {
+    for files in [duplicate, clash, hidden_clash, folded_clash, bad_digest, negative, vec![]] {
         let err = uploads
             .create_upload(pb::CreateUploadRequest { parent: asset.name.clone(), files, ..Default::default() })
             .await

@@ -19,6 +19,7 @@ on_both_backends!(
     links_check_the_asset_with_the_asset_service_as_the_caller,
     releases_freeze_what_links_resolve_to,
     lists_filter_and_order_as_the_contract_says,
+    only_owners_change_the_price,
 );
 
 fn house_prices() -> pb::UseCase {
@@ -138,6 +139,16 @@ async fn bad_use_cases_are_invalid_argument_naming_the_field(platform: Platform)
         ),
         (pb::UseCase { cover_image_uri: "file:///etc/passwd".into(), ..house_prices() }, "use_case.cover_image_uri"),
         (pb::UseCase { model_card: "x".repeat(100_001), ..house_prices() }, "use_case.model_card"),
+        (pb::UseCase { version_label: "v".repeat(65), ..house_prices() }, "use_case.version_label"),
+        (
+            // Valid JSON Schema, one character over the contract's 100,000.
+            pb::UseCase {
+                inference_schema: format!(r#"{{"description":"{}"}}"#, "x".repeat(100_001 - 18)),
+                ..house_prices()
+            },
+            "use_case.inference_schema",
+        ),
+        (pb::UseCase { inference_schema_type: 7, ..house_prices() }, "use_case.inference_schema_type"),
     ];
     for (use_case, field) in cases {
         let err = alice.create_use_case(create(use_case)).await.expect_err(field);
@@ -158,6 +169,64 @@ async fn bad_use_cases_are_invalid_argument_naming_the_field(platform: Platform)
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = alice.get_use_case(pb::GetUseCaseRequest { name: "useCases/nope".into() }).await.expect_err("bad name");
     assert_eq!(err.code(), Code::InvalidArgument);
+    let at_most = pb::UseCase { version_label: "v".repeat(64), ..house_prices() };
+    alice.create_use_case(create(at_most)).await.expect("a 64-character version label is within the contract");
+
+    // `inference_schema_type` is an updatable path, and its value is checked when it is updated.
+    let set_type = |value: i32| pb::UpdateUseCaseRequest {
+        use_case: Some(pb::UseCase { name: created.name.clone(), inference_schema_type: value, ..Default::default() }),
+        update_mask: Some(FieldMask { paths: vec!["inference_schema_type".into()] }),
+    };
+    alice.update_use_case(set_type(pb::InferenceSchemaType::Json as i32)).await.expect("JSON is a schema type");
+    let err = alice.update_use_case(set_type(9)).await.expect_err("no such schema type");
+    let fields: Vec<String> =
+        err.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["use_case.inference_schema_type"]);
+
+    // Members: the principal is at most 256 characters, `users/` included.
+    let member = |principal: String| pb::CreateMemberRequest {
+        parent: created.name.clone(),
+        member: Some(pb::Member { principal, role: pb::MemberRole::Viewer as i32, ..Default::default() }),
+        request_id: String::new(),
+    };
+    let err = alice.create_member(member(format!("users/{}", "b".repeat(251)))).await.expect_err("257 characters");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields: Vec<String> =
+        err.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["member.principal"]);
+    alice.create_member(member(format!("users/{}", "b".repeat(250)))).await.expect("256 characters");
+    platform.stop().await;
+}
+
+/// The price is what buyers pay: editors change content, only owners change the price.
+async fn only_owners_change_the_price(platform: Platform) {
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let created = alice.create_use_case(create(house_prices())).await.unwrap().into_inner();
+    let editor =
+        pb::Member { principal: "users/carol".into(), role: pb::MemberRole::Editor as i32, ..Default::default() };
+    let add = pb::CreateMemberRequest { parent: created.name.clone(), member: Some(editor), request_id: String::new() };
+    alice.create_member(add).await.expect("add an editor");
+    let mut carol = platform.use_cases(Some("carol")).await;
+    let cheaper = Some(pb::Money { currency_code: "USD".into(), units: 1, nanos: 0 });
+    let change = |paths: &[&str], use_case: pb::UseCase| pb::UpdateUseCaseRequest {
+        use_case: Some(use_case),
+        update_mask: (!paths.is_empty()).then(|| FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+    };
+    let price_only = pb::UseCase { name: created.name.clone(), price: cheaper.clone(), ..Default::default() };
+    let whole = pb::UseCase { price: cheaper.clone(), etag: String::new(), ..created.clone() };
+    for (paths, use_case) in [(&["price"][..], price_only.clone()), (&[][..], whole.clone()), (&["*"][..], whole)] {
+        let err = carol.update_use_case(change(paths, use_case)).await.expect_err("an editor changes the price");
+        assert_eq!(err.code(), Code::PermissionDenied, "mask {paths:?}: {err:?}");
+    }
+    let unchanged = alice.get_use_case(pb::GetUseCaseRequest { name: created.name.clone() }).await.unwrap();
+    assert_eq!(unchanged.into_inner().price, created.price, "nothing changed");
+
+    // An editor's read-modify-write that keeps the price is a content change.
+    let relabelled = pb::UseCase { version_label: "v2".into(), etag: String::new(), ..created.clone() };
+    let updated = carol.update_use_case(change(&[], relabelled)).await.expect("content, same price").into_inner();
+    assert_eq!((updated.version_label.as_str(), &updated.price), ("v2", &created.price));
+    let repriced = alice.update_use_case(change(&["price"], price_only)).await.expect("the owner").into_inner();
+    assert_eq!(repriced.price, cheaper);
     platform.stop().await;
 }
 
@@ -299,7 +368,9 @@ async fn links_check_the_asset_with_the_asset_service_as_the_caller(platform: Pl
     assert_eq!(field_of(missing), "asset_link.pinned_version_number");
     let foreign =
         alice.create_asset_link(link(&bobs, pb::AssetLinkRole::Dataset, Pinned(1))).await.expect_err("bob's asset");
-    assert_eq!(field_of(foreign), "asset_link.asset", "alice may not read bob's asset, so she cannot link it");
+    assert_eq!(foreign.code(), Code::NotFound, "alice may not read bob's asset, so for her it does not exist");
+    let resource = foreign.get_details_resource_info().expect("resource info");
+    assert_eq!((resource.resource_type.as_str(), resource.resource_name.as_str()), ("highwind.asset.v1.Asset", &*bobs));
     platform.push_version("alice", Some(&dataset), b"v2, archived").await;
     let archive = highwind_proto::asset::v1::DeleteAssetVersionRequest { name: format!("{dataset}/versions/2") };
     platform.assets(Some("alice")).await.delete_asset_version(archive).await.expect("archive version 2");
@@ -553,5 +624,52 @@ async fn lists_filter_and_order_as_the_contract_says(platform: Platform) {
     assert_eq!(field_of(alice.list_members(members("role = KING", "")).await.unwrap_err()), "filter");
     assert_eq!(field_of(alice.list_asset_links(links("", "asset")).await.unwrap_err()), "order_by");
     assert_eq!(field_of(alice.list_releases(releases("create_time > yesterday", "")).await.unwrap_err()), "filter");
+    platform.stop().await;
+}
+
+/// The AssetLink contract: at most 256 links per use case, RESOURCE_EXHAUSTED beyond (the store counts and inserts
+/// under the use case's lock, which the store conformance suite checks on both backends).
+#[tokio::test]
+async fn a_use_case_holds_at_most_256_links() {
+    use highwind_proto::asset::v1 as apb;
+    let platform = Platform::start().await;
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let mut assets = platform.assets(Some("alice")).await;
+    let use_case = alice.create_use_case(create(house_prices())).await.unwrap().into_inner();
+    let mut new_dataset = async || {
+        let asset = apb::Asset { kind: apb::AssetKind::Dataset as i32, display_name: "d".into(), ..Default::default() };
+        let request = apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() };
+        assets.create_asset(request).await.unwrap().into_inner().name
+    };
+    let link = |asset: &str, role: pb::AssetLinkRole| pb::CreateAssetLinkRequest {
+        parent: use_case.name.clone(),
+        asset_link: Some(pb::AssetLink {
+            asset: asset.into(),
+            role: role as i32,
+            version: Some(pb::asset_link::Version::Alias("latest".into())),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    // A dataset fits two roles, so 128 datasets make 256 links.
+    for _ in 0..128 {
+        let dataset = new_dataset().await;
+        for role in [pb::AssetLinkRole::Dataset, pb::AssetLinkRole::App] {
+            alice.create_asset_link(link(&dataset, role)).await.expect("within the limit");
+        }
+    }
+    let one_more = new_dataset().await;
+    let err = alice.create_asset_link(link(&one_more, pb::AssetLinkRole::Dataset)).await.expect_err("link 257");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let listed = alice
+        .list_asset_links(pb::ListAssetLinksRequest {
+            parent: use_case.name.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.asset_links.len(), 256, "the refused link was not stored");
     platform.stop().await;
 }

@@ -167,6 +167,82 @@ async fn grpc_web_text_and_json_payloads() {
     platform.stop().await;
 }
 
+/// The grpc-status of a gRPC-Web answer: in its headers (trailers-only) or in its trailer frame.
+fn grpc_status(response: &Response<()>, trailers: &str) -> String {
+    response.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_else(|| {
+        trailers.lines().find_map(|l| l.strip_prefix("grpc-status:")).unwrap_or_default().trim().to_owned()
+    })
+}
+
+/// A text-mode request is answered in text even when the client does not name it in `accept` (browsers send
+/// `*/*`); only a client that names binary gRPC-Web gets binary.
+#[tokio::test]
+async fn grpc_web_text_requests_are_answered_in_text() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let list = pb::ListAssetsRequest::default();
+    for accept in [None, Some("*/*"), Some("application/grpc-web+proto")] {
+        let mut request = grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", Some(&token), &list);
+        let framed = request.body().clone().collect().await.unwrap().to_bytes();
+        use base64::Engine;
+        *request.body_mut() = Full::new(Bytes::from(base64::engine::general_purpose::STANDARD.encode(&framed)));
+        request.headers_mut().insert("content-type", "application/grpc-web-text".parse().unwrap());
+        if let Some(accept) = accept {
+            request.headers_mut().insert("accept", accept.parse().unwrap());
+        }
+        let (response, body) = post(&platform, request).await;
+        let binary = accept == Some("application/grpc-web+proto");
+        let expected = if binary { "application/grpc-web+proto" } else { "application/grpc-web-text+proto" };
+        assert_eq!(response.headers()["content-type"], expected, "accept {accept:?}");
+        let body = if binary { body } else { Bytes::from(base64_frames(&body)) };
+        let (messages, trailers) = frames(body);
+        assert_eq!(grpc_status(&response, &trailers), "0", "accept {accept:?}");
+        assert!(pb::ListAssetsResponse::decode(messages[0].clone()).unwrap().assets.is_empty());
+    }
+    platform.stop().await;
+}
+
+/// A body that is not one well-formed message is the caller's mistake (INVALID_ARGUMENT), not the service being
+/// unavailable; and a unary method never takes a second message.
+#[tokio::test]
+async fn malformed_grpc_web_bodies_are_invalid_argument() {
+    let platform = Platform::start().await;
+    let token = platform.token("alice");
+    let create = pb::CreateAssetRequest {
+        asset: Some(pb::Asset { kind: pb::AssetKind::Model as i32, display_name: "once".into(), ..Default::default() }),
+        request_id: String::new(),
+    };
+    let path = "/highwind.asset.v1.AssetService/CreateAsset";
+    let single = grpc_web_request(path, Some(&token), &create).body().clone().collect().await.unwrap().to_bytes();
+    use base64::Engine;
+    let base64 = |bytes: &[u8]| Bytes::from(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let twice = [single.clone(), single.clone()].concat();
+    let cases = [
+        ("application/grpc-web-text", Bytes::from_static(b"this is not base64!!")),
+        ("application/grpc-web-text", base64(&twice)),
+        ("application/grpc-web+proto", Bytes::from(twice)),
+        ("application/grpc-web+proto", single.slice(..single.len() - 1)),
+    ];
+    let mut wrong = Vec::new();
+    for (content_type, body) in cases {
+        let mut request = grpc_web_request(path, Some(&token), &create);
+        request.headers_mut().insert("content-type", content_type.parse().unwrap());
+        *request.body_mut() = Full::new(body.clone());
+        let (response, answer) = post(&platform, request).await;
+        let text = response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().contains("text"));
+        let answer = if text { Bytes::from(base64_frames(&answer)) } else { answer };
+        let (messages, trailers) = frames(answer);
+        let status = grpc_status(&response, &trailers);
+        if status != "3" || !messages.is_empty() {
+            wrong.push(format!("{content_type} {body:?}: status {status}, {} messages", messages.len()));
+        }
+    }
+    assert!(wrong.is_empty(), "each must be INVALID_ARGUMENT and answer nothing:\n{}", wrong.join("\n"));
+    let listed = platform.assets(Some("alice")).await.list_assets(pb::ListAssetsRequest::default()).await.unwrap();
+    assert!(listed.into_inner().assets.is_empty(), "no refused request created an asset");
+    platform.stop().await;
+}
+
 /// Decodes a gRPC-Web text body, which is a concatenation of base64 chunks (each possibly padded).
 fn base64_frames(body: &[u8]) -> Vec<u8> {
     use base64::Engine;

@@ -123,7 +123,10 @@ impl AssetDirectory for GrpcAssets {
                 };
                 Ok(Some(AssetInfo { kind, owner: found.owner }))
             }
-            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
+            // Unreadable is not found: the caller learns nothing about assets that are not theirs to read.
+            Err(status) if matches!(status.code(), Code::NotFound | Code::PermissionDenied | Code::InvalidArgument) => {
+                Ok(None)
+            }
             Err(status) => Err(DirectoryError(status.message().to_owned())),
         }
     }

@@ -13,6 +13,9 @@ pub enum Error {
     /// No such use case, or the caller is not a member.
     #[error("{0} not found")]
     NotFound(String),
+    /// The asset a link names does not exist for the caller (missing, or not theirs to read).
+    #[error("{0} not found")]
+    AssetNotFound(String),
     /// A member whose role does not allow the operation.
     #[error("{0}")]
     PermissionDenied(String),
@@ -37,6 +40,9 @@ pub enum Error {
     /// The use case already links that asset in that role.
     #[error("{0} is already linked")]
     AlreadyLinked(String),
+    /// The use case already has as many links as it may.
+    #[error("{0} has the most links a use case may have")]
+    TooManyLinks(String),
     /// A link does not resolve to a version the caller may read.
     #[error("{0}")]
     Unresolvable(String),

@@ -73,7 +73,8 @@ impl UploadApi {
     async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
         let (asset_id, upload_id) =
             names::parse_upload_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-        access::owned_asset_by_id(self.assets.as_ref(), self.grants.as_ref(), principal, asset_id).await?;
+        let (assets, grants) = (self.assets.as_ref(), self.grants.as_ref());
+        access::owned_asset_by_id(assets, grants, principal, asset_id, access::OwnerOnly::Change).await?;
         match self.uploads.repo().get_upload(upload_id).await? {
             Some(upload) if upload.asset_id == asset_id && upload.creator == principal.as_str() => Ok(upload),
             _ => Err(Error::NotFound(name.to_owned())),

@@ -6,7 +6,10 @@ use highwind_proto::asset::v1 as pb;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{access, convert::version_to_proto};
+use super::{
+    access::{self, OwnerOnly},
+    convert::version_to_proto,
+};
 use crate::{
     domain::{
         aliases::{self, Alias},
@@ -33,7 +36,7 @@ pub struct Repos<'a> {
 pub async fn resolve(repos: Repos<'_>, principal: &Principal, field: &str, name: &str) -> Result<Version, Error> {
     let (asset_id, selector) =
         names::parse_version_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
-    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id).await?;
+    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id, OwnerOnly::Change).await?;
     select(repos, asset_id, selector).await?.ok_or_else(|| Error::NotFound(name.to_owned()))
 }
 
@@ -130,7 +133,7 @@ pub async fn list(
     let Some(asset_id) = asset_id.filter(|_| violations.is_empty()) else {
         return Err(Error::Invalid(violations));
     };
-    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id).await?;
+    access::owned_asset_by_id(repos.assets, repos.grants, principal, asset_id, OwnerOnly::ListVersions).await?;
     let scope = format!(
         "versions|{}|{asset_id}|{}|{}|{:?}|{descending}|{}",
         principal.as_str(),

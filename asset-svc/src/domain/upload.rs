@@ -1,6 +1,6 @@
 //! Upload sessions: the files a new version will hold, declared up front, and the rules for writing them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 
 use chrono::{DateTime, Utc};
 use highwind_common::validation::Violations;
@@ -115,9 +115,29 @@ pub fn declare(files: Vec<FileEntry>, limits: UploadLimits) -> Result<Vec<FileEn
         return Err(violations);
     }
     let mut total: u64 = 0;
+    // The first file declared under each comparable form, so a later one that collides with it is named.
+    let mut first_of: HashMap<String, usize> = HashMap::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         if let Err(reason) = paths::validate(&file.path) {
             violations.add(format!("files[{i}].path"), reason);
+        }
+        match first_of.entry(paths::comparable(&file.path)) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(first) => {
+                let (j, first_path) = (*first.get(), &files[*first.get()].path);
+                let reason = if *first_path == file.path {
+                    format!("{:?} is declared twice (also files[{j}])", file.path)
+                } else {
+                    format!(
+                        "{:?} and {first_path:?} (files[{j}]) are one name on systems that ignore case or Unicode \
+                         normalisation",
+                        file.path
+                    )
+                };
+                violations.add(format!("files[{i}].path"), reason);
+            }
         }
         if !valid_sha256(&file.sha256) {
             violations.add(format!("files[{i}].sha256"), "must be 64 lowercase hex digits");
@@ -127,15 +147,20 @@ pub fn declare(files: Vec<FileEntry>, limits: UploadLimits) -> Result<Vec<FileEn
     if total > limits.max_version_bytes {
         violations.add("files", format!("total size {total} exceeds the limit of {} bytes", limits.max_version_bytes));
     }
+    // Compared in their comparable forms, so `A` and `a/b` clash where case is ignored.
+    let forms: Vec<(&str, usize)> = first_of.iter().map(|(form, i)| (form.as_str(), *i)).collect();
+    let comparable: Vec<&str> = forms.iter().map(|(form, _)| *form).collect();
+    if let Some((file, nested)) = paths::file_directory_clash(&comparable) {
+        let original = |form: &str| {
+            forms.iter().find(|(f, _)| *f == form).map_or_else(|| form.to_owned(), |(_, i)| files[*i].path.clone())
+        };
+        violations.add(
+            "files",
+            format!("{:?} cannot be both a file and the directory of {:?}", original(file), original(nested)),
+        );
+    }
     let mut sorted = files;
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].path == pair[1].path) {
-        violations.add("files", format!("path {:?} is declared twice", pair[0].path));
-    }
-    let paths: Vec<&str> = sorted.iter().map(|f| f.path.as_str()).collect();
-    if let Some((file, nested)) = paths::file_directory_clash(&paths) {
-        violations.add("files", format!("{file:?} cannot be both a file and the directory of {nested:?}"));
-    }
     violations.into_result(sorted)
 }
 
@@ -204,6 +229,10 @@ mod tests {
         let err = declare(vec![bad_digest, entry("../b", 1)], LIMITS).expect_err("invalid");
         let fields: Vec<_> = err.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["files[0].sha256", "files[1].path"]);
+        let folded = declare(vec![entry("b", 1), entry("Caf\u{e9}", 1), entry("cafe\u{301}", 1)], LIMITS);
+        let fields: Vec<_> = folded.expect_err("collide").iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["files[2].path"], "the later of two colliding names is named");
+        assert!(declare(vec![entry("A", 1), entry("a/b", 1)], LIMITS).is_err(), "file and directory, ignoring case");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Proto ↔ domain conversions for use cases.
 
 use chrono::{DateTime, Utc};
+use highwind_common::validation::Violations;
 use highwind_proto::usecase::v1 as pb;
 
 use crate::domain::{
@@ -77,6 +78,13 @@ pub fn draft_from_proto(u: pb::UseCase) -> UseCaseDraft {
         version_label: u.version_label,
         price,
         labels: u.labels.into_iter().collect(),
+    }
+}
+
+/// Records a violation when `value` is not an `InferenceSchemaType` of the contract (UNSPECIFIED or JSON).
+pub fn check_schema_type(value: i32, violations: &mut Violations) {
+    if pb::InferenceSchemaType::try_from(value).is_err() {
+        violations.add("use_case.inference_schema_type", format!("{value} is not a schema type: UNSPECIFIED or JSON"));
     }
 }
 

@@ -2,14 +2,16 @@
 
 use highwind_common::status;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{error::Error, payments::PaymentError};
+use crate::{domain::link::MAX_LINKS, error::Error, payments::PaymentError};
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::Invalid(violations) => status::invalid_argument(&violations),
             Error::NotFound(name) => status::with_reason(Code::NotFound, format!("{name} not found"), "NOT_FOUND"),
+            Error::AssetNotFound(asset) => asset_not_found(asset),
             Error::PermissionDenied(why) => status::with_reason(Code::PermissionDenied, why, "ROLE_TOO_LOW"),
             Error::StaleEtag(name) => status::with_reason(
                 Code::FailedPrecondition,
@@ -40,6 +42,11 @@ impl From<Error> for Status {
             Error::AlreadyLinked(what) => {
                 status::with_reason(Code::AlreadyExists, format!("{what} is already linked"), "ALREADY_LINKED")
             }
+            Error::TooManyLinks(name) => status::with_reason(
+                Code::ResourceExhausted,
+                format!("{name} already has {MAX_LINKS} asset links, the most a use case may have: delete one first"),
+                "TOO_MANY_LINKS",
+            ),
             Error::Unresolvable(why) => status::with_reason(Code::FailedPrecondition, why, "LINK_UNRESOLVED"),
             Error::Unmet(message, reason, unmet) => status::failed_precondition(message, reason, &unmet),
             Error::Payment(PaymentError::Declined(why)) => {
@@ -64,4 +71,13 @@ impl From<Error> for Status {
             Error::Store(cause) => status::internal(&cause),
         }
     }
+}
+
+/// NOT_FOUND for an asset asset-svc would not show the caller, with a `google.rpc.ResourceInfo` naming it, as the
+/// AssetLink contract promises; whether it is missing or only unreadable stays private.
+fn asset_not_found(asset: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info("NOT_FOUND", status::ERROR_DOMAIN, std::collections::HashMap::new());
+    details.set_resource_info("highwind.asset.v1.Asset", asset.clone(), "", "no such asset, or you may not read it");
+    Status::with_error_details(Code::NotFound, format!("{asset} not found"), details)
 }

@@ -14,11 +14,11 @@ use super::{
 use crate::{
     assets::AssetDirectory,
     domain::{
-        link::{AssetLink, LinkRole, Selector},
+        link::{AssetLink, LinkRole, MAX_LINKS, Selector},
         names,
     },
     error::Error,
-    store::{LinkUpdate, UseCaseRepository, read_all},
+    store::{LinkAdd, LinkUpdate, UseCaseRepository, read_all},
 };
 
 fn valid_alias(alias: &str) -> bool {
@@ -76,8 +76,12 @@ pub async fn create(
         asset_owner,
         ..AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now())
     };
-    if !repo.add_link(&added).await? {
-        return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
+    match repo.add_link(&added, MAX_LINKS).await? {
+        LinkAdd::Added => {}
+        LinkAdd::Duplicate => {
+            return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
+        }
+        LinkAdd::Full => return Err(Error::TooManyLinks(request.parent)),
     }
     tracing::info!(use_case = %use_case, asset = %added.asset, role = added.role.as_str(), "asset linked");
     Ok(link_to_proto(&added))
@@ -98,7 +102,7 @@ async fn check_target(
     let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
     let field = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
     let Some(info) = assets.describe(principal, asset).await.map_err(unavailable)? else {
-        return Err(Error::Invalid(Violations::one(field("asset"), "no such asset, or you may not read it")));
+        return Err(Error::AssetNotFound(asset.to_owned()));
     };
     let kind = info.kind;
     if !role.accepts().contains(&kind) {

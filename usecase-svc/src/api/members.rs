@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     domain::{
-        member::{Change, Member, valid_principal},
+        member::{Change, MAX_PRINCIPAL, Member, valid_principal},
         names,
         role::Role,
     },
@@ -55,7 +55,10 @@ pub async fn create(
     let mut violations = Violations::new();
     let member = request.member.unwrap_or_default();
     if !valid_principal(&member.principal) {
-        violations.add("member.principal", "must be users/{id}: letters, digits and . _ @ - +, at most 255");
+        violations.add(
+            "member.principal",
+            format!("must be users/{{id}}: letters, digits and . _ @ - +, at most {MAX_PRINCIPAL} characters in all"),
+        );
     }
     let new_role = role_from_proto(member.role);
     if new_role.is_none() {

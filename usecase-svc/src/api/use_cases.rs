@@ -9,7 +9,7 @@ use highwind_proto::usecase::v1::{self as pb, use_case_service_server::UseCaseSe
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert::{draft_from_proto, use_case_to_proto},
+    convert::{check_schema_type, draft_from_proto, use_case_to_proto},
     filters::UseCaseFilter,
     links,
     listing::{READ_BATCH, SortValue, caller_role, check_request_id, page_limit, page_of, parse_order},
@@ -104,6 +104,7 @@ impl UseCaseService for UseCaseApi {
         };
         let mut violations = Violations::new();
         check_request_id(&request.request_id, &mut violations);
+        check_schema_type(incoming.inference_schema_type, &mut violations);
         let use_case = match UseCase::create(draft_from_proto(incoming), owner.as_str(), Utc::now()) {
             Ok(use_case) if violations.is_empty() => use_case,
             Ok(_) => return Err(Error::Invalid(violations).into()),
@@ -182,7 +183,7 @@ impl UseCaseService for UseCaseApi {
         let Some(incoming) = request.use_case else {
             return Err(Error::Invalid(Violations::one("use_case", "required")).into());
         };
-        let (name, etag) = (incoming.name.clone(), incoming.etag.clone());
+        let (name, etag, schema_type) = (incoming.name.clone(), incoming.etag.clone(), incoming.inference_schema_type);
         let draft = draft_from_proto(incoming);
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut violations = Violations::new();
@@ -190,6 +191,7 @@ impl UseCaseService for UseCaseApi {
         for path in &paths {
             match UseCaseField::parse(path) {
                 Some(field) => fields.push(field),
+                None if path == "*" => fields.extend(UseCaseField::all()),
                 None => violations.add(
                     "update_mask",
                     format!("{path:?} cannot be updated here; updatable fields: {}", UseCaseField::known_paths()),
@@ -198,9 +200,15 @@ impl UseCaseService for UseCaseApi {
         }
         if paths.is_empty() {
             fields = UseCaseField::set_in(&draft);
+            if schema_type != 0 {
+                fields.push(UseCaseField::InferenceSchemaType);
+            }
             if fields.is_empty() {
                 violations.add("update_mask", "names no field and the use case sets none: nothing to update");
             }
+        }
+        if fields.contains(&UseCaseField::InferenceSchemaType) {
+            check_schema_type(schema_type, &mut violations);
         }
         if let Err(reason) = names::parse_use_case_name(&name) {
             violations.add("use_case.name", reason);
@@ -216,6 +224,9 @@ impl UseCaseService for UseCaseApi {
             return Err(Error::Archived(name).into());
         }
         let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
+        if current.price_changes(&next) && !role.may_change_price() {
+            return Err(Error::PermissionDenied(format!("only an owner may change the price of {name}")).into());
+        }
         let stored = self.replace(&current, next, &etag).await?;
         Ok(Response::new(use_case_to_proto(&stored, role)))
     }

@@ -3,6 +3,9 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
+/// Most links one use case may have.
+pub const MAX_LINKS: usize = 256;
+
 /// What a linked asset is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]

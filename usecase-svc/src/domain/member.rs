@@ -48,11 +48,16 @@ impl Member {
     }
 }
 
-/// Whether `principal` names a user: `users/` then 1 to 255 of letters, digits and `._@-+`.
+/// Longest member principal, `users/` included, in characters.
+pub const MAX_PRINCIPAL: usize = 256;
+
+/// Whether `principal` names a user: `users/` then at least one of letters, digits and `._@-+`, at most
+/// [`MAX_PRINCIPAL`] characters in all.
 pub fn valid_principal(principal: &str) -> bool {
-    principal.strip_prefix("users/").is_some_and(|id| {
-        !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b))
-    })
+    principal.len() <= MAX_PRINCIPAL
+        && principal
+            .strip_prefix("users/")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-+".contains(&b)))
 }
 
 /// What became of a change to a membership.

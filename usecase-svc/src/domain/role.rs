@@ -31,6 +31,11 @@ impl Role {
         self >= Self::Editor
     }
 
+    /// Whether this role may change what buyers pay: like publishing, the price is the owners' decision.
+    pub fn may_change_price(self) -> bool {
+        self == Self::Owner
+    }
+
     /// Whether this role may archive, restore, publish or manage members.
     pub fn may_administer(self) -> bool {
         self == Self::Owner

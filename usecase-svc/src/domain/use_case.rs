@@ -12,10 +12,10 @@ pub const MAX_DISPLAY_NAME: usize = 200;
 pub const MAX_DESCRIPTION: usize = 10_000;
 /// Longest model card, in characters.
 pub const MAX_MODEL_CARD: usize = 100_000;
-/// Longest inference schema, in bytes.
-pub const MAX_INFERENCE_SCHEMA: usize = 1_000_000;
+/// Longest inference schema, in characters.
+pub const MAX_INFERENCE_SCHEMA: usize = 100_000;
 /// Longest version label, in characters.
-pub const MAX_VERSION_LABEL: usize = 100;
+pub const MAX_VERSION_LABEL: usize = 64;
 /// Longest cover image URI, in bytes.
 pub const MAX_URI: usize = 2_048;
 
@@ -138,18 +138,20 @@ pub enum UseCaseField {
     CoverImageUri,
     ModelCard,
     InferenceSchema,
+    InferenceSchemaType,
     VersionLabel,
     Price,
     Labels,
 }
 
 impl UseCaseField {
-    const PATHS: [(&'static str, Self); 8] = [
+    const PATHS: [(&'static str, Self); 9] = [
         ("display_name", Self::DisplayName),
         ("description", Self::Description),
         ("cover_image_uri", Self::CoverImageUri),
         ("model_card", Self::ModelCard),
         ("inference_schema", Self::InferenceSchema),
+        ("inference_schema_type", Self::InferenceSchemaType),
         ("version_label", Self::VersionLabel),
         ("price", Self::Price),
         ("labels", Self::Labels),
@@ -160,9 +162,14 @@ impl UseCaseField {
         Self::PATHS.iter().find(|(p, _)| *p == path).map(|(_, f)| *f)
     }
 
-    /// Every path an update accepts.
+    /// Every path an update accepts (besides `*`, which means all of them).
     pub fn known_paths() -> String {
         Self::PATHS.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Every field an update may change: what the mask `*` names.
+    pub fn all() -> impl Iterator<Item = Self> {
+        Self::PATHS.iter().map(|(_, f)| *f)
     }
 
     /// The fields `draft` sets: what an update without a mask changes.
@@ -226,6 +233,8 @@ impl UseCase {
                 UseCaseField::CoverImageUri => next.cover_image_uri.clone_from(&draft.cover_image_uri),
                 UseCaseField::ModelCard => next.model_card.clone_from(&draft.model_card),
                 UseCaseField::InferenceSchema => next.inference_schema.clone_from(&draft.inference_schema),
+                // Nothing stored: JSON is the only format, so the type follows from whether there is a schema.
+                UseCaseField::InferenceSchemaType => {}
                 UseCaseField::VersionLabel => next.version_label.clone_from(&draft.version_label),
                 UseCaseField::Price => next.price = draft.price.clone(),
                 UseCaseField::Labels => next.labels.clone_from(&draft.labels),
@@ -246,6 +255,11 @@ impl UseCase {
             revision: self.revision + 1,
             ..self.clone()
         }
+    }
+
+    /// Whether `next` asks buyers for a different amount than this use case does: a change reserved for owners.
+    pub fn price_changes(&self, next: &Self) -> bool {
+        !self.price.same_amount(&next.price)
     }
 
     /// Opaque concurrency token.
@@ -279,8 +293,9 @@ impl UseCase {
                 format!("at most {MAX_VERSION_LABEL} characters, no control characters"),
             );
         }
-        if self.inference_schema.len() > MAX_INFERENCE_SCHEMA {
-            violations.add("use_case.inference_schema", format!("at most {MAX_INFERENCE_SCHEMA} bytes"));
+        // Counted before parsing, so an oversized document costs no JSON or schema work.
+        if chars(&self.inference_schema) > MAX_INFERENCE_SCHEMA {
+            violations.add("use_case.inference_schema", format!("at most {MAX_INFERENCE_SCHEMA} characters"));
         } else if !self.inference_schema.is_empty()
             && let Err(reason) = check_json_schema(&self.inference_schema)
         {

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use super::Stores;
+use super::{LinkAdd, Stores};
 use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
     member::{Change, Member},
@@ -155,11 +155,14 @@ async fn links_are_unique_per_asset_and_role(stores: Stores) {
     let pinned = AssetLink::new(u.id, asset, LinkRole::Model, Selector::Pinned(3), "users/linker", Utc::now());
     let aliased =
         AssetLink::new(u.id, asset, LinkRole::App, Selector::Alias("production".into()), "users/linker", Utc::now());
-    assert!(repo.add_link(&pinned).await.expect("add"));
-    assert!(repo.add_link(&aliased).await.expect("another role of the same asset"));
+    assert_eq!(repo.add_link(&pinned, 3).await.expect("add"), LinkAdd::Added);
+    assert_eq!(repo.add_link(&aliased, 3).await.expect("another role of the same asset"), LinkAdd::Added);
     let duplicate =
         AssetLink::new(u.id, asset, LinkRole::Model, Selector::Alias("latest".into()), "users/linker", Utc::now());
-    assert!(!repo.add_link(&duplicate).await.expect("duplicate"), "one link per asset and role");
+    assert_eq!(repo.add_link(&duplicate, 3).await.expect("duplicate"), LinkAdd::Duplicate, "one per asset and role");
+    let other = "assets/0190b5b2-8c1e-7000-8000-000000000002";
+    let third = AssetLink::new(u.id, other, LinkRole::Model, Selector::Pinned(1), "users/linker", Utc::now());
+    assert_eq!(repo.add_link(&third, 2).await.expect("over the limit"), LinkAdd::Full, "at most max_links links");
     assert_eq!(repo.get_link(u.id, aliased.id).await.expect("get"), Some(aliased.clone()));
     let listed = repo.list_links(u.id, None, 10).await.expect("list");
     assert_eq!(listed, [pinned.clone(), aliased.clone()]);

@@ -108,8 +108,10 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
         expected_revision: Option<i64>,
     ) -> Result<Change, StoreError>;
 
-    /// Adds `link`; false (nothing changed) when the use case already links that asset in that role.
-    async fn add_link(&self, link: &AssetLink) -> Result<bool, StoreError>;
+    /// Adds `link` unless the use case already has `max_links` links or links that asset in that role (then
+    /// nothing changes). The count and the insert share one transaction that holds the use case, so concurrent
+    /// adds never pass the limit.
+    async fn add_link(&self, link: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError>;
 
     /// Link `id` of use case `use_case_id`.
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError>;
@@ -163,6 +165,17 @@ where
             return Ok(all);
         }
     }
+}
+
+/// What became of a new link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAdd {
+    /// Stored.
+    Added,
+    /// The use case already links that asset in that role.
+    Duplicate,
+    /// The use case already has as many links as it may.
+    Full,
 }
 
 /// What became of a link update.

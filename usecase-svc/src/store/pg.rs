@@ -8,7 +8,9 @@ use sqlx::{PgPool, types::Json};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
+use super::{
+    After, LinkAdd, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of,
+};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
@@ -426,11 +428,20 @@ impl UseCaseRepository for PgUseCases {
         Ok(Change::Done(current))
     }
 
-    async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
+    async fn add_link(&self, l: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError> {
         let mut tx = self.0.begin().await?;
+        // The row lock on the use case serializes adds, so the count below stays true until the insert.
+        sqlx::query("SELECT id FROM use_cases WHERE id = $1 FOR UPDATE").bind(l.use_case_id).execute(&mut *tx).await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM asset_links WHERE use_case_id = $1")
+            .bind(l.use_case_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_links {
+            return Ok(LinkAdd::Full);
+        }
         let added = insert_link(&mut tx, l).await? == 1;
         self.commit_marking(tx, added.then(|| names::use_case_name(l.use_case_id))).await?;
-        Ok(added)
+        Ok(if added { LinkAdd::Added } else { LinkAdd::Duplicate })
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {

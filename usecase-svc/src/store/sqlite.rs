@@ -8,7 +8,9 @@ use sqlx::{SqlitePool, types::Json};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{After, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of};
+use super::{
+    After, LinkAdd, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of,
+};
 use crate::domain::{
     link::{AssetLink, LinkRole},
     member::{Change, Member},
@@ -454,11 +456,19 @@ impl UseCaseRepository for SqliteUseCases {
         Ok(Change::Done(current))
     }
 
-    async fn add_link(&self, l: &AssetLink) -> Result<bool, StoreError> {
+    async fn add_link(&self, l: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        // BEGIN IMMEDIATE serializes adds, so the count below stays true until the insert.
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM asset_links WHERE use_case_id = ?")
+            .bind(l.use_case_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_links {
+            return Ok(LinkAdd::Full);
+        }
         let added = insert_link(&mut tx, l).await? == 1;
         self.commit_marking(tx, added.then(|| names::use_case_name(l.use_case_id))).await?;
-        Ok(added)
+        Ok(if added { LinkAdd::Added } else { LinkAdd::Duplicate })
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
