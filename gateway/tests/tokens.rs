@@ -118,6 +118,16 @@ async fn bad_tokens_are_unauthenticated() {
     let edited = URL_SAFE_NO_PAD.encode(claims(serde_json::json!({ "sub": "bob" })).to_string());
     cases.push(("tampered", format!("{head}.{edited}.{signature}")));
     cases.push(("garbage", "a.b.c".to_owned()));
+    // A critical header extension the verifier does not understand (RFC 7515 §4.1.11).
+    let pkcs8 = std::fs::read(platform.dir.path().join("dev-issuer-key.p8")).expect("issuer key");
+    let mut critical = Header::new(Algorithm::ES256);
+    critical.kid = Some(kid.clone());
+    critical.crit = Some(vec!["x".into()]);
+    critical.extras.insert("x", true);
+    cases.push((
+        "unknown crit extension",
+        jsonwebtoken::encode(&critical, &claims(serde_json::json!({})), &EncodingKey::from_ec_der(&pkcs8)).unwrap(),
+    ));
 
     for (case, token) in cases {
         let err = list_with(&platform, &token).await.expect_err(case);
