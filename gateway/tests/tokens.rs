@@ -209,6 +209,15 @@ mod api_keys {
                 },
                 "api_key.expire_time",
             ),
+            (
+                id::ApiKey {
+                    display_name: "for ever".into(),
+                    // 82269-01-01: a valid timestamp, but no key should last eighty thousand years.
+                    expire_time: Some(prost_types::Timestamp { seconds: 2_533_900_000_000, nanos: 0 }),
+                    ..Default::default()
+                },
+                "api_key.expire_time",
+            ),
         ] {
             let err = keys.create_api_key(id::CreateApiKeyRequest { api_key: Some(key) }).await.expect_err(field);
             assert_eq!(err.code(), Code::InvalidArgument);
@@ -230,6 +239,43 @@ mod api_keys {
         assert!(list_with(&platform, &short).await.is_ok());
         tokio::time::sleep(std::time::Duration::from_millis(2_600)).await;
         assert_eq!(list_with(&platform, &short).await.expect_err("expired").code(), Code::Unauthenticated);
+        platform.stop().await;
+    }
+
+    fn draft(display_name: &str, expire_seconds: Option<i64>) -> id::CreateApiKeyRequest {
+        id::CreateApiKeyRequest {
+            api_key: Some(id::ApiKey {
+                display_name: display_name.into(),
+                expire_time: expire_seconds.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_created_by_a_key_never_outlives_it() {
+        let platform = Platform::start().await;
+        let mut with_token = keys_of(&platform, &platform.token("alice")).await;
+        let parent_expiry = now() as i64 + 2;
+        let parent = with_token.create_api_key(draft("parent", Some(parent_expiry))).await.unwrap().into_inner();
+
+        let mut with_key = keys_of(&platform, &parent.key).await;
+        let unbounded = with_key.create_api_key(draft("asks for no expiry", None)).await.unwrap().into_inner();
+        let later = now() as i64 + 365 * 24 * 60 * 60;
+        let longer = with_key.create_api_key(draft("asks for a year", Some(later))).await.unwrap().into_inner();
+        for child in [&unbounded, &longer] {
+            let stored = child.api_key.as_ref().unwrap();
+            assert_eq!(stored.expire_time.as_ref().map(|t| t.seconds), Some(parent_expiry), "{stored:?}");
+        }
+        let from_token = with_token.create_api_key(draft("no expiry", None)).await.unwrap().into_inner();
+        assert_eq!(from_token.api_key.unwrap().expire_time, None, "a key made with a token keeps what it asked for");
+
+        assert!(list_with(&platform, &unbounded.key).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(2_600)).await;
+        for child in [&unbounded.key, &longer.key] {
+            let err = list_with(&platform, child).await.expect_err("the parent expired");
+            assert_eq!(err.code(), Code::Unauthenticated);
+        }
         platform.stop().await;
     }
 }

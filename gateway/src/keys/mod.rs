@@ -50,6 +50,11 @@ impl ApiKey {
         format!("{KEY_PREFIX}{}…", &self.id.simple().to_string()[..8])
     }
 
+    /// The principal the key acts as (`users/…` only).
+    pub fn principal(&self) -> Option<Principal> {
+        self.owner.strip_prefix("users/").map(Principal::user)
+    }
+
     fn usable_at(&self, now: DateTime<Utc>) -> bool {
         self.revoke_time.is_none() && self.expire_time.is_none_or(|expiry| now < expiry)
     }
@@ -117,8 +122,8 @@ impl ApiKeys {
         token.starts_with(KEY_PREFIX)
     }
 
-    /// The principal a live key acts as, or UNAUTHENTICATED.
-    pub async fn verify(&self, token: &str) -> Result<Principal, Status> {
+    /// The live key `token` is, or UNAUTHENTICATED.
+    pub async fn verify(&self, token: &str) -> Result<ApiKey, Status> {
         let refuse = || Status::unauthenticated("invalid, expired or revoked API key");
         let rest = token.strip_prefix(KEY_PREFIX).ok_or_else(refuse)?;
         let (id, secret) = rest.split_once('_').ok_or_else(refuse)?;
@@ -137,8 +142,7 @@ impl ApiKeys {
         if !key.usable_at(Utc::now()) {
             return Err(refuse());
         }
-        let user = key.owner.strip_prefix("users/").ok_or_else(refuse)?;
-        Ok(Principal::user(user))
+        Ok(key)
     }
 
     /// `owner`'s keys, newest first, after `after`.
