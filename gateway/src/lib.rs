@@ -2,7 +2,8 @@
 //! HTTP/2) with CORS, authenticates callers, serves health and reflection for every public service, and
 //! forwards each call untouched to the service that owns it.
 //!
-//! Request path: CORS → gRPC-Web translation → authentication → local health/reflection, or the proxy.
+//! Request path: host check → plain HTTP routes (dev issuer, registry tokens) → CORS → gRPC-Web translation →
+//! authentication → local health/reflection, or the proxy.
 
 pub mod access;
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded_registry;
 pub mod health;
+pub mod host;
 pub mod http_routes;
 pub mod keys;
 pub mod limit;
@@ -154,18 +156,21 @@ pub async fn serve_with(
         );
         extra_routes = extra_routes.merge(endpoint.routes());
     }
+    let local_addr = listener.local_addr().ok();
     let layers = ServiceBuilder::new()
-        .layer(web::cors(&config.allowed_origins))
+        .layer(host::HostCheckLayer::new(host::AllowedHosts::from_config(&config.allowed_hosts)))
         .layer(http_routes::HttpRoutesLayer::new(
             &[oidc::dev_issuer::PATH, registry::TOKEN_PATH, registry::EVENTS_PATH],
             extra_routes,
         ))
+        .map_response(web::drop_unallowed_cors)
+        .layer(web::cors(local_addr.unwrap_or(config.listen), &config.allowed_origins))
+        .layer(web::RefuseJsonLayer)
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))
         .into_inner();
 
-    let local_addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = Duration::from_secs(config.drain_seconds);
     with_drain(

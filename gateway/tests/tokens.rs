@@ -44,39 +44,53 @@ fn claims(overrides: serde_json::Value) -> serde_json::Value {
     base
 }
 
+/// Asks the dev issuer for a token with `form`; the HTTP status and the JSON answer.
+async fn ask_for_token(platform: &Platform, form: &[(&str, &str)]) -> (reqwest::StatusCode, serde_json::Value) {
+    let response =
+        reqwest::Client::new().post(format!("{}/dev-issuer/token", platform.url())).form(form).send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
 #[tokio::test]
-async fn the_token_endpoint_mints_tokens_for_dev_users_only() {
+async fn the_token_endpoint_mints_tokens_only_for_whoever_shows_the_dev_users_password() {
     let platform = Platform::start().await;
-    let http = reqwest::Client::new();
-    let minted: serde_json::Value = http
-        .post(format!("{}/dev-issuer/token", platform.url()))
-        .form(&[("grant_type", "password"), ("username", "bob")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs = platform.dev_password("bob");
+    let (status, minted) =
+        ask_for_token(&platform, &[("grant_type", "password"), ("username", "bob"), ("password", &bobs)]).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{minted}");
     let token = minted["access_token"].as_str().expect("a token").to_owned();
     assert_eq!(minted["token_type"], "Bearer");
-    assert!(list_with(&platform, &token).await.is_ok(), "a minted token is accepted");
-    let refused = http
-        .post(format!("{}/dev-issuer/token", platform.url()))
-        .form(&[("username", "mallory")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
-    let discovery: serde_json::Value = http
-        .get(format!("{}/dev-issuer/.well-known/openid-configuration", platform.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(list_with(&platform, &token).await.expect("a minted token is accepted").assets.len(), 0);
+
+    let alices = platform.dev_password("alice");
+    let (required, wrong) = ("password is required", "unknown dev user or wrong password");
+    for (case, form, says) in [
+        ("no password", vec![("username", "bob")], required),
+        ("empty password", vec![("username", "bob"), ("password", "")], required),
+        ("wrong password", vec![("username", "bob"), ("password", "guess")], wrong),
+        ("another user's password", vec![("username", "bob"), ("password", alices.as_str())], wrong),
+        ("not a dev user", vec![("username", "mallory"), ("password", bobs.as_str())], wrong),
+    ] {
+        let (status, refused) = ask_for_token(&platform, &form).await;
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{case}: {refused}");
+        assert_eq!(refused["error"], "invalid_grant", "{case}");
+        assert!(refused.get("access_token").is_none(), "{case}: never a token");
+        assert!(refused["error_description"].as_str().unwrap().contains(says), "{case}: {refused}");
+    }
+
+    let discovery: serde_json::Value =
+        reqwest::get(format!("{}/dev-issuer/.well-known/openid-configuration", platform.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(discovery["issuer"], "highwind-dev-issuer");
-    platform.stop().await;
+
+    // Passwords are made once: a restart on the same data directory keeps them.
+    let again = Platform::start_in(platform.stop().await).await;
+    assert_eq!(again.dev_password("bob"), bobs);
+    again.stop().await;
 }
 
 #[tokio::test]

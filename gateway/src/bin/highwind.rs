@@ -54,6 +54,13 @@ enum Command {
         /// Start no registry: Docker Repo assets then hold no images.
         #[arg(long, conflicts_with = "registry_url")]
         no_registry: bool,
+        /// The origin of a web page that may call the gateway from a browser, e.g. `http://localhost:5173`
+        /// (repeatable); the gateway's own origins always may.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
+        /// A host name the gateway answers to besides IP addresses and `localhost` (repeatable); `*` for any.
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -202,6 +209,8 @@ async fn main() -> ExitCode {
             registry_listen,
             registry_url,
             no_registry,
+            cors_origins,
+            allowed_hosts,
         } => {
             let registry = match (registry_url, no_registry) {
                 (_, true) => standalone::RegistryMode::Off,
@@ -233,6 +242,8 @@ async fn main() -> ExitCode {
                 task_path: String::new(),
                 kfp: kfp.unwrap_or_default(),
                 registry,
+                cors_origins,
+                allowed_hosts,
             };
             run_standalone(options).await
         }
@@ -264,6 +275,10 @@ async fn run_standalone(options: standalone::Options) -> anyhow::Result<()> {
     }
     for (user, token) in &platform.dev_tokens {
         println!("dev token ({user}): {}", token.expose());
+    }
+    // The token endpoint mints more tokens only for someone who shows one of these, i.e. can read this console.
+    for (user, password) in &platform.dev_passwords {
+        println!("dev password ({user}): {}", password.expose());
     }
     tokio::select! {
         () = shutdown::signal() => {
