@@ -4,16 +4,9 @@
 //! (which no page can re-point), `localhost`, or a configured name; others get 421 Misdirected Request (or, for
 //! gRPC, PERMISSION_DENIED). The port is not compared: re-pointing is about the name.
 
-use std::{
-    future::Future,
-    net::IpAddr,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::net::IpAddr;
 
 use http::{Request, Response, StatusCode, header};
-use tower::{Layer, Service};
 
 /// The host names requests may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,73 +46,33 @@ fn host_name(authority: &str) -> &str {
     authority.rsplit_once(':').map_or(authority, |(host, _)| host)
 }
 
-/// Refuses requests whose `Host` / `:authority` is not an allowed name.
-#[derive(Debug, Clone)]
-pub struct HostCheckLayer(Arc<AllowedHosts>);
-
-impl HostCheckLayer {
-    /// Admits what `allowed` admits.
-    pub fn new(allowed: AllowedHosts) -> Self {
-        Self(Arc::new(allowed))
+/// The refusal of a request whose `Host` / `:authority` is not an allowed name, for a
+/// [`crate::guard::GuardLayer`]; `None` lets it through.
+pub fn refuse_other_hosts<B>(allowed: &AllowedHosts, request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+    // HTTP/2 carries the name in the URI (`:authority`), HTTP/1.1 in `Host`.
+    let authority = request
+        .uri()
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| request.headers().get(header::HOST).and_then(|v| v.to_str().ok()));
+    if authority.is_some_and(|a| allowed.admits(a)) {
+        return None;
     }
-}
-
-impl<S> Layer<S> for HostCheckLayer {
-    type Service = HostCheck<S>;
-
-    fn layer(&self, inner: S) -> HostCheck<S> {
-        HostCheck { inner, allowed: self.0.clone() }
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let shown = authority.map(|a| a.chars().take(100).collect::<String>());
+    tracing::warn!(host = ?shown, "request for another host refused");
+    // The name is not echoed: the caller knows what it sent.
+    let why = "this gateway does not answer to that host name (see allowed_hosts)";
+    if grpc {
+        return Some(tonic::Status::permission_denied(why).into_http());
     }
-}
-
-/// The service [`HostCheckLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct HostCheck<S> {
-    inner: S,
-    allowed: Arc<AllowedHosts>,
-}
-
-impl<S, B> Service<Request<B>> for HostCheck<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        // HTTP/2 carries the name in the URI (`:authority`), HTTP/1.1 in `Host`.
-        let authority = request
-            .uri()
-            .authority()
-            .map(http::uri::Authority::as_str)
-            .or_else(|| request.headers().get(header::HOST).and_then(|v| v.to_str().ok()));
-        if authority.is_some_and(|a| self.allowed.admits(a)) {
-            return Box::pin(self.inner.call(request));
-        }
-        let grpc = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        tracing::warn!(host = ?authority.map(|a| a.chars().take(100).collect::<String>()), "request for another host refused");
-        // The name is not echoed: the caller knows what it sent.
-        let why = "this gateway does not answer to that host name (see allowed_hosts)";
-        let response = if grpc {
-            tonic::Status::permission_denied(why).into_http()
-        } else {
-            let mut response =
-                Response::new(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(why))));
-            *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
-            response
-        };
-        Box::pin(async move { Ok(response) })
-    }
+    let mut response = Response::new(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(why))));
+    *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
+    Some(response)
 }
 
 #[cfg(test)]

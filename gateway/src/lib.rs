@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod embedded_registry;
+pub mod guard;
 pub mod health;
 pub mod host;
 pub mod http_routes;
@@ -157,15 +158,18 @@ pub async fn serve_with(
         extra_routes = extra_routes.merge(endpoint.routes());
     }
     let local_addr = listener.local_addr().ok();
+    let allowed_hosts = host::AllowedHosts::from_config(&config.allowed_hosts);
     let layers = ServiceBuilder::new()
-        .layer(host::HostCheckLayer::new(host::AllowedHosts::from_config(&config.allowed_hosts)))
+        .layer(guard::GuardLayer::new(move |request: &http::Request<_>| {
+            host::refuse_other_hosts(&allowed_hosts, request)
+        }))
         .layer(http_routes::HttpRoutesLayer::new(
             &[oidc::dev_issuer::PATH, registry::TOKEN_PATH, registry::EVENTS_PATH],
             extra_routes,
         ))
         .map_response(web::drop_unallowed_cors)
         .layer(web::cors(local_addr.unwrap_or(config.listen), &config.allowed_origins))
-        .layer(web::RefuseJsonLayer)
+        .layer(guard::GuardLayer::new(web::refuse_json))
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))

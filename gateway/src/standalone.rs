@@ -246,12 +246,9 @@ impl Standalone {
 
         let dev_passwords: Vec<(String, Secret)> =
             users.iter().filter_map(|user| Some((user.clone(), secrets.dev_passwords.get(user)?.clone()))).collect();
-        let issuer = DevIssuer::load_or_create(
-            &data_dir,
-            format!("http://{addr}{}", dev_issuer::PATH),
-            dev_passwords.clone(),
-        )
-        .map_err(|e| StandaloneError::Part("the dev issuer", e.to_string()))?;
+        let issuer =
+            DevIssuer::load_or_create(&data_dir, format!("http://{addr}{}", dev_issuer::PATH), dev_passwords.clone())
+                .map_err(|e| StandaloneError::Part("the dev issuer", e.to_string()))?;
         let config = GatewayConfig {
             listen: addr,
             internal_secret: secrets.internal_secret.clone(),

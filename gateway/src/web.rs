@@ -5,16 +5,9 @@
 //! ones may call from a browser: a page elsewhere must not spend a visitor's credentials (the preflight allows
 //! `authorization`).
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, header};
-use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The origins of pages served by the gateway at `addr` itself: its listen address and the loopback names with
@@ -74,46 +67,15 @@ pub fn drop_unallowed_cors(mut response: Response<tonic::body::Body>) -> Respons
     response
 }
 
-/// Answers gRPC-Web with JSON payloads with INVALID_ARGUMENT saying what to send instead: the gRPC-Web layer
-/// would turn it into a bare HTTP 400. Sits inside CORS, so a browser can read the answer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RefuseJsonLayer;
-
-impl<S> Layer<S> for RefuseJsonLayer {
-    type Service = RefuseJson<S>;
-
-    fn layer(&self, inner: S) -> RefuseJson<S> {
-        RefuseJson { inner }
-    }
-}
-
-/// The service [`RefuseJsonLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct RefuseJson<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for RefuseJson<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        if content_type.is_some_and(|ct| ct.starts_with("application/grpc-web") && ct.ends_with("+json")) {
-            let status = tonic::Status::invalid_argument(
-                "gRPC-Web with JSON payloads is not supported: send application/grpc-web+proto or application/grpc-web-text",
-            );
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        Box::pin(self.inner.call(request))
-    }
+/// The answer to gRPC-Web with JSON payloads: INVALID_ARGUMENT saying what to send instead, where the gRPC-Web
+/// layer would give a bare HTTP 400. For a [`crate::guard::GuardLayer`] inside CORS, so a browser can read it.
+pub fn refuse_json<B>(request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
+    let json = content_type.starts_with("application/grpc-web") && content_type.ends_with("+json");
+    json.then(|| {
+        tonic::Status::invalid_argument(
+            "gRPC-Web with JSON payloads is not supported: send application/grpc-web+proto or application/grpc-web-text",
+        )
+        .into_http()
+    })
 }

@@ -129,15 +129,7 @@ async fn errors_reach_the_browser_with_status_and_details() {
 #[tokio::test]
 async fn cors_preflight_allows_grpc_web_headers_for_a_configured_origin() {
     let platform = start_for_page().await;
-    let request = Request::builder()
-        .method(Method::OPTIONS)
-        .uri("/highwind.asset.v1.AssetService/ListAssets")
-        .header("host", "localhost")
-        .header("origin", PAGE_ORIGIN)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let request = preflight("/highwind.asset.v1.AssetService/ListAssets", "localhost", PAGE_ORIGIN);
     let (response, _) = post(&platform, request).await;
     assert!(response.status().is_success(), "{:?}", response.status());
     assert_eq!(response.headers()["access-control-allow-origin"], PAGE_ORIGIN);
@@ -176,7 +168,7 @@ async fn grpc_web_text_and_json_payloads() {
     platform.stop().await;
 }
 
-/// A CORS preflight for ListAssets from `origin`, naming the gateway as `host`.
+/// A CORS preflight for a gRPC-Web call of `path` from `origin`, naming the gateway as `host`.
 fn preflight(path: &str, host: &str, origin: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .method(Method::OPTIONS)
@@ -184,7 +176,7 @@ fn preflight(path: &str, host: &str, origin: &str) -> Request<Full<Bytes>> {
         .header("host", host)
         .header("origin", origin)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-grpc-web,authorization")
+        .header("access-control-request-headers", "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization")
         .body(Full::new(Bytes::new()))
         .unwrap()
 }
