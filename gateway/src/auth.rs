@@ -86,7 +86,7 @@ impl Authenticator {
             let key = keys.verify(token).await?;
             let principal =
                 key.principal().ok_or_else(|| Status::unauthenticated("invalid, expired or revoked API key"))?;
-            return Ok((principal, Credential::ApiKey { expire_time: key.expire_time }));
+            return Ok((principal, Credential::ApiKey { id: key.id, expire_time: key.expire_time }));
         }
         if let Some(oidc) = self.oidc.as_ref().filter(|_| OidcVerifier::looks_like_jwt(token)) {
             return Ok((oidc.verify(token).await?, Credential::Token));
@@ -102,6 +102,8 @@ impl Authenticator {
 pub enum Credential {
     /// An API key, which stops working at `expire_time` (never when `None`).
     ApiKey {
+        /// The key's id.
+        id: uuid::Uuid,
         /// When the key expires.
         expire_time: Option<DateTime<Utc>>,
     },

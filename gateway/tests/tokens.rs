@@ -292,4 +292,28 @@ mod api_keys {
         }
         platform.stop().await;
     }
+
+    #[tokio::test]
+    async fn revoking_a_key_revokes_the_keys_made_with_it() {
+        let platform = Platform::start().await;
+        let mut with_token = keys_of(&platform, &platform.token("alice")).await;
+        let parent = with_token.create_api_key(draft("parent", None)).await.unwrap().into_inner();
+        let child = keys_of(&platform, &parent.key).await.create_api_key(draft("child", None)).await.unwrap();
+        let child = child.into_inner();
+        let grandchild = keys_of(&platform, &child.key).await.create_api_key(draft("grandchild", None)).await;
+        let grandchild = grandchild.unwrap().into_inner();
+        let sibling = with_token.create_api_key(draft("unrelated", None)).await.unwrap().into_inner();
+        assert!(list_with(&platform, &grandchild.key).await.is_ok());
+
+        let name = parent.api_key.unwrap().name;
+        with_token.delete_api_key(id::DeleteApiKeyRequest { name }).await.unwrap();
+        for made in [&child.key, &grandchild.key] {
+            assert_eq!(
+                list_with(&platform, made).await.expect_err("revoked with its parent").code(),
+                Code::Unauthenticated
+            );
+        }
+        assert!(list_with(&platform, &sibling.key).await.is_ok(), "a key made with a token is its own");
+        platform.stop().await;
+    }
 }

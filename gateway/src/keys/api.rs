@@ -20,7 +20,9 @@ const MAX_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(5 * 366);
 /// for (the point of a key is to outlive the session that made it).
 fn lifetime_within(requested: Option<DateTime<Utc>>, credential: Option<Credential>) -> Option<DateTime<Utc>> {
     match credential {
-        Some(Credential::ApiKey { expire_time: Some(parent) }) => Some(requested.map_or(parent, |at| at.min(parent))),
+        Some(Credential::ApiKey { expire_time: Some(parent), .. }) => {
+            Some(requested.map_or(parent, |at| at.min(parent)))
+        }
         _ => requested,
     }
 }
@@ -103,7 +105,11 @@ impl ApiKeyService for ApiKeyApi {
             return Err(status::invalid_argument(&violations));
         }
         let expire_time = lifetime_within(expire_time, credential);
-        let (key, secret) = self.keys.create(&owner, draft.display_name, expire_time).await?;
+        let parent = match credential {
+            Some(Credential::ApiKey { id, .. }) => Some(id),
+            _ => None,
+        };
+        let (key, secret) = self.keys.create(&owner, draft.display_name, expire_time, parent).await?;
         tracing::info!(key = %key.id, owner = %owner, "api key created");
         Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(to_proto(&key)), key: secret }))
     }

@@ -42,6 +42,8 @@ pub struct ApiKey {
     pub expire_time: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoke_time: Option<DateTime<Utc>>,
+    /// The key it was created with, if any: revoking that key revokes this one too.
+    pub parent: Option<Uuid>,
 }
 
 impl ApiKey {
@@ -90,12 +92,14 @@ impl ApiKeys {
         Self { store }
     }
 
-    /// A new key for `owner`; returns the stored key and the full secret, which exists nowhere else.
+    /// A new key for `owner`, made with key `parent` when a key made the call; returns the stored key and the
+    /// full secret, which exists nowhere else.
     pub async fn create(
         &self,
         owner: &Principal,
         display_name: String,
         expire_time: Option<DateTime<Utc>>,
+        parent: Option<Uuid>,
     ) -> Result<(ApiKey, String), KeyError> {
         let mut salt = [0u8; 16];
         let mut secret = [0u8; 32];
@@ -112,6 +116,7 @@ impl ApiKeys {
             create_time: Utc::now().trunc_subsecs(6),
             expire_time,
             revoke_time: None,
+            parent,
         };
         self.store.insert(&key).await?;
         Ok((key, format!("{KEY_PREFIX}{}_{secret}", id.simple())))
@@ -150,7 +155,7 @@ impl ApiKeys {
         Ok(self.store.list(owner.as_str(), after, limit).await?)
     }
 
-    /// Revokes `owner`'s key `id`; revoking twice keeps the first time.
+    /// Revokes `owner`'s key `id` and every key made from it; revoking twice keeps the first time.
     pub async fn revoke(&self, owner: &Principal, id: Uuid) -> Result<ApiKey, KeyError> {
         let name = format!("apiKeys/{id}");
         match self.store.get(id).await? {
