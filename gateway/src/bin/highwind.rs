@@ -263,23 +263,9 @@ async fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)] // the ready line and tokens are the command's output
 async fn run_standalone(options: standalone::Options) -> anyhow::Result<()> {
     let mut platform = standalone::Standalone::start(options).await?;
-    println!("highwind ready on http://{}", platform.addr);
-    if let Some(registry) = &platform.registry_addr {
-        println!("registry for Docker Repo images: {registry}");
-    }
-    if let Some(problem) = &platform.registry_problem {
-        println!("registry: not running ({problem}); Docker Repo assets hold no images, everything else works");
-    }
-    for (user, token) in &platform.dev_tokens {
-        println!("dev token ({user}): {}", token.expose());
-    }
-    // The token endpoint mints more tokens only for someone who shows one of these, i.e. can read this console.
-    for (user, password) in &platform.dev_passwords {
-        println!("dev password ({user}): {}", password.expose());
-    }
+    print_console(&platform);
     tokio::select! {
         () = shutdown::signal() => {
             platform.stop().await;
@@ -328,6 +314,32 @@ async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
         RunAction::Logs { run, task, follow } => cli::run_logs(&target, &run, &task, follow).await?,
     }
     Ok(())
+}
+
+/// The ready line, the registry's state and each dev user's password and token: the command's output. A reader
+/// may close the pipe once it has the lines it wanted, so a failed write is ignored rather than stopping the
+/// platform. Each password comes before its user's token, so a reader that stops at the token has read both.
+fn print_console(platform: &standalone::Standalone) {
+    use std::io::Write;
+    let mut console = std::io::stdout().lock();
+    let _ = writeln!(console, "highwind ready on http://{}", platform.addr);
+    if let Some(registry) = &platform.registry_addr {
+        let _ = writeln!(console, "registry for Docker Repo images: {registry}");
+    }
+    if let Some(problem) = &platform.registry_problem {
+        let _ = writeln!(
+            console,
+            "registry: not running ({problem}); Docker Repo assets hold no images, everything else works"
+        );
+    }
+    for (user, token) in &platform.dev_tokens {
+        // The token endpoint mints more tokens only for someone who shows this, i.e. can read this console.
+        if let Some((_, password)) = platform.dev_passwords.iter().find(|(u, _)| u == user) {
+            let _ = writeln!(console, "dev password ({user}): {}", password.expose());
+        }
+        let _ = writeln!(console, "dev token ({user}): {}", token.expose());
+    }
+    let _ = console.flush();
 }
 
 /// Succeeds only for a run that did.
