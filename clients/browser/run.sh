@@ -102,13 +102,15 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-# Starts highwind on a free port; sets gateway, token_alice, token_bob. Retries if the port was taken meanwhile.
+# Starts highwind on a free port, letting the page's origin call it (CORS); sets gateway, token_alice, token_bob.
+# Retries if the port was taken meanwhile.
 start_platform() {
   local attempt port line deadline
   for attempt in 1 2 3; do
     port="$(free_port)"
     rm -rf "$work/data"
     "$bin" standalone --listen "127.0.0.1:$port" --data-dir "$work/data" --dev-user alice --dev-user bob --no-registry \
+      --cors-origin "$page_origin" \
       >"$work/highwind.out" 2>"$work/highwind.err" </dev/null &
     hw_pid=$!
     deadline=$((SECONDS + ready_timeout))
@@ -137,9 +139,6 @@ start_platform() {
   die "highwind could not be started"
 }
 
-step "starting highwind standalone"
-start_platform
-
 step "starting the static page server"
 node serve.mjs 0 >"$work/serve.out" 2>"$work/serve.err" </dev/null &
 srv_pid=$!
@@ -151,6 +150,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$page_origin" ] || die "the static server did not start"
+
+step "starting highwind standalone"
+start_platform
 
 uri() { node -e 'console.log(encodeURIComponent(process.argv[1]))' "$1"; }
 page_url="$page_origin/index.html?gateway=$(uri "$gateway")&alice=$(uri "$token_alice")&bob=$(uri "$token_bob")"

@@ -34,6 +34,8 @@ CALL_TIMEOUT_S = 30
 
 READY_RE = re.compile(r"^highwind ready on (http://\S+)$")
 TOKEN_RE = re.compile(r"^dev token \(([^)]+)\): (\S+)$")
+# Lines whose values must not reach a test log: the tokens and the token endpoint's passwords.
+SECRET_LINE_RE = re.compile(r"^dev (token|password) \(")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -154,7 +156,7 @@ def platform():
                     f"highwind exited with {proc.returncode} before it was ready; stdout: {seen}\n"
                     f"stderr:\n{log_tail()}"
                 )
-            seen.append(line if not TOKEN_RE.match(line) else "dev token (…): <redacted>")
+            seen.append(line if not SECRET_LINE_RE.match(line) else "dev token/password (…): <redacted>")
             if m := READY_RE.match(line):
                 url = m.group(1)
             elif m := TOKEN_RE.match(line):

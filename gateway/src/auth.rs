@@ -10,6 +10,7 @@ use std::{
     time::{Instant, SystemTime},
 };
 
+use chrono::{DateTime, Utc};
 use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
 use http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use sha2::{Digest, Sha256};
@@ -72,15 +73,42 @@ impl Authenticator {
     /// The principal a request's `authorization` header proves, or UNAUTHENTICATED. Accepts `Bearer <token>`
     /// and, as Highwind's inference clients send it, the bare token.
     pub async fn authenticate(&self, authorization: Option<&HeaderValue>) -> Result<Principal, Status> {
+        self.authenticate_with(authorization).await.map(|(principal, _)| principal)
+    }
+
+    /// [`Authenticator::authenticate`], also saying which kind of credential proved it.
+    pub async fn authenticate_with(
+        &self,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<(Principal, Credential), Status> {
         let token = bearer_token(authorization)?;
         if let Some(keys) = self.keys.as_ref().filter(|_| ApiKeys::looks_like_key(token)) {
-            return keys.verify(token).await;
+            let key = keys.verify(token).await?;
+            let principal =
+                key.principal().ok_or_else(|| Status::unauthenticated("invalid, expired or revoked API key"))?;
+            return Ok((principal, Credential::ApiKey { id: key.id, expire_time: key.expire_time }));
         }
         if let Some(oidc) = self.oidc.as_ref().filter(|_| OidcVerifier::looks_like_jwt(token)) {
-            return oidc.verify(token).await;
+            return Ok((oidc.verify(token).await?, Credential::Token));
         }
-        self.principals.get(&digest(token)).cloned().ok_or_else(|| Status::unauthenticated("invalid or expired token"))
+        let principal = self.principals.get(&digest(token)).cloned();
+        principal.map(|p| (p, Credential::Token)).ok_or_else(|| Status::unauthenticated("invalid or expired token"))
     }
+}
+
+/// The kind of credential a call was authenticated with; the auth layer puts it in the request's extensions
+/// (where no client can set it) for rules that depend on it, such as the lifetime of a key created by a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key, which stops working at `expire_time` (never when `None`).
+    ApiKey {
+        /// The key's id.
+        id: uuid::Uuid,
+        /// When the key expires.
+        expire_time: Option<DateTime<Utc>>,
+    },
+    /// An OIDC token or a configured static token.
+    Token,
 }
 
 /// The token of an `authorization` header: `Bearer <token>` or the bare token.
@@ -157,10 +185,12 @@ where
         }
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            let principal = match authenticator.authenticate(request.headers().get(AUTHORIZATION)).await {
-                Ok(principal) => principal,
-                Err(status) => return Ok(status.into_http()),
-            };
+            let (principal, credential) =
+                match authenticator.authenticate_with(request.headers().get(AUTHORIZATION)).await {
+                    Ok(authenticated) => authenticated,
+                    Err(status) => return Ok(status.into_http()),
+                };
+            request.extensions_mut().insert(credential);
             if let Some(wait) = authenticator.limiter.as_ref().and_then(|l| l.check(&principal, Instant::now()).err()) {
                 let status = Status::with_error_details(
                     tonic::Code::ResourceExhausted,

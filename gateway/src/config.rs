@@ -24,8 +24,15 @@ pub struct GatewayConfig {
     pub oidc_issuers: Vec<crate::oidc::IssuerConfig>,
     /// Where each service listens.
     pub upstreams: UpstreamsConfig,
-    /// Origins browsers may call from (`*` for any).
+    /// Origins browsers may call from besides the gateway's own (`http://<listen>`, and `localhost`, `127.0.0.1`
+    /// and `[::1]` with its port), e.g. `https://console.example.com`; `*` allows any page anywhere to call with
+    /// its visitor's credentials.
+    #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Host names requests may name (`Host`, `:authority`) besides IP addresses and `localhost`, e.g. the public
+    /// name behind a proxy; others get 421 (a defence against DNS rebinding). `*` turns the check off.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// Largest single gRPC message a client may send; larger ones fail with RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
     /// Most concurrent HTTP/2 streams (calls) one client connection may have open.
@@ -41,6 +48,12 @@ pub struct GatewayConfig {
     /// The Docker registry token endpoint (`/registry/token`); off when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<crate::registry::RegistryTokenConfig>,
+}
+
+/// `*`, or `http(s)://host[:port]` with nothing after it (a browser's `Origin` never has a path).
+fn valid_origin(origin: &str) -> bool {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    origin == "*" || rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', ' ', '?', '#']))
 }
 
 fn default_deadline_seconds() -> u64 {
@@ -72,7 +85,8 @@ impl Default for GatewayConfig {
                 usecase: format!("http://127.0.0.1:{}", usecase_svc::DEFAULT_PORT),
                 pipeline: format!("http://127.0.0.1:{}", pipeline_svc::DEFAULT_PORT),
             },
-            allowed_origins: vec!["*".to_owned()],
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_streams: 256,
             rate_limit: None,
@@ -99,6 +113,12 @@ impl GatewayConfig {
             if token.expose().len() < 16 {
                 return Err(format!("tokens: the token of {user:?} must be at least 16 characters"));
             }
+        }
+        if let Some(bad) = self.allowed_origins.iter().find(|o| !valid_origin(o)) {
+            return Err(format!("allowed_origins: {bad:?} is not an origin like https://console.example.com or *"));
+        }
+        if let Some(bad) = self.allowed_hosts.iter().find(|h| h.is_empty() || h.contains(['/', ' '])) {
+            return Err(format!("allowed_hosts: {bad:?} is not a host name like highwind.example.com or *"));
         }
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes must be at least 1024".into());

@@ -1,7 +1,6 @@
-//! What the gRPC-Web layer cannot answer well, answered before it: plain HTTP endpoints next to gRPC on the
-//! gateway's port (the embedded issuer's discovery, JWKS and token routes), since it refuses any HTTP/1.1
-//! request that is not gRPC-Web; and gRPC-Web with JSON payloads, which it turns into a bare HTTP 400 while a
-//! browser deserves a gRPC status that says what to send instead.
+//! Plain HTTP endpoints next to gRPC on the gateway's port (the embedded issuer's discovery, JWKS and token
+//! routes, the registry's token endpoint and notifications), answered before the gRPC-Web layer, which refuses
+//! any HTTP/1.1 request that is not gRPC-Web, and before CORS: none of them is for a browser on another origin.
 
 use std::{
     convert::Infallible,
@@ -61,13 +60,6 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        if content_type.is_some_and(|ct| ct.starts_with("application/grpc-web") && ct.ends_with("+json")) {
-            let status = tonic::Status::invalid_argument(
-                "gRPC-Web with JSON payloads is not supported: send application/grpc-web+proto or application/grpc-web-text",
-            );
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
         if !self.prefixes.iter().any(|prefix| request.uri().path().starts_with(prefix)) {
             return Box::pin(self.inner.call(request));
         }

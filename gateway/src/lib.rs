@@ -2,7 +2,8 @@
 //! HTTP/2) with CORS, authenticates callers, serves health and reflection for every public service, and
 //! forwards each call untouched to the service that owns it.
 //!
-//! Request path: CORS → gRPC-Web translation → authentication → local health/reflection, or the proxy.
+//! Request path: host check → plain HTTP routes (dev issuer, registry tokens) → CORS → gRPC-Web translation →
+//! authentication → local health/reflection, or the proxy.
 
 pub mod access;
 pub mod audit;
@@ -10,7 +11,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod embedded_registry;
+pub mod guard;
 pub mod health;
+pub mod host;
 pub mod http_routes;
 pub mod keys;
 pub mod limit;
@@ -154,19 +157,25 @@ pub async fn serve_with(
         );
         extra_routes = extra_routes.merge(endpoint.routes());
     }
+    let local_addr = listener.local_addr().ok();
+    let allowed_hosts = host::AllowedHosts::from_config(&config.allowed_hosts);
     let layers = ServiceBuilder::new()
-        .layer(web::cors(&config.allowed_origins))
+        .layer(guard::GuardLayer::new(move |request: &http::Request<_>| {
+            host::refuse_other_hosts(&allowed_hosts, request)
+        }))
         .layer(http_routes::HttpRoutesLayer::new(
             &[oidc::dev_issuer::PATH, registry::TOKEN_PATH, registry::EVENTS_PATH],
             extra_routes,
         ))
+        .map_response(web::drop_unallowed_cors)
+        .layer(web::cors(local_addr.unwrap_or(config.listen), &config.allowed_origins))
+        .layer(guard::GuardLayer::new(web::refuse_json))
         .layer(web::single_message::SingleMessageLayer::new(config.max_message_bytes))
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))
         .into_inner();
 
-    let local_addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = Duration::from_secs(config.drain_seconds);
     with_drain(

@@ -22,7 +22,7 @@ use crate::{
     oidc::{DevIssuer, dev_issuer},
 };
 
-/// File in the data directory holding the internal secret and the dev tokens (mode 0600).
+/// File in the data directory holding the internal secret and the dev users' passwords (mode 0600).
 const SECRETS_FILE: &str = "secrets.json";
 /// How long the platform may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,6 +48,10 @@ pub struct Options {
     pub kfp: pipeline_svc::kfp::KfpConfig,
     /// The registry of Docker Repo assets.
     pub registry: RegistryMode,
+    /// Origins of web pages that may call the gateway besides its own (`allowed_origins`).
+    pub cors_origins: Vec<String>,
+    /// Host names the gateway answers to besides IP addresses and `localhost` (`allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Which registry Docker Repo assets use.
@@ -112,6 +116,10 @@ pub enum StandaloneError {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct Secrets {
     internal_secret: Secret,
+    /// Dev user → the password the dev issuer's token endpoint asks for; made once per user, on the first start
+    /// that names them.
+    #[serde(default)]
+    dev_passwords: BTreeMap<String, Secret>,
 }
 
 /// A running platform.
@@ -121,6 +129,8 @@ pub struct Standalone {
     pub addr: SocketAddr,
     /// Dev user → token, for the users asked for.
     pub dev_tokens: Vec<(String, Secret)>,
+    /// Dev user → the password `/dev-issuer/token` wants before it mints a token for them.
+    pub dev_passwords: Vec<(String, Secret)>,
     stop_gateway: watch::Sender<bool>,
     stop_services: watch::Sender<bool>,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
@@ -140,7 +150,7 @@ impl Standalone {
         if let Some(bad) = users.iter().find(|u| !valid_user(u)) {
             return Err(StandaloneError::BadDevUser(bad.clone()));
         }
-        let secrets = load_secrets(&data_dir)?;
+        let secrets = load_secrets(&data_dir, &users)?;
         let gateway_listener = TcpListener::bind(options.listen)
             .await
             .map_err(|source| StandaloneError::Listen { addr: options.listen, source })?;
@@ -238,8 +248,11 @@ impl Standalone {
             });
         }
 
-        let issuer = DevIssuer::load_or_create(&data_dir, format!("http://{addr}{}", dev_issuer::PATH), users.clone())
-            .map_err(|e| StandaloneError::Part("the dev issuer", e.to_string()))?;
+        let dev_passwords: Vec<(String, Secret)> =
+            users.iter().filter_map(|user| Some((user.clone(), secrets.dev_passwords.get(user)?.clone()))).collect();
+        let issuer =
+            DevIssuer::load_or_create(&data_dir, format!("http://{addr}{}", dev_issuer::PATH), dev_passwords.clone())
+                .map_err(|e| StandaloneError::Part("the dev issuer", e.to_string()))?;
         let config = GatewayConfig {
             listen: addr,
             internal_secret: secrets.internal_secret.clone(),
@@ -251,6 +264,8 @@ impl Standalone {
                 pipeline: upstream.remove("pipeline").unwrap_or_default(),
             },
             drain_seconds: 5,
+            allowed_origins: options.cors_origins.clone(),
+            allowed_hosts: options.allowed_hosts.clone(),
             registry: registry.as_ref().map(|_| crate::registry::RegistryTokenConfig {
                 keys_dir: keys_dir.clone(),
                 webhook_secret,
@@ -258,6 +273,7 @@ impl Standalone {
             }),
             ..GatewayConfig::default()
         };
+        config.validate().map_err(|e| StandaloneError::Part("the gateway", e))?;
         let stop = stopped(gateway_rx);
         let dev_tokens = users.iter().filter_map(|u| Some((u.clone(), Secret::new(issuer.mint(u)?)))).collect();
         let issuer_routes = Arc::new(issuer).routes();
@@ -272,6 +288,7 @@ impl Standalone {
         let mut platform = Self {
             addr,
             dev_tokens,
+            dev_passwords,
             stop_gateway,
             stop_services,
             tasks,
@@ -402,8 +419,9 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StandaloneError> {
     dir.canonicalize().map_err(fail)
 }
 
-/// Reads the data directory's secrets, creating the internal secret on first start.
-fn load_secrets(data_dir: &Path) -> Result<Secrets, StandaloneError> {
+/// Reads the data directory's secrets, creating the internal secret on first start and a password for each of
+/// `users` that has none yet.
+fn load_secrets(data_dir: &Path, users: &[String]) -> Result<Secrets, StandaloneError> {
     let path = data_dir.join(SECRETS_FILE);
     let fail = |source| StandaloneError::DataDir { path: path.display().to_string(), source };
     let mut secrets = match std::fs::read(&path) {
@@ -416,6 +434,12 @@ fn load_secrets(data_dir: &Path) -> Result<Secrets, StandaloneError> {
     if secrets.internal_secret.expose().len() < 32 {
         secrets.internal_secret = Secret::new(random_token(32));
         changed = true;
+    }
+    for user in users {
+        if secrets.dev_passwords.get(user).is_none_or(Secret::is_empty) {
+            secrets.dev_passwords.insert(user.clone(), Secret::new(random_token(18)));
+            changed = true;
+        }
     }
     if changed {
         write_private(&path, &serde_json::to_vec_pretty(&secrets).unwrap_or_default()).map_err(fail)?;

@@ -44,39 +44,53 @@ fn claims(overrides: serde_json::Value) -> serde_json::Value {
     base
 }
 
+/// Asks the dev issuer for a token with `form`; the HTTP status and the JSON answer.
+async fn ask_for_token(platform: &Platform, form: &[(&str, &str)]) -> (reqwest::StatusCode, serde_json::Value) {
+    let response =
+        reqwest::Client::new().post(format!("{}/dev-issuer/token", platform.url())).form(form).send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
 #[tokio::test]
-async fn the_token_endpoint_mints_tokens_for_dev_users_only() {
+async fn the_token_endpoint_mints_tokens_only_for_whoever_shows_the_dev_users_password() {
     let platform = Platform::start().await;
-    let http = reqwest::Client::new();
-    let minted: serde_json::Value = http
-        .post(format!("{}/dev-issuer/token", platform.url()))
-        .form(&[("grant_type", "password"), ("username", "bob")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs = platform.dev_password("bob");
+    let (status, minted) =
+        ask_for_token(&platform, &[("grant_type", "password"), ("username", "bob"), ("password", &bobs)]).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{minted}");
     let token = minted["access_token"].as_str().expect("a token").to_owned();
     assert_eq!(minted["token_type"], "Bearer");
-    assert!(list_with(&platform, &token).await.is_ok(), "a minted token is accepted");
-    let refused = http
-        .post(format!("{}/dev-issuer/token", platform.url()))
-        .form(&[("username", "mallory")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
-    let discovery: serde_json::Value = http
-        .get(format!("{}/dev-issuer/.well-known/openid-configuration", platform.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(list_with(&platform, &token).await.expect("a minted token is accepted").assets.len(), 0);
+
+    let alices = platform.dev_password("alice");
+    let (required, wrong) = ("password is required", "unknown dev user or wrong password");
+    for (case, form, says) in [
+        ("no password", vec![("username", "bob")], required),
+        ("empty password", vec![("username", "bob"), ("password", "")], required),
+        ("wrong password", vec![("username", "bob"), ("password", "guess")], wrong),
+        ("another user's password", vec![("username", "bob"), ("password", alices.as_str())], wrong),
+        ("not a dev user", vec![("username", "mallory"), ("password", bobs.as_str())], wrong),
+    ] {
+        let (status, refused) = ask_for_token(&platform, &form).await;
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{case}: {refused}");
+        assert_eq!(refused["error"], "invalid_grant", "{case}");
+        assert!(refused.get("access_token").is_none(), "{case}: never a token");
+        assert!(refused["error_description"].as_str().unwrap().contains(says), "{case}: {refused}");
+    }
+
+    let discovery: serde_json::Value =
+        reqwest::get(format!("{}/dev-issuer/.well-known/openid-configuration", platform.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(discovery["issuer"], "highwind-dev-issuer");
-    platform.stop().await;
+
+    // Passwords are made once: a restart on the same data directory keeps them.
+    let again = Platform::start_in(platform.stop().await).await;
+    assert_eq!(again.dev_password("bob"), bobs);
+    again.stop().await;
 }
 
 #[tokio::test]
@@ -118,6 +132,16 @@ async fn bad_tokens_are_unauthenticated() {
     let edited = URL_SAFE_NO_PAD.encode(claims(serde_json::json!({ "sub": "bob" })).to_string());
     cases.push(("tampered", format!("{head}.{edited}.{signature}")));
     cases.push(("garbage", "a.b.c".to_owned()));
+    // A critical header extension the verifier does not understand (RFC 7515 §4.1.11).
+    let pkcs8 = std::fs::read(platform.dir.path().join("dev-issuer-key.p8")).expect("issuer key");
+    let mut critical = Header::new(Algorithm::ES256);
+    critical.kid = Some(kid.clone());
+    critical.crit = Some(vec!["x".into()]);
+    critical.extras.insert("x", true);
+    cases.push((
+        "unknown crit extension",
+        jsonwebtoken::encode(&critical, &claims(serde_json::json!({})), &EncodingKey::from_ec_der(&pkcs8)).unwrap(),
+    ));
 
     for (case, token) in cases {
         let err = list_with(&platform, &token).await.expect_err(case);
@@ -199,6 +223,15 @@ mod api_keys {
                 },
                 "api_key.expire_time",
             ),
+            (
+                id::ApiKey {
+                    display_name: "for ever".into(),
+                    // 82269-01-01: a valid timestamp, but no key should last eighty thousand years.
+                    expire_time: Some(prost_types::Timestamp { seconds: 2_533_900_000_000, nanos: 0 }),
+                    ..Default::default()
+                },
+                "api_key.expire_time",
+            ),
         ] {
             let err = keys.create_api_key(id::CreateApiKeyRequest { api_key: Some(key) }).await.expect_err(field);
             assert_eq!(err.code(), Code::InvalidArgument);
@@ -220,6 +253,67 @@ mod api_keys {
         assert!(list_with(&platform, &short).await.is_ok());
         tokio::time::sleep(std::time::Duration::from_millis(2_600)).await;
         assert_eq!(list_with(&platform, &short).await.expect_err("expired").code(), Code::Unauthenticated);
+        platform.stop().await;
+    }
+
+    fn draft(display_name: &str, expire_seconds: Option<i64>) -> id::CreateApiKeyRequest {
+        id::CreateApiKeyRequest {
+            api_key: Some(id::ApiKey {
+                display_name: display_name.into(),
+                expire_time: expire_seconds.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_created_by_a_key_never_outlives_it() {
+        let platform = Platform::start().await;
+        let mut with_token = keys_of(&platform, &platform.token("alice")).await;
+        let parent_expiry = now() as i64 + 2;
+        let parent = with_token.create_api_key(draft("parent", Some(parent_expiry))).await.unwrap().into_inner();
+
+        let mut with_key = keys_of(&platform, &parent.key).await;
+        let unbounded = with_key.create_api_key(draft("asks for no expiry", None)).await.unwrap().into_inner();
+        let later = now() as i64 + 365 * 24 * 60 * 60;
+        let longer = with_key.create_api_key(draft("asks for a year", Some(later))).await.unwrap().into_inner();
+        for child in [&unbounded, &longer] {
+            let stored = child.api_key.as_ref().unwrap();
+            assert_eq!(stored.expire_time.as_ref().map(|t| t.seconds), Some(parent_expiry), "{stored:?}");
+        }
+        let from_token = with_token.create_api_key(draft("no expiry", None)).await.unwrap().into_inner();
+        assert_eq!(from_token.api_key.unwrap().expire_time, None, "a key made with a token keeps what it asked for");
+
+        assert!(list_with(&platform, &unbounded.key).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(2_600)).await;
+        for child in [&unbounded.key, &longer.key] {
+            let err = list_with(&platform, child).await.expect_err("the parent expired");
+            assert_eq!(err.code(), Code::Unauthenticated);
+        }
+        platform.stop().await;
+    }
+
+    #[tokio::test]
+    async fn revoking_a_key_revokes_the_keys_made_with_it() {
+        let platform = Platform::start().await;
+        let mut with_token = keys_of(&platform, &platform.token("alice")).await;
+        let parent = with_token.create_api_key(draft("parent", None)).await.unwrap().into_inner();
+        let child = keys_of(&platform, &parent.key).await.create_api_key(draft("child", None)).await.unwrap();
+        let child = child.into_inner();
+        let grandchild = keys_of(&platform, &child.key).await.create_api_key(draft("grandchild", None)).await;
+        let grandchild = grandchild.unwrap().into_inner();
+        let sibling = with_token.create_api_key(draft("unrelated", None)).await.unwrap().into_inner();
+        assert!(list_with(&platform, &grandchild.key).await.is_ok());
+
+        let name = parent.api_key.unwrap().name;
+        with_token.delete_api_key(id::DeleteApiKeyRequest { name }).await.unwrap();
+        for made in [&child.key, &grandchild.key] {
+            assert_eq!(
+                list_with(&platform, made).await.expect_err("revoked with its parent").code(),
+                Code::Unauthenticated
+            );
+        }
+        assert!(list_with(&platform, &sibling.key).await.is_ok(), "a key made with a token is its own");
         platform.stop().await;
     }
 }

@@ -12,6 +12,14 @@ use hyper_util::rt::TokioIo;
 use prost::Message;
 use support::Platform;
 
+/// Where the browser page of these tests comes from: another origin than the gateway's, allowed by configuration.
+const PAGE_ORIGIN: &str = "http://app.example";
+
+/// A platform that lets [`PAGE_ORIGIN`] call it from a browser.
+async fn start_for_page() -> Platform {
+    Platform::start_configured(|options| options.cors_origins = vec![PAGE_ORIGIN.to_owned()]).await
+}
+
 /// One gRPC-Web exchange over a fresh HTTP/1.1 connection.
 async fn post(platform: &Platform, request: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
     let stream = tokio::net::TcpStream::connect(platform.standalone.addr).await.expect("connect");
@@ -35,7 +43,7 @@ fn grpc_web_request(path: &str, token: Option<&str>, message: &impl Message) -> 
         .header("host", "localhost")
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("origin", "http://app.example");
+        .header("origin", PAGE_ORIGIN);
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
     }
@@ -60,7 +68,7 @@ fn frames(mut body: Bytes) -> (Vec<Bytes>, String) {
 
 #[tokio::test]
 async fn create_and_list_over_http1_grpc_web() {
-    let platform = Platform::start().await;
+    let platform = start_for_page().await;
     let token = platform.token("alice");
     let create = pb::CreateAssetRequest {
         asset: Some(pb::Asset {
@@ -74,7 +82,7 @@ async fn create_and_list_over_http1_grpc_web() {
         post(&platform, grpc_web_request("/highwind.asset.v1.AssetService/CreateAsset", Some(&token), &create)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/grpc-web"));
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["access-control-allow-origin"], PAGE_ORIGIN);
     let exposed = response.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     for header in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
         assert!(exposed.contains(header), "{header} must be readable by browsers: {exposed}");
@@ -96,7 +104,7 @@ async fn create_and_list_over_http1_grpc_web() {
 
 #[tokio::test]
 async fn errors_reach_the_browser_with_status_and_details() {
-    let platform = Platform::start().await;
+    let platform = start_for_page().await;
     let list = pb::ListAssetsRequest::default();
     let (response, _) =
         post(&platform, grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", None, &list)).await;
@@ -119,20 +127,12 @@ async fn errors_reach_the_browser_with_status_and_details() {
 }
 
 #[tokio::test]
-async fn cors_preflight_allows_grpc_web_headers() {
-    let platform = Platform::start().await;
-    let request = Request::builder()
-        .method(Method::OPTIONS)
-        .uri("/highwind.asset.v1.AssetService/ListAssets")
-        .header("host", "localhost")
-        .header("origin", "http://app.example")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+async fn cors_preflight_allows_grpc_web_headers_for_a_configured_origin() {
+    let platform = start_for_page().await;
+    let request = preflight("/highwind.asset.v1.AssetService/ListAssets", "localhost", PAGE_ORIGIN);
     let (response, _) = post(&platform, request).await;
     assert!(response.status().is_success(), "{:?}", response.status());
-    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["access-control-allow-origin"], PAGE_ORIGIN);
     let allowed = response.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
     for header in ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "authorization"] {
         assert!(allowed.contains(header), "{header} not allowed: {allowed}");
@@ -142,7 +142,7 @@ async fn cors_preflight_allows_grpc_web_headers() {
 
 #[tokio::test]
 async fn grpc_web_text_and_json_payloads() {
-    let platform = Platform::start().await;
+    let platform = start_for_page().await;
     let token = platform.token("alice");
     let list = pb::ListAssetsRequest::default();
     let mut request = grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", Some(&token), &list);
@@ -164,6 +164,129 @@ async fn grpc_web_text_and_json_payloads() {
     assert_eq!(response.headers()["grpc-status"], "3", "JSON payloads get a gRPC error, not a bare 400");
     let message = response.headers()["grpc-message"].to_str().unwrap();
     assert!(message.contains("grpc-web") && message.contains("proto"), "says what to send instead: {message}");
+    assert_eq!(response.headers()["access-control-allow-origin"], PAGE_ORIGIN, "and the browser may read it");
+    platform.stop().await;
+}
+
+/// A CORS preflight for a gRPC-Web call of `path` from `origin`, naming the gateway as `host`.
+fn preflight(path: &str, host: &str, origin: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(Method::OPTIONS)
+        .uri(path)
+        .header("host", host)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+fn cors_headers(response: &Response<()>) -> Vec<String> {
+    let names = response.headers().keys().map(|name| name.as_str().to_owned());
+    names.filter(|name| name.starts_with("access-control-")).collect()
+}
+
+#[tokio::test]
+async fn only_the_gateways_own_origins_pass_the_preflight_by_default() {
+    let platform = Platform::start().await;
+    let port = platform.standalone.addr.port();
+    let path = "/highwind.asset.v1.AssetService/ListAssets";
+    for own in [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")] {
+        let (response, _) = post(&platform, preflight(path, "localhost", &own)).await;
+        assert_eq!(response.headers()["access-control-allow-origin"], own.as_str());
+        let allowed = response.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+        assert!(allowed.contains("authorization"), "{allowed}");
+    }
+    for foreign in ["http://evil.example", "http://127.0.0.1:1", "null"] {
+        let (response, _) = post(&platform, preflight(path, "localhost", foreign)).await;
+        assert!(!response.headers().contains_key("access-control-allow-origin"), "{foreign}: {response:?}");
+        assert!(!response.headers().contains_key("access-control-allow-headers"), "{foreign}: {response:?}");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn the_dev_issuer_answers_no_page_of_another_origin() {
+    let platform = start_for_page().await;
+    for origin in ["http://evil.example", PAGE_ORIGIN] {
+        let (response, _) = post(&platform, preflight("/dev-issuer/token", "localhost", origin)).await;
+        assert_eq!(cors_headers(&response), Vec::<String>::new(), "{origin}: no preflight passes");
+        // A form POST is "simple": the browser sends it without asking, so only a missing
+        // access-control-allow-origin keeps the answer from the page.
+        let form = Request::builder()
+            .method(Method::POST)
+            .uri("/dev-issuer/token")
+            .header("host", "localhost")
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from_static(b"grant_type=password&username=alice")))
+            .unwrap();
+        let (response, _) = post(&platform, form).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{origin}: no password, no token");
+        assert_eq!(cors_headers(&response), Vec::<String>::new(), "{origin}");
+    }
+    platform.stop().await;
+}
+
+/// A gRPC (HTTP/2) AssetService client whose calls name the gateway as `authority`.
+async fn assets_as(
+    platform: &Platform,
+    authority: &str,
+) -> pb::asset_service_client::AssetServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, support::Bearer>,
+> {
+    let channel = tonic::transport::Endpoint::from_shared(platform.url())
+        .unwrap()
+        .origin(format!("http://{authority}").parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    pb::asset_service_client::AssetServiceClient::with_interceptor(
+        channel,
+        support::Bearer(Some(platform.token("alice"))),
+    )
+}
+
+#[tokio::test]
+async fn requests_naming_a_foreign_host_are_refused() {
+    let platform = Platform::start().await;
+    let port = platform.standalone.addr.port();
+    let jwks = |host: String| {
+        Request::builder()
+            .method(Method::GET)
+            .uri("/dev-issuer/jwks")
+            .header("host", host)
+            .body(Full::default())
+            .unwrap()
+    };
+    let (response, _) = post(&platform, jwks(format!("evil.example:{port}"))).await;
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST, "DNS rebinding: the page's name is refused");
+    for own in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let (response, _) = post(&platform, jwks(own.clone())).await;
+        assert_eq!(response.status(), StatusCode::OK, "{own}");
+    }
+
+    let mut browser =
+        grpc_web_request("/highwind.asset.v1.AssetService/ListAssets", None, &pb::ListAssetsRequest::default());
+    browser.headers_mut().insert("host", format!("evil.example:{port}").parse().unwrap());
+    let (response, _) = post(&platform, browser).await;
+    assert_eq!(response.headers()["grpc-status"], "7", "gRPC-Web gets PERMISSION_DENIED");
+
+    let list = || pb::ListAssetsRequest::default();
+    let err = assets_as(&platform, &format!("evil.example:{port}")).await.list_assets(list()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "HTTP/2 :authority is checked too: {err:?}");
+    assert!(assets_as(&platform, &format!("localhost:{port}")).await.list_assets(list()).await.is_ok());
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn configured_host_names_are_answered() {
+    let platform =
+        Platform::start_configured(|options| options.allowed_hosts = vec!["highwind.example".to_owned()]).await;
+    let list = || pb::ListAssetsRequest::default();
+    assert!(assets_as(&platform, "highwind.example:443").await.list_assets(list()).await.is_ok());
+    let err = assets_as(&platform, "evil.example").await.list_assets(list()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
     platform.stop().await;
 }
 

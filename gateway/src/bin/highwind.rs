@@ -17,6 +17,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once, at start")]
 enum Command {
     /// Start the gateway and every service in one process, with SQLite and a local data directory.
     Standalone {
@@ -61,6 +62,13 @@ enum Command {
         /// A host directory pipeline tasks may read (repeatable); the platform's data directory never is.
         #[arg(long = "task-read-only", value_name = "DIR")]
         task_read_only: Vec<PathBuf>,
+        /// The origin of a web page that may call the gateway from a browser, e.g. `http://localhost:5173`
+        /// (repeatable); the gateway's own origins always may.
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
+        /// A host name the gateway answers to besides IP addresses and `localhost` (repeatable); `*` for any.
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
     },
     /// Push and pull dataset versions.
     Dataset {
@@ -211,6 +219,8 @@ async fn main() -> ExitCode {
             no_registry,
             task_path,
             task_read_only,
+            cors_origins,
+            allowed_hosts,
         } => {
             let registry = match (registry_url, no_registry) {
                 (_, true) => standalone::RegistryMode::Off,
@@ -243,6 +253,8 @@ async fn main() -> ExitCode {
                 task_read_only,
                 kfp: kfp.unwrap_or_default(),
                 registry,
+                cors_origins,
+                allowed_hosts,
             };
             run_standalone(options).await
         }
@@ -262,19 +274,9 @@ async fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)] // the ready line and tokens are the command's output
 async fn run_standalone(options: standalone::Options) -> anyhow::Result<()> {
     let mut platform = standalone::Standalone::start(options).await?;
-    println!("highwind ready on http://{}", platform.addr);
-    if let Some(registry) = &platform.registry_addr {
-        println!("registry for Docker Repo images: {registry}");
-    }
-    if let Some(problem) = &platform.registry_problem {
-        println!("registry: not running ({problem}); Docker Repo assets hold no images, everything else works");
-    }
-    for (user, token) in &platform.dev_tokens {
-        println!("dev token ({user}): {}", token.expose());
-    }
+    print_console(&platform);
     tokio::select! {
         () = shutdown::signal() => {
             platform.stop().await;
@@ -323,6 +325,32 @@ async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
         RunAction::Logs { run, task, follow } => cli::run_logs(&target, &run, &task, follow).await?,
     }
     Ok(())
+}
+
+/// The ready line, the registry's state and each dev user's password and token: the command's output. A reader
+/// may close the pipe once it has the lines it wanted, so a failed write is ignored rather than stopping the
+/// platform. Each password comes before its user's token, so a reader that stops at the token has read both.
+fn print_console(platform: &standalone::Standalone) {
+    use std::io::Write;
+    let mut console = std::io::stdout().lock();
+    let _ = writeln!(console, "highwind ready on http://{}", platform.addr);
+    if let Some(registry) = &platform.registry_addr {
+        let _ = writeln!(console, "registry for Docker Repo images: {registry}");
+    }
+    if let Some(problem) = &platform.registry_problem {
+        let _ = writeln!(
+            console,
+            "registry: not running ({problem}); Docker Repo assets hold no images, everything else works"
+        );
+    }
+    for (user, token) in &platform.dev_tokens {
+        // The token endpoint mints more tokens only for someone who shows this, i.e. can read this console.
+        if let Some((_, password)) = platform.dev_passwords.iter().find(|(u, _)| u == user) {
+            let _ = writeln!(console, "dev password ({user}): {}", password.expose());
+        }
+        let _ = writeln!(console, "dev token ({user}): {}", token.expose());
+    }
+    let _ = console.flush();
 }
 
 /// Succeeds only for a run that did.

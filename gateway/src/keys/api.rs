@@ -7,10 +7,25 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{ApiKey, ApiKeys, KeyError};
+use crate::auth::Credential;
 
 const MAX_DISPLAY_NAME: usize = 200;
 const MAX_PAGE_SIZE: usize = 1_000;
 const DEFAULT_PAGE_SIZE: usize = 50;
+/// The furthest ahead a key's expiry may be set: a typo of a year stays a mistake, not a key for ever.
+const MAX_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(5 * 366);
+
+/// The expiry of a key created with `credential`: a key created by a key never outlives it, so it gets the
+/// creating key's expiry when it asked for none or for a later one. Keys created with a token keep what they asked
+/// for (the point of a key is to outlive the session that made it).
+fn lifetime_within(requested: Option<DateTime<Utc>>, credential: Option<Credential>) -> Option<DateTime<Utc>> {
+    match credential {
+        Some(Credential::ApiKey { expire_time: Some(parent), .. }) => {
+            Some(requested.map_or(parent, |at| at.min(parent)))
+        }
+        _ => requested,
+    }
+}
 
 /// Handlers of `ApiKeyService`.
 #[derive(Debug, Clone)]
@@ -61,6 +76,7 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let owner = Principal::of(&request)?.clone();
+        let credential = request.extensions().get::<Credential>().copied();
         let Some(draft) = request.into_inner().api_key else {
             return Err(status::invalid_argument(&Violations::one("api_key", "required")));
         };
@@ -74,10 +90,13 @@ impl ApiKeyService for ApiKeyApi {
         }
         let expire_time =
             draft.expire_time.map(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)));
+        let now = Utc::now();
         let expire_time = match expire_time {
-            Some(Some(at)) if at > Utc::now() => Some(at),
+            Some(Some(at)) if at > now && at <= now + MAX_LIFETIME => Some(at),
             Some(_) => {
-                violations.add("api_key.expire_time", "must be a valid time in the future");
+                let reason =
+                    format!("must be a valid time in the future, at most {} days ahead", MAX_LIFETIME.num_days());
+                violations.add("api_key.expire_time", reason);
                 None
             }
             None => None,
@@ -85,7 +104,12 @@ impl ApiKeyService for ApiKeyApi {
         if !violations.is_empty() {
             return Err(status::invalid_argument(&violations));
         }
-        let (key, secret) = self.keys.create(&owner, draft.display_name, expire_time).await?;
+        let expire_time = lifetime_within(expire_time, credential);
+        let parent = match credential {
+            Some(Credential::ApiKey { id, .. }) => Some(id),
+            _ => None,
+        };
+        let (key, secret) = self.keys.create(&owner, draft.display_name, expire_time, parent).await?;
         tracing::info!(key = %key.id, owner = %owner, "api key created");
         Ok(Response::new(pb::CreateApiKeyResponse { api_key: Some(to_proto(&key)), key: secret }))
     }

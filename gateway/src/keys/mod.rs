@@ -42,12 +42,19 @@ pub struct ApiKey {
     pub expire_time: Option<DateTime<Utc>>,
     /// When it was revoked.
     pub revoke_time: Option<DateTime<Utc>>,
+    /// The key it was created with, if any: revoking that key revokes this one too.
+    pub parent: Option<Uuid>,
 }
 
 impl ApiKey {
     /// The shown beginning of the key.
     pub fn prefix(&self) -> String {
         format!("{KEY_PREFIX}{}…", &self.id.simple().to_string()[..8])
+    }
+
+    /// The principal the key acts as (`users/…` only).
+    pub fn principal(&self) -> Option<Principal> {
+        self.owner.strip_prefix("users/").map(Principal::user)
     }
 
     fn usable_at(&self, now: DateTime<Utc>) -> bool {
@@ -85,12 +92,14 @@ impl ApiKeys {
         Self { store }
     }
 
-    /// A new key for `owner`; returns the stored key and the full secret, which exists nowhere else.
+    /// A new key for `owner`, made with key `parent` when a key made the call; returns the stored key and the
+    /// full secret, which exists nowhere else.
     pub async fn create(
         &self,
         owner: &Principal,
         display_name: String,
         expire_time: Option<DateTime<Utc>>,
+        parent: Option<Uuid>,
     ) -> Result<(ApiKey, String), KeyError> {
         let mut salt = [0u8; 16];
         let mut secret = [0u8; 32];
@@ -107,6 +116,7 @@ impl ApiKeys {
             create_time: Utc::now().trunc_subsecs(6),
             expire_time,
             revoke_time: None,
+            parent,
         };
         self.store.insert(&key).await?;
         Ok((key, format!("{KEY_PREFIX}{}_{secret}", id.simple())))
@@ -117,8 +127,8 @@ impl ApiKeys {
         token.starts_with(KEY_PREFIX)
     }
 
-    /// The principal a live key acts as, or UNAUTHENTICATED.
-    pub async fn verify(&self, token: &str) -> Result<Principal, Status> {
+    /// The live key `token` is, or UNAUTHENTICATED.
+    pub async fn verify(&self, token: &str) -> Result<ApiKey, Status> {
         let refuse = || Status::unauthenticated("invalid, expired or revoked API key");
         let rest = token.strip_prefix(KEY_PREFIX).ok_or_else(refuse)?;
         let (id, secret) = rest.split_once('_').ok_or_else(refuse)?;
@@ -137,8 +147,7 @@ impl ApiKeys {
         if !key.usable_at(Utc::now()) {
             return Err(refuse());
         }
-        let user = key.owner.strip_prefix("users/").ok_or_else(refuse)?;
-        Ok(Principal::user(user))
+        Ok(key)
     }
 
     /// `owner`'s keys, newest first, after `after`.
@@ -146,7 +155,7 @@ impl ApiKeys {
         Ok(self.store.list(owner.as_str(), after, limit).await?)
     }
 
-    /// Revokes `owner`'s key `id`; revoking twice keeps the first time.
+    /// Revokes `owner`'s key `id` and every key made from it; revoking twice keeps the first time.
     pub async fn revoke(&self, owner: &Principal, id: Uuid) -> Result<ApiKey, KeyError> {
         let name = format!("apiKeys/{id}");
         match self.store.get(id).await? {

@@ -18,7 +18,7 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: Uuid) -> Result<Option<ApiKey>, sqlx::Error>;
     /// At most `limit + 1` of `owner`'s keys, newest first, older than `after`.
     async fn list(&self, owner: &str, after: Option<Uuid>, limit: usize) -> Result<Vec<ApiKey>, sqlx::Error>;
-    /// Marks a key revoked at `at`.
+    /// Marks key `id` revoked at `at`, and every key created with it (transitively) that is not revoked yet.
     async fn revoke(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error>;
 }
 
@@ -37,19 +37,20 @@ fn limit(n: usize) -> i64 {
 #[derive(Debug)]
 struct PgKeys(sqlx::PgPool);
 
-type PgRow = (Uuid, String, String, String, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+type PgRow =
+    (Uuid, String, String, String, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Uuid>);
 
 fn from_pg(row: PgRow) -> ApiKey {
-    let (id, owner, display_name, salt, hash, create_time, expire_time, revoke_time) = row;
-    ApiKey { id, owner, display_name, salt, hash, create_time, expire_time, revoke_time }
+    let (id, owner, display_name, salt, hash, create_time, expire_time, revoke_time, parent) = row;
+    ApiKey { id, owner, display_name, salt, hash, create_time, expire_time, revoke_time, parent }
 }
 
 #[async_trait]
 impl KeyStore for PgKeys {
     async fn insert(&self, key: &ApiKey) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO api_keys (id, owner, display_name, salt, hash, create_time, expire_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, owner, display_name, salt, hash, create_time, expire_time, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(key.id)
         .bind(&key.owner)
@@ -58,6 +59,7 @@ impl KeyStore for PgKeys {
         .bind(&key.hash)
         .bind(key.create_time)
         .bind(key.expire_time)
+        .bind(key.parent)
         .execute(&self.0)
         .await?;
         Ok(())
@@ -65,7 +67,7 @@ impl KeyStore for PgKeys {
 
     async fn get(&self, id: Uuid) -> Result<Option<ApiKey>, sqlx::Error> {
         let row: Option<PgRow> = sqlx::query_as(
-            "SELECT id, owner, display_name, salt, hash, create_time, expire_time, revoke_time FROM api_keys WHERE id = $1",
+            "SELECT id, owner, display_name, salt, hash, create_time, expire_time, revoke_time, parent_id FROM api_keys WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.0)
@@ -75,7 +77,7 @@ impl KeyStore for PgKeys {
 
     async fn list(&self, owner: &str, after: Option<Uuid>, n: usize) -> Result<Vec<ApiKey>, sqlx::Error> {
         let rows: Vec<PgRow> = sqlx::query_as(
-            "SELECT id, owner, display_name, salt, hash, create_time, expire_time, revoke_time FROM api_keys \
+            "SELECT id, owner, display_name, salt, hash, create_time, expire_time, revoke_time, parent_id FROM api_keys \
              WHERE owner = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(owner)
@@ -87,11 +89,15 @@ impl KeyStore for PgKeys {
     }
 
     async fn revoke(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE api_keys SET revoke_time = $2 WHERE id = $1 AND revoke_time IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&self.0)
-            .await?;
+        sqlx::query(
+            "WITH RECURSIVE made_from(id) AS \
+             (SELECT $1::uuid UNION SELECT k.id FROM api_keys k JOIN made_from m ON k.parent_id = m.id) \
+             UPDATE api_keys SET revoke_time = $2 WHERE id IN (SELECT id FROM made_from) AND revoke_time IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.0)
+        .await?;
         Ok(())
     }
 }
@@ -99,10 +105,10 @@ impl KeyStore for PgKeys {
 #[derive(Debug)]
 struct SqliteKeys(sqlx::SqlitePool);
 
-type SqliteRow = (String, String, String, String, String, i64, Option<i64>, Option<i64>);
+type SqliteRow = (String, String, String, String, String, i64, Option<i64>, Option<i64>, Option<String>);
 
 fn from_sqlite(row: SqliteRow) -> Option<ApiKey> {
-    let (id, owner, display_name, salt, hash, create, expire, revoke) = row;
+    let (id, owner, display_name, salt, hash, create, expire, revoke, parent) = row;
     let time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
     Some(ApiKey {
         id: Uuid::try_parse(&id).ok()?,
@@ -113,6 +119,7 @@ fn from_sqlite(row: SqliteRow) -> Option<ApiKey> {
         create_time: time(create)?,
         expire_time: expire.and_then(time),
         revoke_time: revoke.and_then(time),
+        parent: parent.and_then(|p| Uuid::try_parse(&p).ok()),
     })
 }
 
@@ -120,8 +127,8 @@ fn from_sqlite(row: SqliteRow) -> Option<ApiKey> {
 impl KeyStore for SqliteKeys {
     async fn insert(&self, key: &ApiKey) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO api_keys (id, owner, display_name, salt, hash, create_micros, expire_micros) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, owner, display_name, salt, hash, create_micros, expire_micros, parent_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key.id.to_string())
         .bind(&key.owner)
@@ -130,6 +137,7 @@ impl KeyStore for SqliteKeys {
         .bind(&key.hash)
         .bind(key.create_time.timestamp_micros())
         .bind(key.expire_time.map(|t| t.timestamp_micros()))
+        .bind(key.parent.map(|p| p.to_string()))
         .execute(&self.0)
         .await?;
         Ok(())
@@ -137,7 +145,7 @@ impl KeyStore for SqliteKeys {
 
     async fn get(&self, id: Uuid) -> Result<Option<ApiKey>, sqlx::Error> {
         let row: Option<SqliteRow> = sqlx::query_as(
-            "SELECT id, owner, display_name, salt, hash, create_micros, expire_micros, revoke_micros FROM api_keys \
+            "SELECT id, owner, display_name, salt, hash, create_micros, expire_micros, revoke_micros, parent_id FROM api_keys \
              WHERE id = ?",
         )
         .bind(id.to_string())
@@ -148,7 +156,7 @@ impl KeyStore for SqliteKeys {
 
     async fn list(&self, owner: &str, after: Option<Uuid>, n: usize) -> Result<Vec<ApiKey>, sqlx::Error> {
         let rows: Vec<SqliteRow> = sqlx::query_as(
-            "SELECT id, owner, display_name, salt, hash, create_micros, expire_micros, revoke_micros FROM api_keys \
+            "SELECT id, owner, display_name, salt, hash, create_micros, expire_micros, revoke_micros, parent_id FROM api_keys \
              WHERE owner = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         )
         .bind(owner)
@@ -161,11 +169,15 @@ impl KeyStore for SqliteKeys {
     }
 
     async fn revoke(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE api_keys SET revoke_micros = ? WHERE id = ? AND revoke_micros IS NULL")
-            .bind(at.timestamp_micros())
-            .bind(id.to_string())
-            .execute(&self.0)
-            .await?;
+        sqlx::query(
+            "WITH RECURSIVE made_from(id) AS \
+             (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN made_from m ON k.parent_id = m.id) \
+             UPDATE api_keys SET revoke_micros = ?2 WHERE id IN (SELECT id FROM made_from) AND revoke_micros IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(at.timestamp_micros())
+        .execute(&self.0)
+        .await?;
         Ok(())
     }
 }
@@ -186,6 +198,7 @@ mod conformance {
             create_time: Utc::now().trunc_subsecs(6),
             expire_time: Some(Utc::now().trunc_subsecs(6) + chrono::Duration::days(1)),
             revoke_time: None,
+            parent: None,
         }
     }
 
@@ -208,6 +221,23 @@ mod conformance {
             Some(at),
             "first revocation stays"
         );
+
+        // keys[2] made a child, which made a grandchild; revoking keys[2] revokes both, and nothing else.
+        let child = ApiKey { parent: Some(keys[2].id), ..key("users/a", "child") };
+        let grandchild = ApiKey { parent: Some(child.id), ..key("users/a", "grandchild") };
+        store.insert(&child).await.expect("insert");
+        store.insert(&grandchild).await.expect("insert");
+        assert_eq!(store.get(grandchild.id).await.expect("get").and_then(|k| k.parent), Some(child.id));
+        store.revoke(keys[2].id, at).await.expect("revoke");
+        for made in [&child, &grandchild] {
+            assert_eq!(
+                store.get(made.id).await.expect("get").and_then(|k| k.revoke_time),
+                Some(at),
+                "{}",
+                made.display_name
+            );
+        }
+        assert_eq!(store.get(keys[3].id).await.expect("get").and_then(|k| k.revoke_time), None, "others stay");
     }
 
     #[tokio::test]

@@ -2,15 +2,20 @@
 //! tokens for the configured dev users. The gateway verifies its tokens through the same code as any real
 //! issuer's. Its P-256 key lives in the data directory (mode 0600), so tokens survive restarts.
 //!
-//! It signs for whoever asks on its address: it is for a developer's own machine, not for a shared one.
+//! It signs only for someone who shows the dev user's password, which the platform keeps in its data directory
+//! (mode 0600) and prints at start: being able to reach the port is not enough (a pipeline task with network,
+//! or a web page in a browser on this machine, can reach it too). Its routes send no CORS headers, so no page
+//! of another origin reads an answer.
 
 use std::{
+    collections::BTreeMap,
     path::Path,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use aws_lc_rs::{
+    constant_time::verify_slices_are_equal,
     rand::SystemRandom,
     signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair},
 };
@@ -21,6 +26,7 @@ use axum::{
     routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use highwind_common::config::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,7 +65,8 @@ pub struct DevIssuer {
     kid: String,
     encoding: EncodingKey,
     jwk: serde_json::Value,
-    users: Vec<String>,
+    /// Dev user → SHA-256 of their password (digests, so the comparison's time says nothing about the length).
+    passwords: BTreeMap<String, [u8; 32]>,
 }
 
 impl std::fmt::Debug for DevIssuer {
@@ -81,13 +88,34 @@ struct Claims<'a> {
 
 #[derive(Deserialize)]
 struct TokenRequest {
+    #[serde(default)]
     username: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// Why the token endpoint refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request carried no password.
+    #[error(
+        "a password is required: the platform prints one per dev user at start (dev password (NAME): …) and keeps \
+         them in its data directory"
+    )]
+    NoPassword,
+    /// No such dev user, or not their password (the same answer, so it does not tell which users exist).
+    #[error("unknown dev user or wrong password")]
+    WrongPassword,
 }
 
 impl DevIssuer {
-    /// The issuer served at `base_url` (the gateway's URL + [`PATH`]) for `users`, with its key from `data_dir`
-    /// (created on first start).
-    pub fn load_or_create(data_dir: &Path, base_url: String, users: Vec<String>) -> Result<Self, DevIssuerError> {
+    /// The issuer served at `base_url` (the gateway's URL + [`PATH`]) for `users` (name, password), with its key
+    /// from `data_dir` (created on first start).
+    pub fn load_or_create(
+        data_dir: &Path,
+        base_url: String,
+        users: Vec<(String, Secret)>,
+    ) -> Result<Self, DevIssuerError> {
         let path = data_dir.join(KEY_FILE);
         let io = |error| DevIssuerError::Io { path: path.display().to_string(), error };
         let pkcs8 = match std::fs::read(&path) {
@@ -107,7 +135,8 @@ impl DevIssuer {
         let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..65]));
         let kid = hex::encode(&Sha256::digest(point)[..8]);
         let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig" });
-        Ok(Self { base_url, kid, encoding: EncodingKey::from_ec_der(&pkcs8), jwk, users })
+        let passwords = users.into_iter().map(|(user, password)| (user, password_digest(password.expose()))).collect();
+        Ok(Self { base_url, kid, encoding: EncodingKey::from_ec_der(&pkcs8), jwk, passwords })
     }
 
     /// How the gateway trusts this issuer.
@@ -119,9 +148,22 @@ impl DevIssuer {
         }
     }
 
-    /// A token for `user`, or `None` when `user` is not a dev user.
+    /// A token for `user` when `password` is theirs.
+    pub fn grant(&self, user: &str, password: Option<&str>) -> Result<String, Refusal> {
+        let password = password.filter(|p| !p.is_empty()).ok_or(Refusal::NoPassword)?;
+        // Compared even for an unknown user, so the answer's time does not tell which users exist.
+        let expected = self.passwords.get(user).copied().unwrap_or_default();
+        let matches = verify_slices_are_equal(&expected, &password_digest(password)).is_ok();
+        if !matches || !self.passwords.contains_key(user) {
+            return Err(Refusal::WrongPassword);
+        }
+        self.mint(user).ok_or(Refusal::WrongPassword)
+    }
+
+    /// A token for `user`, or `None` when `user` is not a dev user. For the platform's own console output; the
+    /// token endpoint goes through [`DevIssuer::grant`].
     pub fn mint(&self, user: &str) -> Option<String> {
-        if !self.users.iter().any(|u| u == user) {
+        if !self.passwords.contains_key(user) {
             return None;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
@@ -163,21 +205,26 @@ async fn jwks(State(issuer): State<Arc<DevIssuer>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "keys": [issuer.jwk] }))
 }
 
+fn password_digest(password: &str) -> [u8; 32] {
+    Sha256::digest(password.as_bytes()).into()
+}
+
 async fn token(
     State(issuer): State<Arc<DevIssuer>>,
     Form(request): Form<TokenRequest>,
 ) -> Result<Json<serde_json::Value>, (StatusCode, Json<serde_json::Value>)> {
-    match issuer.mint(&request.username) {
-        Some(token) => Ok(Json(serde_json::json!({
+    match issuer.grant(&request.username, request.password.as_deref()) {
+        Ok(token) => Ok(Json(serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": TOKEN_LIFETIME.as_secs(),
         }))),
-        None => Err((
-            StatusCode::BAD_REQUEST,
-            Json(
-                serde_json::json!({ "error": "invalid_grant", "error_description": "not a dev user of this platform" }),
-            ),
-        )),
+        Err(refusal) => {
+            tracing::warn!(user = %request.username.chars().take(64).collect::<String>(), "dev token refused");
+            Err((
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({ "error": "invalid_grant", "error_description": refusal.to_string() })),
+            ))
+        }
     }
 }

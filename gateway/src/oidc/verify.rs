@@ -1,6 +1,6 @@
 //! Verifying OIDC access tokens: issuer discovery, JWKS fetched and cached by key id (an unknown `kid` triggers
 //! one refresh, at most every 30 s per issuer), RS256 and ES256 only, `iss`, `aud`, `exp` and `nbf` checked with
-//! a small leeway. The caller becomes `users/{sub}`.
+//! a small leeway; a header with critical extensions (`crit`) is refused. The caller becomes `users/{sub}`.
 
 use std::{
     collections::HashMap,
@@ -102,6 +102,11 @@ impl OidcVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed"))?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(refuse("signature algorithm not accepted (RS256 or ES256 only)"));
+        }
+        // RFC 7515 §4.1.11: a recipient must refuse a token naming a critical extension it does not understand,
+        // and this verifier understands none.
+        if header.crit.is_some() {
+            return Err(refuse("critical header extension (crit) not understood"));
         }
         let kid = header.kid.ok_or_else(|| refuse("no key id (kid)"))?;
         let unverified: Unverified =

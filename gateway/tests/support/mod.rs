@@ -102,19 +102,41 @@ impl Platform {
         kfp: pipeline_svc::kfp::KfpConfig,
         registry: gateway::standalone::RegistryMode,
     ) -> Self {
-        let (asset_database_url, usecase_database_url) = postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
-        let shared = tempfile::tempdir().expect("tempdir");
-        let options = Options {
-            listen,
+        let mut options = Self::default_options(&dir);
+        (options.listen, options.kfp, options.registry) = (listen, kfp, registry);
+        (options.asset_database_url, options.usecase_database_url) =
+            postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
+        Self::launch(dir, options).await
+    }
+
+    /// The platform with the default options as changed by `configure`.
+    pub async fn start_configured(configure: impl FnOnce(&mut Options)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut options = Self::default_options(&dir);
+        configure(&mut options);
+        Self::launch(dir, options).await
+    }
+
+    /// Five dev users, SQLite in `dir`, the gateway on a free loopback port, no registry.
+    fn default_options(dir: &tempfile::TempDir) -> Options {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             dev_users: vec!["alice".into(), "bob".into(), "carol".into(), "dave".into(), "erin".into()],
-            asset_database_url,
-            usecase_database_url,
+            asset_database_url: None,
+            usecase_database_url: None,
             task_path: kfp_path().unwrap_or_default(),
-            task_read_only: vec![shared.path().to_path_buf()],
-            kfp,
-            registry,
-        };
+            task_read_only: Vec::new(),
+            kfp: Default::default(),
+            registry: Default::default(),
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+
+    async fn launch(dir: tempfile::TempDir, mut options: Options) -> Self {
+        let shared = tempfile::tempdir().expect("tempdir");
+        options.task_read_only.push(shared.path().to_path_buf());
         let standalone = Standalone::start(options).await.expect("platform starts");
         Self { standalone, dir, shared }
     }
@@ -126,6 +148,12 @@ impl Platform {
     pub fn token(&self, user: &str) -> String {
         let (_, token) = self.standalone.dev_tokens.iter().find(|(u, _)| u == user).expect("dev user");
         token.expose().to_owned()
+    }
+
+    /// The password `/dev-issuer/token` wants for `user`, as printed at start.
+    pub fn dev_password(&self, user: &str) -> String {
+        let (_, password) = self.standalone.dev_passwords.iter().find(|(u, _)| u == user).expect("dev user");
+        password.expose().to_owned()
     }
 
     pub async fn channel(&self) -> Channel {
