@@ -19,7 +19,15 @@ use tonic::{
 };
 use tower::{Service, ServiceExt};
 
-use crate::limit::{LimitedBody, Tripped};
+use highwind_common::principal::PRINCIPAL_HEADER;
+
+use crate::{
+    coalesce::Coalesced,
+    limit::{LimitedBody, Tripped},
+    replay::replayable,
+    upstream_body::UpstreamBody,
+    upstream_pool::Pool,
+};
 
 /// Headers that describe one hop and must not be forwarded to the next.
 const HOP_HEADERS: [HeaderName; 5] =
@@ -28,11 +36,11 @@ const HOP_HEADERS: [HeaderName; 5] =
 /// The gRPC deadline header.
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-/// One upstream service: where it is and what to call it in errors.
+/// One upstream service: what to call it in errors and its connections.
 #[derive(Debug, Clone)]
 struct Upstream {
     label: &'static str,
-    channel: Channel,
+    pool: Pool,
 }
 
 /// The routing table: fully qualified public service name → the service process that serves it.
@@ -51,8 +59,8 @@ pub struct UpstreamError {
 }
 
 impl Upstreams {
-    /// Routes every service in `services` to `address` (`http://host:port`). Connections are made lazily and
-    /// re-made after failures, so a service that starts later or restarts is picked up.
+    /// Routes every service in `services` to `address` (`http://host:port`) over a small pool of connections
+    /// ([`Pool`]).
     pub fn route(
         mut self,
         label: &'static str,
@@ -64,21 +72,17 @@ impl Upstreams {
             address: address.to_owned(),
             reason: e.to_string(),
         })?;
-        let channel = endpoint
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .connect_lazy();
+        let pool = Pool::new(endpoint);
         let map = Arc::make_mut(&mut self.by_service);
         for service in services {
-            map.insert(service, Upstream { label, channel: channel.clone() });
+            map.insert(service, Upstream { label, pool: pool.clone() });
         }
         Ok(self)
     }
 
-    /// The channel to the service that owns `label`, for the gateway's own calls (health).
+    /// A channel to the service that owns `service`, for the gateway's own calls (health, audit, registry).
     pub fn channel_of(&self, service: &str) -> Option<Channel> {
-        self.by_service.get(service).map(|u| u.channel.clone())
+        self.by_service.get(service).map(|u| u.pool.channel(0))
     }
 
     fn find(&self, path: &str) -> Option<&Upstream> {
@@ -112,25 +116,31 @@ impl Proxy {
 
 /// `/package.Service/Method` of every method that streams in either direction, from the served descriptors.
 fn streaming_methods() -> &'static HashSet<String> {
-    static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
-        let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(highwind_proto::FILE_DESCRIPTOR_SET)
-        else {
-            return HashSet::new();
-        };
-        set.file
-            .iter()
-            .flat_map(|file| {
-                file.service.iter().flat_map(move |service| {
-                    service
-                        .method
-                        .iter()
-                        .filter(|m| m.client_streaming() || m.server_streaming())
-                        .map(move |m| format!("/{}.{}/{}", file.package(), service.name(), m.name()))
-                })
-            })
-            .collect()
-    });
+    static METHODS: LazyLock<HashSet<String>> =
+        LazyLock::new(|| methods_where(|m| m.client_streaming() || m.server_streaming()));
     &METHODS
+}
+
+/// `/package.Service/Method` of every method whose request is a stream.
+fn client_streaming_methods() -> &'static HashSet<String> {
+    static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| methods_where(|m| m.client_streaming()));
+    &METHODS
+}
+
+fn methods_where(keep: fn(&prost_types::MethodDescriptorProto) -> bool) -> HashSet<String> {
+    let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(highwind_proto::FILE_DESCRIPTOR_SET)
+    else {
+        return HashSet::new();
+    };
+    let mut methods = HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in service.method.iter().filter(|m| keep(m)) {
+                methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    methods
 }
 
 impl<B> Service<Request<B>> for Proxy
@@ -169,18 +179,33 @@ where
         }
         let tripped = Tripped::default();
         let body = LimitedBody::new(body, self.max_message_bytes, tripped.clone());
+        // Only a request stream can be many small frames; a single message goes on as it came.
+        let body =
+            if client_streaming_methods().contains(&path) { Body::new(Coalesced::new(body)) } else { Body::new(body) };
+        let (body, unread) = replayable(body);
+        let caller = parts.headers.get(PRINCIPAL_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
         let mut request = Request::from_parts(parts, Body::new(body));
-        let Upstream { label, mut channel } = upstream;
+        let Upstream { label, pool } = upstream;
         let max = self.max_message_bytes;
         Box::pin(async move {
             // Inside the call's span, so the next hop continues this trace.
             highwind_common::telemetry::inject_current(request.headers_mut());
-            let forwarded = match channel.ready().await {
-                Ok(ready) => ready.call(request).await,
-                Err(error) => Err(error),
-            };
+            let again = resend_parts(&request);
+            let (slot, channel) = pool.pick(&caller);
+            let mut forwarded = forward(channel, request).await;
+            if let Err(error) = &forwarded
+                && !tripped.get()
+                && let Some(body) = unread.take()
+            {
+                // Nothing of the call reached the service: send it once more on a connection made for it.
+                tracing::info!(upstream = label, path = %path, error = %error, "call not started; retrying");
+                forwarded = match pool.reconnect(slot).await {
+                    Ok(channel) => forward(channel, again.with_body(body)).await,
+                    Err(error) => Err(error),
+                };
+            }
             match forwarded {
-                Ok(response) => Ok(response),
+                Ok(response) => Ok(response.map(|body| Body::new(UpstreamBody::new(body, label)))),
                 Err(_) if tripped.get() => Ok(Status::resource_exhausted(format!(
                     "a request message exceeds the gateway's limit of {max} bytes"
                 ))
@@ -192,6 +217,40 @@ where
                 }
             }
         })
+    }
+}
+
+/// Sends `request` on `channel` once it is ready.
+async fn forward(mut channel: Channel, request: Request<Body>) -> Result<Response<Body>, tonic::transport::Error> {
+    channel.ready().await?;
+    channel.call(request).await
+}
+
+/// What it takes to send a request again: everything but its body (extensions are the gateway's own and stay).
+struct ResendParts {
+    method: http::Method,
+    uri: Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+fn resend_parts(request: &Request<Body>) -> ResendParts {
+    ResendParts {
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+        version: request.version(),
+        headers: request.headers().clone(),
+    }
+}
+
+impl ResendParts {
+    fn with_body(self, body: Body) -> Request<Body> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 
