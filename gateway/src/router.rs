@@ -304,4 +304,99 @@ mod tests {
         let streaming = "/highwind.asset.v1.UploadService/ReadFile";
         assert_eq!(deadline_seen(&mut proxy, streaming, None).await, None, "streams run as long as they need");
     }
+
+    /// An upstream whose GetAsset answers with a `grpc-message` of `x-size` bytes (a peer that breaks the rules),
+    /// and whose ReadFile sends one message and then ends OK once `x-ticks` more calls arrived.
+    async fn oversized_errors() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let calls = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    let serve = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let calls = calls.clone();
+                        async move {
+                            let grpc = Response::builder().header("content-type", "application/grpc");
+                            if request.uri().path().ends_with("/ReadFile") {
+                                let (tx, rx) =
+                                    tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(2);
+                                tokio::spawn(async move {
+                                    let _ =
+                                        tx.send(Ok(http_body::Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])))).await;
+                                    calls.notified().await;
+                                    let mut trailers = http::HeaderMap::new();
+                                    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                                    let _ = tx.send(Ok(http_body::Frame::trailers(trailers))).await;
+                                });
+                                let body = Body::new(http_body_util::StreamBody::new(
+                                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                                ));
+                                return Ok::<_, Infallible>(grpc.body(body).expect("response"));
+                            }
+                            let size: usize = request
+                                .headers()
+                                .get("x-size")
+                                .and_then(|v| v.to_str().ok()?.parse().ok())
+                                .unwrap_or(0);
+                            calls.notify_one();
+                            let response = grpc
+                                .header("grpc-status", "3")
+                                .header("grpc-message", "x".repeat(size))
+                                .body(Body::empty())
+                                .expect("response");
+                            Ok(response)
+                        }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), serve).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn call(path: &str, size: usize) -> Request<Full<Bytes>> {
+        let request = Request::builder().method("POST").uri(path).header("content-type", "application/grpc");
+        request
+            .header("x-size", size.to_string())
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .expect("request")
+    }
+
+    fn status_of(headers: &http::HeaderMap) -> Option<String> {
+        headers.get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_header_block_over_the_limit_fails_only_its_own_call() {
+        let upstream = oversized_errors().await;
+        let services = ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService"];
+        let upstreams = Upstreams::default().route("asset", &upstream, &services).expect("route");
+        let mut proxy = Proxy::new(upstreams, 1 << 20);
+        let get = "/highwind.asset.v1.AssetService/GetAsset";
+
+        // Under the gateway's limit the status passes (the gateway's own error bound then applies).
+        let response = proxy.call(call(get, 20 * 1024)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("3"));
+
+        // Over it, only this call fails, as UNAVAILABLE, and the upstream is usable again at once.
+        let stream = proxy.call(call("/highwind.asset.v1.UploadService/ReadFile", 0)).await.expect("infallible");
+        let response = proxy.call(call(get, 200 * 1024)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("14"), "the oversized answer is not forwarded");
+        let response = proxy.call(call(get, 10)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("3"), "the next call gets its answer");
+
+        // h2 refuses a block whose one value decodes over the limit with a reset of that stream alone: the stream
+        // sharing the connection still ends as its upstream ended it.
+        let mut body = stream.into_body();
+        let mut trailers = None;
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            if let Ok(frame) = frame.and_then(|f| f.into_trailers().map_err(|_| Status::internal("data"))) {
+                trailers = Some(frame);
+            }
+        }
+        assert_eq!(trailers.as_ref().and_then(status_of).as_deref(), Some("0"), "the other stream is untouched");
+    }
 }
