@@ -1,5 +1,11 @@
 //! The `filter` grammar every List call shares: `field = value` terms joined by ` AND `, values optionally
-//! double-quoted (and quoted whenever they contain spaces).
+//! double-quoted (and quoted whenever they contain spaces). A filter is at most [`MAX_FILTER_BYTES`] long, checked
+//! before anything is parsed, and errors quote at most a short prefix of it ([`echo`]).
+
+use crate::status_bounds::echo;
+
+/// The longest filter any List call takes, in bytes.
+pub const MAX_FILTER_BYTES: usize = 2048;
 
 /// How a term compares its field with its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +36,9 @@ pub fn terms(filter: &str) -> Result<Vec<(String, String)>, String> {
 
 /// The `(field, operator, value)` terms of `filter`, operators being `=`, `>`, `>=`, `<` and `<=`.
 pub fn comparisons(filter: &str) -> Result<Vec<(String, Op, String)>, String> {
+    if filter.len() > MAX_FILTER_BYTES {
+        return Err(format!("must be at most {MAX_FILTER_BYTES} bytes, got {}", filter.len()));
+    }
     if filter.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -38,15 +47,15 @@ pub fn comparisons(filter: &str) -> Result<Vec<(String, Op, String)>, String> {
         .map(|term| {
             let at = term
                 .find(['=', '<', '>'])
-                .ok_or_else(|| format!("{:?} is not of the form field = value", term.trim()))?;
+                .ok_or_else(|| format!("{} is not of the form field = value", echo(term.trim())))?;
             let (field, rest) = term.split_at(at);
             let (op, value) = [(">=", Op::Ge), ("<=", Op::Le), ("=", Op::Eq), (">", Op::Gt), ("<", Op::Lt)]
                 .into_iter()
                 .find_map(|(symbol, op)| rest.strip_prefix(symbol).map(|value| (op, value)))
-                .ok_or_else(|| format!("{:?} has no comparison", term.trim()))?;
+                .ok_or_else(|| format!("{} has no comparison", echo(term.trim())))?;
             let field = field.trim();
             if field.is_empty() {
-                return Err(format!("{:?} names no field", term.trim()));
+                return Err(format!("{} names no field", echo(term.trim())));
             }
             Ok((field.to_owned(), op, unquote(value.trim())?))
         })
@@ -58,7 +67,7 @@ pub fn boolean(field: &str, value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(format!("{field} takes true or false, got {value:?}")),
+        _ => Err(format!("{field} takes true or false, got {}", echo(value))),
     }
 }
 
@@ -68,9 +77,11 @@ fn unquote(value: &str) -> Result<String, String> {
             .strip_suffix('"')
             .filter(|inner| !inner.contains('"'))
             .map(str::to_owned)
-            .ok_or_else(|| format!("unterminated or nested quotes in {value:?}")),
+            .ok_or_else(|| format!("unterminated or nested quotes in {}", echo(value))),
         None if value.is_empty() => Err("missing value after =".to_owned()),
-        None if value.contains(char::is_whitespace) => Err(format!("quote values that contain spaces: {value:?}")),
+        None if value.contains(char::is_whitespace) => {
+            Err(format!("quote values that contain spaces: {}", echo(value)))
+        }
         None => Ok(value.to_owned()),
     }
 }
@@ -92,6 +103,14 @@ mod tests {
         assert!(terms("a = b c").is_err());
         assert!(terms(" = b").is_err());
         assert!(terms("a > 1").is_err(), "terms take = only");
+    }
+
+    #[test]
+    fn a_filter_over_the_limit_is_refused_before_parsing_and_errors_echo_a_prefix() {
+        let long = format!("{} = 1", "k".repeat(MAX_FILTER_BYTES));
+        assert_eq!(comparisons(&long), Err(format!("must be at most 2048 bytes, got {}", long.len())));
+        let error = terms(&format!("{} 1", "k".repeat(MAX_FILTER_BYTES - 10))).expect_err("no comparison");
+        assert!(error.len() < 200, "{error}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The serving loop every service shares: health and reflection next to its own routes, TCP_NODELAY, and on
-//! shutdown NOT_SERVING first, then a bounded drain.
+//! The serving loop every service shares: health and reflection next to its own routes, TCP_NODELAY, HTTP/2
+//! limits set on purpose ([`crate::http2_limits`]), every error bounded in size ([`crate::bounded_errors`]), and
+//! on shutdown NOT_SERVING first, then a bounded drain.
 
 use std::{future::Future, time::Duration};
 
@@ -68,7 +69,12 @@ pub async fn serve(
             }
             tracing::info!(addr = ?local, services = ?names, "serving");
             Server::builder()
+                .http2_max_header_list_size(crate::http2_limits::SERVICE_MAX_HEADER_LIST_BYTES)
+                .initial_connection_window_size(crate::http2_limits::SERVICE_CONNECTION_WINDOW_BYTES)
+                .initial_stream_window_size(crate::http2_limits::SERVICE_STREAM_WINDOW_BYTES)
                 .trace_fn(|request| crate::telemetry::request_span("grpc", request))
+                // Outermost, so even a refusal of the access layer or a decoder's error is bounded.
+                .layer(crate::bounded_errors::BoundedErrorsLayer)
                 .layer(crate::access::AccessLayer::new(rules))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop)

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod embedded_registry;
 pub mod guard;
@@ -20,9 +21,12 @@ pub mod limit;
 pub mod oidc;
 pub mod rate_limit;
 pub mod registry;
+pub mod replay;
 pub mod router;
 pub mod standalone;
 pub mod storage;
+pub mod upstream_body;
+pub mod upstream_pool;
 pub mod web;
 
 use std::{future::Future, time::Duration};
@@ -172,6 +176,8 @@ pub async fn serve_with(
         .layer(guard::GuardLayer::new(web::refuse_json))
         .layer(web::single_message::SingleMessageLayer::new(config.max_message_bytes))
         .layer(GrpcWebLayer::new())
+        // Inside gRPC-Web, which turns trailers into body bytes: every status is still a header here.
+        .layer(highwind_common::bounded_errors::BoundedErrorsLayer)
         .layer(AuthLayer::new(authenticator))
         .layer(audit::AuditLayer::new(access::platform_rules(), recorder))
         .into_inner();
@@ -183,6 +189,7 @@ pub async fn serve_with(
             tracing::info!(addr = ?local_addr, "gateway serving");
             Server::builder()
                 .accept_http1(true)
+                .http2_max_header_list_size(highwind_common::http2_limits::GATEWAY_MAX_HEADER_LIST_BYTES)
                 .max_concurrent_streams(config.max_concurrent_streams)
                 .trace_fn(|request| highwind_common::telemetry::request_span("gateway", request))
                 .layer(layers)

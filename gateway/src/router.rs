@@ -19,7 +19,15 @@ use tonic::{
 };
 use tower::{Service, ServiceExt};
 
-use crate::limit::{LimitedBody, Tripped};
+use highwind_common::principal::PRINCIPAL_HEADER;
+
+use crate::{
+    coalesce::Coalesced,
+    limit::{LimitedBody, Tripped},
+    replay::replayable,
+    upstream_body::UpstreamBody,
+    upstream_pool::Pool,
+};
 
 /// Headers that describe one hop and must not be forwarded to the next.
 const HOP_HEADERS: [HeaderName; 5] =
@@ -28,11 +36,11 @@ const HOP_HEADERS: [HeaderName; 5] =
 /// The gRPC deadline header.
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-/// One upstream service: where it is and what to call it in errors.
+/// One upstream service: what to call it in errors and its connections.
 #[derive(Debug, Clone)]
 struct Upstream {
     label: &'static str,
-    channel: Channel,
+    pool: Pool,
 }
 
 /// The routing table: fully qualified public service name → the service process that serves it.
@@ -51,8 +59,8 @@ pub struct UpstreamError {
 }
 
 impl Upstreams {
-    /// Routes every service in `services` to `address` (`http://host:port`). Connections are made lazily and
-    /// re-made after failures, so a service that starts later or restarts is picked up.
+    /// Routes every service in `services` to `address` (`http://host:port`) over a small pool of connections
+    /// ([`Pool`]).
     pub fn route(
         mut self,
         label: &'static str,
@@ -64,21 +72,17 @@ impl Upstreams {
             address: address.to_owned(),
             reason: e.to_string(),
         })?;
-        let channel = endpoint
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .connect_lazy();
+        let pool = Pool::new(endpoint);
         let map = Arc::make_mut(&mut self.by_service);
         for service in services {
-            map.insert(service, Upstream { label, channel: channel.clone() });
+            map.insert(service, Upstream { label, pool: pool.clone() });
         }
         Ok(self)
     }
 
-    /// The channel to the service that owns `label`, for the gateway's own calls (health).
+    /// A channel to the service that owns `service`, for the gateway's own calls (health, audit, registry).
     pub fn channel_of(&self, service: &str) -> Option<Channel> {
-        self.by_service.get(service).map(|u| u.channel.clone())
+        self.by_service.get(service).map(|u| u.pool.channel(0))
     }
 
     fn find(&self, path: &str) -> Option<&Upstream> {
@@ -112,25 +116,31 @@ impl Proxy {
 
 /// `/package.Service/Method` of every method that streams in either direction, from the served descriptors.
 fn streaming_methods() -> &'static HashSet<String> {
-    static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
-        let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(highwind_proto::FILE_DESCRIPTOR_SET)
-        else {
-            return HashSet::new();
-        };
-        set.file
-            .iter()
-            .flat_map(|file| {
-                file.service.iter().flat_map(move |service| {
-                    service
-                        .method
-                        .iter()
-                        .filter(|m| m.client_streaming() || m.server_streaming())
-                        .map(move |m| format!("/{}.{}/{}", file.package(), service.name(), m.name()))
-                })
-            })
-            .collect()
-    });
+    static METHODS: LazyLock<HashSet<String>> =
+        LazyLock::new(|| methods_where(|m| m.client_streaming() || m.server_streaming()));
     &METHODS
+}
+
+/// `/package.Service/Method` of every method whose request is a stream.
+fn client_streaming_methods() -> &'static HashSet<String> {
+    static METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| methods_where(|m| m.client_streaming()));
+    &METHODS
+}
+
+fn methods_where(keep: fn(&prost_types::MethodDescriptorProto) -> bool) -> HashSet<String> {
+    let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(highwind_proto::FILE_DESCRIPTOR_SET)
+    else {
+        return HashSet::new();
+    };
+    let mut methods = HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in service.method.iter().filter(|m| keep(m)) {
+                methods.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    methods
 }
 
 impl<B> Service<Request<B>> for Proxy
@@ -169,18 +179,33 @@ where
         }
         let tripped = Tripped::default();
         let body = LimitedBody::new(body, self.max_message_bytes, tripped.clone());
+        // Only a request stream can be many small frames; a single message goes on as it came.
+        let body =
+            if client_streaming_methods().contains(&path) { Body::new(Coalesced::new(body)) } else { Body::new(body) };
+        let (body, unread) = replayable(body);
+        let caller = parts.headers.get(PRINCIPAL_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
         let mut request = Request::from_parts(parts, Body::new(body));
-        let Upstream { label, mut channel } = upstream;
+        let Upstream { label, pool } = upstream;
         let max = self.max_message_bytes;
         Box::pin(async move {
             // Inside the call's span, so the next hop continues this trace.
             highwind_common::telemetry::inject_current(request.headers_mut());
-            let forwarded = match channel.ready().await {
-                Ok(ready) => ready.call(request).await,
-                Err(error) => Err(error),
-            };
+            let again = resend_parts(&request);
+            let (slot, channel) = pool.pick(&caller);
+            let mut forwarded = forward(channel, request).await;
+            if let Err(error) = &forwarded
+                && !tripped.get()
+                && let Some(body) = unread.take()
+            {
+                // Nothing of the call reached the service: send it once more on a connection made for it.
+                tracing::info!(upstream = label, path = %path, error = %error, "call not started; retrying");
+                forwarded = match pool.reconnect(slot).await {
+                    Ok(channel) => forward(channel, again.with_body(body)).await,
+                    Err(error) => Err(error),
+                };
+            }
             match forwarded {
-                Ok(response) => Ok(response),
+                Ok(response) => Ok(response.map(|body| Body::new(UpstreamBody::new(body, label)))),
                 Err(_) if tripped.get() => Ok(Status::resource_exhausted(format!(
                     "a request message exceeds the gateway's limit of {max} bytes"
                 ))
@@ -192,6 +217,40 @@ where
                 }
             }
         })
+    }
+}
+
+/// Sends `request` on `channel` once it is ready.
+async fn forward(mut channel: Channel, request: Request<Body>) -> Result<Response<Body>, tonic::transport::Error> {
+    channel.ready().await?;
+    channel.call(request).await
+}
+
+/// What it takes to send a request again: everything but its body (extensions are the gateway's own and stay).
+struct ResendParts {
+    method: http::Method,
+    uri: Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+fn resend_parts(request: &Request<Body>) -> ResendParts {
+    ResendParts {
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+        version: request.version(),
+        headers: request.headers().clone(),
+    }
+}
+
+impl ResendParts {
+    fn with_body(self, body: Body) -> Request<Body> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 
@@ -244,5 +303,100 @@ mod tests {
         assert_eq!(deadline_seen(&mut proxy, unary, Some("250m")).await.as_deref(), Some("250m"), "the client's wins");
         let streaming = "/highwind.asset.v1.UploadService/ReadFile";
         assert_eq!(deadline_seen(&mut proxy, streaming, None).await, None, "streams run as long as they need");
+    }
+
+    /// An upstream whose GetAsset answers with a `grpc-message` of `x-size` bytes (a peer that breaks the rules),
+    /// and whose ReadFile sends one message and then ends OK once `x-ticks` more calls arrived.
+    async fn oversized_errors() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let calls = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    let serve = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let calls = calls.clone();
+                        async move {
+                            let grpc = Response::builder().header("content-type", "application/grpc");
+                            if request.uri().path().ends_with("/ReadFile") {
+                                let (tx, rx) =
+                                    tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(2);
+                                tokio::spawn(async move {
+                                    let _ =
+                                        tx.send(Ok(http_body::Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])))).await;
+                                    calls.notified().await;
+                                    let mut trailers = http::HeaderMap::new();
+                                    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                                    let _ = tx.send(Ok(http_body::Frame::trailers(trailers))).await;
+                                });
+                                let body = Body::new(http_body_util::StreamBody::new(
+                                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                                ));
+                                return Ok::<_, Infallible>(grpc.body(body).expect("response"));
+                            }
+                            let size: usize = request
+                                .headers()
+                                .get("x-size")
+                                .and_then(|v| v.to_str().ok()?.parse().ok())
+                                .unwrap_or(0);
+                            calls.notify_one();
+                            let response = grpc
+                                .header("grpc-status", "3")
+                                .header("grpc-message", "x".repeat(size))
+                                .body(Body::empty())
+                                .expect("response");
+                            Ok(response)
+                        }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), serve).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn call(path: &str, size: usize) -> Request<Full<Bytes>> {
+        let request = Request::builder().method("POST").uri(path).header("content-type", "application/grpc");
+        request
+            .header("x-size", size.to_string())
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .expect("request")
+    }
+
+    fn status_of(headers: &http::HeaderMap) -> Option<String> {
+        headers.get("grpc-status").map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_header_block_over_the_limit_fails_only_its_own_call() {
+        let upstream = oversized_errors().await;
+        let services = ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService"];
+        let upstreams = Upstreams::default().route("asset", &upstream, &services).expect("route");
+        let mut proxy = Proxy::new(upstreams, 1 << 20);
+        let get = "/highwind.asset.v1.AssetService/GetAsset";
+
+        // Under the gateway's limit the status passes (the gateway's own error bound then applies).
+        let response = proxy.call(call(get, 20 * 1024)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("3"));
+
+        // Over it, only this call fails, as UNAVAILABLE, and the upstream is usable again at once.
+        let stream = proxy.call(call("/highwind.asset.v1.UploadService/ReadFile", 0)).await.expect("infallible");
+        let response = proxy.call(call(get, 200 * 1024)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("14"), "the oversized answer is not forwarded");
+        let response = proxy.call(call(get, 10)).await.expect("infallible");
+        assert_eq!(status_of(response.headers()).as_deref(), Some("3"), "the next call gets its answer");
+
+        // h2 refuses a block whose one value decodes over the limit with a reset of that stream alone: the stream
+        // sharing the connection still ends as its upstream ended it.
+        let mut body = stream.into_body();
+        let mut trailers = None;
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            if let Ok(frame) = frame.and_then(|f| f.into_trailers().map_err(|_| Status::internal("data"))) {
+                trailers = Some(frame);
+            }
+        }
+        assert_eq!(trailers.as_ref().and_then(status_of).as_deref(), Some("0"), "the other stream is untouched");
     }
 }

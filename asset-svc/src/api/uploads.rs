@@ -257,6 +257,11 @@ impl UploadService for UploadApi {
     ) -> Result<Response<BoxStream<pb::ReadFileResponse>>, Status> {
         let principal = Principal::of(&request)?.clone();
         let request = request.into_inner();
+        // No stored path is longer, so a longer one is refused before any lookup (and never echoed whole).
+        if request.path.len() > crate::domain::paths::MAX_PATH_BYTES {
+            let why = format!("must be at most {} bytes", crate::domain::paths::MAX_PATH_BYTES);
+            return Err(Error::Invalid(Violations::one("path", why)).into());
+        }
         let repos = versions::Repos {
             assets: self.assets.as_ref(),
             content: self.uploads.repo().as_ref(),
@@ -264,7 +269,8 @@ impl UploadService for UploadApi {
         };
         let version = versions::resolve_readable(repos, &principal, "version", &request.version).await?;
         let Some(file) = version.files.iter().find(|f| f.path == request.path).cloned() else {
-            return Err(Error::NotFound(format!("{} file {:?}", request.version, request.path)).into());
+            let path = highwind_common::status_bounds::echo(&request.path);
+            return Err(Error::NotFound(format!("{} file {path}", request.version)).into());
         };
         let mut violations = Violations::new();
         let offset = u64::try_from(request.offset).unwrap_or_else(|_| {

@@ -180,17 +180,24 @@ fn parse_filter(filter: &str) -> Result<VersionFilter, String> {
         let value = value.as_str();
         match field.as_str() {
             "state" => {
-                parsed.state = Some(VersionState::parse(value).ok_or_else(|| format!("unknown state {value:?}"))?)
+                parsed.state = Some(
+                    VersionState::parse(value)
+                        .ok_or_else(|| format!("unknown state {}", highwind_common::status_bounds::echo(value)))?,
+                )
             }
             "alias" => {
                 aliases::validate(value).map_err(|e| format!("alias {value:?}: {e}"))?;
                 parsed.alias = Some(value.to_owned());
             }
             other => {
-                let key = other
-                    .strip_prefix("labels.")
-                    .filter(|k| highwind_common::labels::valid_key(k))
-                    .ok_or_else(|| format!("cannot filter versions on {other:?}: use state, alias or labels.<key>"))?;
+                let key = other.strip_prefix("labels.").filter(|k| highwind_common::labels::valid_key(k)).ok_or_else(
+                    || {
+                        format!(
+                            "cannot filter versions on {}: use state, alias or labels.<key>",
+                            highwind_common::status_bounds::echo(other)
+                        )
+                    },
+                )?;
                 parsed.labels.push((key.to_owned(), value.to_owned()));
             }
         }

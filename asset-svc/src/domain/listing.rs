@@ -53,13 +53,21 @@ impl Order {
             "create_time" => OrderKey::CreateTime,
             "display_name" => OrderKey::DisplayName,
             other => {
-                return Err(format!("cannot order by {other:?}: use create_time or display_name"));
+                return Err(format!(
+                    "cannot order by {}: use create_time or display_name",
+                    highwind_common::status_bounds::echo(other)
+                ));
             }
         };
         let descending = match direction.to_ascii_lowercase().as_str() {
             "asc" => false,
             "desc" => true,
-            other => return Err(format!("unknown direction {other:?}: use asc or desc")),
+            other => {
+                return Err(format!(
+                    "unknown direction {}: use asc or desc",
+                    highwind_common::status_bounds::echo(other)
+                ));
+            }
         };
         Ok(Self { key, descending })
     }
@@ -94,17 +102,23 @@ impl AssetFilter {
                 "kind" => {
                     let name = value.strip_prefix("ASSET_KIND_").unwrap_or(&value);
                     let kind = AssetKind::parse(name).ok_or_else(|| {
-                        format!("unknown kind {value:?}: use DATASET, DOCKER_REPO, MODEL or PIPELINE")
+                        format!(
+                            "unknown kind {}: use DATASET, DOCKER_REPO, MODEL or PIPELINE",
+                            highwind_common::status_bounds::echo(&value)
+                        )
                     })?;
                     parsed.kind = Some(kind);
                 }
                 "archived" => parsed.archived = Some(highwind_common::filter::boolean("archived", &value)?),
                 _ => {
-                    let key = field
-                        .strip_prefix("labels.")
-                        .ok_or_else(|| format!("cannot filter on {field:?}: use kind, archived or labels.<key>"))?;
+                    let key = field.strip_prefix("labels.").ok_or_else(|| {
+                        format!(
+                            "cannot filter on {}: use kind, archived or labels.<key>",
+                            highwind_common::status_bounds::echo(&field)
+                        )
+                    })?;
                     if !labels::valid_key(key) {
-                        return Err(format!("{key:?} is not a valid label key"));
+                        return Err(format!("{} is not a valid label key", highwind_common::status_bounds::echo(key)));
                     }
                     parsed.labels.push((key.to_owned(), value));
                 }

@@ -118,11 +118,22 @@ impl AuditService for AuditApi {
                             if known {
                                 query.code = Some(value);
                             } else {
-                                violations.add("filter", format!("unknown code {value:?}: use a gRPC code name"));
+                                violations.add(
+                                    "filter",
+                                    format!(
+                                        "unknown code {}: use a gRPC code name",
+                                        highwind_common::status_bounds::echo(&value)
+                                    ),
+                                );
                             }
                         }
-                        _ => violations
-                            .add("filter", format!("cannot filter on {field:?}: use target, principal or code")),
+                        _ => violations.add(
+                            "filter",
+                            format!(
+                                "cannot filter on {}: use target, principal or code",
+                                highwind_common::status_bounds::echo(&field)
+                            ),
+                        ),
                     }
                 }
             }

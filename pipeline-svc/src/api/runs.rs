@@ -239,7 +239,10 @@ impl Runs {
             "" | "create_time desc" => true,
             "create_time" | "create_time asc" => false,
             other => {
-                violations.add("order_by", format!("{other:?}: use create_time desc or create_time"));
+                violations.add(
+                    "order_by",
+                    format!("{}: use create_time desc or create_time", highwind_common::status_bounds::echo(other)),
+                );
                 true
             }
         };
@@ -394,7 +397,10 @@ fn parse_filter(
         match field.as_str() {
             "state" => {
                 equal()?;
-                query.state = Some(State::parse(&value).ok_or_else(|| format!("{value:?} is not a run state"))?);
+                query.state =
+                    Some(State::parse(&value).ok_or_else(|| {
+                        format!("{} is not a run state", highwind_common::status_bounds::echo(&value))
+                    })?);
             }
             "pipeline" => {
                 equal()?;
@@ -411,13 +417,16 @@ fn parse_filter(
             "backend" => {
                 equal()?;
                 if !["LOCAL", "KFP"].contains(&value.as_str()) {
-                    return Err(format!("{value:?} is not a backend: use LOCAL or KFP"));
+                    return Err(format!(
+                        "{} is not a backend: use LOCAL or KFP",
+                        highwind_common::status_bounds::echo(&value)
+                    ));
                 }
                 query.backend = Some(value);
             }
             "create_time" => {
                 let time = chrono::DateTime::parse_from_rfc3339(&value)
-                    .map_err(|_| format!("{value:?} is not an RFC 3339 time"))?
+                    .map_err(|_| format!("{} is not an RFC 3339 time", highwind_common::status_bounds::echo(&value)))?
                     .with_timezone(&chrono::Utc);
                 match op {
                     Op::Gt | Op::Ge => {
@@ -431,7 +440,7 @@ fn parse_filter(
             }
             other => {
                 let key = other.strip_prefix("labels.").filter(|k| labels::valid_key(k)).ok_or_else(|| {
-                    format!("cannot filter runs on {other:?}: use state, pipeline, pipeline_version, creator, backend, create_time or labels.<key>")
+                    format!("cannot filter runs on {}: use state, pipeline, pipeline_version, creator, backend, create_time or labels.<key>", highwind_common::status_bounds::echo(other))
                 })?;
                 equal()?;
                 label_terms.push((key.to_owned(), value));

@@ -71,7 +71,12 @@ impl MemberFilter {
             match field.as_str() {
                 "role" => parsed.role = Some(member_role(&value)?),
                 "principal" => parsed.principal = Some(value),
-                _ => return Err(format!("cannot filter members on {field:?}: use role or principal")),
+                _ => {
+                    return Err(format!(
+                        "cannot filter members on {}: use role or principal",
+                        highwind_common::status_bounds::echo(&field)
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -100,11 +105,19 @@ impl LinkFilter {
                     let name = value.strip_prefix("ASSET_LINK_ROLE_").unwrap_or(&value);
                     let role = LinkRole::parse(name).or_else(|| value.parse().ok().and_then(link_role_from_proto));
                     parsed.role = Some(role.ok_or_else(|| {
-                        format!("unknown role {value:?}: use PREDICTOR, TRANSFORMER, DATASET, MODEL, PIPELINE or APP")
+                        format!(
+                            "unknown role {}: use PREDICTOR, TRANSFORMER, DATASET, MODEL, PIPELINE or APP",
+                            highwind_common::status_bounds::echo(&value)
+                        )
                     })?);
                 }
                 "asset" => parsed.asset = Some(value),
-                _ => return Err(format!("cannot filter links on {field:?}: use role or asset")),
+                _ => {
+                    return Err(format!(
+                        "cannot filter links on {}: use role or asset",
+                        highwind_common::status_bounds::echo(&field)
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -132,11 +145,19 @@ impl ReleaseFilter {
                 ("creator", Op::Eq) => parsed.creator = Some(value),
                 ("create_time", op) => {
                     let time = DateTime::parse_from_rfc3339(&value).map_err(|_| {
-                        format!("create_time takes an RFC 3339 time such as 2025-01-01T00:00:00Z, got {value:?}")
+                        format!(
+                            "create_time takes an RFC 3339 time such as 2025-01-01T00:00:00Z, got {}",
+                            highwind_common::status_bounds::echo(&value)
+                        )
                     })?;
                     parsed.created.push((op, time.with_timezone(&Utc)));
                 }
-                _ => return Err(format!("cannot filter releases on {field:?}: use creator = or create_time >, <, =")),
+                _ => {
+                    return Err(format!(
+                        "cannot filter releases on {}: use creator = or create_time >, <, =",
+                        highwind_common::status_bounds::echo(&field)
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -160,7 +181,7 @@ impl ReleaseFilter {
 
 fn member_role(value: &str) -> Result<Role, String> {
     let name = value.strip_prefix("MEMBER_ROLE_").unwrap_or(value);
-    Role::parse(name)
-        .or_else(|| value.parse().ok().and_then(role_from_proto))
-        .ok_or_else(|| format!("unknown role {value:?}: use OWNER, EDITOR or VIEWER"))
+    Role::parse(name).or_else(|| value.parse().ok().and_then(role_from_proto)).ok_or_else(|| {
+        format!("unknown role {}: use OWNER, EDITOR or VIEWER", highwind_common::status_bounds::echo(value))
+    })
 }

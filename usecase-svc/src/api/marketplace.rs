@@ -353,7 +353,10 @@ impl MarketplaceService for MarketplaceApi {
                             query.use_case = Some(u);
                             query.release = Some(n);
                         }),
-                        _ => Err(format!("cannot filter entitlements on {field:?}: use listing, use_case or release")),
+                        _ => Err(format!(
+                            "cannot filter entitlements on {}: use listing, use_case or release",
+                            highwind_common::status_bounds::echo(&field)
+                        )),
                     };
                     if let Err(e) = parsed {
                         violations.add("filter", format!("{field}: {e}"));

@@ -220,7 +220,12 @@ impl ListingOrder {
                     "cannot order by {field:?}: use publish_time, create_time or content.display_name"
                 ));
             }
-            _ => return Err(format!("cannot order by {field:?}: use publish_time or content.display_name")),
+            _ => {
+                return Err(format!(
+                    "cannot order by {}: use publish_time or content.display_name",
+                    highwind_common::status_bounds::echo(field)
+                ));
+            }
         })
     }
 
@@ -291,7 +296,12 @@ impl ListingFilter {
                     parsed.active = Some(match value.trim_start_matches("LISTING_STATE_") {
                         "ACTIVE" => true,
                         "WITHDRAWN" => false,
-                        _ => return Err(format!("unknown state {value:?}: use ACTIVE or WITHDRAWN")),
+                        _ => {
+                            return Err(format!(
+                                "unknown state {}: use ACTIVE or WITHDRAWN",
+                                highwind_common::status_bounds::echo(&value)
+                            ));
+                        }
                     })
                 }
                 "price.currency_code" => parsed.currency = Some(value),
