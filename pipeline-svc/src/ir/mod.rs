@@ -3,10 +3,12 @@
 mod describe;
 pub mod limits;
 mod placeholders;
+mod size;
 pub mod spec;
 mod validate;
 
 pub use describe::describe;
+pub use size::{Size, size};
 pub use validate::validate;
 
 use serde::Deserialize;
