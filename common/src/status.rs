@@ -61,6 +61,18 @@ pub fn failed_precondition(message: impl Into<String>, reason: &str, unmet: &[Pr
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
+/// RESOURCE_EXHAUSTED carrying a `google.rpc.QuotaFailure` whose one violation names the quota's `subject` (whose
+/// quota, e.g. `users/alice`) and says which limit was reached (`description`); the message says it too.
+pub fn quota_exhausted(subject: impl Into<String>, description: impl Into<String>) -> Status {
+    let (subject, description) = (subject.into(), description.into());
+    let message = format!("quota exhausted for {subject}: {description}");
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_quota_failure_violation(subject, description),
+    )
+}
+
 /// INTERNAL without the cause: the cause is logged here, never sent, so no SQL or path leaks to callers.
 pub fn internal(cause: &dyn std::error::Error) -> Status {
     tracing::error!(error = %cause, "internal error");

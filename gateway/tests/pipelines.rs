@@ -1,15 +1,17 @@
 //! Pipelines through the gateway: the IR the `kfp` compiler wrote validates and is described; findings come back
-//! as issues; anonymous callers and empty requests are refused.
+//! as issues; anonymous callers, empty requests and IR too large, too deep or too wide to parse are refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::time::Instant;
+
 use highwind_proto::{
     asset::v1 as apb,
     pipeline::v1::{self as pb, pipeline_service_client::PipelineServiceClient},
 };
-use support::{Bearer, Platform};
+use support::{Bearer, Platform, field_violations};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -124,5 +126,72 @@ async fn pipeline_versions_are_committed_only_when_their_ir_validates() {
     assert_eq!(not_pipeline.code(), Code::InvalidArgument);
     let malformed = describe("alice", "pipelines/x".into()).await.expect_err("malformed");
     assert_eq!(malformed.code(), Code::InvalidArgument);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_nested_brackets_are_refused_naming_the_field_and_the_limit() {
+    let platform = Platform::start().await;
+    let mut pipelines =
+        PipelineServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token("alice"))));
+    let started = Instant::now();
+    let bomb = pb::ValidatePipelineRequest { pipeline_spec: "[".repeat(100_000).into_bytes().into() };
+    let refused = pipelines.validate_pipeline(bomb).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let fields = field_violations(&refused);
+    assert_eq!(fields[0].0, "pipeline_spec");
+    assert!(fields[0].1.contains("deeper than 64 levels"), "{fields:?}");
+    eprintln!("100,000 nested [ refused in {:?}", started.elapsed());
+
+    let json = format!("{}1{}", "{\"a\": [".repeat(50_000), "]}".repeat(50_000));
+    let refused = pipelines
+        .validate_pipeline(pb::ValidatePipelineRequest { pipeline_spec: json.into_bytes().into() })
+        .await
+        .expect_err("deep JSON refused");
+    assert_eq!(field_violations(&refused)[0].0, "pipeline_spec");
+
+    let wide = format!("a: [{}]\n", "1,".repeat(300_000));
+    let refused = pipelines
+        .validate_pipeline(pb::ValidatePipelineRequest { pipeline_spec: wide.into_bytes().into() })
+        .await
+        .expect_err("too many nodes");
+    assert!(field_violations(&refused)[0].1.contains("nodes"), "{refused:?}");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn an_ir_one_byte_over_4_mib_is_invalid_argument_naming_the_field() {
+    let platform = Platform::start().await;
+    let mut pipelines =
+        PipelineServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token("alice"))));
+    let over = vec![b'#'; 4 * 1024 * 1024 + 1];
+    let refused = pipelines
+        .validate_pipeline(pb::ValidatePipelineRequest { pipeline_spec: over.into() })
+        .await
+        .expect_err("too large");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(field_violations(&refused)[0].0, "pipeline_spec");
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_parameter_nested_past_the_decoders_limit_is_invalid_argument_naming_the_field() {
+    use prost_types::{ListValue, Value, value::Kind};
+    let platform = Platform::start().await;
+    let mut deep = Value { kind: Some(Kind::NumberValue(1.0)) };
+    for _ in 0..200 {
+        deep = Value { kind: Some(Kind::ListValue(ListValue { values: vec![deep] })) };
+    }
+    let run = pb::Run {
+        pipeline_version: "assets/any/versions/1".into(),
+        parameters: [("deep".to_owned(), deep)].into(),
+        ..Default::default()
+    };
+    let request = pb::CreateRunRequest { run: Some(run), ..Default::default() };
+    let refused = platform.pipelines(Some("alice")).await.create_run(request).await.expect_err("too deep to decode");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let fields = field_violations(&refused);
+    assert_eq!(fields[0].0, "run.parameters", "{fields:?}");
+    assert!(fields[0].1.contains("nested too deeply"), "{fields:?}");
     platform.stop().await;
 }

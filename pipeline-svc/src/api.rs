@@ -1,11 +1,13 @@
 //! `highwind.pipeline.v1.PipelineService`: validation, descriptions, runs on the embedded executor, task logs and
 //! lineage.
 
+pub mod blocking;
 mod convert;
 pub mod lineage;
 pub mod logs;
 mod run_request;
 pub mod runs;
+pub mod undecodable;
 
 use highwind_common::{principal::Principal, status, validation::Violations};
 use highwind_proto::pipeline::v1::{self as pb, pipeline_service_server::PipelineService};
@@ -65,10 +67,21 @@ fn issue_to_proto(issue: &Issue) -> pb::PipelineIssue {
 
 /// Validates `bytes`: the issues found and, when there are no errors, the description.
 pub fn check(bytes: &[u8]) -> pb::ValidatePipelineResponse {
+    check_unless_abandoned(bytes, &blocking::Abandoned::default()).unwrap_or_default()
+}
+
+/// [`check`] in steps, each bounded by the IR's limits; `None` as soon as one ends with the call `abandoned`.
+pub fn check_unless_abandoned(bytes: &[u8], abandoned: &blocking::Abandoned) -> Option<pb::ValidatePipelineResponse> {
     let (issues, description) = match ir::parse(bytes) {
         Err(issue) => (vec![issue], None),
         Ok(pipeline) => {
+            if abandoned.is_set() {
+                return None;
+            }
             let issues = ir::validate(&pipeline);
+            if abandoned.is_set() {
+                return None;
+            }
             let description = issues.iter().all(|i| i.severity != Severity::Error).then(|| ir::describe(&pipeline));
             (issues, description)
         }
@@ -78,12 +91,24 @@ pub fn check(bytes: &[u8]) -> pb::ValidatePipelineResponse {
         warnings: issues.iter().filter(|i| i.severity == Severity::Warning).map(issue_to_proto).collect(),
         ..d
     });
-    pb::ValidatePipelineResponse {
+    Some(pb::ValidatePipelineResponse {
         valid,
         issues: issues.iter().take(MAX_ISSUES).map(issue_to_proto).collect(),
         omitted_issues: i32::try_from(issues.len().saturating_sub(MAX_ISSUES)).unwrap_or(i32::MAX),
         description,
+    })
+}
+
+/// INVALID_ARGUMENT naming `field` for an IR past a limit that is checked before it is parsed: its size, its
+/// nesting depth or its node count.
+fn over_limits(bytes: &[u8], field: &str) -> Result<(), Status> {
+    if bytes.len() > ir::MAX_BYTES {
+        return Err(status::invalid_argument(&Violations::one(
+            field,
+            format!("{} bytes; at most {}", bytes.len(), ir::MAX_BYTES),
+        )));
     }
+    ir::limits::check(bytes).map_err(|e| status::invalid_argument(&Violations::one(field, format!("the IR {e}"))))
 }
 
 #[tonic::async_trait]
@@ -97,13 +122,10 @@ impl PipelineService for PipelineApi {
         if spec.is_empty() {
             return Err(status::invalid_argument(&Violations::one("pipeline_spec", "required: the compiled IR YAML")));
         }
-        if spec.len() > ir::MAX_BYTES {
-            return Err(status::invalid_argument(&Violations::one(
-                "pipeline_spec",
-                format!("{} bytes; at most {}", spec.len(), ir::MAX_BYTES),
-            )));
-        }
-        Ok(Response::new(check(spec)))
+        over_limits(spec, "pipeline_spec")?;
+        let spec = spec.clone();
+        let answer = blocking::run(move |abandoned| check_unless_abandoned(&spec, abandoned)).await?;
+        answer.map(Response::new).ok_or_else(blocking::gone)
     }
 
     async fn describe_pipeline(
@@ -117,11 +139,21 @@ impl PipelineService for PipelineApi {
             return Err(status::invalid_argument(&Violations::one("pipeline_version", reason)));
         }
         let ir = self.pipelines.ir(principal, name).await.map_err(read_error)?;
-        let pipeline = ir::parse(&ir.content)
-            .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
-        let warnings =
-            ir::validate(&pipeline).iter().filter(|i| i.severity == Severity::Warning).map(issue_to_proto).collect();
-        Ok(Response::new(pb::PipelineDescription { pipeline_version: ir.version, warnings, ..ir::describe(&pipeline) }))
+        let described = blocking::run(move |abandoned| {
+            let pipeline = ir::parse(&ir.content)
+                .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
+            if abandoned.is_set() {
+                return Err(blocking::gone());
+            }
+            let warnings = ir::validate(&pipeline)
+                .iter()
+                .filter(|i| i.severity == Severity::Warning)
+                .map(issue_to_proto)
+                .collect();
+            Ok(pb::PipelineDescription { pipeline_version: ir.version, warnings, ..ir::describe(&pipeline) })
+        })
+        .await??;
+        Ok(Response::new(described))
     }
 
     async fn create_run(&self, request: Request<pb::CreateRunRequest>) -> Result<Response<pb::Run>, Status> {

@@ -109,7 +109,10 @@ pub async fn serve(
     let config = config.server;
     let verify = VerifyPrincipal(signer);
     let api = api::PipelineApi::new(runs);
-    let routes = Routes::new(PipelineServiceServer::with_interceptor(api, verify));
+    // Requests up to twice the IR bound are read, so an IR over it is refused naming its field, not by the codec.
+    let server = PipelineServiceServer::new(api).max_decoding_message_size(2 * ir::MAX_BYTES);
+    let server = api::undecodable::UndecodableIsInvalid(server);
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, verify));
     let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;

@@ -38,6 +38,30 @@ pub fn processes_of(uid: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Children of this process (the platform runs in it) that exited and were not waited for.
+pub fn zombie_children() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold anything, so read after its last parenthesis.
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let (state, parent) = (rest.next()?, rest.next()?.parse::<u32>().ok()?);
+            (state == "Z" && parent == me).then_some(pid)
+        })
+        .collect()
+}
+
+/// The `google.rpc.BadRequest` field violations of `status` as (field, description); panics without any.
+pub fn field_violations(status: &Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    let bad = status.get_details_bad_request().unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    bad.field_violations.into_iter().map(|v| (v.field, v.description)).collect()
+}
+
 /// A started platform, its data directory and the tokens of `alice` and `bob`.
 pub struct Platform {
     pub standalone: Standalone,

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     assets::ReadError,
-    executor::register,
+    executor::{ExecutorConfig, register},
     ir,
     runs::{
         model::{Backend, Binding, Destination, NewAssetSpec},
@@ -341,4 +341,30 @@ pub(super) fn cast_parameters(
         }
     }
     if violations.is_empty() { Ok(parameters) } else { Err(status::invalid_argument(&violations)) }
+}
+
+/// INVALID_ARGUMENT naming the executor limit a run of this size would pass (`run.pipeline_version` is where the
+/// size comes from); what only the run can tell is checked by its driver.
+pub(super) fn within_limits(size: &ir::Size, config: &ExecutorConfig) -> Result<(), Status> {
+    let mut violations = Violations::new();
+    let over = |count: u64, limit: usize| limit > 0 && count > u64::try_from(limit).unwrap_or(u64::MAX);
+    if over(size.tasks, config.max_tasks_per_run) {
+        violations.add(
+            "run.pipeline_version",
+            format!(
+                "the pipeline expands to {} tasks; at most {} per run (executor.max_tasks_per_run)",
+                size.tasks, config.max_tasks_per_run
+            ),
+        );
+    }
+    if over(size.loop_items, config.max_loop_items) {
+        violations.add(
+            "run.pipeline_version",
+            format!(
+                "the pipeline's loops hold {} items; at most {} per run (executor.max_loop_items)",
+                size.loop_items, config.max_loop_items
+            ),
+        );
+    }
+    if violations.is_empty() { Ok(()) } else { Err(status::invalid_argument(&violations)) }
 }

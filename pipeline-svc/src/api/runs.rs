@@ -16,7 +16,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::Status;
 use uuid::Uuid;
 
-use super::{convert, read_error};
+use super::{
+    blocking::{self, Abandoned},
+    convert, read_error,
+};
 use crate::{
     assets::{AssetFiles, PipelineSource, ReadError},
     executor::{Changed, Engine, EngineError},
@@ -68,7 +71,35 @@ fn engine_error(error: EngineError) -> Status {
         ),
         EngineError::NoKfp => kfp_refusal("BACKEND_NOT_CONFIGURED", NO_KFP),
         EngineError::Conflict => Status::aborted("the run changed at the same time; try again"),
+        EngineError::TooManyActiveRuns { creator, limit } => status::quota_exhausted(
+            creator,
+            format!(
+                "at most {limit} active runs (PENDING, RUNNING or CANCELING) at once \
+                 (executor.max_active_runs_per_user); wait for one to end or cancel one"
+            ),
+        ),
     }
+}
+
+/// The stored IR of a run's pipeline version parsed, validated and described, unless the call is `abandoned`
+/// first; FAILED_PRECONDITION when the version no longer validates.
+fn runnable(content: &[u8], abandoned: &Abandoned) -> Result<(ir::Pipeline, pb::PipelineDescription), Status> {
+    let pipeline = ir::parse(content)
+        .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
+    if abandoned.is_set() {
+        return Err(blocking::gone());
+    }
+    if let Some(issue) = ir::validate(&pipeline).into_iter().find(|i| i.severity == Severity::Error) {
+        return Err(Status::failed_precondition(format!(
+            "the pipeline version no longer validates: {} at {}: {}",
+            issue.reason, issue.location, issue.message
+        )));
+    }
+    if abandoned.is_set() {
+        return Err(blocking::gone());
+    }
+    let description = ir::describe(&pipeline);
+    Ok((pipeline, description))
 }
 
 const NO_KFP: &str = "this server has no Kubeflow Pipelines backend configured; use LOCAL";
@@ -152,15 +183,9 @@ impl Runs {
             }
             other => read_error(other),
         })?;
-        let pipeline = ir::parse(&ir.content)
-            .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
-        if let Some(issue) = ir::validate(&pipeline).into_iter().find(|i| i.severity == Severity::Error) {
-            return Err(Status::failed_precondition(format!(
-                "the pipeline version no longer validates: {} at {}: {}",
-                issue.reason, issue.location, issue.message
-            )));
-        }
-        let description = ir::describe(&pipeline);
+        let content = ir.content.clone();
+        let (pipeline, description) = blocking::run(move |abandoned| runnable(&content, abandoned)).await??;
+        super::run_request::within_limits(&ir::size(&pipeline.spec), self.engine.config())?;
         let parameters = super::run_request::cast_parameters(&description, &asked.parameters)?;
         let bindings = self.bindings(principal, &description, &asked, &parameters, backend).await?;
         let destinations = self.destinations(principal, &pipeline, &description, &asked.output_destinations).await?;
@@ -203,13 +228,15 @@ impl Runs {
             request_id: (!request_id.is_empty()).then_some(request_id),
             retry_request_id: None,
         };
+        // Taken before the run is stored, so concurrent creates cannot pass the limit together.
+        let admission = self.engine.admit(principal.as_str()).map_err(engine_error)?;
         if validate_only {
             return Ok(pb::Run { name: String::new(), uid: String::new(), ..convert::run(&run, None) });
         }
         let ir_text = String::from_utf8_lossy(&ir.content).into_owned();
         let stored = self.store.create(&run, &ir_text).await.map_err(store_error)?;
         if stored.id == run.id {
-            self.engine.launch(run.clone(), Arc::new(pipeline.spec));
+            self.engine.launch(run.clone(), Arc::new(pipeline.spec), admission);
         }
         Ok(convert::run(&stored, None))
     }

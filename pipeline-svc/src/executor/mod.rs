@@ -54,6 +54,12 @@ pub struct ExecutorConfig {
     pub task_uids: u32,
     /// Limits of every task's processes.
     pub limits: sandbox::TaskLimits,
+    /// Most tasks one run holds once expanded, sub-DAGs and loop iterations counted; 0 means no limit.
+    pub max_tasks_per_run: usize,
+    /// Most ParallelFor items one run's loops hold in all (every loop, every time it runs); 0 means no limit.
+    pub max_loop_items: usize,
+    /// Most runs one creator has PENDING, RUNNING or CANCELING on this server at once; 0 means no limit.
+    pub max_active_runs_per_user: usize,
 }
 
 /// How tasks are confined.
@@ -81,6 +87,9 @@ impl Default for ExecutorConfig {
             read_only: Vec::new(),
             task_uids: 1_500_000,
             limits: sandbox::TaskLimits::default(),
+            max_tasks_per_run: 1_000,
+            max_loop_items: 10_000,
+            max_active_runs_per_user: 10,
         }
     }
 }
@@ -122,6 +131,14 @@ pub enum EngineError {
     /// Another change won the race; try again.
     #[error("the run changed concurrently")]
     Conflict,
+    /// The creator already has as many active runs as allowed.
+    #[error("{creator} already has {limit} active runs, the most allowed (executor.max_active_runs_per_user)")]
+    TooManyActiveRuns {
+        /// Whose runs.
+        creator: String,
+        /// The limit reached.
+        limit: usize,
+    },
 }
 
 /// What drivers share.
@@ -133,12 +150,45 @@ pub(crate) struct Shared {
     permits: Arc<Semaphore>,
     pub(crate) changes: broadcast::Sender<Change>,
     live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
+    /// Live drivers (and admissions not yet launched) per creator, for `max_active_runs_per_user`.
+    active: Mutex<HashMap<String, usize>>,
     /// The Kubeflow Pipelines backend, when configured.
     pub(crate) kfp: Option<Arc<KfpClient>>,
     /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
     kfp_importable: tokio::sync::OnceCell<bool>,
     /// How tasks are confined, if the sandbox is on and everything it needs is installed.
     confinement: Option<Arc<sandbox::Confinement>>,
+}
+
+/// One of a creator's places among their active runs, held from admission until the run's driver ends (or
+/// until dropped, when the run was never launched).
+#[derive(Debug)]
+pub struct Admission {
+    shared: Arc<Shared>,
+    creator: String,
+}
+
+impl Admission {
+    /// A place taken whatever the limit: for runs that are active already (recovered, or followed again).
+    fn taken(shared: &Arc<Shared>, creator: &str) -> Self {
+        if let Ok(mut active) = shared.active.lock() {
+            *active.entry(creator.to_owned()).or_default() += 1;
+        }
+        Self { shared: shared.clone(), creator: creator.to_owned() }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Ok(mut active) = self.shared.active.lock()
+            && let Some(count) = active.get_mut(&self.creator)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                active.remove(&self.creator);
+            }
+        }
+    }
 }
 
 /// A request to a run's driver.
@@ -188,11 +238,32 @@ impl Engine {
                 permits: Arc::new(Semaphore::new(parallelism)),
                 changes,
                 live: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashMap::new()),
                 kfp_importable: tokio::sync::OnceCell::new(),
                 confinement,
                 kfp,
             }),
         }
+    }
+
+    /// A place for one more active run of `creator`, or TooManyActiveRuns when they have as many as allowed.
+    /// Checked and taken under one lock, so concurrent creates cannot pass the limit together.
+    pub fn admit(&self, creator: &str) -> Result<Admission, EngineError> {
+        let limit = self.shared.config.max_active_runs_per_user;
+        {
+            let mut active = self.shared.active.lock().map_err(|_| EngineError::Conflict)?;
+            let count = active.entry(creator.to_owned()).or_default();
+            if limit > 0 && *count >= limit {
+                return Err(EngineError::TooManyActiveRuns { creator: creator.to_owned(), limit });
+            }
+            *count += 1;
+        }
+        Ok(Admission { shared: self.shared.clone(), creator: creator.to_owned() })
+    }
+
+    /// The executor's limits on runs.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.shared.config
     }
 
     /// Whether KFP runs can be created.
@@ -209,7 +280,8 @@ impl Engine {
         for id in &unfinished {
             let Some(mut run) = self.shared.store.get(*id).await? else { continue };
             if run.backend == Backend::Kfp && self.shared.kfp.is_some() {
-                self.launch(run, Arc::default());
+                let admission = Admission::taken(&self.shared, &run.creator);
+                self.launch(run, Arc::default(), admission);
                 continue;
             }
             // A KFP run never runs here: without its backend it can only end.
@@ -220,7 +292,8 @@ impl Engine {
                 && tasks.is_empty()
                 && let Some(spec) = self.spec_of(*id).await?
             {
-                self.launch(run, spec);
+                let admission = Admission::taken(&self.shared, &run.creator);
+                self.launch(run, spec, admission);
                 continue;
             }
             let expected = run.sequence;
@@ -262,8 +335,9 @@ impl Engine {
         Ok(crate::ir::parse(ir.as_bytes()).ok().map(|p| Arc::new(p.spec)))
     }
 
-    /// Starts executing `run` (persisted, PENDING) of `spec` on its backend (a KFP run reads its IR from the store).
-    pub fn launch(&self, run: Run, spec: Arc<PipelineSpec>) {
+    /// Starts executing `run` (persisted, PENDING) of `spec` on its backend (a KFP run reads its IR from the store);
+    /// `admission` is held until its driver ends.
+    pub fn launch(&self, run: Run, spec: Arc<PipelineSpec>, admission: Admission) {
         let (commands, receiver) = mpsc::channel(8);
         if let Ok(mut live) = self.shared.live.lock() {
             live.insert(run.id, commands.clone());
@@ -271,6 +345,7 @@ impl Engine {
         let shared = self.shared.clone();
         let mine = commands.clone();
         tokio::spawn(async move {
+            let _admission = admission;
             let id = run.id;
             match (run.backend, shared.kfp.clone()) {
                 (Backend::Kfp, Some(client)) => crate::kfp::driver::drive(shared.clone(), client, run, receiver).await,
@@ -295,7 +370,8 @@ impl Engine {
         let mut stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
         if stored.backend == Backend::Kfp && !stored.state.is_terminal() && self.shared.kfp.is_some() {
             // Only KFP can stop a KFP run: follow it again and ask its new driver.
-            self.launch(stored.clone(), Arc::default());
+            let admission = Admission::taken(&self.shared, &stored.creator);
+            self.launch(stored.clone(), Arc::default(), admission);
             return self.ask_driver(run.id).await.unwrap_or(Err(EngineError::Conflict));
         }
         match stored.state {
@@ -346,6 +422,7 @@ impl Engine {
         if run.backend == Backend::Kfp && self.shared.kfp.is_none() {
             return Err(EngineError::NoKfp);
         }
+        let admission = self.admit(&run.creator)?;
         let mut tasks = self.shared.store.tasks(run.id).await?;
         let mut next = run.clone();
         let expected = run.sequence;
@@ -388,7 +465,7 @@ impl Engine {
         }
         let spec = self.spec_of(run.id).await?.ok_or(EngineError::Conflict)?;
         self.announce(&next, &changed);
-        self.launch(next.clone(), spec);
+        self.launch(next.clone(), spec, admission);
         Ok(next)
     }
 

@@ -1,11 +1,14 @@
 //! KFP v2 IR YAML: parsing it safely, validating what the executors need, and describing it for run forms.
 
 mod describe;
+pub mod limits;
 mod placeholders;
+mod size;
 pub mod spec;
 mod validate;
 
 pub use describe::describe;
+pub use size::{Size, size};
 pub use validate::validate;
 
 use serde::Deserialize;
@@ -70,13 +73,17 @@ pub struct Pipeline {
     pub has_platform_spec: bool,
 }
 
-/// Parses IR YAML: one pipeline-spec document, optionally a platform-spec document. YAML aliases that expand too
-/// far and nesting deeper than the parser's limit are reported, never expanded; so is anything over
-/// [`MAX_BYTES`].
+/// Parses IR YAML: one pipeline-spec document, optionally a platform-spec document. Anything over
+/// [`MAX_BYTES`], nesting deeper than [`limits::MAX_DEPTH`] or more nodes than [`limits::MAX_NODES`] is refused
+/// before the YAML parser runs; YAML aliases that expand too far are reported, never expanded.
 pub fn parse(bytes: &[u8]) -> Result<Pipeline, Issue> {
     if bytes.len() > MAX_BYTES {
         return Err(Issue::error("", "TOO_LARGE", format!("the IR is {} bytes; at most {MAX_BYTES}", bytes.len())));
     }
+    limits::check(bytes).map_err(|e| {
+        let (line, column) = e.position();
+        Issue { line, column, ..Issue::error("", e.reason(), format!("the IR {e}")) }
+    })?;
     let text = std::str::from_utf8(bytes).map_err(|_| Issue::error("", "NOT_UTF8", "the IR is not UTF-8 text"))?;
     // First the YAML alone, so a syntax error is reported as one, wherever it is.
     let mut count = 0;

@@ -5,7 +5,7 @@ mod dispatch;
 mod record;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, atomic::AtomicI32},
 };
 
@@ -19,7 +19,7 @@ use super::{
     work::{Event, INVALID_ARGUMENT, fetch_version},
 };
 use crate::{
-    ir::spec::{ComponentSpec, PipelineSpec, Task as TaskSpec},
+    ir::spec::{ComponentSpec, Dag, PipelineSpec, Task as TaskSpec},
     runs::model::{Artifact, Failure, Run, State, Task, TaskType, Values, now},
 };
 
@@ -36,8 +36,9 @@ struct Instance {
 enum Kind {
     /// Its children are the DAG's tasks.
     Body,
-    /// Its children are iterations, each a `Body` of the same component with the item as `item_input`.
-    Loop { items: Vec<Item>, limit: usize, item_input: String },
+    /// Its children are iterations, each a `Body` of the same component with the item as `item_input`. The items
+    /// are shared: every pass over the loop reads them, none copies them.
+    Loop { items: Arc<[Item]>, limit: usize, item_input: String },
 }
 
 #[derive(Debug, Clone)]
@@ -61,13 +62,20 @@ struct Driver {
     persisted: i64,
     run_changed: bool,
     tasks: BTreeMap<String, Task>,
+    /// Paths of the tasks changed since the last flush, in the order they first changed (and as a set).
     changed: Vec<String>,
+    changed_set: HashSet<String>,
+    /// ParallelFor items this driver expanded, for `max_loop_items`.
+    loop_items: usize,
     instances: BTreeMap<String, Instance>,
     dispatched: HashMap<String, Dispatched>,
     events: mpsc::UnboundedSender<Event>,
     /// The root DAG ended this way; outputs are registered before the run does.
     root_ended: Option<(State, Option<Failure>, Values)>,
 }
+
+/// `google.rpc.Code` of a run that passed one of the executor's limits.
+const RESOURCE_EXHAUSTED: i32 = 8;
 
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
@@ -91,6 +99,8 @@ pub(super) async fn drive(
         run_changed: false,
         tasks,
         changed: Vec::new(),
+        changed_set: HashSet::new(),
+        loop_items: 0,
         instances: BTreeMap::new(),
         dispatched: HashMap::new(),
         events,
@@ -119,7 +129,7 @@ pub(super) async fn drive(
         tokio::select! {
             Some(event) = receiver.recv() => driver.on_event(event),
             command = commands.recv(), if commands_open => match command {
-                Some(Command::Cancel(reply)) => driver.cancel(reply).await,
+                Some(Command::Cancel(reply)) => driver.cancel(reply, &mut receiver).await,
                 None => commands_open = false,
             },
         }
@@ -128,13 +138,28 @@ pub(super) async fn drive(
 
 impl Driver {
     fn component(&self, name: &str) -> Option<&ComponentSpec> {
-        if name.is_empty() { self.spec.root.as_ref() } else { self.spec.components.get(name) }
+        component_in(&self.spec, name)
     }
 
     fn touch(&mut self, path: &str) {
-        if !self.changed.iter().any(|p| p == path) {
+        if self.changed_set.insert(path.to_owned()) {
             self.changed.push(path.to_owned());
         }
+    }
+
+    /// A failure when `more` new tasks would take the run past `max_tasks_per_run`.
+    fn past_task_limit(&self, more: usize) -> Option<Failure> {
+        let limit = self.shared.config.max_tasks_per_run;
+        (limit > 0 && self.tasks.len() + more > limit).then(|| {
+            Failure::new(
+                RESOURCE_EXHAUSTED,
+                "TASK_LIMIT",
+                format!(
+                    "the run would hold {} tasks; at most {limit} per run (executor.max_tasks_per_run)",
+                    self.tasks.len() + more
+                ),
+            )
+        })
     }
 
     /// The root DAG's inputs: the run's parameters and the asset versions bound to pipeline input artifacts.
@@ -187,7 +212,9 @@ impl Driver {
     /// One pass over DAG instance `path`; true when anything changed.
     fn step(&mut self, path: &str) -> bool {
         let Some(instance) = self.instances.get(path).cloned() else { return false };
-        let Some(component) = self.component(&instance.component).cloned() else {
+        // Borrowed from a handle of its own, so the driver can change while the spec is read; never copied.
+        let spec = self.spec.clone();
+        let Some(component) = component_in(&spec, &instance.component) else {
             self.finish_dag(
                 path,
                 State::Failed,
@@ -196,10 +223,18 @@ impl Driver {
             );
             return true;
         };
-        let dag = component.dag.clone().unwrap_or_default();
+        let no_dag = Dag::default();
+        let dag = component.dag.as_ref().unwrap_or(&no_dag);
         let mut progressed = false;
         match &instance.kind {
             Kind::Body => {
+                let missing = dag.tasks.keys().filter(|k| !self.tasks.contains_key(&join(path, k))).count();
+                if missing > 0
+                    && let Some(failure) = self.past_task_limit(missing)
+                {
+                    self.finish_dag(path, State::Failed, Some(failure), Values::default());
+                    return true;
+                }
                 for (key, task) in &dag.tasks {
                     progressed |= self.ensure_task(path, key, task);
                 }
@@ -214,7 +249,7 @@ impl Driver {
                 if children.iter().all(|c| self.tasks.get(c).is_some_and(|t| t.state.is_terminal())) {
                     let (state, error) = self.summarize(&children);
                     let outputs =
-                        if state == State::Succeeded { self.dag_outputs(path, &dag) } else { Values::default() };
+                        if state == State::Succeeded { self.dag_outputs(path, dag) } else { Values::default() };
                     self.finish_dag(path, state, error, outputs);
                     progressed = true;
                 }
@@ -222,6 +257,13 @@ impl Driver {
             Kind::Loop { items, limit, item_input } => {
                 let key = path.rsplit('.').next().unwrap_or(path).to_owned();
                 let iterations: Vec<String> = (0..items.len()).map(|i| join(path, &i.to_string())).collect();
+                let missing = iterations.iter().filter(|i| !self.tasks.contains_key(*i)).count();
+                if missing > 0
+                    && let Some(failure) = self.past_task_limit(missing)
+                {
+                    self.finish_dag(path, State::Failed, Some(failure), Values::default());
+                    return true;
+                }
                 for (index, iteration) in iterations.iter().enumerate() {
                     if !self.tasks.contains_key(iteration) {
                         let mut task = self.new_task(iteration, path, &key, &TaskSpec::default(), TaskType::Dag);
@@ -266,7 +308,7 @@ impl Driver {
                 if iterations.iter().all(|i| self.tasks.get(i).is_some_and(|t| t.state.is_terminal())) {
                     let (state, error) = self.summarize(&iterations);
                     let outputs = if state == State::Succeeded {
-                        self.collected(&iterations, &component)
+                        self.collected(&iterations, component)
                     } else {
                         Values::default()
                     };
@@ -342,7 +384,9 @@ impl Driver {
     /// Starts task `key` of DAG `parent` if its upstream tasks allow; true when its state changed.
     fn try_start(&mut self, parent: &str, instance: &Instance, key: &str, spec: &TaskSpec) -> bool {
         let path = join(parent, key);
-        let dag = self.component(&instance.component).and_then(|c| c.dag.clone()).unwrap_or_default();
+        let pipeline = self.spec.clone();
+        let no_dag = Dag::default();
+        let dag = component_in(&pipeline, &instance.component).and_then(|c| c.dag.as_ref()).unwrap_or(&no_dag);
         let mut upstream_problem = None;
         for dependency in &spec.dependent_tasks {
             match self.tasks.get(&join(parent, dependency)) {
@@ -364,18 +408,34 @@ impl Driver {
         }
         let after_failure = upstream_problem.is_some();
         self.update(&path, |t| t.ran_after_failure = after_failure);
-        let Some(component) = self.component(&spec.component_ref.name).cloned() else {
+        let Some(component) = component_in(&pipeline, &spec.component_ref.name) else {
             let failure =
                 Failure::new(INVALID_ARGUMENT, "BAD_PIPELINE", format!("no component {:?}", spec.component_ref.name));
             self.end_task(&path, State::Failed, "", Some(failure));
             return true;
         };
         let resolved = {
-            let siblings: BTreeMap<String, &Task> =
-                dag.tasks.keys().filter_map(|k| self.tasks.get(&join(parent, k)).map(|t| (k.clone(), t))).collect();
+            // Only the tasks the inputs name: every sibling for every task would be quadratic in a wide DAG.
+            let parameters = spec.inputs.parameters.values();
+            let named = parameters
+                .flat_map(|p| {
+                    let output = p.task_output_parameter.as_ref().map(|o| &o.producer_task);
+                    output.into_iter().chain(p.task_final_status.as_ref().map(|s| &s.producer_task))
+                })
+                .chain(
+                    spec.inputs
+                        .artifacts
+                        .values()
+                        .filter_map(|a| a.task_output_artifact.as_ref().map(|o| &o.producer_task)),
+                )
+                .map(String::as_str);
+            let siblings: BTreeMap<String, &Task> = named
+                .filter(|k| dag.tasks.contains_key(*k))
+                .filter_map(|k| self.tasks.get(&join(parent, k)).map(|t| (k.to_owned(), t)))
+                .collect();
             let run_name = format!("runs/{}", self.run.id);
             let sources = Sources { dag_inputs: &instance.inputs, siblings: &siblings, run_name: &run_name };
-            inputs::resolve(spec, &component, &sources)
+            inputs::resolve(spec, component, &sources)
         };
         let inputs = match resolved {
             Ok(inputs) => inputs,
@@ -412,7 +472,7 @@ impl Driver {
         let executor = self.spec.deployment_spec.executors.get(&label).cloned().unwrap_or_default();
         self.update(&path, |t| t.inputs = inputs.clone());
         if let Some(container) = executor.container {
-            self.dispatch_container(&path, &component, &container, &spec.retry_policy, &spec.caching_options, inputs);
+            self.dispatch_container(&path, component, &container, &spec.retry_policy, &spec.caching_options, inputs);
         } else if let Some(importer) = executor.importer {
             self.dispatch_importer(&path, &importer, inputs);
         } else {
@@ -428,7 +488,7 @@ impl Driver {
         let kind = match iterator {
             None => Kind::Body,
             Some(iterator) => {
-                let items = if spec.artifact_iterator.is_some() {
+                let items: Result<Vec<Item>, String> = if spec.artifact_iterator.is_some() {
                     let key = iterator.items.input_artifact.clone().unwrap_or_default();
                     Ok(inputs
                         .artifacts
@@ -443,12 +503,25 @@ impl Driver {
                     inputs::loop_items(iterator.items.raw.as_deref(), parameter)
                         .map(|values| values.into_iter().map(Item::Parameter).collect())
                 };
+                let limit = self.shared.config.max_loop_items;
                 match items {
-                    Ok(items) => Kind::Loop {
-                        items,
-                        limit: usize::try_from(spec.iterator_policy.parallelism_limit).unwrap_or(0),
-                        item_input: iterator.item_input.clone(),
-                    },
+                    Ok(items) if limit > 0 && self.loop_items + items.len() > limit => {
+                        let message = format!(
+                            "the run's loops would hold {} items; at most {limit} per run (executor.max_loop_items)",
+                            self.loop_items + items.len()
+                        );
+                        let failure = Failure::new(RESOURCE_EXHAUSTED, "LOOP_ITEMS_LIMIT", message);
+                        self.end_task(path, State::Failed, "", Some(failure));
+                        return;
+                    }
+                    Ok(items) => {
+                        self.loop_items += items.len();
+                        Kind::Loop {
+                            items: items.into(),
+                            limit: usize::try_from(spec.iterator_policy.parallelism_limit).unwrap_or(0),
+                            item_input: iterator.item_input.clone(),
+                        }
+                    }
                     Err(message) => {
                         let failure = Failure::new(INVALID_ARGUMENT, "INPUT_UNRESOLVED", message);
                         self.end_task(path, State::Failed, "", Some(failure));
@@ -485,7 +558,7 @@ impl Driver {
     }
 
     /// A finished DAG's outputs, from its `dag.outputs` selectors.
-    fn dag_outputs(&self, path: &str, dag: &crate::ir::spec::Dag) -> Values {
+    fn dag_outputs(&self, path: &str, dag: &Dag) -> Values {
         let mut outputs = Values::default();
         for (key, source) in &dag.outputs.parameters {
             let mut selectors: Vec<_> = source.value_from_parameter.iter().cloned().collect();
@@ -547,4 +620,9 @@ impl Driver {
             t.end_time = Some(time);
         });
     }
+}
+
+/// Component `name` of `spec`; the empty name is the root.
+fn component_in<'s>(spec: &'s PipelineSpec, name: &str) -> Option<&'s ComponentSpec> {
+    if name.is_empty() { spec.root.as_ref() } else { spec.components.get(name) }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Driver;
 use crate::{
@@ -132,7 +132,13 @@ impl Driver {
         }
     }
 
-    pub(super) async fn cancel(&mut self, reply: oneshot::Sender<Result<Run, EngineError>>) {
+    /// Cancels the run: CANCELING is saved and answered first, then the work in flight is stopped, what it
+    /// reported before it stopped is recorded (a task that ended keeps its state), and the rest is CANCELED.
+    pub(super) async fn cancel(
+        &mut self,
+        reply: oneshot::Sender<Result<Run, EngineError>>,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+    ) {
         if self.run.state.is_terminal() {
             let answer = match self.run.state {
                 State::Canceled => Ok(self.run.clone()),
@@ -146,6 +152,10 @@ impl Driver {
         self.flush().await;
         let _ = reply.send(Ok(self.run.clone()));
         self.stop_dispatched();
+        // Work that ended before it was stopped has said so: its outcome stands.
+        while let Ok(event) = events.try_recv() {
+            self.on_event(event);
+        }
         let open: Vec<String> =
             self.tasks.values().filter(|t| !t.state.is_terminal()).map(|t| t.path.clone()).collect();
         let failure = Failure::new(CANCELLED, "CANCELED", "the run was canceled");
@@ -164,6 +174,7 @@ impl Driver {
         if !self.run_changed && self.changed.is_empty() {
             return;
         }
+        self.changed_set.clear();
         let tasks: Vec<Task> =
             std::mem::take(&mut self.changed).iter().filter_map(|path| self.tasks.get(path).cloned()).collect();
         let run_changed = std::mem::take(&mut self.run_changed);
