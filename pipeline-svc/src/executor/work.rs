@@ -13,7 +13,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    Shared, cache, creator, launch,
+    Shared, cache, collect, creator, launch,
     process::{self, Exit},
 };
 use crate::{
@@ -226,7 +226,7 @@ impl ContainerWork {
         let mut retried = 0;
         let outcome = loop {
             // Each attempt starts from empty outputs: nothing an earlier attempt wrote may pass for this one's.
-            if let Err(e) = fresh_outputs(&self.dir, &prepared) {
+            if let Err(e) = fresh_attempt(&self.dir, &prepared, attempt).await {
                 break Outcome::failed(UNKNOWN, "TASK_NOT_STARTED", format!("cannot clear the task's outputs: {e}"));
             }
             let _ = self.events.send(Event::Started { path: self.path.clone(), attempt, message: message.clone() });
@@ -250,7 +250,7 @@ impl ContainerWork {
             let (exit, log_truncated) = running.wait().await;
             self.group.store(0, Ordering::SeqCst);
             let outcome = match exit {
-                Exit::Code(0) => match launch::collect(&prepared, &self.dir, &self.run_id, &self.path) {
+                Exit::Code(0) => match collect::collect(&prepared, &self.dir, &self.run_id, &self.path).await {
                     Ok(outputs) => Outcome {
                         state: State::Succeeded,
                         outputs,
@@ -308,7 +308,7 @@ impl ContainerWork {
                 return None;
             }
         };
-        let (run, task, outputs) = entries.into_iter().find(|(_, _, outputs)| cache::still_there(outputs))?;
+        let (run, task, outputs) = cache::first_still_there(entries).await?;
         Some(Outcome {
             state: State::Succeeded,
             outputs,
@@ -347,18 +347,41 @@ fn hidden_dirs(config: &super::ExecutorConfig) -> Vec<PathBuf> {
     hidden
 }
 
-/// Removes what an earlier attempt left in the output locations and recreates their directories.
-fn fresh_outputs(dir: &Path, prepared: &launch::Prepared) -> std::io::Result<()> {
-    for name in ["outputs", "parameters"] {
-        let path = dir.join(name);
-        if path.exists() {
-            std::fs::remove_dir_all(&path)?;
+/// Removes what an earlier attempt left in the output locations and recreates their directories, and gives the
+/// attempt a new empty log file and a `tmp` directory, on a blocking thread. Whatever an earlier attempt left
+/// there (a FIFO at the log path would block the open for writing for ever) is removed, never followed.
+async fn fresh_attempt(dir: &Path, prepared: &launch::Prepared, attempt: i32) -> std::io::Result<()> {
+    let (dir, executor_output) = (dir.to_path_buf(), prepared.executor_output.clone());
+    let log = dir.join(format!("attempt-{attempt}.log"));
+    tokio::task::spawn_blocking(move || {
+        for name in ["outputs", "parameters"] {
+            remove_whatever_is_at(&dir.join(name))?;
+            std::fs::create_dir_all(dir.join(name))?;
         }
-        std::fs::create_dir_all(&path)?;
-    }
-    match std::fs::remove_file(&prepared.executor_output) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        remove_whatever_is_at(&executor_output)?;
+        remove_whatever_is_at(&log)?;
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().write(true).create_new(true),
+            nix::libc::O_NOFOLLOW,
+        )
+        .open(&log)?;
+        let tmp = dir.join("tmp");
+        if tmp.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            remove_whatever_is_at(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Removes the file, link or directory tree at `path`, if any; a link is removed, not followed.
+fn remove_whatever_is_at(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
     }
 }
 
