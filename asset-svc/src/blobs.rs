@@ -106,9 +106,13 @@ impl BlobStore {
         self.staging.join(upload.to_string()).join(format!("{index}"))
     }
 
-    /// Removes every staged file of an upload.
-    pub fn discard_staging(&self, upload: Uuid) -> Result<(), BlobError> {
-        match std::fs::remove_dir_all(self.staging.join(upload.to_string())) {
+    /// Removes every staged file of an upload (up to its whole declared content), on a blocking thread.
+    pub async fn discard_staging(&self, upload: Uuid) -> Result<(), BlobError> {
+        let dir = self.staging.join(upload.to_string());
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }

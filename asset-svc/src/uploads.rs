@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -129,21 +130,20 @@ impl Uploads {
         Ok(())
     }
 
-    /// Each declared file with the number of its bytes stored so far.
-    pub fn progress(&self, upload: &Upload) -> Vec<(UploadFile, u64)> {
-        upload
+    /// Each declared file with the number of its bytes stored so far (the staging files looked at on a blocking
+    /// thread: an upload declares up to 10,000).
+    pub async fn progress(&self, upload: &Upload) -> Result<Vec<(UploadFile, u64)>, Error> {
+        let staged: Vec<Option<PathBuf>> = (0..upload.files.len())
+            .map(|index| (!upload.files[index].complete).then(|| self.blobs.staging_file(upload.id, index)))
+            .collect();
+        let lengths = blocking(move || Ok(staged.iter().map(|p| p.as_deref().map(staged_len)).collect::<Vec<_>>()));
+        let lengths = lengths.await?;
+        Ok(upload
             .files
             .iter()
-            .enumerate()
-            .map(|(index, file)| {
-                let acknowledged = if file.complete {
-                    file.entry.size
-                } else {
-                    staged_len(&self.blobs.staging_file(upload.id, index))
-                };
-                (file.clone(), acknowledged)
-            })
-            .collect()
+            .zip(lengths)
+            .map(|(file, staged)| (file.clone(), staged.unwrap_or(file.entry.size)))
+            .collect())
     }
 
     /// Appends `data` at `offset` to the file at `path`. When the file is complete its digest is checked and it
@@ -232,7 +232,8 @@ impl Uploads {
             // verified now.
             let mut finished_any = false;
             for (index, file) in upload.files.iter().enumerate().filter(|(_, f)| !f.complete) {
-                if file.entry.size > 0 && staged_len(&self.blobs.staging_file(upload.id, index)) == file.entry.size {
+                let staged = self.blobs.staging_file(upload.id, index);
+                if file.entry.size > 0 && blocking(move || Ok(staged_len(&staged))).await? == file.entry.size {
                     self.write(&upload, &file.entry.path, file.entry.size, bytes::Bytes::new()).await?;
                     finished_any = true;
                 }
@@ -287,7 +288,7 @@ impl Uploads {
         };
         match self.repo.commit_upload(&upload, &version).await? {
             CommitOutcome::Committed(version) => {
-                self.discard(upload.id);
+                self.discard(upload.id).await;
                 Ok(*version)
             }
             CommitOutcome::NotOpen(state) => Err(Error::UploadClosed { name, state }),
@@ -300,7 +301,7 @@ impl Uploads {
             let name = names::upload_name(upload.asset_id, upload.id);
             return Err(Error::UploadClosed { name, state: upload.state });
         }
-        self.discard(upload.id);
+        self.discard(upload.id).await;
         Ok(())
     }
 
@@ -308,14 +309,14 @@ impl Uploads {
     pub async fn sweep(&self) -> Result<usize, Error> {
         let expired = self.repo.expire_uploads(Utc::now()).await?;
         for id in &expired {
-            self.discard(*id);
+            self.discard(*id).await;
         }
         Ok(expired.len())
     }
 
-    fn discard(&self, upload: Uuid) {
+    async fn discard(&self, upload: Uuid) {
         self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(id, _), _| *id != upload);
-        if let Err(error) = self.blobs.discard_staging(upload) {
+        if let Err(error) = self.blobs.discard_staging(upload).await {
             tracing::warn!(upload = %upload, error = %error, "staged data not removed");
         }
     }

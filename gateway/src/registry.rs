@@ -178,7 +178,7 @@ impl TokenEndpoint {
         let ttl = Duration::from_secs(self.config.token_ttl_seconds.max(1));
         let claims =
             Claims { issuer: &self.config.issuer, service: &self.config.service, subject, access: &access, ttl };
-        match self.keys.mint(&claims) {
+        match self.keys.mint(&claims).await {
             Ok(token) => Json(TokenResponse {
                 access_token: token.clone(),
                 token,

@@ -12,7 +12,7 @@ use highwind_proto::asset::{
 };
 use tonic::{Code, Request, transport::Channel};
 
-use crate::ir;
+use crate::{ir, task_files};
 
 /// How this service names itself to the services it calls.
 const THIS_SERVICE: &str = "pipeline-svc";
@@ -205,13 +205,18 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
     ) -> Result<(), ReadError>;
 }
 
-/// SHA-256 (hex) and size of a local file.
+/// SHA-256 (hex) and size of a file a task left (a regular file, opened without following or blocking).
 fn digest(path: &std::path::Path) -> std::io::Result<(String, u64)> {
     use sha2::Digest;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_left_behind(path)?;
     let mut hasher = sha2::Sha256::new();
     let size = std::io::copy(&mut file, &mut hasher)?;
     Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Opens a file a task left for reading: see [`task_files::open_regular`].
+fn open_left_behind(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    task_files::open_regular(path).map_err(|e| std::io::Error::other(format!("{} {e}", path.display())))
 }
 
 /// Largest chunk sent per WriteUploadChunk.
@@ -288,7 +293,12 @@ impl AssetFiles for GrpcAssets {
                 continue;
             }
             let mut offset = u64::try_from(state.acknowledged_offset).unwrap_or(0);
-            let mut file = tokio::fs::File::open(local).await.map_err(|e| ReadError::Unavailable(e.to_string()))?;
+            let opened = local.clone();
+            let file = tokio::task::spawn_blocking(move || open_left_behind(&opened))
+                .await
+                .map_err(|e| ReadError::Unavailable(e.to_string()))?
+                .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+            let mut file = tokio::fs::File::from_std(file);
             tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset))
                 .await
                 .map_err(|e| ReadError::Unavailable(e.to_string()))?;

@@ -1,8 +1,8 @@
 //! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
 //!
 //! `ir` parses, validates and describes KFP IR; `runs` is the run model, `store` keeps it, `executor` runs
-//! pipelines as local processes (and hands KFP runs to `kfp`, the Kubeflow Pipelines backend), and `api` serves
-//! the v1 contract.
+//! pipelines as local processes (and hands KFP runs to `kfp`, the Kubeflow Pipelines backend), `task_files`
+//! reads what tasks leave behind without trusting it, and `api` serves the v1 contract.
 
 pub mod access;
 pub mod api;
@@ -12,6 +12,7 @@ pub mod ir;
 pub mod kfp;
 pub mod runs;
 pub mod store;
+pub mod task_files;
 
 use std::future::Future;
 

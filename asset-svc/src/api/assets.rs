@@ -278,7 +278,7 @@ impl AssetService for AssetApi {
         }
         let (versions, uploads) = self.content.purge_asset(current.id).await.map_err(Error::from)?;
         for upload in uploads {
-            if let Err(error) = self.housekeeping.blobs.discard_staging(upload) {
+            if let Err(error) = self.housekeeping.blobs.discard_staging(upload).await {
                 tracing::warn!(upload = %upload, error = %error, "staged data not removed");
             }
         }

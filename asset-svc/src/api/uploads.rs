@@ -101,8 +101,8 @@ impl UploadApi {
         Ok(version_to_proto(&version, &aliases))
     }
 
-    fn answer(&self, upload: &Upload) -> pb::Upload {
-        upload_to_proto(upload, &self.uploads.progress(upload))
+    async fn answer(&self, upload: &Upload) -> Result<pb::Upload, Error> {
+        Ok(upload_to_proto(upload, &self.uploads.progress(upload).await?))
     }
 
     async fn fresh(&self, upload: &Upload) -> Result<Upload, Error> {
@@ -142,13 +142,13 @@ impl UploadService for UploadApi {
             })
             .await?;
         tracing::info!(upload = %upload.id, asset = %asset.id, files = upload.files.len(), "upload opened");
-        Ok(Response::new(self.answer(&upload)))
+        Ok(Response::new(self.answer(&upload).await?))
     }
 
     async fn get_upload(&self, request: Request<pb::GetUploadRequest>) -> Result<Response<pb::Upload>, Status> {
         let principal = Principal::of(&request)?;
         let upload = self.owned_upload(principal, "name", &request.get_ref().name).await?;
-        Ok(Response::new(self.answer(&upload)))
+        Ok(Response::new(self.answer(&upload).await?))
     }
 
     async fn write_upload(
@@ -195,7 +195,7 @@ impl UploadService for UploadApi {
         self.uploads.sync(upload.id).await?;
         result?;
         let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(pb::WriteUploadResponse { files: self.answer(&fresh).files }))
+        Ok(Response::new(pb::WriteUploadResponse { files: self.answer(&fresh).await?.files }))
     }
 
     async fn write_upload_chunk(
@@ -211,7 +211,7 @@ impl UploadService for UploadApi {
         self.uploads.sync(upload.id).await?;
         written?;
         let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.answer(&fresh).files }))
+        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.answer(&fresh).await?.files }))
     }
 
     async fn commit_upload(
@@ -228,7 +228,7 @@ impl UploadService for UploadApi {
         let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
         self.uploads.cancel(&upload).await?;
         let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(self.answer(&fresh)))
+        Ok(Response::new(self.answer(&fresh).await?))
     }
 
     async fn find_missing_blobs(

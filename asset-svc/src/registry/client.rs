@@ -70,16 +70,17 @@ impl RegistryClient {
         &self.config
     }
 
-    fn token(&self, repository: &str, actions: &[&str]) -> Result<String, RegistryError> {
+    async fn token(&self, repository: &str, actions: &[&str]) -> Result<String, RegistryError> {
         self.mint(&[Access {
             kind: "repository".into(),
             name: repository.to_owned(),
             actions: actions.iter().map(|a| (*a).to_owned()).collect(),
         }])
+        .await
     }
 
     /// A one-minute token of `services/asset-svc` granting `access`.
-    fn mint(&self, access: &[Access]) -> Result<String, RegistryError> {
+    async fn mint(&self, access: &[Access]) -> Result<String, RegistryError> {
         let claims = Claims {
             issuer: &self.config.issuer,
             service: &self.config.service,
@@ -87,7 +88,7 @@ impl RegistryClient {
             access,
             ttl: Duration::from_secs(60),
         };
-        self.keys.mint(&claims).map_err(|e| RegistryError::Unavailable(e.to_string()))
+        self.keys.mint(&claims).await.map_err(|e| RegistryError::Unavailable(e.to_string()))
     }
 
     async fn send(
@@ -101,7 +102,7 @@ impl RegistryClient {
         let response = self
             .http
             .request(method, &url)
-            .bearer_auth(self.token(repository, actions)?)
+            .bearer_auth(self.token(repository, actions).await?)
             .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
             .send()
             .await
@@ -177,7 +178,7 @@ impl RegistryClient {
     /// Every repository the registry holds (`registry:catalog:*`), following its pages.
     pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
         let token =
-            self.mint(&[Access { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] }])?;
+            self.mint(&[Access { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] }]).await?;
         let mut all: Vec<String> = Vec::new();
         loop {
             let mut url = format!("{}/v2/_catalog?n=1000", self.config.url.trim_end_matches('/'));

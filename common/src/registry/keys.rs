@@ -100,11 +100,12 @@ impl RegistryKeys {
         self.dir.join(BUNDLE)
     }
 
-    /// A signed token for `claims`, with the current key (reloaded when its file changed).
-    pub fn mint(&self, claims: &Claims<'_>) -> Result<String, KeyError> {
+    /// A signed token for `claims`, with the current key (reloaded when its file changed). The key file is read
+    /// through `tokio::fs`, so a slow disk holds up this call only, never an async worker.
+    pub async fn mint(&self, claims: &Claims<'_>) -> Result<String, KeyError> {
         // The file is small and a rotation may keep its size and time: compare what it says.
         let path = self.dir.join(CURRENT);
-        let pem = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let pem = tokio::fs::read_to_string(&path).await.map_err(io(&path))?;
         let mut loaded = self.loaded.lock().map_err(|_| KeyError::Crypto("key cache poisoned".into()))?;
         if loaded.as_ref().is_none_or(|l| l.pem != pem) {
             let corrupt = || KeyError::Corrupt(path.display().to_string());
@@ -221,14 +222,14 @@ mod tests {
         Claims { issuer: "highwind", service: "registry", subject: "users/alice", access, ttl: Duration::from_secs(60) }
     }
 
-    #[test]
-    fn tokens_carry_the_current_certificate_and_rotation_moves_to_the_trusted_next_one() {
+    #[tokio::test]
+    async fn tokens_carry_the_current_certificate_and_rotation_moves_to_the_trusted_next_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = RegistryKeys::open(dir.path()).expect("keys");
         let bundle = std::fs::read_to_string(keys.bundle_path()).expect("bundle");
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(!bundle.contains("PRIVATE KEY"), "the bundle holds certificates only");
-        let before = header_x5c(&keys.mint(&claims(&[])).expect("mint"));
+        let before = header_x5c(&keys.mint(&claims(&[])).await.expect("mint"));
         let der = |x5c: &str| STANDARD.decode(x5c).expect("base64");
         let in_bundle = |bundle: &str, x5c: &str| {
             bundle
@@ -238,7 +239,7 @@ mod tests {
         assert!(in_bundle(&bundle, &before));
 
         RegistryKeys::rotate(dir.path()).expect("rotate");
-        let after = header_x5c(&keys.mint(&claims(&[])).expect("mint"));
+        let after = header_x5c(&keys.mint(&claims(&[])).await.expect("mint"));
         assert_ne!(before, after, "a running signer picks up the rotated key");
         assert!(in_bundle(&bundle, &after), "the new key was trusted before it signed anything");
         let rotated = std::fs::read_to_string(keys.bundle_path()).expect("bundle");
@@ -254,12 +255,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn claims_hold_one_audience_an_expiry_and_the_granted_access() {
+    #[tokio::test]
+    async fn claims_hold_one_audience_an_expiry_and_the_granted_access() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = RegistryKeys::open(dir.path()).expect("keys");
         let access = [Access { kind: "repository".into(), name: "a/b".into(), actions: vec!["pull".into()] }];
-        let token = keys.mint(&claims(&access)).expect("mint");
+        let token = keys.mint(&claims(&access)).await.expect("mint");
         let payload = token.split('.').nth(1).expect("payload");
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64");
         let claims: serde_json::Value = serde_json::from_slice(&payload).expect("json");

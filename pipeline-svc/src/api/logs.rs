@@ -80,7 +80,13 @@ pub async fn stream(
         let mut file = None;
         loop {
             if file.is_none() {
-                file = tokio::fs::File::open(&path).await.ok();
+                // The task may have replaced its log with a FIFO or a link: open only a regular file, never waiting.
+                let opening = path.clone();
+                file = tokio::task::spawn_blocking(move || crate::task_files::open_regular(&opening))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(tokio::fs::File::from_std);
             }
             let mut read = 0;
             if let Some(f) = file.as_mut()

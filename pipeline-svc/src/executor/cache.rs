@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde_json::{Value, json};
 use sha2::Digest;
+use uuid::Uuid;
 
 use crate::{
     ir::spec::{ComponentSpec, Container},
@@ -48,9 +49,17 @@ pub fn fingerprint(
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-/// Whether every artifact file the outputs name is still there (a cache entry whose files are gone is a miss).
-pub fn still_there(outputs: &Values) -> bool {
-    outputs.artifacts.values().flatten().all(|a| Path::new(&a.path).exists())
+/// The first of `entries` (run, task, outputs) whose artifact files are all still there: an entry whose files are
+/// gone is a miss. Looked at on a blocking thread, without following links.
+pub async fn first_still_there(entries: Vec<(Uuid, String, Values)>) -> Option<(Uuid, String, Values)> {
+    tokio::task::spawn_blocking(move || entries.into_iter().find(|(_, _, outputs)| still_there(outputs)))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn still_there(outputs: &Values) -> bool {
+    outputs.artifacts.values().flatten().all(|a| Path::new(&a.path).symlink_metadata().is_ok())
 }
 
 #[cfg(test)]

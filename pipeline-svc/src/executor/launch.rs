@@ -1,6 +1,5 @@
-//! One container task's contract with its process, the way KFP's launcher keeps it: the ExecutorInput JSON,
-//! placeholders resolved into the argv, and outputs collected afterwards (every declared output artifact counts;
-//! `executor_output.json` overrides parameters and metadata).
+//! One container task's contract with its process, the way KFP's launcher keeps it: the ExecutorInput JSON and
+//! placeholders resolved into the argv (`collect` takes the outputs afterwards).
 
 use std::{
     collections::BTreeMap,
@@ -16,9 +15,6 @@ use crate::{
         values,
     },
 };
-
-/// Largest `executor_output.json` or output parameter file read.
-const MAX_OUTPUT_FILE: u64 = 1024 * 1024;
 
 /// Run-level values placeholders may ask for.
 #[derive(Debug, Clone)]
@@ -268,130 +264,4 @@ pub fn resolve_self_references(parameters: &mut BTreeMap<String, Value>) -> Resu
         }
     }
     Ok(())
-}
-
-/// Why a finished task's outputs cannot be taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputError {
-    /// UPPER_SNAKE_CASE.
-    pub reason: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn output_error(reason: &'static str, message: impl Into<String>) -> OutputError {
-    OutputError { reason, message: message.into() }
-}
-
-/// Collects the outputs of a task that exited 0, the way the remote launcher does.
-pub fn collect(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -> Result<Values, OutputError> {
-    if prepared.executor_output.symlink_metadata().is_ok() {
-        inside(dir, &prepared.executor_output, "executor_output.json")?;
-    }
-    let executor_output = read_small(&prepared.executor_output)?
-        .map(|text| serde_json::from_str::<Value>(&text))
-        .transpose()
-        .map_err(|e| output_error("BAD_EXECUTOR_OUTPUT", format!("executor_output.json is not JSON: {e}")))?
-        .unwrap_or(Value::Null);
-    let mut outputs = Values::default();
-    for (key, (parameter_type, file)) in &prepared.output_parameters {
-        let value = match executor_output.pointer(&format!("/parameterValues/{}", pointer_escape(key))) {
-            Some(value) => values::cast(parameter_type, value),
-            None => {
-                if file.symlink_metadata().is_ok() {
-                    inside(dir, file, key)?;
-                }
-                let text = read_small(file)?.ok_or_else(|| {
-                    output_error("MISSING_OUTPUT", format!("the task did not write output parameter {key:?}"))
-                })?;
-                values::from_text(parameter_type, &text)
-            }
-        }
-        .map_err(|e| output_error("BAD_OUTPUT", format!("output parameter {key:?}: {e}")))?;
-        outputs.parameters.insert(key.clone(), value);
-    }
-    for (key, (title, version, path)) in &prepared.output_artifacts {
-        let written = executor_output.pointer(&format!("/artifacts/{}/artifacts/0", pointer_escape(key)));
-        let metadata = written
-            .and_then(|a| a.get("metadata"))
-            .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), values::integral(v))).collect())
-            .unwrap_or_default();
-        let uri_elsewhere = written
-            .and_then(|a| a.get("uri"))
-            .and_then(Value::as_str)
-            .is_some_and(|uri| Path::new(uri) != path.as_path());
-        if uri_elsewhere {
-            return Err(output_error(
-                "OUTPUT_OUTSIDE_TASK_DIR",
-                format!("output artifact {key:?} was moved to another location; outputs stay in the task's directory"),
-            ));
-        }
-        inside(dir, path, key)?;
-        outputs.artifacts.insert(
-            key.clone(),
-            vec![Artifact {
-                key: key.clone(),
-                artifact_type: title.clone(),
-                schema_version: version.clone(),
-                uri: format!("highwind://runs/{run_id}/tasks/{task}/outputs/{key}"),
-                path: path.display().to_string(),
-                metadata,
-                asset_version: String::new(),
-                producer_task: task.to_owned(),
-            }],
-        );
-    }
-    Ok(outputs)
-}
-
-/// The output at `path` exists and, symbolic links followed, stays inside `dir` (so a task cannot publish files
-/// of the host as its outputs).
-fn inside(dir: &Path, path: &Path, key: &str) -> Result<(), OutputError> {
-    let resolved = path
-        .canonicalize()
-        .map_err(|_| output_error("MISSING_OUTPUT", format!("the task did not write output artifact {key:?}")))?;
-    let dir = dir.canonicalize().map_err(|e| output_error("MISSING_OUTPUT", e.to_string()))?;
-    if !resolved.starts_with(&dir) {
-        return Err(output_error(
-            "OUTPUT_OUTSIDE_TASK_DIR",
-            format!("output {key:?} points outside the task's directory"),
-        ));
-    }
-    let mut stack = vec![resolved];
-    while let Some(next) = stack.pop() {
-        if next.is_dir() {
-            let entries = std::fs::read_dir(&next).map_err(|e| output_error("MISSING_OUTPUT", e.to_string()))?;
-            for entry in entries.flatten() {
-                let real = entry.path().canonicalize().map_err(|_| {
-                    output_error("OUTPUT_OUTSIDE_TASK_DIR", format!("output artifact {key:?} holds a dangling link"))
-                })?;
-                if !real.starts_with(&dir) {
-                    return Err(output_error(
-                        "OUTPUT_OUTSIDE_TASK_DIR",
-                        format!("output artifact {key:?} links outside the task's directory"),
-                    ));
-                }
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(real);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn read_small(path: &Path) -> Result<Option<String>, OutputError> {
-    match std::fs::metadata(path) {
-        Err(_) => Ok(None),
-        Ok(meta) if meta.len() > MAX_OUTPUT_FILE => Err(output_error(
-            "BAD_OUTPUT",
-            format!("{} is over {MAX_OUTPUT_FILE} bytes", path.file_name().and_then(|n| n.to_str()).unwrap_or("?")),
-        )),
-        Ok(_) => std::fs::read_to_string(path).map(Some).map_err(|e| output_error("BAD_OUTPUT", e.to_string())),
-    }
-}
-
-fn pointer_escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }

@@ -3,6 +3,7 @@
 
 mod cache;
 pub mod cel;
+mod collect;
 mod driver;
 mod inputs;
 pub mod launch;
@@ -382,8 +383,9 @@ impl Engine {
                 let time = now();
                 let failure = Failure::new(1, "CANCELED", "the run was canceled");
                 let mut changed = Vec::new();
+                let open = tasks.iter().filter(|t| !t.state.is_terminal()).map(|t| t.uid.to_string()).collect();
+                kill_leftovers(open).await;
                 for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
-                    process::kill_leftovers(&task.uid.to_string());
                     task.state = State::Canceled;
                     task.error = Some(failure.clone());
                     task.end_time = Some(time);
@@ -502,6 +504,14 @@ impl Engine {
     pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
         attempt_log(&self.shared.config, run, &task.uid.to_string(), attempt)
     }
+}
+
+/// Kills whatever is left running for the tasks `uids`, on a blocking thread: finding it reads every process's
+/// environment in /proc, which stalls on a process stuck in the kernel. How many processes were killed.
+async fn kill_leftovers(uids: Vec<String>) -> usize {
+    tokio::task::spawn_blocking(move || uids.iter().map(|uid| process::kill_leftovers(uid)).sum())
+        .await
+        .unwrap_or_default()
 }
 
 /// The stored tasks of run `id`. A live run's driver cannot give up on its run, so storage errors are retried.

@@ -14,6 +14,7 @@ use super::{Shared, creator};
 use crate::{
     assets::NewAsset,
     runs::model::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values},
+    task_files,
 };
 
 /// `google.rpc.Code` UNAVAILABLE.
@@ -176,32 +177,39 @@ fn apb_keep_in_run() -> i32 {
 /// Most files one artifact may hold (a version's limit).
 const MAX_FILES: usize = 10_000;
 
-/// The files an artifact holds: the file itself, or every file under the directory, by relative path. Links to
-/// directories are not followed (a link loop would never end); links to files are read as the files.
+/// The files an artifact holds: the file itself, or every file under the directory, by relative path, each with
+/// where it really is (links resolved, so uploads open no link). Links to directories are not followed (a link
+/// loop would never end); links to files are read as the files. Runs on a blocking thread; the walk is bounded.
 fn files_of(path: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    if path.is_file() {
+    let root = path.canonicalize().map_err(|e| e.to_string())?;
+    let own = root.symlink_metadata().map_err(|e| e.to_string())?.file_type();
+    if own.is_file() {
         let name = path.file_name().and_then(|n| n.to_str()).ok_or("the file name is not UTF-8")?;
-        return Ok(vec![(name.to_owned(), path.to_path_buf())]);
+        return Ok(vec![(name.to_owned(), root)]);
+    }
+    if !own.is_dir() {
+        return Err(format!("the artifact is a {}, not a regular file or directory", task_files::kind_name(own)));
     }
     let mut files = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
-            let entry_path = entry.path();
-            let file_type = entry.file_type().map_err(|e| e.to_string())?;
-            if file_type.is_dir() {
-                stack.push(entry_path);
-            } else if file_type.is_symlink() && entry_path.is_dir() {
-                return Err(format!("{} links to a directory", entry_path.display()));
-            } else {
-                if files.len() >= MAX_FILES {
-                    return Err(format!("the artifact holds more than {MAX_FILES} files"));
-                }
-                let relative = entry_path.strip_prefix(path).map_err(|e| e.to_string())?;
-                let relative = relative.to_str().ok_or("a file name is not UTF-8")?.to_owned();
-                files.push((relative, entry_path));
-            }
+    for entry in task_files::walk(&root).map_err(|e| format!("the artifact {e}"))? {
+        if entry.file_type.is_dir() {
+            continue;
         }
+        let real = if entry.file_type.is_symlink() {
+            let real = entry.path.canonicalize().map_err(|e| format!("{}: {e}", entry.path.display()))?;
+            if real.is_dir() {
+                return Err(format!("{} links to a directory", entry.path.display()));
+            }
+            real
+        } else {
+            entry.path.clone()
+        };
+        if files.len() >= MAX_FILES {
+            return Err(format!("the artifact holds more than {MAX_FILES} files"));
+        }
+        let relative = entry.path.strip_prefix(&root).map_err(|e| e.to_string())?;
+        let relative = relative.to_str().ok_or("a file name is not UTF-8")?.to_owned();
+        files.push((relative, real));
     }
     if files.is_empty() {
         return Err("the artifact is an empty directory".into());

@@ -13,7 +13,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    Shared, cache, creator, launch,
+    Shared, cache, collect, creator, launch,
     process::{self, Exit},
 };
 use crate::{
@@ -231,7 +231,7 @@ impl ContainerWork {
         let mut retried = 0;
         let outcome = loop {
             // Each attempt starts from empty outputs: nothing an earlier attempt wrote may pass for this one's.
-            if let Err(e) = self.fresh_outputs(&prepared, sandbox.as_ref()).await {
+            if let Err(e) = self.fresh_attempt(&prepared, sandbox.as_ref(), attempt).await {
                 break Outcome::failed(
                     UNKNOWN,
                     "TASK_NOT_STARTED",
@@ -259,7 +259,7 @@ impl ContainerWork {
             let (exit, log_truncated) = running.wait().await;
             self.group.store(0, Ordering::SeqCst);
             let outcome = match exit {
-                Exit::Code(0) => match launch::collect(&prepared, &self.dir, &self.run_id, &self.path) {
+                Exit::Code(0) => match collect::collect(&prepared, &self.dir, &self.run_id, &self.path).await {
                     Ok(outputs) => Outcome {
                         state: State::Succeeded,
                         outputs,
@@ -319,7 +319,7 @@ impl ContainerWork {
                 return None;
             }
         };
-        let (run, task, outputs) = entries.into_iter().find(|(_, _, outputs)| cache::still_there(outputs))?;
+        let (run, task, outputs) = cache::first_still_there(entries).await?;
         Some(Outcome {
             state: State::Succeeded,
             outputs,
@@ -330,17 +330,19 @@ impl ContainerWork {
         })
     }
 
-    /// Clears what an earlier attempt left in the output locations and, in a sandbox, gives the directory to the
+    /// Clears what an earlier attempt left (see [`fresh_attempt`]) and, in a sandbox, gives the directory to the
     /// task's uid; on a blocking thread, since an earlier attempt chose what is in there.
-    async fn fresh_outputs(
+    async fn fresh_attempt(
         &self,
         prepared: &launch::Prepared,
         sandbox: Option<&process::Sandbox>,
+        attempt: i32,
     ) -> std::io::Result<()> {
         let (dir, executor_output) = (self.dir.clone(), prepared.executor_output.clone());
+        let log = super::attempt_log(&self.shared.config, self.run_uuid, &self.uid, attempt);
         let identity = sandbox.map(|s| s.identity);
         tokio::task::spawn_blocking(move || {
-            fresh_outputs(&dir, &executor_output)?;
+            fresh_attempt(&dir, &executor_output, &log)?;
             match identity {
                 Some(identity) => super::sandbox::Confinement::hand_over(&dir, identity),
                 None => Ok(()),
@@ -382,18 +384,34 @@ impl ContainerWork {
     }
 }
 
-/// Removes what an earlier attempt left in the output locations and recreates their directories.
-fn fresh_outputs(dir: &Path, executor_output: &Path) -> std::io::Result<()> {
+/// Removes what an earlier attempt left in the output locations and recreates their directories, and gives the
+/// attempt a new empty log file and an empty `tmp` directory. Whatever an earlier attempt left there (a FIFO at
+/// the log path would block the open for writing for ever) is removed, never followed. Blocking.
+fn fresh_attempt(dir: &Path, executor_output: &Path, log: &Path) -> std::io::Result<()> {
     for name in ["outputs", "parameters", "tmp"] {
-        let path = dir.join(name);
-        if path.exists() {
-            std::fs::remove_dir_all(&path)?;
-        }
-        std::fs::create_dir_all(&path)?;
+        remove_whatever_is_at(&dir.join(name))?;
+        std::fs::create_dir_all(dir.join(name))?;
     }
-    match std::fs::remove_file(executor_output) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    remove_whatever_is_at(executor_output)?;
+    remove_whatever_is_at(log)?;
+    if let Some(logs) = log.parent() {
+        std::fs::create_dir_all(logs)?;
+    }
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().write(true).create_new(true),
+        libc::O_NOFOLLOW,
+    )
+    .open(log)?;
+    Ok(())
+}
+
+/// Removes the file, link or directory tree at `path`, if any; a link is removed, not followed.
+fn remove_whatever_is_at(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
     }
 }
 

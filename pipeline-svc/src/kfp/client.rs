@@ -111,23 +111,25 @@ impl KfpClient {
         url
     }
 
-    /// The token file's content, read again when its modification time or size changed.
-    fn file_token(&self, path: &PathBuf) -> Result<String, KfpError> {
+    /// The token file's content, read again when its modification time or size changed. The file may sit on a
+    /// slow mount (a projected service-account token): it is read through `tokio::fs`, off the async workers.
+    async fn file_token(&self, path: &PathBuf) -> Result<String, KfpError> {
         let unreadable = |e: std::io::Error| KfpError::Config(format!("token file {}: {e}", path.display()));
-        let meta = std::fs::metadata(path).map_err(unreadable)?;
-        let mut cached = self.token_file.lock().map_err(|_| KfpError::Config("token cache poisoned".into()))?;
-        if let Some(token) = cached.as_ref()
+        let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
+        let poisoned = || KfpError::Config("token cache poisoned".into());
+        if let Some(token) = self.token_file.lock().map_err(|_| poisoned())?.as_ref()
             && token.modified == meta.modified().ok()
             && token.len == meta.len()
         {
             return Ok(token.value.clone());
         }
-        let value = std::fs::read_to_string(path).map_err(unreadable)?.trim().to_owned();
-        *cached = Some(CachedToken { modified: meta.modified().ok(), len: meta.len(), value: value.clone() });
+        let value = tokio::fs::read_to_string(path).await.map_err(unreadable)?.trim().to_owned();
+        let fresh = CachedToken { modified: meta.modified().ok(), len: meta.len(), value: value.clone() };
+        *self.token_file.lock().map_err(|_| poisoned())? = Some(fresh);
         Ok(value)
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, KfpError> {
+    async fn authorize(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, KfpError> {
         let bearer = |token: &str| {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| KfpError::Config("the token is not a valid header value".into()))?;
@@ -137,9 +139,8 @@ impl KfpClient {
         Ok(match self.config.auth {
             KfpAuth::None => request,
             KfpAuth::Bearer => request.header(reqwest::header::AUTHORIZATION, bearer(self.config.token.expose())?),
-            KfpAuth::TokenFile => {
-                request.header(reqwest::header::AUTHORIZATION, bearer(&self.file_token(&self.config.token_file)?)?)
-            }
+            KfpAuth::TokenFile => request
+                .header(reqwest::header::AUTHORIZATION, bearer(&self.file_token(&self.config.token_file).await?)?),
             KfpAuth::UserHeader => request.header(self.config.user_header.as_str(), self.config.user.as_str()),
         })
     }
@@ -150,7 +151,7 @@ impl KfpClient {
         url: Url,
         body: Option<(String, Vec<u8>)>,
     ) -> Result<T, KfpError> {
-        let mut request = self.authorize(self.http.request(method, url.clone()))?;
+        let mut request = self.authorize(self.http.request(method, url.clone())).await?;
         if let Some((content_type, bytes)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }

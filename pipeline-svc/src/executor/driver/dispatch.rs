@@ -43,10 +43,8 @@ impl Driver {
     ) {
         let Some(task) = self.tasks.get(path).cloned() else { return };
         let dir = task_dir(&self.shared.config, self.run.id, &task);
-        let prepared = std::fs::create_dir_all(dir.join("outputs"))
-            .and_then(|()| std::fs::create_dir_all(dir.join("parameters")))
-            .map_err(|e| format!("cannot prepare the task directory: {e}"))
-            .and_then(|()| launch::prepare(component, container, &inputs, &dir, &self.run_info(path)));
+        // The work makes the task's directories, off the driver (see `work::fresh_attempt`).
+        let prepared = launch::prepare(component, container, &inputs, &dir, &self.run_info(path));
         let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {
