@@ -26,25 +26,44 @@ fn doubles(value: &Value) -> Value {
     }
 }
 
+/// Parses `expression`; the error is the parser's. The interpreter's parser panics on some inputs (an integer
+/// literal past `i64`, say): that is a refusal like any other, never a crash of the caller.
+pub fn compile(expression: &str) -> Result<Program, String> {
+    match std::panic::catch_unwind(|| Program::compile(expression)) {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the CEL parser cannot read it".to_owned()),
+    }
+}
+
+/// Runs `program`; a panic inside the interpreter is an error, as for [`compile`].
+fn execute(program: &Program, context: &Context, expression: &str) -> Result<CelValue, String> {
+    let run = std::panic::AssertUnwindSafe(|| program.execute(context));
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{expression:?} failed: {e}")),
+        Err(_) => Err(format!("{expression:?} failed")),
+    }
+}
+
 /// Whether the trigger `condition` holds for a task whose input parameters are `parameters`.
 pub fn condition(condition: &str, parameters: &BTreeMap<String, Value>) -> Result<bool, String> {
-    let program = Program::compile(condition).map_err(|e| format!("{condition:?} does not parse: {e}"))?;
+    let program = compile(condition).map_err(|e| format!("{condition:?} does not parse: {e}"))?;
     let mut context = context();
     let parameter_values: serde_json::Map<String, Value> =
         parameters.iter().map(|(k, v)| (k.clone(), doubles(v))).collect();
     context
         .add_variable("inputs", json!({ "parameter_values": parameter_values }))
         .map_err(|e| format!("cannot pass the inputs to CEL: {e}"))?;
-    match program.execute(&context) {
-        Ok(CelValue::Bool(holds)) => Ok(holds),
-        Ok(other) => Err(format!("{condition:?} gave {other:?}, not a boolean")),
-        Err(e) => Err(format!("{condition:?} failed: {e}")),
+    match execute(&program, &context, condition)? {
+        CelValue::Bool(holds) => Ok(holds),
+        other => Err(format!("{condition:?} gave {other:?}, not a boolean")),
     }
 }
 
 /// The value `selector` picks out of `value` (e.g. a field of a loop item).
 pub fn select(selector: &str, value: &Value) -> Result<Value, String> {
-    let program = Program::compile(selector).map_err(|e| format!("{selector:?} does not parse: {e}"))?;
+    let program = compile(selector).map_err(|e| format!("{selector:?} does not parse: {e}"))?;
     let mut context = context();
     let as_string = match value {
         Value::String(s) => s.clone(),
@@ -60,7 +79,7 @@ pub fn select(selector: &str, value: &Value) -> Result<Value, String> {
     for (name, variable) in variables {
         context.add_variable(name, variable).map_err(|e| format!("cannot pass {name} to CEL: {e}"))?;
     }
-    let picked = program.execute(&context).map_err(|e| format!("{selector:?} failed: {e}"))?;
+    let picked = execute(&program, &context, selector)?;
     picked.json().map_err(|e| format!("{selector:?} gave a value with no JSON form: {e}"))
 }
 
@@ -78,6 +97,15 @@ mod tests {
         );
         assert_eq!(condition("!(inputs.parameter_values['coin'] == 'heads')", &parameters), Ok(false));
         assert!(condition("inputs.parameter_values['coin']", &parameters).is_err());
+    }
+
+    #[test]
+    fn inputs_that_make_the_interpreter_panic_are_refused() {
+        // Found by the `cel` fuzz target: an integer literal past i64 made the parser panic.
+        let huge = "-0888888888888888888888888888888888888888";
+        assert!(condition(huge, &BTreeMap::new()).is_err());
+        assert!(select(huge, &json!(1)).is_err());
+        assert!(compile(huge).is_err());
     }
 
     #[test]

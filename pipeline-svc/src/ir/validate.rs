@@ -507,7 +507,7 @@ fn check_cel(at: &str, expression: &str, issues: &mut Vec<Issue>) {
         ));
         return;
     }
-    if let Err(error) = cel_interpreter::Program::compile(expression) {
+    if let Err(error) = crate::executor::cel::compile(expression) {
         issues.push(Issue::error(at, "INVALID_CEL", format!("{expression:?} is not a CEL expression: {error}")));
     }
 }
