@@ -101,9 +101,10 @@ impl BlobStore {
         if self.prefix.is_empty() { StorePath::from(key) } else { StorePath::from(format!("{}/{key}", self.prefix)) }
     }
 
-    /// The staging file of one declared file of an upload. Names are generated here, never taken from clients.
-    pub fn staging_file(&self, upload: Uuid, index: usize) -> PathBuf {
-        self.staging.join(upload.to_string()).join(format!("{index}"))
+    /// The staging file of the declared file at `path` of an upload, named by the path's digest: found from the
+    /// path alone, and never a client's text on the file system.
+    pub fn staging_file(&self, upload: Uuid, path: &str) -> PathBuf {
+        self.staging.join(upload.to_string()).join(hex::encode(Sha256::digest(path.as_bytes())))
     }
 
     /// Removes every staged file of an upload (up to its whole declared content), on a blocking thread.

@@ -77,6 +77,27 @@ pub struct UploadsConfig {
     pub max_version_bytes: u64,
     /// Seconds an upload may sit idle before it expires and its staged data is collected.
     pub ttl_seconds: u64,
+    /// Most uploads one user may have open at once.
+    #[serde(default = "default_open_uploads_per_user")]
+    pub max_open_per_user: u64,
+    /// Most bytes one user's open uploads may declare together.
+    #[serde(default = "default_open_bytes_per_user")]
+    pub max_open_bytes_per_user: u64,
+    /// Most bytes one user's assets may hold in versions, counting what their open uploads declare.
+    #[serde(default = "default_stored_bytes_per_user")]
+    pub max_stored_bytes_per_user: u64,
+}
+
+fn default_open_uploads_per_user() -> u64 {
+    20
+}
+
+fn default_open_bytes_per_user() -> u64 {
+    2 << 40
+}
+
+fn default_stored_bytes_per_user() -> u64 {
+    10 << 40
 }
 
 impl Default for AssetConfig {
@@ -88,7 +109,14 @@ impl Default for AssetConfig {
                 staging_dir: PathBuf::from("./highwind-data/staging"),
                 s3: crate::blobs::S3Options::default(),
             },
-            uploads: UploadsConfig { max_files: 10_000, max_version_bytes: 1 << 40, ttl_seconds: 24 * 60 * 60 },
+            uploads: UploadsConfig {
+                max_files: 10_000,
+                max_version_bytes: 1 << 40,
+                ttl_seconds: 24 * 60 * 60,
+                max_open_per_user: default_open_uploads_per_user(),
+                max_open_bytes_per_user: default_open_bytes_per_user(),
+                max_stored_bytes_per_user: default_stored_bytes_per_user(),
+            },
             gc: GcConfig { grace_seconds: 60 * 60 },
             admins: Vec::new(),
             pipelines: PipelinesConfig::default(),
@@ -109,6 +137,16 @@ impl Settings for AssetConfig {
         }
         if self.uploads.max_files == 0 || self.uploads.max_version_bytes == 0 || self.uploads.ttl_seconds == 0 {
             return Err("uploads.max_files, uploads.max_version_bytes and uploads.ttl_seconds must be positive".into());
+        }
+        let quotas = [
+            self.uploads.max_open_per_user,
+            self.uploads.max_open_bytes_per_user,
+            self.uploads.max_stored_bytes_per_user,
+        ];
+        if quotas.contains(&0) {
+            return Err("uploads.max_open_per_user, uploads.max_open_bytes_per_user and \
+                        uploads.max_stored_bytes_per_user must be positive"
+                .into());
         }
         Ok(())
     }

@@ -73,6 +73,14 @@ pub enum Error {
         /// What the bytes hash to.
         actual: String,
     },
+    /// Opening an upload would take its creator past a quota.
+    #[error("quota exhausted for {subject}: {why}")]
+    QuotaExceeded {
+        /// Whose quota, e.g. `users/alice`.
+        subject: String,
+        /// Which limit, with the usage that reached it.
+        why: String,
+    },
     /// A commit before every file is stored.
     #[error("files not uploaded yet: {0:?}")]
     FilesMissing(Vec<String>),

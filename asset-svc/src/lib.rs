@@ -17,7 +17,7 @@ pub mod uploads;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use domain::upload::UploadLimits;
+use domain::upload::{UploadLimits, UploadQuota};
 use highwind_common::{
     db::Database,
     page_token::PageTokens,
@@ -77,7 +77,12 @@ pub async fn serve(
         grace: Duration::from_secs(config.gc.grace_seconds),
         admins: config.admins.clone(),
     };
-    let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, ttl);
+    let quota = UploadQuota {
+        max_open_uploads: config.uploads.max_open_per_user,
+        max_open_bytes: config.uploads.max_open_bytes_per_user,
+        max_stored_bytes: config.uploads.max_stored_bytes_per_user,
+    };
+    let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, quota, ttl);
     let signer = PrincipalSigner::new(server.internal_secret.expose().as_bytes());
     let pipelines: Arc<dyn pipelines::PipelineValidator> = Arc::new(
         pipelines::GrpcPipelines::new(&config.pipelines.url, signer)

@@ -20,15 +20,18 @@ use crate::{
     blobs::{BlobStore, StagedFile, staged_len},
     domain::{
         names,
-        upload::{self, Upload, UploadFile, UploadLimits, UploadState, WriteRefusal},
+        upload::{self, Upload, UploadFile, UploadHead, UploadLimits, UploadQuota, UploadState, WriteRefusal},
         version::{FileEntry, Lineage, Version, VersionState, manifest_digest},
     },
     error::Error,
-    store::{CommitOutcome, ContentRepository},
+    store::{CommitOutcome, ContentRepository, Opened},
 };
 
 /// One staging file's writer, created on first write and dropped once the file is verified.
 type Slot = Arc<AsyncMutex<Option<StagedFile>>>;
+
+/// Each open upload's slots by path: a write finds its own without looking at other uploads or files.
+type Slots = HashMap<Uuid, HashMap<String, Slot>>;
 
 /// What a new upload declares.
 #[derive(Debug, Clone)]
@@ -53,14 +56,21 @@ pub struct Uploads {
     repo: Arc<dyn ContentRepository>,
     blobs: BlobStore,
     limits: UploadLimits,
+    quota: UploadQuota,
     ttl: Duration,
-    slots: Arc<Mutex<HashMap<(Uuid, usize), Slot>>>,
+    slots: Arc<Mutex<Slots>>,
 }
 
 impl Uploads {
-    /// Uploads with the given limits; idle uploads expire after `ttl`.
-    pub fn new(repo: Arc<dyn ContentRepository>, blobs: BlobStore, limits: UploadLimits, ttl: Duration) -> Self {
-        Self { repo, blobs, limits, ttl, slots: Arc::default() }
+    /// Uploads with the given limits, each user held to `quota`; idle uploads expire after `ttl`.
+    pub fn new(
+        repo: Arc<dyn ContentRepository>,
+        blobs: BlobStore,
+        limits: UploadLimits,
+        quota: UploadQuota,
+        ttl: Duration,
+    ) -> Self {
+        Self { repo, blobs, limits, quota, ttl, slots: Arc::default() }
     }
 
     /// The blob store, for reads.
@@ -113,7 +123,10 @@ impl Uploads {
             expire_time: self.expiry(),
             version_number: None,
         };
-        Ok(self.repo.create_upload(&upload, new.request_id.as_deref()).await?)
+        match self.repo.create_upload(&upload, new.request_id.as_deref(), &self.quota).await? {
+            Opened::Upload(upload) => Ok(*upload),
+            Opened::OverQuota(why) => Err(Error::QuotaExceeded { subject: upload.creator, why }),
+        }
     }
 
     async fn store_empty(&self, entry: &FileEntry) -> Result<(), Error> {
@@ -130,51 +143,58 @@ impl Uploads {
         Ok(())
     }
 
-    /// Each declared file with the number of its bytes stored so far (the staging files looked at on a blocking
-    /// thread: an upload declares up to 10,000).
+    /// Each declared file with the number of its bytes stored so far.
     pub async fn progress(&self, upload: &Upload) -> Result<Vec<(UploadFile, u64)>, Error> {
-        let staged: Vec<Option<PathBuf>> = (0..upload.files.len())
-            .map(|index| (!upload.files[index].complete).then(|| self.blobs.staging_file(upload.id, index)))
-            .collect();
+        self.progress_of(upload.id, upload.files.clone()).await
+    }
+
+    /// `files` of upload `id` with the number of their bytes stored so far (the staging files looked at on a
+    /// blocking thread: an upload declares up to 10,000).
+    pub async fn progress_of(&self, id: Uuid, files: Vec<UploadFile>) -> Result<Vec<(UploadFile, u64)>, Error> {
+        let staged: Vec<Option<PathBuf>> =
+            files.iter().map(|file| (!file.complete).then(|| self.blobs.staging_file(id, &file.entry.path))).collect();
         let lengths = blocking(move || Ok(staged.iter().map(|p| p.as_deref().map(staged_len)).collect::<Vec<_>>()));
         let lengths = lengths.await?;
-        Ok(upload
-            .files
-            .iter()
+        Ok(files
+            .into_iter()
             .zip(lengths)
-            .map(|(file, staged)| (file.clone(), staged.unwrap_or(file.entry.size)))
+            .map(|(file, staged)| {
+                let size = file.entry.size;
+                (file, staged.unwrap_or(size))
+            })
             .collect())
     }
 
-    /// Appends `data` at `offset` to the file at `path`. When the file is complete its digest is checked and it
-    /// moves into the blob store; on a mismatch it is reset to offset 0.
-    pub async fn write(&self, upload: &Upload, path: &str, offset: u64, data: bytes::Bytes) -> Result<(), Error> {
+    /// Appends `data` at `offset` to `file` of `upload`; true when this write completed it. When the file is
+    /// complete its digest is checked and it moves into the blob store; on a mismatch it is reset to offset 0.
+    /// Costs the same however many files the upload declares.
+    pub async fn write(
+        &self,
+        upload: &UploadHead,
+        file: &UploadFile,
+        offset: u64,
+        data: bytes::Bytes,
+    ) -> Result<bool, Error> {
         let name = names::upload_name(upload.asset_id, upload.id);
         if upload.state != UploadState::Open {
             return Err(Error::UploadClosed { name, state: upload.state });
         }
-        let Some(index) = upload.files.iter().position(|f| f.entry.path == path) else {
-            return Err(Error::Invalid(highwind_common::validation::Violations::one(
-                "path",
-                format!("{path:?} is not a file of this upload"),
-            )));
-        };
-        let declared = upload.files[index].clone();
-        let slot = self.slot(upload.id, index);
+        let path = file.entry.path.as_str();
+        let slot = self.slot(upload.id, path);
         let mut guard = slot.lock().await;
         let mut staged = match guard.take() {
             Some(staged) => staged,
             None => {
                 // First write since start-up, or the file was completed while this call waited for the lock.
-                let fresh = self.repo.get_upload(upload.id).await?;
-                if declared.complete || fresh.as_ref().and_then(|u| u.file(path)).is_some_and(|f| f.complete) {
+                let fresh = self.repo.get_upload_file(upload.id, path).await?;
+                if file.complete || fresh.is_some_and(|f| f.complete) {
                     return Err(Error::AlreadyComplete(path.to_owned()));
                 }
-                let staged_path = self.blobs.staging_file(upload.id, index);
+                let staged_path = self.blobs.staging_file(upload.id, path);
                 blocking(move || StagedFile::open(&staged_path)).await?
             }
         };
-        if let Err(refusal) = upload::check_write(&declared, staged.written(), offset, data.len()) {
+        if let Err(refusal) = upload::check_write(file, staged.written(), offset, data.len()) {
             *guard = Some(staged);
             return Err(refusal_error(path, refusal));
         }
@@ -183,34 +203,34 @@ impl Uploads {
             staged.append(&data).map(|()| staged)
         })
         .await?;
-        if staged.written() < declared.entry.size {
+        if staged.written() < file.entry.size {
             *guard = Some(staged);
-            return Ok(());
+            return Ok(false);
         }
         let actual = staged.digest();
-        if actual != declared.entry.sha256 {
+        if actual != file.entry.sha256 {
             let staged = blocking(move || {
                 let mut staged = staged;
                 staged.reset().map(|()| staged)
             })
             .await?;
             *guard = Some(staged);
-            return Err(Error::DigestMismatch { path: path.to_owned(), declared: declared.entry.sha256, actual });
+            return Err(Error::DigestMismatch { path: path.to_owned(), declared: file.entry.sha256.clone(), actual });
         }
         blocking(move || staged.sync()).await?;
-        self.blobs.promote(&self.blobs.staging_file(upload.id, index), &actual).await?;
-        self.repo.record_blob(&actual, declared.entry.size, Utc::now()).await?;
+        self.blobs.promote(&self.blobs.staging_file(upload.id, path), &actual).await?;
+        self.repo.record_blob(&actual, file.entry.size, Utc::now()).await?;
         self.repo.complete_file(upload.id, path, self.expiry()).await?;
         drop(guard);
-        self.forget_slot(upload.id, index);
-        Ok(())
+        self.forget_slot(upload.id, path);
+        Ok(true)
     }
 
     /// Makes every byte written to `upload` so far durable (before a write is acknowledged).
     pub async fn sync(&self, upload: Uuid) -> Result<(), Error> {
         let slots: Vec<Slot> = {
             let map = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.iter().filter(|((id, _), _)| *id == upload).map(|(_, slot)| slot.clone()).collect()
+            map.get(&upload).map(|files| files.values().cloned().collect()).unwrap_or_default()
         };
         for slot in slots {
             let guard = slot.lock().await;
@@ -231,10 +251,11 @@ impl Uploads {
             // Files whose last byte was staged but not yet verified (the server stopped in between) are
             // verified now.
             let mut finished_any = false;
-            for (index, file) in upload.files.iter().enumerate().filter(|(_, f)| !f.complete) {
-                let staged = self.blobs.staging_file(upload.id, index);
+            let head = upload.head();
+            for file in upload.files.iter().filter(|f| !f.complete) {
+                let staged = self.blobs.staging_file(upload.id, &file.entry.path);
                 if file.entry.size > 0 && blocking(move || Ok(staged_len(&staged))).await? == file.entry.size {
-                    self.write(&upload, &file.entry.path, file.entry.size, bytes::Bytes::new()).await?;
+                    self.write(&head, file, file.entry.size, bytes::Bytes::new()).await?;
                     finished_any = true;
                 }
             }
@@ -296,7 +317,7 @@ impl Uploads {
     }
 
     /// Cancels an open upload and removes its staged data.
-    pub async fn cancel(&self, upload: &Upload) -> Result<(), Error> {
+    pub async fn cancel(&self, upload: &UploadHead) -> Result<(), Error> {
         if !self.repo.close_upload(upload.id, UploadState::Cancelled).await? {
             let name = names::upload_name(upload.asset_id, upload.id);
             return Err(Error::UploadClosed { name, state: upload.state });
@@ -315,19 +336,25 @@ impl Uploads {
     }
 
     async fn discard(&self, upload: Uuid) {
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(id, _), _| *id != upload);
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&upload);
         if let Err(error) = self.blobs.discard_staging(upload).await {
             tracing::warn!(upload = %upload, error = %error, "staged data not removed");
         }
     }
 
-    fn slot(&self, upload: Uuid, index: usize) -> Slot {
+    fn slot(&self, upload: Uuid, path: &str) -> Slot {
         let mut map = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry((upload, index)).or_default().clone()
+        map.entry(upload).or_default().entry(path.to_owned()).or_default().clone()
     }
 
-    fn forget_slot(&self, upload: Uuid, index: usize) {
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&(upload, index));
+    fn forget_slot(&self, upload: Uuid, path: &str) {
+        let mut map = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(files) = map.get_mut(&upload) {
+            files.remove(path);
+            if files.is_empty() {
+                map.remove(&upload);
+            }
+        }
     }
 }
 

@@ -100,8 +100,33 @@ async fn main() {
         );
     }
 
+    // 4. Cost of a frame as uploads declare more files: one small file per frame, one stream.
+    let per_frame: Vec<(usize, Duration)> = {
+        let mut measured = Vec::new();
+        for files in MANY_FILES {
+            measured.push((files, platform.many_files(files).await));
+        }
+        measured
+    };
+    for (files, elapsed) in &per_frame {
+        println!(
+            "upload of {files} files, one {SMALL_FILE_BYTES}-byte frame each: {:.2} s, {:.0} µs per frame",
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / *files as f64
+        );
+    }
+    if let [(few, few_time), .., (many, many_time)] = per_frame.as_slice() {
+        let ratio = (many_time.as_secs_f64() / *many as f64) / (few_time.as_secs_f64() / *few as f64);
+        println!("per-frame cost at {many} files / at {few} files: {ratio:.2}x (target <= 1.5x: independent of size)");
+    }
+
     platform.stop().await;
 }
+
+/// File counts of the per-frame benchmark: a few, and the most one version may hold.
+const MANY_FILES: [usize; 2] = [100, 10_000];
+/// Size of each file in the per-frame benchmark.
+const SMALL_FILE_BYTES: usize = 64;
 
 fn rate(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / MIB as f64 / elapsed.as_secs_f64()
@@ -331,6 +356,50 @@ impl Platform {
         let elapsed = started.elapsed();
         sampler.abort();
         UploadRun { elapsed, rss_before, rss_peak: peak.load(std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// Uploads and commits `files` small files of distinct content, one frame each over one stream, timing
+    /// everything from CreateUpload to CommitUpload.
+    async fn many_files(&self, files: usize) -> Duration {
+        let contents: Vec<(String, Vec<u8>)> = (0..files)
+            .map(|i| {
+                let mut content = format!("{files}/{i}/").into_bytes();
+                content.resize(SMALL_FILE_BYTES, b'.');
+                (format!("many-{files}/{i:05}.txt"), content)
+            })
+            .collect();
+        let mut uploads = self.uploads().await;
+        let started = Instant::now();
+        let declared = contents
+            .iter()
+            .map(|(path, content)| pb::UploadFile {
+                path: path.clone(),
+                size_bytes: content.len() as i64,
+                sha256: hex::encode(Sha256::digest(content)),
+                ..Default::default()
+            })
+            .collect();
+        let upload = uploads
+            .create_upload(pb::CreateUploadRequest {
+                parent: self.asset.clone(),
+                files: declared,
+                ..Default::default()
+            })
+            .await
+            .expect("create")
+            .into_inner();
+        let frames: Vec<pb::WriteUploadRequest> = contents
+            .into_iter()
+            .map(|(path, content)| pb::WriteUploadRequest {
+                upload: upload.name.clone(),
+                path,
+                offset: 0,
+                data: content.into(),
+            })
+            .collect();
+        uploads.write_upload(tokio_stream::iter(frames)).await.expect("write");
+        uploads.commit_upload(pb::CommitUploadRequest { name: upload.name }).await.expect("commit");
+        started.elapsed()
     }
 
     async fn read_load(&self, clients: usize, duration: Duration) -> (f64, Duration, Duration) {

@@ -37,6 +37,7 @@ pub fn asset_to_proto(asset: &Asset) -> pb::Asset {
         archive_time: asset.archive_time.map(timestamp),
         etag: asset.etag(),
         latest_version: asset.latest_version.map(|n| names::version_name(asset.id, n)).unwrap_or_default(),
+        total_size_bytes: i64::try_from(asset.stored_bytes).unwrap_or(i64::MAX),
         details: asset.model.as_ref().map(|m| {
             pb::asset::Details::Model(pb::ModelDetails {
                 framework: m.framework.clone(),
@@ -189,6 +190,17 @@ fn file_to_proto(file: &FileEntry) -> pb::FileEntry {
     }
 }
 
+/// The wire form of a declared file with `acknowledged` bytes stored.
+pub fn upload_file_to_proto(file: &UploadFile, acknowledged: u64) -> pb::UploadFile {
+    pb::UploadFile {
+        path: file.entry.path.clone(),
+        size_bytes: i64::try_from(file.entry.size).unwrap_or(i64::MAX),
+        sha256: file.entry.sha256.clone(),
+        acknowledged_offset: i64::try_from(acknowledged).unwrap_or(i64::MAX),
+        present: file.complete,
+    }
+}
+
 /// The wire form of an upload, with each file's acknowledged offset.
 pub fn upload_to_proto(upload: &Upload, progress: &[(UploadFile, u64)]) -> pb::Upload {
     pb::Upload {
@@ -199,16 +211,7 @@ pub fn upload_to_proto(upload: &Upload, progress: &[(UploadFile, u64)]) -> pb::U
             UploadState::Cancelled => pb::UploadState::Cancelled,
             UploadState::Expired => pb::UploadState::Expired,
         } as i32,
-        files: progress
-            .iter()
-            .map(|(file, acknowledged)| pb::UploadFile {
-                path: file.entry.path.clone(),
-                size_bytes: i64::try_from(file.entry.size).unwrap_or(i64::MAX),
-                sha256: file.entry.sha256.clone(),
-                acknowledged_offset: i64::try_from(*acknowledged).unwrap_or(i64::MAX),
-                present: file.complete,
-            })
-            .collect(),
+        files: progress.iter().map(|(file, acknowledged)| upload_file_to_proto(file, *acknowledged)).collect(),
         expire_time: Some(timestamp(upload.expire_time)),
         version: upload.version_number.map(|n| names::version_name(upload.asset_id, n)).unwrap_or_default(),
         creator: upload.creator.clone(),

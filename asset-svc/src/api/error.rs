@@ -91,6 +91,7 @@ impl From<Error> for Status {
                 "DIGEST_MISMATCH",
                 &[("path", path.clone()), ("expected_offset", "0".into())],
             ),
+            Error::QuotaExceeded { subject, why } => status::quota_exhausted(subject, why),
             Error::FilesMissing(paths) => status::with_reason_and(
                 Code::FailedPrecondition,
                 format!("cannot commit: {} file(s) not uploaded yet: {}", paths.len(), preview(&paths)),

@@ -1,6 +1,9 @@
 //! `highwind.asset.v1.UploadService`: resumable, verified uploads, dedup by digest, and ranged reads.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use highwind_common::{principal::Principal, validation::Violations};
 use highwind_proto::asset::v1::{self as pb, upload_service_server::UploadService};
@@ -9,14 +12,14 @@ use tonic::{Request, Response, Status, Streaming, codegen::BoxStream};
 
 use super::{
     access,
-    convert::{files_from_proto, upload_to_proto, version_to_proto},
+    convert::{files_from_proto, upload_file_to_proto, upload_to_proto, version_to_proto},
     versions,
 };
 use crate::{
     domain::{
         asset::AssetKind,
         names,
-        upload::Upload,
+        upload::{Upload, UploadFile, UploadHead},
         version::{Lineage, valid_sha256},
     },
     error::Error,
@@ -70,15 +73,41 @@ impl UploadApi {
         if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
     }
 
-    async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
+    /// The upload `name` (without its files) if `principal` owns its asset and opened it.
+    async fn owned_head(&self, principal: &Principal, field: &str, name: &str) -> Result<UploadHead, Error> {
         let (asset_id, upload_id) =
             names::parse_upload_name(name).map_err(|reason| Error::Invalid(Violations::one(field, reason)))?;
         let (assets, grants) = (self.assets.as_ref(), self.grants.as_ref());
         access::owned_asset_by_id(assets, grants, principal, asset_id, access::OwnerOnly::Change).await?;
-        match self.uploads.repo().get_upload(upload_id).await? {
-            Some(upload) if upload.asset_id == asset_id && upload.creator == principal.as_str() => Ok(upload),
+        match self.uploads.repo().get_upload_head(upload_id).await? {
+            Some(head) if head.asset_id == asset_id && head.creator == principal.as_str() => Ok(head),
             _ => Err(Error::NotFound(name.to_owned())),
         }
+    }
+
+    /// The upload `name` with its files if `principal` owns its asset and opened it.
+    async fn owned_upload(&self, principal: &Principal, field: &str, name: &str) -> Result<Upload, Error> {
+        let head = self.owned_head(principal, field, name).await?;
+        self.fresh(&head).await
+    }
+
+    /// The declared file of `upload` at `path`, or INVALID_ARGUMENT naming `path`.
+    async fn declared(&self, upload: &UploadHead, path: &str) -> Result<UploadFile, Error> {
+        self.uploads.repo().get_upload_file(upload.id, path).await?.ok_or_else(|| {
+            let path = highwind_common::status_bounds::echo(path);
+            Error::Invalid(Violations::one("path", format!("{path:?} is not a file of this upload")))
+        })
+    }
+
+    /// The acknowledged offsets of the files at `paths`, as they stand now: what a write answers, at a cost
+    /// that follows the files written, not the files declared.
+    async fn acknowledged(&self, upload: &UploadHead, paths: &BTreeSet<String>) -> Result<Vec<pb::UploadFile>, Error> {
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            files.push(self.declared(upload, path).await?);
+        }
+        let progress = self.uploads.progress_of(upload.id, files).await?;
+        Ok(progress.iter().map(|(file, acknowledged)| upload_file_to_proto(file, *acknowledged)).collect())
     }
 
     /// Commits `principal`'s upload `name` (named by request field `field`) with lineage `source` (the upload
@@ -105,7 +134,29 @@ impl UploadApi {
         Ok(upload_to_proto(upload, &self.uploads.progress(upload).await?))
     }
 
-    async fn fresh(&self, upload: &Upload) -> Result<Upload, Error> {
+    /// Writes one frame to the file at `path`, looked up in `files` (and the store on its first frame).
+    async fn write_frame(
+        &self,
+        upload: &UploadHead,
+        files: &mut HashMap<String, UploadFile>,
+        path: &str,
+        offset: u64,
+        data: bytes::Bytes,
+    ) -> Result<(), Error> {
+        let file = match files.get_mut(path) {
+            Some(file) => file,
+            None => {
+                let file = self.declared(upload, path).await?;
+                files.entry(path.to_owned()).or_insert(file)
+            }
+        };
+        if self.uploads.write(upload, file, offset, data).await? {
+            file.complete = true;
+        }
+        Ok(())
+    }
+
+    async fn fresh(&self, upload: &UploadHead) -> Result<Upload, Error> {
         let name = names::upload_name(upload.asset_id, upload.id);
         self.uploads.repo().get_upload(upload.id).await?.ok_or(Error::NotFound(name))
     }
@@ -157,7 +208,9 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::WriteUploadResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
         let mut frames = request.into_inner();
-        let mut upload: Option<Upload> = None;
+        let mut upload: Option<UploadHead> = None;
+        // The files this stream writes, looked up once each: a frame costs the same however many are declared.
+        let mut files: HashMap<String, UploadFile> = HashMap::new();
         let mut result = Ok(());
         while let Some(frame) = frames.next().await {
             let frame = frame?;
@@ -176,13 +229,16 @@ impl UploadService for UploadApi {
                         result = Err(Error::Invalid(Violations::one("upload", "required on the first frame")));
                         break;
                     }
-                    upload = Some(self.owned_upload(&principal, "upload", &frame.upload).await?);
-                    upload.as_ref().ok_or_else(|| Status::internal("upload"))?
+                    upload.insert(self.owned_head(&principal, "upload", &frame.upload).await?)
                 }
             };
             let offset = u64::try_from(frame.offset)
-                .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))?;
-            if let Err(error) = self.uploads.write(current, &frame.path, offset, frame.data).await {
+                .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")));
+            let written = match offset {
+                Ok(offset) => self.write_frame(current, &mut files, &frame.path, offset, frame.data).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = written {
                 result = Err(error);
                 break;
             }
@@ -194,8 +250,8 @@ impl UploadService for UploadApi {
         // Whatever was written is durable before anything is acknowledged, success or not.
         self.uploads.sync(upload.id).await?;
         result?;
-        let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(pb::WriteUploadResponse { files: self.answer(&fresh).await?.files }))
+        let touched: BTreeSet<String> = files.into_keys().collect();
+        Ok(Response::new(pb::WriteUploadResponse { files: self.acknowledged(&upload, &touched).await? }))
     }
 
     async fn write_upload_chunk(
@@ -204,14 +260,15 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::WriteUploadChunkResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
         let frame = request.into_inner();
-        let upload = self.owned_upload(&principal, "upload", &frame.upload).await?;
+        let upload = self.owned_head(&principal, "upload", &frame.upload).await?;
         let offset = u64::try_from(frame.offset)
             .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))?;
-        let written = self.uploads.write(&upload, &frame.path, offset, frame.data).await;
+        let mut files = HashMap::new();
+        let written = self.write_frame(&upload, &mut files, &frame.path, offset, frame.data).await;
         self.uploads.sync(upload.id).await?;
         written?;
-        let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.answer(&fresh).await?.files }))
+        let touched = BTreeSet::from([frame.path]);
+        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.acknowledged(&upload, &touched).await? }))
     }
 
     async fn commit_upload(
@@ -225,7 +282,7 @@ impl UploadService for UploadApi {
 
     async fn cancel_upload(&self, request: Request<pb::CancelUploadRequest>) -> Result<Response<pb::Upload>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let upload = self.owned_upload(&principal, "name", &request.get_ref().name).await?;
+        let upload = self.owned_head(&principal, "name", &request.get_ref().name).await?;
         self.uploads.cancel(&upload).await?;
         let fresh = self.fresh(&upload).await?;
         Ok(Response::new(self.answer(&fresh).await?))

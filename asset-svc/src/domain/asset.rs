@@ -118,6 +118,9 @@ pub struct Asset {
     pub revision: i64,
     /// Number of the newest committed version, maintained by commits (not part of the etag).
     pub latest_version: Option<i64>,
+    /// Total size of every version, archived ones included until purged; counts towards the owner's storage
+    /// quota. Maintained by commits (not part of the etag).
+    pub stored_bytes: u64,
 }
 
 /// The client-supplied fields of an asset, decoded but not yet validated.
@@ -231,6 +234,7 @@ impl Asset {
             archive_time: None,
             revision: 1,
             latest_version: None,
+            stored_bytes: 0,
         };
         asset.validate(&mut violations);
         violations.into_result(asset)

@@ -78,7 +78,30 @@ pub struct Upload {
     pub version_number: Option<i64>,
 }
 
+/// What the write path needs of an upload: whose it is and whether it is open, without its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadHead {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The asset the version will belong to.
+    pub asset_id: Uuid,
+    /// Who opened it.
+    pub creator: String,
+    /// Lifecycle.
+    pub state: UploadState,
+}
+
 impl Upload {
+    /// The upload without its files.
+    pub fn head(&self) -> UploadHead {
+        UploadHead { id: self.id, asset_id: self.asset_id, creator: self.creator.clone(), state: self.state }
+    }
+
+    /// The total size its files declare, counted towards its creator's quotas while it is open.
+    pub fn declared_bytes(&self) -> u64 {
+        self.files.iter().fold(0u64, |sum, f| sum.saturating_add(f.entry.size))
+    }
+
     /// The declared file at `path`.
     pub fn file(&self, path: &str) -> Option<&UploadFile> {
         self.files.iter().find(|f| f.entry.path == path)
@@ -102,6 +125,54 @@ pub struct UploadLimits {
     pub max_files: usize,
     /// Largest total size of one version.
     pub max_version_bytes: u64,
+}
+
+/// What one user may hold at once: open uploads, the bytes they declare, and everything stored in their assets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadQuota {
+    /// Most uploads open at once.
+    pub max_open_uploads: u64,
+    /// Most bytes all open uploads may declare together.
+    pub max_open_bytes: u64,
+    /// Most bytes the user's assets may hold, counting what open uploads declare.
+    pub max_stored_bytes: u64,
+}
+
+/// What a user holds when they open another upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Uploads open (and not yet past their expiry).
+    pub open_uploads: u64,
+    /// Bytes those uploads declare.
+    pub open_bytes: u64,
+    /// Bytes the user's assets hold in versions.
+    pub stored_bytes: u64,
+}
+
+impl UploadQuota {
+    /// Why an upload declaring `declared` bytes may not open on top of `usage`, or `None` when it may.
+    pub fn refusal(&self, usage: QuotaUsage, declared: u64) -> Option<String> {
+        if usage.open_uploads >= self.max_open_uploads {
+            return Some(format!(
+                "at most {} uploads open at once ({} are open): commit or cancel one first",
+                self.max_open_uploads, usage.open_uploads
+            ));
+        }
+        let open = usage.open_bytes.saturating_add(declared);
+        if open > self.max_open_bytes {
+            return Some(format!(
+                "open uploads may declare at most {} bytes together ({} declared, this one {declared})",
+                self.max_open_bytes, usage.open_bytes
+            ));
+        }
+        if usage.stored_bytes.saturating_add(open) > self.max_stored_bytes {
+            return Some(format!(
+                "storage of at most {} bytes ({} stored, {} in open uploads, this one {declared})",
+                self.max_stored_bytes, usage.stored_bytes, usage.open_bytes
+            ));
+        }
+        None
+    }
 }
 
 /// The declared files, validated and sorted by path, or every reason they cannot make a version.
@@ -233,6 +304,19 @@ mod tests {
         let fields: Vec<_> = folded.expect_err("collide").iter().map(|v| v.field.clone()).collect();
         assert_eq!(fields, ["files[2].path"], "the later of two colliding names is named");
         assert!(declare(vec![entry("A", 1), entry("a/b", 1)], LIMITS).is_err(), "file and directory, ignoring case");
+    }
+
+    #[test]
+    fn quotas_count_open_uploads_declared_and_stored_bytes() {
+        let quota = UploadQuota { max_open_uploads: 2, max_open_bytes: 100, max_stored_bytes: 150 };
+        let usage = QuotaUsage { open_uploads: 1, open_bytes: 40, stored_bytes: 50 };
+        assert_eq!(quota.refusal(usage, 60), None, "exactly at every limit");
+        let full = QuotaUsage { open_uploads: 2, ..usage };
+        assert!(quota.refusal(full, 0).expect("refused").contains("at most 2 uploads open"));
+        assert!(quota.refusal(usage, 61).expect("refused").contains("at most 100 bytes"));
+        let stored = QuotaUsage { stored_bytes: 51, ..usage };
+        assert!(quota.refusal(stored, 60).expect("refused").contains("storage of at most 150"));
+        assert!(quota.refusal(usage, u64::MAX).is_some(), "no overflow");
     }
 
     #[test]

@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AssetRepository, CommitOutcome, ContentRepository, StoreError, VersionQuery};
+use super::{AssetRepository, CommitOutcome, ContentRepository, Opened, StoreError, VersionQuery};
 use crate::domain::{
     aliases::Alias,
     asset::Asset,
     listing::AssetQuery,
-    upload::{Upload, UploadState},
+    upload::{Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::Version,
 };
 
@@ -122,12 +122,25 @@ impl CachedContent {
 
 #[async_trait]
 impl ContentRepository for CachedContent {
-    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
-        self.inner.create_upload(upload, request_id).await
+    async fn create_upload(
+        &self,
+        upload: &Upload,
+        request_id: Option<&str>,
+        quota: &UploadQuota,
+    ) -> Result<Opened, StoreError> {
+        self.inner.create_upload(upload, request_id, quota).await
     }
 
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
         self.inner.get_upload(id).await
+    }
+
+    async fn get_upload_head(&self, id: Uuid) -> Result<Option<UploadHead>, StoreError> {
+        self.inner.get_upload_head(id).await
+    }
+
+    async fn get_upload_file(&self, id: Uuid, path: &str) -> Result<Option<UploadFile>, StoreError> {
+        self.inner.get_upload_file(id, path).await
     }
 
     async fn complete_file(&self, id: Uuid, path: &str, expire_time: DateTime<Utc>) -> Result<(), StoreError> {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::{AssetRepository, CommitOutcome, Stores, VersionQuery};
+use super::{AssetRepository, CommitOutcome, Opened, Stores, VersionQuery};
 use crate::domain::{
     asset::{Asset, AssetDraft, AssetField, AssetKind, ModelDetails, ModelFormat},
     listing::{AssetFilter, AssetQuery, Cursor, Order, OrderKey},
-    upload::{Upload, UploadFile, UploadState},
+    upload::{Upload, UploadFile, UploadQuota, UploadState},
     version::{FileEntry, Lineage, Version, VersionState, manifest_digest},
 };
 
@@ -52,6 +52,9 @@ conformance!(
     display_name_order_is_bytewise,
     filters_select_kind_labels_archive_and_owner,
     uploads_round_trip_and_are_idempotent_by_request_id,
+    one_file_or_the_head_of_an_upload_is_read_alone,
+    quotas_hold_concurrent_openings_to_the_limit,
+    commits_add_to_what_the_asset_stores,
     concurrent_commits_take_distinct_numbers,
     a_commit_happens_once_and_only_while_open,
     blob_index_answers_which_digests_are_missing,
@@ -219,6 +222,16 @@ async fn stored_asset(stores: &Stores, owner: &str) -> Asset {
     stores.assets.create(&a, None).await.expect("create asset")
 }
 
+/// A quota nothing in these checks reaches, except where they set their own.
+const ROOMY: UploadQuota = UploadQuota { max_open_uploads: 1_000, max_open_bytes: 1 << 40, max_stored_bytes: 1 << 40 };
+
+async fn open(stores: &Stores, upload: &Upload, request_id: Option<&str>) -> Upload {
+    match stores.content.create_upload(upload, request_id, &ROOMY).await.expect("create upload") {
+        Opened::Upload(upload) => *upload,
+        Opened::OverQuota(why) => panic!("over quota: {why}"),
+    }
+}
+
 fn upload_of(asset: &Asset, files: &[(&str, bool)]) -> Upload {
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     Upload {
@@ -266,11 +279,11 @@ async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     let a = stored_asset(stores, "users/u").await;
     stores.content.record_blob(&digest_of("a.csv"), 3, Utc::now()).await.expect("record");
     let first = upload_of(&a, &[("b.csv", false), ("a.csv", true)]);
-    let stored = stores.content.create_upload(&first, Some("key")).await.expect("create");
+    let stored = open(stores, &first, Some("key")).await;
     assert_eq!(stored, first);
     // A file claimed present whose blob is not indexed (collected meanwhile) must be sent after all.
     let stale_claim = upload_of(&a, &[("z.csv", true)]);
-    let stored = stores.content.create_upload(&stale_claim, None).await.expect("create");
+    let stored = open(stores, &stale_claim, None).await;
     assert!(!stored.files[0].complete);
     let fetched = stores.content.get_upload(stale_claim.id).await.expect("get").expect("exists");
     assert_eq!(fetched.missing(), ["z.csv"]);
@@ -280,7 +293,7 @@ async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     expected.files.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
     assert_eq!(fetched, expected);
     let retry = upload_of(&a, &[("c.csv", false)]);
-    let again = stores.content.create_upload(&retry, Some("key")).await.expect("retry");
+    let again = open(stores, &retry, Some("key")).await;
     assert_eq!(again.id, first.id, "the same key returns the first upload");
     assert_eq!(stores.content.get_upload(retry.id).await.expect("get"), None);
 
@@ -291,12 +304,113 @@ async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     assert_eq!(fetched.expire_time, later, "a completed file extends the upload's life");
 }
 
+async fn one_file_or_the_head_of_an_upload_is_read_alone(stores: &Stores) {
+    let a = stored_asset(stores, "users/h").await;
+    let upload = open(stores, &upload_of(&a, &[("a.csv", false), ("b/c.csv", true)]), None).await;
+    let head = stores.content.get_upload_head(upload.id).await.expect("head").expect("exists");
+    assert_eq!(head, upload.head());
+    let file = stores.content.get_upload_file(upload.id, "b/c.csv").await.expect("file").expect("declared");
+    assert_eq!(Some(&file), upload.file("b/c.csv"));
+    assert_eq!(stores.content.get_upload_file(upload.id, "b").await.expect("file"), None, "a directory is no file");
+    assert_eq!(stores.content.get_upload_head(uuid::Uuid::now_v7()).await.expect("head"), None);
+    assert!(stores.content.close_upload(upload.id, UploadState::Cancelled).await.expect("cancel"));
+    let head = stores.content.get_upload_head(upload.id).await.expect("head").expect("exists");
+    assert_eq!(head.state, UploadState::Cancelled);
+}
+
+async fn quotas_hold_concurrent_openings_to_the_limit(stores: &Stores) {
+    let a = stored_asset(stores, "users/q").await;
+    let quota = UploadQuota { max_open_uploads: 3, max_open_bytes: 1 << 20, max_stored_bytes: 1 << 30 };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (content, upload) = (stores.content.clone(), upload_of(&a, &[("f", false)]));
+        tasks.spawn(async move { content.create_upload(&upload, None, &quota).await });
+    }
+    let mut refusals = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Opened::OverQuota(why) = done.expect("task").expect("create") {
+            refusals.push(why);
+        }
+    }
+    assert_eq!(refusals.len(), 5, "three of eight concurrent openings fit: {refusals:?}");
+    assert!(refusals[0].contains("at most 3 uploads open"), "{}", refusals[0]);
+
+    // Another user's quota is their own; a closed upload frees its place; an expired one no longer counts.
+    let other = stored_asset(stores, "users/q2").await;
+    assert!(matches!(
+        stores.content.create_upload(&upload_of(&other, &[("f", false)]), None, &quota).await.expect("create"),
+        Opened::Upload(_)
+    ));
+    let mut idle = upload_of(&other, &[("f", false)]);
+    idle.expire_time = idle.create_time - chrono::Duration::seconds(1);
+    open(stores, &idle, None).await;
+    open(stores, &upload_of(&other, &[("g", false)]), None).await;
+    assert!(
+        matches!(
+            stores.content.create_upload(&upload_of(&other, &[("f", false)]), None, &quota).await.expect("create"),
+            Opened::Upload(_)
+        ),
+        "the expired upload does not count"
+    );
+
+    // Declared bytes: what the open uploads declare, this one included.
+    let bytes = UploadQuota { max_open_uploads: 100, max_open_bytes: 10, max_stored_bytes: 1 << 30 };
+    let b = stored_asset(stores, "users/qb").await;
+    let declared = |size: u64| {
+        let mut upload = upload_of(&b, &[("f", false)]);
+        upload.files[0].entry.size = size;
+        upload
+    };
+    let first = declared(7);
+    assert!(matches!(
+        stores.content.create_upload(&first, Some("once"), &bytes).await.expect("create"),
+        Opened::Upload(_)
+    ));
+    let Opened::OverQuota(why) = stores.content.create_upload(&declared(4), None, &bytes).await.expect("create") else {
+        panic!("7 + 4 bytes fit a 10-byte quota");
+    };
+    assert!(why.contains("at most 10 bytes") && why.contains("7 declared"), "{why}");
+    let Opened::Upload(again) = stores.content.create_upload(&declared(7), Some("once"), &bytes).await.expect("retry")
+    else {
+        panic!("a retry of an opened upload is not a new one");
+    };
+    assert_eq!(again.id, first.id);
+    assert!(matches!(
+        stores.content.create_upload(&declared(3), None, &bytes).await.expect("create"),
+        Opened::Upload(_)
+    ));
+}
+
+async fn commits_add_to_what_the_asset_stores(stores: &Stores) {
+    let a = stored_asset(stores, "users/s").await;
+    assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").stored_bytes, 0);
+    for files in [&[("a", true), ("b", true)][..], &[("c", true)][..]] {
+        let upload = open(stores, &upload_of(&a, files), None).await;
+        stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit");
+    }
+    assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").stored_bytes, 9, "three 3-byte files");
+
+    // What the owner stores counts against what they may still open.
+    let quota = UploadQuota { max_open_uploads: 100, max_open_bytes: 1 << 30, max_stored_bytes: 12 };
+    let Opened::OverQuota(why) = stores
+        .content
+        .create_upload(&upload_of(&a, &[("d", false), ("e", false)]), None, &quota)
+        .await
+        .expect("create")
+    else {
+        panic!("9 stored + 6 declared fit a 12-byte quota");
+    };
+    assert!(why.contains("9 stored"), "{why}");
+    let fits = stores.content.create_upload(&upload_of(&a, &[("d", false)]), None, &quota).await.expect("create");
+    assert!(matches!(fits, Opened::Upload(_)));
+}
+
 async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
     let a = stored_asset(stores, "users/c").await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let upload = upload_of(&a, &[("f", true)]);
-        stores.content.create_upload(&upload, None).await.expect("create");
+        open(stores, &upload, None).await;
         let content = stores.content.clone();
         tasks.spawn(async move { content.commit_upload(&upload, &version_of(&upload)).await });
     }
@@ -329,7 +443,7 @@ async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
 async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
     let a = stored_asset(stores, "users/o").await;
     let upload = upload_of(&a, &[("f", true)]);
-    stores.content.create_upload(&upload, None).await.expect("create");
+    open(stores, &upload, None).await;
     let CommitOutcome::Committed(first) =
         stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit")
     else {
@@ -346,7 +460,7 @@ async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
     assert!(!stores.content.close_upload(upload.id, UploadState::Cancelled).await.expect("close"));
 
     let cancelled = upload_of(&a, &[("f", true)]);
-    stores.content.create_upload(&cancelled, None).await.expect("create");
+    open(stores, &cancelled, None).await;
     assert!(stores.content.close_upload(cancelled.id, UploadState::Cancelled).await.expect("cancel"));
     let outcome = stores.content.commit_upload(&cancelled, &version_of(&cancelled)).await.expect("commit");
     assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Cancelled));
@@ -370,8 +484,8 @@ async fn idle_uploads_expire(stores: &Stores) {
     let mut idle = upload_of(&a, &[("f", false)]);
     idle.expire_time = idle.create_time - chrono::Duration::seconds(1);
     let fresh = upload_of(&a, &[("f", false)]);
-    stores.content.create_upload(&idle, None).await.expect("create");
-    stores.content.create_upload(&fresh, None).await.expect("create");
+    open(stores, &idle, None).await;
+    open(stores, &fresh, None).await;
     assert_eq!(stores.content.expire_uploads(Utc::now()).await.expect("expire"), [idle.id]);
     assert!(stores.content.expire_uploads(Utc::now()).await.expect("again").is_empty());
     let state = stores.content.get_upload(idle.id).await.expect("get").expect("exists").state;

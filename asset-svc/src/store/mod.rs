@@ -14,7 +14,7 @@ use crate::domain::{
     aliases::Alias,
     asset::Asset,
     listing::AssetQuery,
-    upload::{Upload, UploadState},
+    upload::{Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::{Version, VersionState},
 };
 
@@ -145,15 +145,36 @@ pub enum CommitOutcome {
     NotOpen(UploadState),
 }
 
+/// What became of opening an upload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// The upload as stored: new, or the one an earlier request with the same `request_id` opened.
+    Upload(Box<Upload>),
+    /// The creator's quota does not admit it (why, as the caller is told); nothing was stored.
+    OverQuota(String),
+}
+
 /// Persistence of versions, uploads and the blob index.
 #[async_trait]
 pub trait ContentRepository: Send + Sync + std::fmt::Debug {
-    /// Inserts `upload` with its files. When `request_id` was already used by the same creator for the same
-    /// asset, nothing is inserted and that upload is returned.
-    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError>;
+    /// Inserts `upload` with its files if its creator's usage stays within `quota`, checked atomically with
+    /// the insert so concurrent requests cannot both slip under it. When `request_id` was already used by the
+    /// same creator for the same asset, nothing is inserted and that upload is returned.
+    async fn create_upload(
+        &self,
+        upload: &Upload,
+        request_id: Option<&str>,
+        quota: &UploadQuota,
+    ) -> Result<Opened, StoreError>;
 
     /// The upload with `id`.
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError>;
+
+    /// The upload with `id`, without its files: one row however many it declares.
+    async fn get_upload_head(&self, id: Uuid) -> Result<Option<UploadHead>, StoreError>;
+
+    /// The declared file of upload `id` at `path`: one row however many it declares.
+    async fn get_upload_file(&self, id: Uuid, path: &str) -> Result<Option<UploadFile>, StoreError>;
 
     /// Marks a file's content as stored and pushes the upload's expiry to `expire_time`.
     async fn complete_file(&self, id: Uuid, path: &str, expire_time: DateTime<Utc>) -> Result<(), StoreError>;

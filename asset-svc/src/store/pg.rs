@@ -17,7 +17,7 @@ use crate::domain::{
 macro_rules! columns {
     () => {
         "id, owner, kind, display_name, description, cover_image_uri, labels, model, create_time, \
-                       update_time, archive_time, revision, version_count"
+                       update_time, archive_time, revision, version_count, stored_bytes"
     };
 }
 
@@ -48,6 +48,7 @@ struct AssetRow {
     archive_time: Option<DateTime<Utc>>,
     revision: i64,
     version_count: i64,
+    stored_bytes: i64,
 }
 
 impl TryFrom<AssetRow> for Asset {
@@ -70,6 +71,7 @@ impl TryFrom<AssetRow> for Asset {
             archive_time: row.archive_time,
             revision: row.revision,
             latest_version: (row.version_count > 0).then_some(row.version_count),
+            stored_bytes: row.stored_bytes.max(0) as u64,
         })
     }
 }

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
 
-use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
+use super::{CommitOutcome, ContentRepository, Opened, StoreError, VersionQuery};
 use crate::domain::{
     aliases::Alias,
-    upload::{Upload, UploadFile, UploadState},
+    upload::{QuotaUsage, Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::{FileEntry, Lineage, Version, VersionState},
 };
 
@@ -97,6 +97,9 @@ impl VersionRow {
     }
 }
 
+/// Class of the two-key advisory locks that serialize one creator's upload openings ("upld").
+const QUOTA_LOCK_CLASS: i32 = 0x7570_6c64;
+
 const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_digest, total_size, description, labels, \
                                lineage, creator, create_time, metrics, archive_time, revision FROM versions";
 
@@ -106,12 +109,62 @@ fn size(value: u64) -> i64 {
 
 #[async_trait]
 impl ContentRepository for PgContent {
-    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
+    async fn create_upload(
+        &self,
+        upload: &Upload,
+        request_id: Option<&str>,
+        quota: &UploadQuota,
+    ) -> Result<Opened, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(GC_LOCK).execute(&mut *tx).await?;
-        let inserted = sqlx::query(
+        // One creator's openings serialize (the two-key lock space is apart from GC_LOCK's), so the quota is
+        // checked against settled usage.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(QUOTA_LOCK_CLASS)
+            .bind(&upload.creator)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(request_id) = request_id {
+            let earlier: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = $1 AND creator = $2 AND request_id = $3")
+                    .bind(upload.asset_id)
+                    .bind(&upload.creator)
+                    .bind(request_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = earlier {
+                tx.rollback().await?;
+                let earlier = self.get_upload(id).await?;
+                let earlier =
+                    earlier.ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() })?;
+                return Ok(Opened::Upload(Box::new(earlier)));
+            }
+        }
+        let (open_uploads, open_bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(declared_bytes), 0)::BIGINT FROM uploads \
+             WHERE creator = $1 AND state = 'OPEN' AND expire_time >= $2",
+        )
+        .bind(&upload.creator)
+        .bind(upload.create_time)
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored_bytes: i64 =
+            sqlx::query_scalar("SELECT COALESCE(SUM(stored_bytes), 0)::BIGINT FROM assets WHERE owner = $1")
+                .bind(&upload.creator)
+                .fetch_one(&mut *tx)
+                .await?;
+        let usage = QuotaUsage {
+            open_uploads: open_uploads.max(0) as u64,
+            open_bytes: open_bytes.max(0) as u64,
+            stored_bytes: stored_bytes.max(0) as u64,
+        };
+        if let Some(why) = quota.refusal(usage, upload.declared_bytes()) {
+            tx.rollback().await?;
+            return Ok(Opened::OverQuota(why));
+        }
+        sqlx::query(
             "INSERT INTO uploads (id, asset_id, creator, state, description, labels, create_time, expire_time, \
-             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+             request_id, declared_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(upload.id)
         .bind(upload.asset_id)
@@ -122,22 +175,9 @@ impl ContentRepository for PgContent {
         .bind(upload.create_time)
         .bind(upload.expire_time)
         .bind(request_id)
+        .bind(size(upload.declared_bytes()))
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await?;
-            let id: Uuid =
-                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = $1 AND creator = $2 AND request_id = $3")
-                    .bind(upload.asset_id)
-                    .bind(&upload.creator)
-                    .bind(request_id)
-                    .fetch_one(&self.pool)
-                    .await?;
-            return self
-                .get_upload(id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() });
-        }
         for file in &upload.files {
             sqlx::query(
                 "INSERT INTO upload_files (upload_id, path, size, sha256, complete) VALUES ($1, $2, $3, $4, $5)",
@@ -169,7 +209,7 @@ impl ContentRepository for PgContent {
         for file in &mut stored.files {
             file.complete &= !gone.contains(&file.entry.sha256);
         }
-        Ok(stored)
+        Ok(Opened::Upload(Box::new(stored)))
     }
 
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
@@ -205,6 +245,31 @@ impl ContentRepository for PgContent {
             create_time: row.create_time,
             expire_time: row.expire_time,
             version_number: row.version_number,
+        }))
+    }
+
+    async fn get_upload_head(&self, id: Uuid) -> Result<Option<UploadHead>, StoreError> {
+        let row: Option<(Uuid, String, String)> =
+            sqlx::query_as("SELECT asset_id, creator, state FROM uploads WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((asset_id, creator, state)) = row else { return Ok(None) };
+        let state = UploadState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: format!("state {state:?}") })?;
+        Ok(Some(UploadHead { id, asset_id, creator, state }))
+    }
+
+    async fn get_upload_file(&self, id: Uuid, path: &str) -> Result<Option<UploadFile>, StoreError> {
+        let row: Option<(i64, String, bool)> =
+            sqlx::query_as("SELECT size, sha256, complete FROM upload_files WHERE upload_id = $1 AND path = $2")
+                .bind(id)
+                .bind(path)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(size, sha256, complete)| UploadFile {
+            entry: FileEntry { path: path.to_owned(), size: size.max(0) as u64, sha256 },
+            complete,
         }))
     }
 
@@ -257,9 +322,11 @@ impl ContentRepository for PgContent {
         }
         // The row lock on the asset serializes concurrent commits, so numbers never collide.
         let number: i64 = sqlx::query_scalar(
-            "UPDATE assets SET version_count = version_count + 1 WHERE id = $1 RETURNING version_count",
+            "UPDATE assets SET version_count = version_count + 1, stored_bytes = stored_bytes + $2 WHERE id = $1 \
+             RETURNING version_count",
         )
         .bind(version.asset_id)
+        .bind(size(version.total_size))
         .fetch_one(&mut *tx)
         .await?;
         insert_version(&mut tx, version, number).await?;
@@ -305,9 +372,11 @@ impl ContentRepository for PgContent {
             });
         }
         let number: i64 = sqlx::query_scalar(
-            "UPDATE assets SET version_count = version_count + 1 WHERE id = $1 RETURNING version_count",
+            "UPDATE assets SET version_count = version_count + 1, stored_bytes = stored_bytes + $2 WHERE id = $1 \
+             RETURNING version_count",
         )
         .bind(version.asset_id)
+        .bind(size(version.total_size))
         .fetch_one(&mut *tx)
         .await?;
         insert_version(&mut tx, version, number).await?;

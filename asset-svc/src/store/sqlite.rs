@@ -17,7 +17,7 @@ use crate::domain::{
 macro_rules! columns {
     () => {
         "id, owner, kind, display_name, description, cover_image_uri, labels, model, create_micros, \
-                       update_micros, archive_micros, revision, version_count"
+                       update_micros, archive_micros, revision, version_count, stored_bytes"
     };
 }
 
@@ -48,6 +48,7 @@ struct AssetRow {
     archive_micros: Option<i64>,
     revision: i64,
     version_count: i64,
+    stored_bytes: i64,
 }
 
 impl TryFrom<AssetRow> for Asset {
@@ -72,6 +73,7 @@ impl TryFrom<AssetRow> for Asset {
             owner: row.owner,
             revision: row.revision,
             latest_version: (row.version_count > 0).then_some(row.version_count),
+            stored_bytes: row.stored_bytes.max(0) as u64,
         })
     }
 }

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, types::Json};
 use uuid::Uuid;
 
-use super::{CommitOutcome, ContentRepository, StoreError, VersionQuery};
+use super::{CommitOutcome, ContentRepository, Opened, StoreError, VersionQuery};
 use crate::domain::{
     aliases::Alias,
-    upload::{Upload, UploadFile, UploadState},
+    upload::{QuotaUsage, Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::{FileEntry, Lineage, Version, VersionState},
 };
 
@@ -113,11 +113,55 @@ const VERSION_COLUMNS: &str = "SELECT id, asset_id, number, state, manifest_dige
 
 #[async_trait]
 impl ContentRepository for SqliteContent {
-    async fn create_upload(&self, upload: &Upload, request_id: Option<&str>) -> Result<Upload, StoreError> {
+    async fn create_upload(
+        &self,
+        upload: &Upload,
+        request_id: Option<&str>,
+        quota: &UploadQuota,
+    ) -> Result<Opened, StoreError> {
+        // BEGIN IMMEDIATE serializes every upload opening, so the quota is checked against settled usage.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(
+        if let Some(request_id) = request_id {
+            let earlier: Option<String> =
+                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = ? AND creator = ? AND request_id = ?")
+                    .bind(upload.asset_id.to_string())
+                    .bind(&upload.creator)
+                    .bind(request_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = earlier {
+                tx.rollback().await?;
+                let id = uuid(&id)?;
+                let earlier = self.get_upload(id).await?;
+                let earlier =
+                    earlier.ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() })?;
+                return Ok(Opened::Upload(Box::new(earlier)));
+            }
+        }
+        let (open_uploads, open_bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(declared_bytes), 0) FROM uploads \
+             WHERE creator = ? AND state = 'OPEN' AND expire_micros >= ?",
+        )
+        .bind(&upload.creator)
+        .bind(upload.create_time.timestamp_micros())
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored_bytes: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(stored_bytes), 0) FROM assets WHERE owner = ?")
+            .bind(&upload.creator)
+            .fetch_one(&mut *tx)
+            .await?;
+        let usage = QuotaUsage {
+            open_uploads: open_uploads.max(0) as u64,
+            open_bytes: open_bytes.max(0) as u64,
+            stored_bytes: stored_bytes.max(0) as u64,
+        };
+        if let Some(why) = quota.refusal(usage, upload.declared_bytes()) {
+            tx.rollback().await?;
+            return Ok(Opened::OverQuota(why));
+        }
+        sqlx::query(
             "INSERT INTO uploads (id, asset_id, creator, state, description, labels, create_micros, expire_micros, \
-             request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             request_id, declared_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(upload.id.to_string())
         .bind(upload.asset_id.to_string())
@@ -128,23 +172,9 @@ impl ContentRepository for SqliteContent {
         .bind(upload.create_time.timestamp_micros())
         .bind(upload.expire_time.timestamp_micros())
         .bind(request_id)
+        .bind(size(upload.declared_bytes()))
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await?;
-            let id: String =
-                sqlx::query_scalar("SELECT id FROM uploads WHERE asset_id = ? AND creator = ? AND request_id = ?")
-                    .bind(upload.asset_id.to_string())
-                    .bind(&upload.creator)
-                    .bind(request_id)
-                    .fetch_one(&self.pool)
-                    .await?;
-            let id = uuid(&id)?;
-            return self
-                .get_upload(id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: "vanished".into() });
-        }
         for file in &upload.files {
             sqlx::query("INSERT INTO upload_files (upload_id, path, size, sha256, complete) VALUES (?, ?, ?, ?, ?)")
                 .bind(upload.id.to_string())
@@ -176,7 +206,7 @@ impl ContentRepository for SqliteContent {
         for file in &mut stored.files {
             file.complete &= !gone.contains(&file.entry.path);
         }
-        Ok(stored)
+        Ok(Opened::Upload(Box::new(stored)))
     }
 
     async fn get_upload(&self, id: Uuid) -> Result<Option<Upload>, StoreError> {
@@ -212,6 +242,31 @@ impl ContentRepository for SqliteContent {
             description: row.description,
             labels: row.labels.0,
             version_number: row.version_number,
+        }))
+    }
+
+    async fn get_upload_head(&self, id: Uuid) -> Result<Option<UploadHead>, StoreError> {
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT asset_id, creator, state FROM uploads WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((asset_id, creator, state)) = row else { return Ok(None) };
+        let state = UploadState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), reason: format!("state {state:?}") })?;
+        Ok(Some(UploadHead { id, asset_id: uuid(&asset_id)?, creator, state }))
+    }
+
+    async fn get_upload_file(&self, id: Uuid, path: &str) -> Result<Option<UploadFile>, StoreError> {
+        let row: Option<(i64, String, bool)> =
+            sqlx::query_as("SELECT size, sha256, complete FROM upload_files WHERE upload_id = ? AND path = ?")
+                .bind(id.to_string())
+                .bind(path)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(size, sha256, complete)| UploadFile {
+            entry: FileEntry { path: path.to_owned(), size: size.max(0) as u64, sha256 },
+            complete,
         }))
     }
 
@@ -264,8 +319,10 @@ impl ContentRepository for SqliteContent {
             Some(_) => {}
         }
         let number: i64 = sqlx::query_scalar(
-            "UPDATE assets SET version_count = version_count + 1 WHERE id = ? RETURNING version_count",
+            "UPDATE assets SET version_count = version_count + 1, stored_bytes = stored_bytes + ? WHERE id = ? \
+             RETURNING version_count",
         )
+        .bind(size(version.total_size))
         .bind(version.asset_id.to_string())
         .fetch_one(&mut *tx)
         .await?;
@@ -305,8 +362,10 @@ impl ContentRepository for SqliteContent {
             });
         }
         let number: i64 = sqlx::query_scalar(
-            "UPDATE assets SET version_count = version_count + 1 WHERE id = ? RETURNING version_count",
+            "UPDATE assets SET version_count = version_count + 1, stored_bytes = stored_bytes + ? WHERE id = ? \
+             RETURNING version_count",
         )
+        .bind(size(version.total_size))
         .bind(version.asset_id.to_string())
         .fetch_one(&mut *tx)
         .await?;
