@@ -10,6 +10,7 @@ pub mod executables;
 pub mod filter;
 pub mod http2_limits;
 pub mod labels;
+pub mod page_bytes;
 pub mod page_token;
 pub mod principal;
 pub mod proto_json;

@@ -3,7 +3,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
+use highwind_common::{
+    page_bytes::{PAGE_BYTES, bounded_page},
+    page_token::PageTokens,
+    principal::Principal,
+    validation::Violations,
+};
 use highwind_proto::asset::v1::{self as pb, asset_service_server::AssetService};
 use tonic::{Request, Response, Status};
 
@@ -179,17 +184,10 @@ impl AssetService for AssetApi {
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let mut rows = self.repo.list(&query).await.map_err(Error::from)?;
-        let next_page_token = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|last| self.page_tokens.encode(&query.scope(), &Cursor::after(last, order)))
-        } else {
-            None
-        };
-        Ok(Response::new(pb::ListAssetsResponse {
-            assets: rows.iter().map(|a| self.wire(a)).collect(),
-            next_page_token: next_page_token.unwrap_or_default(),
-        }))
+        let rows = self.repo.list(&query).await.map_err(Error::from)?;
+        let (assets, resume) = bounded_page(rows, limit, PAGE_BYTES, |a| self.wire(a));
+        let next_page_token = resume.map(|last| self.page_tokens.encode(&query.scope(), &Cursor::after(&last, order)));
+        Ok(Response::new(pb::ListAssetsResponse { assets, next_page_token: next_page_token.unwrap_or_default() }))
     }
 
     async fn update_asset(&self, request: Request<pb::UpdateAssetRequest>) -> Result<Response<pb::Asset>, Status> {

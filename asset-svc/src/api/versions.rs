@@ -1,7 +1,12 @@
 //! Versions through `AssetService`: get and list, metadata updates, archive, and aliases.
 
 use chrono::{SubsecRound, Utc};
-use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
+use highwind_common::{
+    page_bytes::{PAGE_BYTES, bounded_page},
+    page_token::PageTokens,
+    principal::Principal,
+    validation::Violations,
+};
 use highwind_proto::asset::v1 as pb;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -160,18 +165,12 @@ pub async fn list(
         after,
         limit,
     };
-    let mut rows = repos.content.list_versions(&query).await?;
-    let next_page_token = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|last| page_tokens.encode(&scope, &Cursor { after: last.number })).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let rows = repos.content.list_versions(&query).await?;
     let aliases = repos.content.aliases(asset_id).await?;
-    Ok(pb::ListAssetVersionsResponse {
-        asset_versions: rows.iter().map(|v| version_to_proto(v, &aliases)).collect(),
-        next_page_token,
-    })
+    let (asset_versions, resume) = bounded_page(rows, limit, PAGE_BYTES, |v| version_to_proto(v, &aliases));
+    let next_page_token =
+        resume.map(|last| page_tokens.encode(&scope, &Cursor { after: last.number })).unwrap_or_default();
+    Ok(pb::ListAssetVersionsResponse { asset_versions, next_page_token })
 }
 
 fn parse_filter(filter: &str) -> Result<VersionFilter, String> {

@@ -14,6 +14,16 @@ use super::{
 /// Largest frame of data one write may carry.
 pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most bytes one version's file list may take on the wire: with its metadata, any one version or upload stays
+/// under the 4 MiB most gRPC clients accept (10,000 files with paths of about 200 bytes).
+pub const MAX_LISTED_BYTES: usize = 3 * 1024 * 1024;
+
+/// What `file` takes in a version's or an upload's file list: its path and digest with generous room for the
+/// size, the flags and the framing of each field.
+fn listed_bytes(file: &FileEntry) -> usize {
+    file.path.len() + file.sha256.len() + 32
+}
+
 /// Lifecycle of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadState {
@@ -215,6 +225,16 @@ pub fn declare(files: Vec<FileEntry>, limits: UploadLimits) -> Result<Vec<FileEn
         }
         total = total.saturating_add(file.size);
     }
+    let listed = files.iter().fold(0usize, |sum, f| sum.saturating_add(listed_bytes(f)));
+    if listed > MAX_LISTED_BYTES {
+        violations.add(
+            "files",
+            format!(
+                "the file list takes {listed} bytes (paths, digests and sizes); at most {MAX_LISTED_BYTES}, so every \
+                 version fits one answer: use fewer files or shorter paths"
+            ),
+        );
+    }
     if total > limits.max_version_bytes {
         violations.add("files", format!("total size {total} exceeds the limit of {} bytes", limits.max_version_bytes));
     }
@@ -304,6 +324,11 @@ mod tests {
         let fields: Vec<_> = folded.expect_err("collide").iter().map(|v| v.field.clone()).collect();
         assert_eq!(fields, ["files[2].path"], "the later of two colliding names is named");
         assert!(declare(vec![entry("A", 1), entry("a/b", 1)], LIMITS).is_err(), "file and directory, ignoring case");
+        let roomy = UploadLimits { max_files: 10_000, max_version_bytes: 1 << 40 };
+        let long = |i: usize| entry(&format!("{i:04}/{}", "p".repeat(400)), 1);
+        let err = declare((0..10_000).map(long).collect(), roomy).expect_err("a 4.9 MB file list");
+        assert!(err.iter().any(|v| v.field == "files" && v.description.contains("file list takes")), "{err:?}");
+        assert!(declare((0..5_000).map(long).collect(), roomy).is_ok(), "2.5 MB fits");
     }
 
     #[test]
