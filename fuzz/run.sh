@@ -8,7 +8,7 @@ seconds="${FUZZ_SECONDS:-40}"
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/highwind-fuzz-target}"
 # cargo-fuzz passes unstable flags to rustc; the machine has one stable toolchain.
 export RUSTC_BOOTSTRAP=1
-targets=(ir cel filters page_tokens names_and_paths registry_scope jwt)
+targets=(ir cel filters page_tokens names_and_paths registry_scope jwt grpc_web)
 cargo fuzz build --sanitizer none --release
 for target in "${targets[@]}"; do
   work="$(mktemp -d)"

@@ -89,7 +89,7 @@ pub struct UploadsConfig {
 }
 
 fn default_open_uploads_per_user() -> u64 {
-    20
+    100
 }
 
 fn default_open_bytes_per_user() -> u64 {

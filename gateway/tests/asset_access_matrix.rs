@@ -293,6 +293,9 @@ async fn every_asset_rpc_answers_every_kind_of_caller_as_declared(platform: Plat
             if got != want {
                 failures.push(format!("{rpc} as {role}: expected {want:?}, got {got:?}"));
             }
+            // Each cell opens an upload for alice: closing it keeps her within her quota of open uploads.
+            let mut owner = platform.uploads(Some("alice")).await;
+            let _ = owner.cancel_upload(apb::CancelUploadRequest { name: f.upload.clone() }).await;
         }
     }
     assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));

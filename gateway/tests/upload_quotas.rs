@@ -20,7 +20,7 @@ on_both_backends!(
 );
 
 /// The platform's default quotas (asset-svc `uploads.*`).
-const OPEN_UPLOADS_PER_USER: usize = 20;
+const OPEN_UPLOADS_PER_USER: usize = 100;
 const TIB: i64 = 1 << 40;
 
 fn file(path: &str, size: i64) -> pb::UploadFile {

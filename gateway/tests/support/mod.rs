@@ -4,6 +4,7 @@
 
 pub mod kfp;
 pub mod registry;
+pub mod runs;
 
 use std::net::SocketAddr;
 

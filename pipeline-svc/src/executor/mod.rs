@@ -10,6 +10,7 @@ pub mod launch;
 pub mod process;
 pub mod register;
 pub mod sandbox;
+mod slots;
 mod work;
 
 use std::{
@@ -20,7 +21,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use highwind_common::principal::Principal;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::{
@@ -148,7 +149,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn RunRepository>,
     assets: Arc<dyn AssetFiles>,
     config: ExecutorConfig,
-    permits: Arc<Semaphore>,
+    /// Task slots, shared round-robin between the users whose tasks wait.
+    slots: Arc<slots::FairSlots>,
     pub(crate) changes: broadcast::Sender<Change>,
     live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
     /// Live drivers (and admissions not yet launched) per creator, for `max_active_runs_per_user`.
@@ -236,7 +238,7 @@ impl Engine {
                 store,
                 assets,
                 config,
-                permits: Arc::new(Semaphore::new(parallelism)),
+                slots: slots::FairSlots::new(parallelism),
                 changes,
                 live: Mutex::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),

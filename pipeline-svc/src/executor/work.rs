@@ -192,7 +192,7 @@ impl ContainerWork {
             let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: hit });
             return;
         }
-        let Ok(_permit) = self.shared.permits.clone().acquire_owned().await else { return };
+        let _slot = self.shared.slots.acquire(&self.creator).await;
         let mut notes = Vec::new();
         if is_lightweight(&prepared.argv) {
             if self.kfp_importable().await {
