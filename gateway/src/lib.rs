@@ -8,7 +8,6 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
-pub mod cli;
 pub mod coalesce;
 pub mod config;
 pub mod embedded_registry;

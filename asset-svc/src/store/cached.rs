@@ -29,36 +29,52 @@ pub const TTL: Duration = Duration::from_secs(2);
 /// Entries per cache before it is emptied and refilled.
 const CAPACITY: usize = 100_000;
 
-/// A small TTL map.
+/// A small TTL map. Expired entries are swept out at most once a TTL, on a write, so the map holds about what was
+/// read in the last two TTLs rather than everything ever read.
 #[derive(Debug)]
 struct Ttl<K, V> {
-    entries: RwLock<HashMap<K, (Instant, V)>>,
+    entries: RwLock<Entries<K, V>>,
+}
+
+#[derive(Debug)]
+struct Entries<K, V> {
+    map: HashMap<K, (Instant, V)>,
+    swept: Instant,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Ttl<K, V> {
     fn new() -> Self {
-        Self { entries: RwLock::new(HashMap::new()) }
+        Self { entries: RwLock::new(Entries { map: HashMap::new(), swept: Instant::now() }) }
     }
 
     fn get(&self, key: &K) -> Option<V> {
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
+        entries.map.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
     }
 
     fn put(&self, key: K, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= CAPACITY {
-            entries.clear();
+        if entries.swept.elapsed() >= TTL {
+            entries.map.retain(|_, (at, _)| at.elapsed() < TTL);
+            entries.swept = Instant::now();
         }
-        entries.insert(key, (Instant::now(), value));
+        if entries.map.len() >= CAPACITY {
+            entries.map.clear();
+        }
+        entries.map.insert(key, (Instant::now(), value));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).map.len()
     }
 
     fn forget(&self, key: &K) {
-        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner).map.remove(key);
     }
 
     fn forget_where(&self, keep: impl Fn(&K) -> bool) {
-        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| keep(k));
+        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner).map.retain(|k, _| keep(k));
     }
 }
 
@@ -236,5 +252,24 @@ impl ContentRepository for CachedContent {
 
     async fn drop_blob_if_unreferenced(&self, sha256: &str) -> Result<bool, StoreError> {
         self.inner.drop_blob_if_unreferenced(sha256).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_leave_the_map_on_a_later_write() {
+        let cache: Ttl<u32, Vec<u8>> = Ttl::new();
+        for key in 0..1_000 {
+            cache.put(key, vec![0; 64]);
+        }
+        assert_eq!(cache.len(), 1_000);
+        assert_eq!(cache.get(&7), Some(vec![0; 64]));
+        std::thread::sleep(TTL);
+        assert_eq!(cache.get(&7), None, "expired");
+        cache.put(5_000, vec![1]);
+        assert_eq!(cache.len(), 1, "only the fresh entry is kept");
     }
 }

@@ -4,7 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gateway::{cli, config::GatewayConfig, standalone};
+use gateway::{config::GatewayConfig, standalone};
+use highwind_cli as cli;
 use highwind_common::{config, shutdown, telemetry};
 use highwind_proto::asset::v1::AssetKind;
 use pipeline_svc::kfp::KfpAuth;

@@ -1,4 +1,5 @@
-//! The `highwind` command line against a running platform: push and pull dataset, model and pipeline versions;
+//! The `highwind` command line against a running platform (the `highwind` binary's client commands; the binary
+//! itself lives with the gateway, which it also starts): push and pull dataset, model and pipeline versions;
 //! start, watch and read the logs of pipeline runs.
 
 mod connect;
