@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::convert::{link_role_from_proto, link_to_proto};
 use super::{
     filters::LinkFilter,
-    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
 };
 use crate::{
     assets::AssetDirectory,
@@ -28,7 +30,8 @@ fn valid_alias(alias: &str) -> bool {
         && !alias.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `CreateAssetLink`.
+/// `CreateAssetLink`: a retry with the same `request_id` by the same editor returns the link the first call added,
+/// without asking asset-svc again.
 pub async fn create(
     repo: &dyn UseCaseRepository,
     assets: &dyn AssetDirectory,
@@ -37,6 +40,7 @@ pub async fn create(
 ) -> Result<pb::AssetLink, Error> {
     let link = request.asset_link.unwrap_or_default();
     let mut violations = Violations::new();
+    check_request_id(&request.request_id, &mut violations);
     if let Err(reason) = names::parse_use_case_name(&request.parent) {
         violations.add("parent", reason);
     }
@@ -71,13 +75,21 @@ pub async fn create(
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
     }
+    let request_id = idempotency_key(&request.request_id);
+    if let Some(key) = request_id
+        && let Some(first) = repo.link_by_request(use_case, principal.as_str(), key).await?
+    {
+        return Ok(link_to_proto(&first));
+    }
     let asset_owner = check_target(assets, principal, &link.asset, link_role, &selector, false, "asset_link").await?;
     let added = AssetLink {
         asset_owner,
         ..AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now())
     };
-    match repo.add_link(&added, MAX_LINKS).await? {
+    match repo.add_link(&added, MAX_LINKS, request_id).await? {
         LinkAdd::Added => {}
+        // A retry that overtook the first call's answer.
+        LinkAdd::Earlier(first) => return Ok(link_to_proto(&first)),
         LinkAdd::Duplicate => {
             return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
         }

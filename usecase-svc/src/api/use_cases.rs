@@ -12,7 +12,9 @@ use super::{
     convert::{check_schema_type, draft_from_proto, use_case_to_proto},
     filters::UseCaseFilter,
     links,
-    listing::{READ_BATCH, SortValue, caller_role, check_request_id, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
     members, publishing, releases,
 };
 use crate::{
@@ -113,7 +115,7 @@ impl UseCaseService for UseCaseApi {
                 return Err(Error::Invalid(violations).into());
             }
         };
-        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let request_id = idempotency_key(&request.request_id);
         let stored = self.repo.create(&use_case, &[], request_id).await.map_err(Error::from)?;
         tracing::info!(use_case = %stored.id, owner = %owner, "use case created");
         Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
