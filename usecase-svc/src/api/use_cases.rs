@@ -295,7 +295,8 @@ impl UseCaseService for UseCaseApi {
         request: Request<pb::GetAssetLinkRequest>,
     ) -> Result<Response<pb::AssetLink>, Status> {
         let principal = Principal::of(&request)?;
-        Ok(Response::new(links::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+        let link = links::get(self.repo.as_ref(), self.assets.as_ref(), principal, &request.get_ref().name).await?;
+        Ok(Response::new(link))
     }
 
     async fn list_asset_links(
@@ -303,7 +304,8 @@ impl UseCaseService for UseCaseApi {
         request: Request<pb::ListAssetLinksRequest>,
     ) -> Result<Response<pb::ListAssetLinksResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
-        Ok(Response::new(links::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?))
+        let (repo, assets) = (self.repo.as_ref(), self.assets.as_ref());
+        Ok(Response::new(links::list(repo, assets, &self.page_tokens, &principal, request.into_inner()).await?))
     }
 
     async fn delete_asset_link(&self, request: Request<pb::DeleteAssetLinkRequest>) -> Result<Response<()>, Status> {
