@@ -127,8 +127,8 @@ pub fn link_role_from_proto(value: i32) -> Option<LinkRole> {
     LINK_ROLES.iter().find(|(p, _)| *p == role).map(|(_, d)| *d)
 }
 
-/// The wire form of a link.
-pub fn link_to_proto(l: &AssetLink) -> pb::AssetLink {
+/// The wire form of a link that resolves to version `resolved` now (`None`: unknown, or nothing usable).
+pub fn link_to_proto(l: &AssetLink, resolved: Option<i64>) -> pb::AssetLink {
     let role = LINK_ROLES.iter().find(|(_, d)| *d == l.role).map_or(pb::AssetLinkRole::Unspecified, |(p, _)| *p);
     pb::AssetLink {
         name: names::link_name(l.use_case_id, l.id),
@@ -139,10 +139,7 @@ pub fn link_to_proto(l: &AssetLink) -> pb::AssetLink {
             Selector::Alias(a) => pb::asset_link::Version::Alias(a.clone()),
         }),
         role: role as i32,
-        resolved_version: match &l.selector {
-            Selector::Pinned(n) => format!("{}/versions/{n}", l.asset),
-            Selector::Alias(_) => String::new(),
-        },
+        resolved_version: resolved.map(|n| format!("{}/versions/{n}", l.asset)).unwrap_or_default(),
         creator: l.creator.clone(),
         create_time: Some(timestamp(l.create_time)),
         update_time: Some(timestamp(l.update_time)),

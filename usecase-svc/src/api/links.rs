@@ -1,15 +1,18 @@
 //! Asset links: editors compose a use case from assets the caller may read (checked with asset-svc on the
-//! caller's behalf); members read them.
+//! caller's behalf); members read them, each with the version it resolves to now.
 
 use chrono::Utc;
 use highwind_common::{page_token::PageTokens, principal::Principal, status::Precondition, validation::Violations};
 use highwind_proto::usecase::v1 as pb;
 use uuid::Uuid;
 
-use super::convert::{link_role_from_proto, link_to_proto};
+use super::convert::link_role_from_proto;
 use super::{
     filters::LinkFilter,
-    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
+    resolved::{self, link_to_proto_now},
 };
 use crate::{
     assets::AssetDirectory,
@@ -28,7 +31,8 @@ fn valid_alias(alias: &str) -> bool {
         && !alias.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `CreateAssetLink`.
+/// `CreateAssetLink`: a retry with the same `request_id` by the same editor returns the link the first call added,
+/// without asking asset-svc again.
 pub async fn create(
     repo: &dyn UseCaseRepository,
     assets: &dyn AssetDirectory,
@@ -37,6 +41,7 @@ pub async fn create(
 ) -> Result<pb::AssetLink, Error> {
     let link = request.asset_link.unwrap_or_default();
     let mut violations = Violations::new();
+    check_request_id(&request.request_id, &mut violations);
     if let Err(reason) = names::parse_use_case_name(&request.parent) {
         violations.add("parent", reason);
     }
@@ -71,20 +76,28 @@ pub async fn create(
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot link assets to {}", request.parent)));
     }
+    let request_id = idempotency_key(&request.request_id);
+    if let Some(key) = request_id
+        && let Some(first) = repo.link_by_request(use_case, principal.as_str(), key).await?
+    {
+        return Ok(link_to_proto_now(assets, principal, &first).await);
+    }
     let asset_owner = check_target(assets, principal, &link.asset, link_role, &selector, false, "asset_link").await?;
     let added = AssetLink {
         asset_owner,
         ..AssetLink::new(use_case, &link.asset, link_role, selector, principal.as_str(), Utc::now())
     };
-    match repo.add_link(&added, MAX_LINKS).await? {
+    match repo.add_link(&added, MAX_LINKS, request_id).await? {
         LinkAdd::Added => {}
+        // A retry that overtook the first call's answer.
+        LinkAdd::Earlier(first) => return Ok(link_to_proto_now(assets, principal, &first).await),
         LinkAdd::Duplicate => {
             return Err(Error::AlreadyLinked(format!("{} as {}", link.asset, link_role.as_str())));
         }
         LinkAdd::Full => return Err(Error::TooManyLinks(request.parent)),
     }
     tracing::info!(use_case = %use_case, asset = %added.asset, role = added.role.as_str(), "asset linked");
-    Ok(link_to_proto(&added))
+    Ok(link_to_proto_now(assets, principal, &added).await)
 }
 
 /// Checks with asset-svc, as `principal`, that `asset` is readable, of a kind `role` accepts, and that a pinned
@@ -193,24 +206,30 @@ pub async fn swap(
         ..current.clone()
     };
     match repo.update_link(&next, current.revision).await? {
-        LinkUpdate::Done => Ok(link_to_proto(&next)),
+        LinkUpdate::Done => Ok(link_to_proto_now(assets, principal, &next).await),
         LinkUpdate::Stale => Err(Error::Concurrent(request.name)),
         LinkUpdate::Duplicate => Err(Error::AlreadyLinked(format!("{} as {}", next.asset, next.role.as_str()))),
     }
 }
 
 /// `GetAssetLink`.
-pub async fn get(repo: &dyn UseCaseRepository, principal: &Principal, name: &str) -> Result<pb::AssetLink, Error> {
+pub async fn get(
+    repo: &dyn UseCaseRepository,
+    assets: &dyn AssetDirectory,
+    principal: &Principal,
+    name: &str,
+) -> Result<pb::AssetLink, Error> {
     let (use_case, id) =
         names::parse_link_name(name).map_err(|reason| Error::Invalid(Violations::one("name", reason)))?;
     caller_role(repo, principal, "name", &names::use_case_name(use_case)).await?;
     let link = repo.get_link(use_case, id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-    Ok(link_to_proto(&link))
+    Ok(link_to_proto_now(assets, principal, &link).await)
 }
 
-/// `ListAssetLinks`.
+/// `ListAssetLinks`: only the page's links are resolved.
 pub async fn list(
     repo: &dyn UseCaseRepository,
+    assets: &dyn AssetDirectory,
     page_tokens: &PageTokens,
     principal: &Principal,
     request: pb::ListAssetLinksRequest,
@@ -248,7 +267,8 @@ pub async fn list(
         .collect();
     let scope = format!("links|{principal}|{use_case}|{filter:?}|{order:?}");
     let (page, next_page_token) = page_of(keyed, order.1, limit, page_tokens, &scope, &request.page_token)?;
-    Ok(pb::ListAssetLinksResponse { asset_links: page.iter().map(link_to_proto).collect(), next_page_token })
+    let asset_links = resolved::links_to_proto(assets, principal, &page, resolved::WAIT).await;
+    Ok(pb::ListAssetLinksResponse { asset_links, next_page_token })
 }
 
 /// `DeleteAssetLink`.

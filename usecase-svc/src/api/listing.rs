@@ -21,6 +21,11 @@ pub fn check_request_id(request_id: &str, violations: &mut Violations) {
     }
 }
 
+/// The idempotency key a request carries, if any (empty means none).
+pub fn idempotency_key(request_id: &str) -> Option<&str> {
+    Some(request_id).filter(|id| !id.is_empty())
+}
+
 /// The page size a List request asks for (0 means the default), recording a violation when out of range.
 pub fn page_limit(requested: i32, violations: &mut Violations) -> usize {
     page_size(requested, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).unwrap_or_else(|e| {

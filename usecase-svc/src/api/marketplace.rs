@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     convert::{entitlement_to_proto, listing_to_proto, money_from_proto, use_case_to_proto},
-    listing::{TimeCursor, check_request_id, page_limit},
+    listing::{TimeCursor, check_request_id, idempotency_key, page_limit},
     publishing::foreign_assets,
 };
 use crate::{
@@ -204,7 +204,7 @@ impl MarketplaceService for MarketplaceApi {
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let request_id = idempotency_key(&request.request_id);
         if let Some(id) = request_id
             && let Some(first) =
                 self.stores.market.entitlement_by_request(buyer.as_str(), id).await.map_err(Error::from)?
@@ -412,7 +412,7 @@ impl MarketplaceService for MarketplaceApi {
         let Some((source, number)) = parsed.filter(|_| violations.is_empty()) else {
             return Err(Error::Invalid(violations).into());
         };
-        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let request_id = idempotency_key(&request.request_id);
         self.may_fork(&principal, &request.release, source, number).await?;
         let release = self
             .stores

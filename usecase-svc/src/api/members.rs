@@ -7,7 +7,9 @@ use highwind_proto::usecase::v1 as pb;
 use super::convert::{member_to_proto, role_from_proto};
 use super::{
     filters::MemberFilter,
-    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
 };
 use crate::{
     domain::{
@@ -16,7 +18,7 @@ use crate::{
         role::Role,
     },
     error::Error,
-    store::{UseCaseRepository, read_all},
+    store::{MemberAdd, UseCaseRepository, read_all},
 };
 
 fn require_owner(role: Role, name: &str) -> Result<(), Error> {
@@ -46,13 +48,14 @@ fn revision(etag: &str) -> Result<Option<i64>, Error> {
         .map_err(|_| Error::Invalid(Violations::one("etag", "not an etag this service issued")))
 }
 
-/// `CreateMember`.
+/// `CreateMember`: a retry with the same `request_id` by the same owner returns the member the first call added.
 pub async fn create(
     repo: &dyn UseCaseRepository,
     principal: &Principal,
     request: pb::CreateMemberRequest,
 ) -> Result<pb::Member, Error> {
     let mut violations = Violations::new();
+    check_request_id(&request.request_id, &mut violations);
     let member = request.member.unwrap_or_default();
     if !valid_principal(&member.principal) {
         violations.add(
@@ -73,11 +76,14 @@ pub async fn create(
     let (use_case, caller) = caller_role(repo, principal, "parent", &request.parent).await?;
     require_owner(caller, &request.parent)?;
     let added = Member::new(use_case, &member.principal, new_role, principal.as_str(), Utc::now());
-    if !repo.add_member(&added).await? {
-        return Err(Error::AlreadyMember(member.principal));
+    match repo.add_member(&added, idempotency_key(&request.request_id)).await? {
+        MemberAdd::Added => {
+            tracing::info!(use_case = %use_case, member = %added.principal, role = added.role.as_str(), "member added");
+            Ok(member_to_proto(&added))
+        }
+        MemberAdd::Earlier(first) => Ok(member_to_proto(&first)),
+        MemberAdd::AlreadyMember => Err(Error::AlreadyMember(member.principal)),
     }
-    tracing::info!(use_case = %use_case, member = %added.principal, role = added.role.as_str(), "member added");
-    Ok(member_to_proto(&added))
 }
 
 /// `GetMember`.

@@ -9,6 +9,7 @@ mod marketplace;
 mod members;
 mod publishing;
 mod releases;
+mod resolved;
 mod use_cases;
 
 pub use marketplace::MarketplaceApi;

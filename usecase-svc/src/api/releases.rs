@@ -8,7 +8,9 @@ use highwind_proto::usecase::v1 as pb;
 use super::convert::{frozen_to_proto, release_to_proto};
 use super::{
     filters::ReleaseFilter,
-    listing::{READ_BATCH, SortValue, caller_role, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
 };
 use crate::{
     assets::AssetDirectory,
@@ -25,7 +27,8 @@ use crate::{
 /// Links read per store call while freezing a release.
 const LINK_BATCH: usize = 500;
 
-/// `CreateRelease`.
+/// `CreateRelease`: a retry with the same `request_id` by the same editor returns the release the first call made,
+/// whatever the links resolve to since.
 pub async fn create(
     repo: &dyn UseCaseRepository,
     assets: &dyn AssetDirectory,
@@ -33,15 +36,23 @@ pub async fn create(
     request: pb::CreateReleaseRequest,
 ) -> Result<pb::Release, Error> {
     let description = request.release.map(|r| r.description).unwrap_or_default();
+    let mut violations = Violations::new();
+    check_request_id(&request.request_id, &mut violations);
     if description.chars().count() > MAX_DESCRIPTION {
-        return Err(Error::Invalid(Violations::one(
-            "release.description",
-            format!("at most {MAX_DESCRIPTION} characters"),
-        )));
+        violations.add("release.description", format!("at most {MAX_DESCRIPTION} characters"));
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
     }
     let (use_case_id, caller) = caller_role(repo, principal, "parent", &request.parent).await?;
     if !caller.may_edit() {
         return Err(Error::PermissionDenied(format!("a viewer cannot release {}", request.parent)));
+    }
+    let request_id = idempotency_key(&request.request_id);
+    if let Some(key) = request_id
+        && let Some(first) = repo.release_by_request(use_case_id, principal.as_str(), key).await?
+    {
+        return Ok(release_to_proto(&first));
     }
     let use_case = repo.get(use_case_id).await?.ok_or_else(|| Error::NotFound(request.parent.clone()))?;
     if use_case.archive_time.is_some() {
@@ -93,8 +104,12 @@ pub async fn create(
             owner: if link.linked_by_owner() { link.asset_owner.clone() } else { String::new() },
         });
     }
-    let release =
-        repo.create_release(&Release::new(&use_case, frozen, description, principal.as_str(), Utc::now())).await?;
+    let made = Release::new(&use_case, frozen, description, principal.as_str(), Utc::now());
+    let release = repo.create_release(&made, request_id).await?;
+    if release.id != made.id {
+        // A retry that overtook the first call's answer.
+        return Ok(release_to_proto(&release));
+    }
     tracing::info!(use_case = %use_case_id, release = release.number, digest = %release.digest, "release created");
     Ok(release_to_proto(&release))
 }

@@ -12,7 +12,9 @@ use super::{
     convert::{check_schema_type, draft_from_proto, use_case_to_proto},
     filters::UseCaseFilter,
     links,
-    listing::{READ_BATCH, SortValue, caller_role, check_request_id, page_limit, page_of, parse_order},
+    listing::{
+        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
+    },
     members, publishing, releases,
 };
 use crate::{
@@ -113,7 +115,7 @@ impl UseCaseService for UseCaseApi {
                 return Err(Error::Invalid(violations).into());
             }
         };
-        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
+        let request_id = idempotency_key(&request.request_id);
         let stored = self.repo.create(&use_case, &[], request_id).await.map_err(Error::from)?;
         tracing::info!(use_case = %stored.id, owner = %owner, "use case created");
         Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
@@ -293,7 +295,8 @@ impl UseCaseService for UseCaseApi {
         request: Request<pb::GetAssetLinkRequest>,
     ) -> Result<Response<pb::AssetLink>, Status> {
         let principal = Principal::of(&request)?;
-        Ok(Response::new(links::get(self.repo.as_ref(), principal, &request.get_ref().name).await?))
+        let link = links::get(self.repo.as_ref(), self.assets.as_ref(), principal, &request.get_ref().name).await?;
+        Ok(Response::new(link))
     }
 
     async fn list_asset_links(
@@ -301,7 +304,8 @@ impl UseCaseService for UseCaseApi {
         request: Request<pb::ListAssetLinksRequest>,
     ) -> Result<Response<pb::ListAssetLinksResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
-        Ok(Response::new(links::list(self.repo.as_ref(), &self.page_tokens, &principal, request.into_inner()).await?))
+        let (repo, assets) = (self.repo.as_ref(), self.assets.as_ref());
+        Ok(Response::new(links::list(repo, assets, &self.page_tokens, &principal, request.into_inner()).await?))
     }
 
     async fn delete_asset_link(&self, request: Request<pb::DeleteAssetLinkRequest>) -> Result<Response<()>, Status> {

@@ -2,10 +2,11 @@
 
 use chrono::Utc;
 
-use super::{LinkAdd, Stores};
+use super::{LinkAdd, LinkUpdate, MemberAdd, Stores};
 use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
     member::{Change, Member},
+    release::{FrozenLink, Release},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
 };
@@ -45,6 +46,9 @@ conformance!(
     updates_are_compare_and_swap,
     a_use_case_always_keeps_an_owner,
     links_are_unique_per_asset_and_role,
+    a_request_id_adds_a_member_once_per_creator_and_use_case,
+    a_request_id_adds_a_link_once_per_creator_and_use_case,
+    a_request_id_makes_a_release_once_per_creator_and_use_case,
     the_outbox_keeps_a_change_until_its_latest_version_is_delivered,
 );
 
@@ -122,9 +126,10 @@ async fn a_use_case_always_keeps_an_owner(stores: Stores) {
     assert_eq!((creator.principal.as_str(), creator.role), ("users/owner", Role::Owner));
 
     let editor = Member::new(u.id, "users/ed", Role::Editor, "users/owner", Utc::now());
-    assert!(repo.add_member(&editor).await.expect("add"));
+    assert_eq!(repo.add_member(&editor, None).await.expect("add"), MemberAdd::Added);
     let again = Member::new(u.id, "users/ed", Role::Viewer, "users/owner", Utc::now());
-    assert!(!repo.add_member(&again).await.expect("add twice"), "one membership per principal");
+    let twice = repo.add_member(&again, None).await.expect("add twice");
+    assert_eq!(twice, MemberAdd::AlreadyMember, "one membership per principal");
     assert_eq!(repo.role_of(u.id, "users/ed").await.expect("role"), Some(Role::Editor));
     assert_eq!(repo.get_member(u.id, editor.id).await.expect("get"), Some(editor.clone()));
 
@@ -155,14 +160,15 @@ async fn links_are_unique_per_asset_and_role(stores: Stores) {
     let pinned = AssetLink::new(u.id, asset, LinkRole::Model, Selector::Pinned(3), "users/linker", Utc::now());
     let aliased =
         AssetLink::new(u.id, asset, LinkRole::App, Selector::Alias("production".into()), "users/linker", Utc::now());
-    assert_eq!(repo.add_link(&pinned, 3).await.expect("add"), LinkAdd::Added);
-    assert_eq!(repo.add_link(&aliased, 3).await.expect("another role of the same asset"), LinkAdd::Added);
+    assert_eq!(repo.add_link(&pinned, 3, None).await.expect("add"), LinkAdd::Added);
+    assert_eq!(repo.add_link(&aliased, 3, None).await.expect("another role of the same asset"), LinkAdd::Added);
     let duplicate =
         AssetLink::new(u.id, asset, LinkRole::Model, Selector::Alias("latest".into()), "users/linker", Utc::now());
-    assert_eq!(repo.add_link(&duplicate, 3).await.expect("duplicate"), LinkAdd::Duplicate, "one per asset and role");
+    let twice = repo.add_link(&duplicate, 3, None).await.expect("duplicate");
+    assert_eq!(twice, LinkAdd::Duplicate, "one per asset and role");
     let other = "assets/0190b5b2-8c1e-7000-8000-000000000002";
     let third = AssetLink::new(u.id, other, LinkRole::Model, Selector::Pinned(1), "users/linker", Utc::now());
-    assert_eq!(repo.add_link(&third, 2).await.expect("over the limit"), LinkAdd::Full, "at most max_links links");
+    assert_eq!(repo.add_link(&third, 2, None).await.expect("over the limit"), LinkAdd::Full, "at most max_links links");
     assert_eq!(repo.get_link(u.id, aliased.id).await.expect("get"), Some(aliased.clone()));
     let listed = repo.list_links(u.id, None, 10).await.expect("list");
     assert_eq!(listed, [pinned.clone(), aliased.clone()]);
@@ -172,6 +178,109 @@ async fn links_are_unique_per_asset_and_role(stores: Stores) {
     assert!(repo.remove_link(u.id, pinned.id).await.expect("remove"));
     assert!(!repo.remove_link(u.id, pinned.id).await.expect("again"));
     assert_eq!(repo.list_links(u.id, None, 10).await.expect("list"), [aliased]);
+}
+
+async fn a_request_id_adds_a_member_once_per_creator_and_use_case(stores: Stores) {
+    let repo = stores.use_cases;
+    let (u, elsewhere) = (use_case("users/owner", "team"), use_case("users/owner", "other team"));
+    repo.create(&u, &[], None).await.expect("create");
+    repo.create(&elsewhere, &[], None).await.expect("create");
+    let first = Member::new(u.id, "users/ed", Role::Editor, "users/owner", Utc::now());
+    assert_eq!(repo.add_member(&first, Some("k1")).await.expect("add"), MemberAdd::Added);
+    let demote = repo.set_role(u.id, first.id, Role::Viewer, None, Utc::now()).await.expect("demote");
+    assert!(matches!(demote, Change::Done(_)));
+    let demoted = repo.get_member(u.id, first.id).await.expect("get").expect("member");
+
+    // A retry, even one naming someone else, finds the member the key added, as it is now, and adds no one.
+    let retry = Member::new(u.id, "users/vi", Role::Editor, "users/owner", Utc::now());
+    assert_eq!(repo.add_member(&retry, Some("k1")).await.expect("retry"), MemberAdd::Earlier(demoted));
+    assert_eq!(repo.role_of(u.id, "users/vi").await.expect("role"), None);
+
+    // Keys are the creator's, per use case.
+    let co_owners = Member::new(u.id, "users/vi", Role::Viewer, "users/co", Utc::now());
+    assert_eq!(repo.add_member(&co_owners, Some("k1")).await.expect("another creator"), MemberAdd::Added);
+    let there = Member::new(elsewhere.id, "users/ed", Role::Editor, "users/owner", Utc::now());
+    assert_eq!(repo.add_member(&there, Some("k1")).await.expect("another use case"), MemberAdd::Added);
+
+    // A fresh key does not make a principal a member twice, and a refused add leaves its key unused.
+    let twice = Member::new(u.id, "users/ed", Role::Owner, "users/owner", Utc::now());
+    assert_eq!(repo.add_member(&twice, Some("k2")).await.expect("twice"), MemberAdd::AlreadyMember);
+    let later = Member::new(u.id, "users/new", Role::Viewer, "users/owner", Utc::now());
+    assert_eq!(repo.add_member(&later, Some("k2")).await.expect("k2 unused"), MemberAdd::Added);
+    let principals: Vec<String> =
+        repo.list_members(u.id, None, 10).await.expect("list").into_iter().map(|m| m.principal).collect();
+    assert_eq!(principals, ["users/owner", "users/ed", "users/vi", "users/new"]);
+}
+
+async fn a_request_id_adds_a_link_once_per_creator_and_use_case(stores: Stores) {
+    let repo = stores.use_cases;
+    let (u, elsewhere) = (use_case("users/owner", "composed"), use_case("users/owner", "other"));
+    repo.create(&u, &[], None).await.expect("create");
+    repo.create(&elsewhere, &[], None).await.expect("create");
+    let (asset, other) = ("assets/0190b5b2-8c1e-7000-8000-000000000001", "assets/0190b5b2-8c1e-7000-8000-000000000002");
+    let link = |use_case: &UseCase, asset: &str, role, selector, creator: &str| {
+        AssetLink::new(use_case.id, asset, role, selector, creator, Utc::now())
+    };
+    let first = link(&u, asset, LinkRole::Dataset, Selector::Pinned(1), "users/ed");
+    assert_eq!(repo.add_link(&first, 2, Some("k1")).await.expect("add"), LinkAdd::Added);
+    let swapped = AssetLink { selector: Selector::Alias("production".into()), revision: 2, ..first.clone() };
+    assert_eq!(repo.update_link(&swapped, first.revision).await.expect("swap"), LinkUpdate::Done);
+
+    // A retry finds the link the key added, as it is now, even naming another asset, and even with no room left.
+    let retry = link(&u, other, LinkRole::Model, Selector::Pinned(2), "users/ed");
+    assert_eq!(repo.add_link(&retry, 1, Some("k1")).await.expect("retry"), LinkAdd::Earlier(swapped.clone()));
+    assert_eq!(repo.link_by_request(u.id, "users/ed", "k1").await.expect("by key"), Some(swapped.clone()));
+    assert_eq!(repo.link_by_request(u.id, "users/co", "k1").await.expect("by key"), None);
+    assert_eq!(repo.link_by_request(elsewhere.id, "users/ed", "k1").await.expect("by key"), None);
+
+    // Keys are the creator's, per use case.
+    let theirs = link(&u, asset, LinkRole::App, Selector::Alias("latest".into()), "users/co");
+    assert_eq!(repo.add_link(&theirs, 2, Some("k1")).await.expect("another creator"), LinkAdd::Added);
+    let there = link(&elsewhere, asset, LinkRole::Dataset, Selector::Pinned(1), "users/ed");
+    assert_eq!(repo.add_link(&there, 2, Some("k1")).await.expect("another use case"), LinkAdd::Added);
+
+    // A refused link leaves its key unused.
+    let duplicate = link(&u, asset, LinkRole::Dataset, Selector::Pinned(3), "users/ed");
+    assert_eq!(repo.add_link(&duplicate, 3, Some("k2")).await.expect("duplicate"), LinkAdd::Duplicate);
+    assert_eq!(repo.link_by_request(u.id, "users/ed", "k2").await.expect("by key"), None);
+    assert_eq!(repo.list_links(u.id, None, 10).await.expect("list"), [swapped, theirs]);
+}
+
+async fn a_request_id_makes_a_release_once_per_creator_and_use_case(stores: Stores) {
+    let repo = stores.use_cases;
+    let (u, elsewhere) = (use_case("users/owner", "released"), use_case("users/owner", "other"));
+    repo.create(&u, &[], None).await.expect("create");
+    repo.create(&elsewhere, &[], None).await.expect("create");
+    let frozen = |version_number| {
+        vec![FrozenLink {
+            link: "useCases/u/assetLinks/l".into(),
+            asset: "assets/0190b5b2-8c1e-7000-8000-000000000001".into(),
+            role: "DATASET".into(),
+            version_number,
+            manifest_digest: format!("sha256:{version_number:064}"),
+            alias: Some("latest".into()),
+            owner: String::new(),
+        }]
+    };
+    let release = |use_case: &UseCase, version, creator: &str| {
+        Release::new(use_case, frozen(version), "notes".into(), creator, Utc::now())
+    };
+    let first = repo.create_release(&release(&u, 1, "users/ed"), Some("k1")).await.expect("release");
+    assert_eq!(first.number, 1);
+
+    // A retry finds the release the key made, whatever it would freeze now, and numbers nothing.
+    let retry = repo.create_release(&release(&u, 2, "users/ed"), Some("k1")).await.expect("retry");
+    assert_eq!(retry, first);
+    assert_eq!(repo.release_by_request(u.id, "users/ed", "k1").await.expect("by key"), Some(first.clone()));
+    assert_eq!(repo.list_releases(u.id, None, 10).await.expect("list"), std::slice::from_ref(&first));
+
+    // Keys are the creator's, per use case; no key means a new release every time.
+    let theirs = repo.create_release(&release(&u, 2, "users/co"), Some("k1")).await.expect("another creator");
+    let unkeyed = repo.create_release(&release(&u, 2, "users/ed"), None).await.expect("no key");
+    let there = repo.create_release(&release(&elsewhere, 1, "users/ed"), Some("k1")).await.expect("elsewhere");
+    assert_eq!((theirs.number, unkeyed.number, there.number), (2, 3, 1));
+    assert_eq!(repo.release_by_request(u.id, "users/co", "k1").await.expect("by key"), Some(theirs));
+    assert_eq!(repo.release_by_request(u.id, "users/ed", "k2").await.expect("by key"), None);
 }
 
 async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores: Stores) {
@@ -193,7 +302,7 @@ async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores:
 
     // A change after the relay read the source keeps it pending: the newer version still has to go out.
     let viewer = Member::new(u.id, "users/viewer", Role::Viewer, "users/owner", Utc::now());
-    assert!(repo.add_member(&viewer).await.expect("add member"));
+    assert_eq!(repo.add_member(&viewer, None).await.expect("add member"), MemberAdd::Added);
     outbox.delivered(&pending[0]).await.expect("delivered the older version");
     let still = outbox.pending(None, 10).await.expect("pending");
     assert_eq!(still.len(), 1);

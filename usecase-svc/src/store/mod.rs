@@ -76,8 +76,9 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
     /// Replaces the use case if its revision is still `expected_revision`.
     async fn update(&self, use_case: &UseCase, expected_revision: i64) -> Result<bool, StoreError>;
 
-    /// Adds `member`; false (nothing changed) when its principal is already a member.
-    async fn add_member(&self, member: &Member) -> Result<bool, StoreError>;
+    /// Adds `member`, keeping `request_id` as its creator's idempotency key on this use case. When that creator
+    /// already used the key here, or the principal is already a member, nothing changes.
+    async fn add_member(&self, member: &Member, request_id: Option<&str>) -> Result<MemberAdd, StoreError>;
 
     /// Member `id` of use case `use_case_id`.
     async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError>;
@@ -108,10 +109,24 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
         expected_revision: Option<i64>,
     ) -> Result<Change, StoreError>;
 
-    /// Adds `link` unless the use case already has `max_links` links or links that asset in that role (then
-    /// nothing changes). The count and the insert share one transaction that holds the use case, so concurrent
-    /// adds never pass the limit.
-    async fn add_link(&self, link: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError>;
+    /// Adds `link`, keeping `request_id` as its creator's idempotency key on this use case, unless that creator
+    /// already used the key here, the use case already has `max_links` links, or it links that asset in that role
+    /// (then nothing changes). The key check, the count and the insert share one transaction that holds the use
+    /// case, so concurrent adds never pass the limit nor both use one key.
+    async fn add_link(
+        &self,
+        link: &AssetLink,
+        max_links: usize,
+        request_id: Option<&str>,
+    ) -> Result<LinkAdd, StoreError>;
+
+    /// The link `creator` added to use case `use_case_id` with idempotency key `request_id`, as it is now.
+    async fn link_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<AssetLink>, StoreError>;
 
     /// Link `id` of use case `use_case_id`.
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError>;
@@ -131,8 +146,17 @@ pub trait UseCaseRepository: Send + Sync + std::fmt::Debug {
     /// `expected_revision`.
     async fn update_link(&self, link: &AssetLink, expected_revision: i64) -> Result<LinkUpdate, StoreError>;
 
-    /// Stores `release` under the use case's next release number, which it returns with.
-    async fn create_release(&self, release: &Release) -> Result<Release, StoreError>;
+    /// Stores `release` under the use case's next release number, which it returns with. When its creator already
+    /// used `request_id` on this use case, nothing is stored and that release is returned.
+    async fn create_release(&self, release: &Release, request_id: Option<&str>) -> Result<Release, StoreError>;
+
+    /// The release `creator` made of use case `use_case_id` with idempotency key `request_id`.
+    async fn release_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<Release>, StoreError>;
 
     /// Release `number` of a use case.
     async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError>;
@@ -167,11 +191,24 @@ where
     }
 }
 
+/// What became of a new member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberAdd {
+    /// Stored.
+    Added,
+    /// Its creator already used the idempotency key on this use case: the member that call added, as it is now.
+    Earlier(Member),
+    /// The principal is already a member.
+    AlreadyMember,
+}
+
 /// What became of a new link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkAdd {
     /// Stored.
     Added,
+    /// Its creator already used the idempotency key on this use case: the link that call added, as it is now.
+    Earlier(AssetLink),
     /// The use case already links that asset in that role.
     Duplicate,
     /// The use case already has as many links as it may.

@@ -9,7 +9,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    After, LinkAdd, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of,
+    After, LinkAdd, LinkUpdate, MemberAdd, StoreError, UseCaseRepository, allowed, link_update, selector_columns,
+    selector_of,
 };
 use crate::domain::{
     link::{AssetLink, LinkRole},
@@ -55,10 +56,10 @@ fn member(row: MemberRow) -> Result<Member, StoreError> {
     Ok(Member { id, use_case_id, principal, role, creator, create_time, update_time, revision })
 }
 
-async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member) -> Result<u64, sqlx::Error> {
+async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member, request_id: Option<&str>) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "INSERT INTO members (id, use_case_id, principal, role, creator, create_time, update_time, revision) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO members (id, use_case_id, principal, role, creator, create_time, update_time, revision, \
+         request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
     )
     .bind(m.id)
     .bind(m.use_case_id)
@@ -68,9 +69,67 @@ async fn insert_member(tx: &mut sqlx::PgConnection, m: &Member) -> Result<u64, s
     .bind(m.create_time)
     .bind(m.update_time)
     .bind(m.revision)
+    .bind(request_id)
     .execute(tx)
     .await?
     .rows_affected())
+}
+
+/// The member `creator` added to `use_case_id` with idempotency key `request_id`.
+async fn member_by_request(
+    db: impl sqlx::PgExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<Member>, StoreError> {
+    let row: Option<MemberRow> = sqlx::query_as(
+        "SELECT id, use_case_id, principal, role, creator, create_time, update_time, revision FROM members \
+         WHERE use_case_id = $1 AND creator = $2 AND request_id = $3",
+    )
+    .bind(use_case_id)
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(member).transpose()
+}
+
+/// The link `creator` added to `use_case_id` with idempotency key `request_id`.
+async fn link_by_request(
+    db: impl sqlx::PgExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<AssetLink>, StoreError> {
+    let row: Option<LinkRow> = sqlx::query_as(
+        "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_time, update_time, revision, \
+         asset_owner FROM asset_links WHERE use_case_id = $1 AND creator = $2 AND request_id = $3",
+    )
+    .bind(use_case_id)
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(link).transpose()
+}
+
+/// The release `creator` made of `use_case_id` with idempotency key `request_id`.
+async fn release_by_request(
+    db: impl sqlx::PgExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<Release>, StoreError> {
+    let row: Option<ReleaseRow> = sqlx::query_as(
+        "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_time FROM releases \
+         WHERE use_case_id = $1 AND creator = $2 AND request_id = $3",
+    )
+    .bind(use_case_id)
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(release))
 }
 
 /// Records in the grant outbox, inside the caller's transaction, that `source`'s grants changed.
@@ -85,11 +144,12 @@ async fn mark_changed(tx: &mut sqlx::PgConnection, source: &str) -> Result<(), s
     Ok(())
 }
 
-async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
+async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink, request_id: Option<&str>) -> Result<u64, sqlx::Error> {
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
         "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_time, \
-         update_time, revision, asset_owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+         update_time, revision, asset_owner, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(l.id)
     .bind(l.use_case_id)
@@ -102,6 +162,7 @@ async fn insert_link(tx: &mut sqlx::PgConnection, l: &AssetLink) -> Result<u64, 
     .bind(l.update_time)
     .bind(l.revision)
     .bind(&l.asset_owner)
+    .bind(request_id)
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
@@ -257,9 +318,9 @@ impl UseCaseRepository for PgUseCases {
             .await?;
             return Ok(row.into());
         }
-        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
+        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time), None).await?;
         for link in links {
-            insert_link(&mut tx, link).await?;
+            insert_link(&mut tx, link, None).await?;
         }
         self.commit_marking(tx, Some(names::use_case_name(u.id))).await?;
         Ok(u.clone())
@@ -344,11 +405,20 @@ impl UseCaseRepository for PgUseCases {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
+    async fn add_member(&self, m: &Member, request_id: Option<&str>) -> Result<MemberAdd, StoreError> {
         let mut tx = self.0.begin().await?;
-        let added = insert_member(&mut tx, m).await? == 1;
-        self.commit_marking(tx, added.then(|| names::use_case_name(m.use_case_id))).await?;
-        Ok(added)
+        // A concurrent insert with the same key makes this one wait for its commit, then do nothing; the lookup
+        // below then sees the row it committed.
+        if insert_member(&mut tx, m, request_id).await? == 1 {
+            self.commit_marking(tx, Some(names::use_case_name(m.use_case_id))).await?;
+            return Ok(MemberAdd::Added);
+        }
+        let earlier = match request_id {
+            Some(key) => member_by_request(&mut *tx, m.use_case_id, &m.creator, key).await?,
+            None => None,
+        };
+        tx.rollback().await?;
+        Ok(earlier.map_or(MemberAdd::AlreadyMember, MemberAdd::Earlier))
     }
 
     async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
@@ -428,10 +498,16 @@ impl UseCaseRepository for PgUseCases {
         Ok(Change::Done(current))
     }
 
-    async fn add_link(&self, l: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError> {
+    async fn add_link(&self, l: &AssetLink, max_links: usize, request_id: Option<&str>) -> Result<LinkAdd, StoreError> {
         let mut tx = self.0.begin().await?;
-        // The row lock on the use case serializes adds, so the count below stays true until the insert.
+        // The row lock on the use case serializes adds, so the key check and the count below stay true until the
+        // insert.
         sqlx::query("SELECT id FROM use_cases WHERE id = $1 FOR UPDATE").bind(l.use_case_id).execute(&mut *tx).await?;
+        if let Some(key) = request_id
+            && let Some(earlier) = link_by_request(&mut *tx, l.use_case_id, &l.creator, key).await?
+        {
+            return Ok(LinkAdd::Earlier(earlier));
+        }
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM asset_links WHERE use_case_id = $1")
             .bind(l.use_case_id)
             .fetch_one(&mut *tx)
@@ -439,9 +515,18 @@ impl UseCaseRepository for PgUseCases {
         if usize::try_from(count).unwrap_or(usize::MAX) >= max_links {
             return Ok(LinkAdd::Full);
         }
-        let added = insert_link(&mut tx, l).await? == 1;
+        let added = insert_link(&mut tx, l, request_id).await? == 1;
         self.commit_marking(tx, added.then(|| names::use_case_name(l.use_case_id))).await?;
         Ok(if added { LinkAdd::Added } else { LinkAdd::Duplicate })
+    }
+
+    async fn link_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<AssetLink>, StoreError> {
+        link_by_request(&self.0, use_case_id, creator, request_id).await
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
@@ -489,18 +574,23 @@ impl UseCaseRepository for PgUseCases {
         Ok(removed)
     }
 
-    async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
+    async fn create_release(&self, r: &Release, request_id: Option<&str>) -> Result<Release, StoreError> {
         let mut tx = self.0.begin().await?;
-        // The use case's row lock serializes releases, so numbers never collide.
+        // The use case's row lock serializes releases, so numbers never collide and a key is used once.
         sqlx::query("SELECT id FROM use_cases WHERE id = $1 FOR UPDATE").bind(r.use_case_id).execute(&mut *tx).await?;
+        if let Some(key) = request_id
+            && let Some(earlier) = release_by_request(&mut *tx, r.use_case_id, &r.creator, key).await?
+        {
+            return Ok(earlier);
+        }
         let number: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE use_case_id = $1")
                 .bind(r.use_case_id)
                 .fetch_one(&mut *tx)
                 .await?;
         sqlx::query(
-            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, create_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, create_time, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(r.id)
         .bind(r.use_case_id)
@@ -511,10 +601,20 @@ impl UseCaseRepository for PgUseCases {
         .bind(&r.digest)
         .bind(&r.creator)
         .bind(r.create_time)
+        .bind(request_id)
         .execute(&mut *tx)
         .await?;
         self.commit_marking(tx, Some(names::use_case_name(r.use_case_id))).await?;
         Ok(Release { number, ..r.clone() })
+    }
+
+    async fn release_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<Release>, StoreError> {
+        release_by_request(&self.0, use_case_id, creator, request_id).await
     }
 
     async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError> {

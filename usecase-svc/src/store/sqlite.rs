@@ -9,7 +9,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    After, LinkAdd, LinkUpdate, StoreError, UseCaseRepository, allowed, link_update, selector_columns, selector_of,
+    After, LinkAdd, LinkUpdate, MemberAdd, StoreError, UseCaseRepository, allowed, link_update, selector_columns,
+    selector_of,
 };
 use crate::domain::{
     link::{AssetLink, LinkRole},
@@ -74,10 +75,14 @@ fn member(row: MemberRow) -> Result<Member, StoreError> {
     })
 }
 
-async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u64, sqlx::Error> {
+async fn insert_member(
+    tx: &mut sqlx::SqliteConnection,
+    m: &Member,
+    request_id: Option<&str>,
+) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "INSERT INTO members (id, use_case_id, principal, role, creator, create_micros, update_micros, revision) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO members (id, use_case_id, principal, role, creator, create_micros, update_micros, revision, \
+         request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )
     .bind(m.id.to_string())
     .bind(m.use_case_id.to_string())
@@ -87,9 +92,67 @@ async fn insert_member(tx: &mut sqlx::SqliteConnection, m: &Member) -> Result<u6
     .bind(m.create_time.timestamp_micros())
     .bind(m.update_time.timestamp_micros())
     .bind(m.revision)
+    .bind(request_id)
     .execute(tx)
     .await?
     .rows_affected())
+}
+
+/// The member `creator` added to `use_case_id` with idempotency key `request_id`.
+async fn member_by_request(
+    db: impl sqlx::SqliteExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<Member>, StoreError> {
+    let row: Option<MemberRow> = sqlx::query_as(
+        "SELECT id, use_case_id, principal, role, creator, create_micros, update_micros, revision FROM members \
+         WHERE use_case_id = ? AND creator = ? AND request_id = ?",
+    )
+    .bind(use_case_id.to_string())
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(member).transpose()
+}
+
+/// The link `creator` added to `use_case_id` with idempotency key `request_id`.
+async fn link_by_request(
+    db: impl sqlx::SqliteExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<AssetLink>, StoreError> {
+    let row: Option<LinkRow> = sqlx::query_as(
+        "SELECT id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, update_micros, \
+         revision, asset_owner FROM asset_links WHERE use_case_id = ? AND creator = ? AND request_id = ?",
+    )
+    .bind(use_case_id.to_string())
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(link).transpose()
+}
+
+/// The release `creator` made of `use_case_id` with idempotency key `request_id`.
+async fn release_by_request(
+    db: impl sqlx::SqliteExecutor<'_>,
+    use_case_id: Uuid,
+    creator: &str,
+    request_id: &str,
+) -> Result<Option<Release>, StoreError> {
+    let row: Option<ReleaseRow> = sqlx::query_as(
+        "SELECT id, use_case_id, number, description, links, snapshot, digest, creator, create_micros FROM releases \
+         WHERE use_case_id = ? AND creator = ? AND request_id = ?",
+    )
+    .bind(use_case_id.to_string())
+    .bind(creator)
+    .bind(request_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(release).transpose()
 }
 
 /// Records in the grant outbox, inside the caller's transaction, that `source`'s grants changed.
@@ -104,11 +167,16 @@ async fn mark_changed(tx: &mut sqlx::SqliteConnection, source: &str) -> Result<(
     Ok(())
 }
 
-async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u64, sqlx::Error> {
+async fn insert_link(
+    tx: &mut sqlx::SqliteConnection,
+    l: &AssetLink,
+    request_id: Option<&str>,
+) -> Result<u64, sqlx::Error> {
     let (pinned, alias) = selector_columns(l);
     let done = sqlx::query(
         "INSERT INTO asset_links (id, use_case_id, asset, role, pinned_version, alias, creator, create_micros, \
-         update_micros, revision, asset_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+         update_micros, revision, asset_owner, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(l.id.to_string())
     .bind(l.use_case_id.to_string())
@@ -121,6 +189,7 @@ async fn insert_link(tx: &mut sqlx::SqliteConnection, l: &AssetLink) -> Result<u
     .bind(l.update_time.timestamp_micros())
     .bind(l.revision)
     .bind(&l.asset_owner)
+    .bind(request_id)
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
@@ -286,9 +355,9 @@ impl UseCaseRepository for SqliteUseCases {
             .await?;
             return row.try_into();
         }
-        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time)).await?;
+        insert_member(&mut tx, &Member::new(u.id, &u.owner, Role::Owner, &u.owner, u.create_time), None).await?;
         for link in links {
-            insert_link(&mut tx, link).await?;
+            insert_link(&mut tx, link, None).await?;
         }
         self.commit_marking(tx, Some(names::use_case_name(u.id))).await?;
         Ok(u.clone())
@@ -373,11 +442,18 @@ impl UseCaseRepository for SqliteUseCases {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn add_member(&self, m: &Member) -> Result<bool, StoreError> {
+    async fn add_member(&self, m: &Member, request_id: Option<&str>) -> Result<MemberAdd, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
-        let added = insert_member(&mut tx, m).await? == 1;
-        self.commit_marking(tx, added.then(|| names::use_case_name(m.use_case_id))).await?;
-        Ok(added)
+        if insert_member(&mut tx, m, request_id).await? == 1 {
+            self.commit_marking(tx, Some(names::use_case_name(m.use_case_id))).await?;
+            return Ok(MemberAdd::Added);
+        }
+        let earlier = match request_id {
+            Some(key) => member_by_request(&mut *tx, m.use_case_id, &m.creator, key).await?,
+            None => None,
+        };
+        tx.rollback().await?;
+        Ok(earlier.map_or(MemberAdd::AlreadyMember, MemberAdd::Earlier))
     }
 
     async fn get_member(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<Member>, StoreError> {
@@ -456,9 +532,14 @@ impl UseCaseRepository for SqliteUseCases {
         Ok(Change::Done(current))
     }
 
-    async fn add_link(&self, l: &AssetLink, max_links: usize) -> Result<LinkAdd, StoreError> {
+    async fn add_link(&self, l: &AssetLink, max_links: usize, request_id: Option<&str>) -> Result<LinkAdd, StoreError> {
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
-        // BEGIN IMMEDIATE serializes adds, so the count below stays true until the insert.
+        // BEGIN IMMEDIATE serializes adds, so the key check and the count below stay true until the insert.
+        if let Some(key) = request_id
+            && let Some(earlier) = link_by_request(&mut *tx, l.use_case_id, &l.creator, key).await?
+        {
+            return Ok(LinkAdd::Earlier(earlier));
+        }
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM asset_links WHERE use_case_id = ?")
             .bind(l.use_case_id.to_string())
             .fetch_one(&mut *tx)
@@ -466,9 +547,18 @@ impl UseCaseRepository for SqliteUseCases {
         if usize::try_from(count).unwrap_or(usize::MAX) >= max_links {
             return Ok(LinkAdd::Full);
         }
-        let added = insert_link(&mut tx, l).await? == 1;
+        let added = insert_link(&mut tx, l, request_id).await? == 1;
         self.commit_marking(tx, added.then(|| names::use_case_name(l.use_case_id))).await?;
         Ok(if added { LinkAdd::Added } else { LinkAdd::Duplicate })
+    }
+
+    async fn link_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<AssetLink>, StoreError> {
+        link_by_request(&self.0, use_case_id, creator, request_id).await
     }
 
     async fn get_link(&self, use_case_id: Uuid, id: Uuid) -> Result<Option<AssetLink>, StoreError> {
@@ -516,16 +606,21 @@ impl UseCaseRepository for SqliteUseCases {
         Ok(removed)
     }
 
-    async fn create_release(&self, r: &Release) -> Result<Release, StoreError> {
-        // BEGIN IMMEDIATE serializes releases, so numbers never collide.
+    async fn create_release(&self, r: &Release, request_id: Option<&str>) -> Result<Release, StoreError> {
+        // BEGIN IMMEDIATE serializes releases, so numbers never collide and a key is used once.
         let mut tx = self.0.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = request_id
+            && let Some(earlier) = release_by_request(&mut *tx, r.use_case_id, &r.creator, key).await?
+        {
+            return Ok(earlier);
+        }
         let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE use_case_id = ?")
             .bind(r.use_case_id.to_string())
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, create_micros) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO releases (id, use_case_id, number, description, links, snapshot, digest, creator, \
+             create_micros, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.to_string())
         .bind(r.use_case_id.to_string())
@@ -536,10 +631,20 @@ impl UseCaseRepository for SqliteUseCases {
         .bind(&r.digest)
         .bind(&r.creator)
         .bind(r.create_time.timestamp_micros())
+        .bind(request_id)
         .execute(&mut *tx)
         .await?;
         self.commit_marking(tx, Some(names::use_case_name(r.use_case_id))).await?;
         Ok(Release { number, ..r.clone() })
+    }
+
+    async fn release_by_request(
+        &self,
+        use_case_id: Uuid,
+        creator: &str,
+        request_id: &str,
+    ) -> Result<Option<Release>, StoreError> {
+        release_by_request(&self.0, use_case_id, creator, request_id).await
     }
 
     async fn get_release(&self, use_case_id: Uuid, number: i64) -> Result<Option<Release>, StoreError> {
