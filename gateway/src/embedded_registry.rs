@@ -78,7 +78,8 @@ impl EmbeddedRegistry {
         let path = dir.join("config.yml");
         let pid_file = dir.join("registry.pid");
         stop_leftover(&pid_file, &path);
-        write_private(&path, config.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        highwind_common::private_file::write_private(&path, config.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let mut child = tokio::process::Command::new(binary)
             .arg("serve")
             .arg(&path)
@@ -90,7 +91,7 @@ impl EmbeddedRegistry {
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         if let Some(pid) = child.id() {
             // A platform killed outright cannot stop its registry: the next start does (see `stop_leftover`).
-            let _ = write_private(&pid_file, pid.to_string().as_bytes());
+            let _ = highwind_common::private_file::write_private(&pid_file, pid.to_string().as_bytes());
         }
         let stderr = child.stderr.take().ok_or("no registry output")?;
         let mut lines = BufReader::new(stderr).lines();
@@ -142,13 +143,4 @@ fn stop_leftover(pid_file: &Path, config: &Path) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(content)
 }

@@ -442,7 +442,8 @@ fn load_secrets(data_dir: &Path, users: &[String]) -> Result<Secrets, Standalone
         }
     }
     if changed {
-        write_private(&path, &serde_json::to_vec_pretty(&secrets).unwrap_or_default()).map_err(fail)?;
+        highwind_common::private_file::write_private(&path, &serde_json::to_vec_pretty(&secrets).unwrap_or_default())
+            .map_err(fail)?;
     }
     Ok(secrets)
 }
@@ -451,18 +452,4 @@ fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// Writes `bytes` to `path` readable by the owner only, atomically (temp file + rename).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

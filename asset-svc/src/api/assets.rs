@@ -29,9 +29,6 @@ use crate::{
     store::{AssetRepository, ContentRepository, Stores, grants::GrantRepository},
 };
 
-/// Longest idempotency key, in characters.
-const MAX_REQUEST_ID: usize = 128;
-
 /// Platform-wide housekeeping: who may run it and on what.
 #[derive(Debug, Clone)]
 pub struct Housekeeping {
@@ -127,9 +124,7 @@ impl AssetService for AssetApi {
                 return Err(Error::Invalid(violations).into());
             }
         };
-        if request.request_id.chars().count() > MAX_REQUEST_ID || request.request_id.chars().any(char::is_control) {
-            violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
-        }
+        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
         let asset = match Asset::create(draft, owner.as_str(), Utc::now()) {
             Ok(asset) if violations.is_empty() => asset,
             Ok(_) => return Err(Error::Invalid(violations).into()),

@@ -1,6 +1,5 @@
 //! Proto ↔ domain conversions for assets.
 
-use chrono::{DateTime, Utc};
 use highwind_common::validation::Violations;
 use highwind_proto::asset::v1 as pb;
 
@@ -12,13 +11,7 @@ use crate::domain::{
     version::{FileEntry, Lineage, Version, VersionState},
 };
 
-/// Proto timestamp of a domain time.
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use highwind_common::time::timestamp;
 
 /// The wire form of an asset.
 pub fn asset_to_proto(asset: &Asset) -> pb::Asset {

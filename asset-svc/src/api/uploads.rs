@@ -175,9 +175,7 @@ impl UploadService for UploadApi {
         }
         let mut violations = Violations::new();
         let files = files_from_proto(request.files, &mut violations);
-        if request.request_id.chars().count() > 128 {
-            violations.add("request_id", "at most 128 characters");
-        }
+        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }

@@ -162,40 +162,12 @@ fn write_bundle(dir: &Path) -> Result<(), KeyError> {
 /// Makes `path` with `content` unless it exists: when several processes open the same directory at once, one
 /// key wins and all of them use it.
 fn create_once(path: &Path, content: &[u8]) -> Result<(), KeyError> {
-    if path.exists() {
-        return Ok(());
-    }
-    let temporary = temporary_beside(path);
-    write_private(&temporary, content)?;
-    let linked = std::fs::hard_link(&temporary, path);
-    let _ = std::fs::remove_file(&temporary);
-    match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(KeyError::Io { path: path.display().to_string(), source }),
-    }
-}
-
-/// A temporary name next to `path` that no other writer uses.
-fn temporary_beside(path: &Path) -> PathBuf {
-    path.with_extension(format!("{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()))
+    crate::private_file::create_private_once(path, content).map(drop).map_err(io(path))
 }
 
 /// Writes `path` whole or not at all, readable by its owner only.
 fn write_atomically(path: &Path, content: &[u8]) -> Result<(), KeyError> {
-    let temporary = temporary_beside(path);
-    write_private(&temporary, content)?;
-    std::fs::rename(&temporary, path).map_err(io(path))
-}
-
-fn write_private(temporary: &Path, content: &[u8]) -> Result<(), KeyError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(temporary).map_err(io(temporary))?;
-    file.write_all(content).and_then(|()| file.sync_all()).map_err(io(temporary))
+    crate::private_file::write_private(path, content).map_err(io(path))
 }
 
 /// The DER bytes of the first PEM block labelled `label`.

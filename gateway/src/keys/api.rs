@@ -50,12 +50,7 @@ impl From<KeyError> for Status {
     }
 }
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+use highwind_common::time::timestamp;
 
 fn to_proto(key: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {

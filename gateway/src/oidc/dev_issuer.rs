@@ -123,7 +123,7 @@ impl DevIssuer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let generated = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                     .map_err(|_| DevIssuerError::BadKey(path.display().to_string()))?;
-                crate::standalone::write_private(&path, generated.as_ref()).map_err(io)?;
+                highwind_common::private_file::write_private(&path, generated.as_ref()).map_err(io)?;
                 generated.as_ref().to_vec()
             }
             Err(e) => return Err(io(e)),

@@ -1,6 +1,5 @@
 //! Proto ↔ domain conversions for use cases.
 
-use chrono::{DateTime, Utc};
 use highwind_common::validation::Violations;
 use highwind_proto::usecase::v1 as pb;
 
@@ -14,12 +13,7 @@ use crate::domain::{
     use_case::{Money, UseCase, UseCaseDraft},
 };
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+use highwind_common::time::timestamp;
 
 fn role_to_proto(role: Role) -> pb::MemberRole {
     match role {

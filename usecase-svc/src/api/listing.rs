@@ -12,19 +12,7 @@ use crate::{domain::names, domain::role::Role, error::Error, store::UseCaseRepos
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1_000;
-const MAX_REQUEST_ID: usize = 128;
-
-/// Records a violation when an idempotency key is too long or holds control characters.
-pub fn check_request_id(request_id: &str, violations: &mut Violations) {
-    if request_id.chars().count() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
-        violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters, no control characters"));
-    }
-}
-
-/// The idempotency key a request carries, if any (empty means none).
-pub fn idempotency_key(request_id: &str) -> Option<&str> {
-    Some(request_id).filter(|id| !id.is_empty())
-}
+pub use highwind_common::idempotency::{check_request_id, idempotency_key};
 
 /// The page size a List request asks for (0 means the default), recording a violation when out of range.
 pub fn page_limit(requested: i32, violations: &mut Violations) -> usize {
