@@ -10,7 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod gc;
 pub mod images;
-pub mod pipelines;
+pub mod pipeline_client;
 pub mod registry;
 pub mod store;
 pub mod uploads;
@@ -84,8 +84,8 @@ pub async fn serve(
     };
     let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, quota, ttl);
     let signer = PrincipalSigner::new(server.internal_secret.expose().as_bytes());
-    let pipelines: Arc<dyn pipelines::PipelineValidator> = Arc::new(
-        pipelines::GrpcPipelines::new(&config.pipelines.url, signer)
+    let pipelines: Arc<dyn pipeline_client::PipelineValidator> = Arc::new(
+        pipeline_client::GrpcPipelines::new(&config.pipelines.url, signer)
             .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e.to_string())))?,
     );
     let sweeper = tokio::spawn(sweep_expired_uploads(uploads.clone()));

@@ -16,7 +16,7 @@ pub mod health;
 pub mod host;
 pub mod http_routes;
 pub mod keys;
-pub mod limit;
+pub mod message_size;
 pub mod oidc;
 pub mod rate_limit;
 pub mod registry;

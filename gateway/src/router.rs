@@ -23,7 +23,7 @@ use highwind_common::principal::PRINCIPAL_HEADER;
 
 use crate::{
     coalesce::Coalesced,
-    limit::{LimitedBody, Tripped},
+    message_size::{LimitedBody, Tripped},
     replay::replayable,
     upstream_body::UpstreamBody,
     upstream_pool::Pool,

@@ -5,7 +5,7 @@
 
 pub mod access;
 pub mod api;
-pub mod assets;
+pub mod asset_client;
 pub mod domain;
 pub mod error;
 pub mod payments;
@@ -71,7 +71,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     config: UseCaseConfig,
 ) -> Result<(), RunError> {
-    let assets = assets::GrpcAssets::new(
+    let assets = asset_client::GrpcAssets::new(
         &config.assets.url,
         PrincipalSigner::new(config.server.internal_secret.expose().as_bytes()),
     )
@@ -85,7 +85,7 @@ pub async fn serve(
     let assets = std::sync::Arc::new(assets);
     let relay = relay::GrantRelay::new(stores.clone(), assets.clone());
     let relay = tokio::spawn(relay.run());
-    let assets: std::sync::Arc<dyn assets::AssetDirectory> = assets;
+    let assets: std::sync::Arc<dyn asset_client::AssetDirectory> = assets;
     let payments = std::sync::Arc::new(payments::LedgerPayments(stores.market.clone()));
     let market = api::MarketplaceApi::new(stores.clone(), assets.clone(), payments, page_tokens.clone());
     let use_cases = api::UseCaseApi::new(stores, assets, page_tokens);

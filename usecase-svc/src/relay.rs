@@ -9,7 +9,7 @@ use highwind_proto::asset::internal::v1 as pb;
 use tokio::sync::Notify;
 
 use crate::{
-    assets::GrantSink,
+    asset_client::GrantSink,
     domain::{grants::Grants, names},
     store::{StoreError, Stores, outbox::Pending, read_all},
 };
@@ -144,7 +144,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        assets::DirectoryError,
+        asset_client::DirectoryError,
         domain::use_case::{UseCase, UseCaseDraft},
     };
 

@@ -21,8 +21,8 @@ use crate::{
     blobs::BlobStore,
     domain::{
         asset::{Asset, AssetField, AssetKind},
-        listing::{AssetFilter, AssetQuery, Cursor, Order, page_size},
         names,
+        paging::{AssetFilter, AssetQuery, Cursor, Order, page_size},
     },
     error::Error,
     gc,

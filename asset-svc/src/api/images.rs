@@ -14,8 +14,8 @@ use super::{access, convert::timestamp};
 use crate::{
     domain::{
         asset::{Asset, AssetKind},
-        listing::page_size,
         names,
+        paging::page_size,
     },
     error::Error,
     images::{Images, ImagesError, TaggedImage},

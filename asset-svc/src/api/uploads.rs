@@ -23,7 +23,7 @@ use crate::{
         version::{Lineage, valid_sha256},
     },
     error::Error,
-    pipelines::PipelineValidator,
+    pipeline_client::PipelineValidator,
     store::{AssetRepository, grants::GrantRepository},
     uploads::{NewUpload, Uploads},
 };

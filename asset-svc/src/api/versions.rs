@@ -18,8 +18,8 @@ use super::{
 use crate::{
     domain::{
         aliases::{self, Alias},
-        listing::page_size,
         names::{self, VersionRef},
+        paging::page_size,
         version::{Version, VersionDraft, VersionField, VersionState},
     },
     error::Error,

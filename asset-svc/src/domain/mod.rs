@@ -2,8 +2,8 @@
 
 pub mod aliases;
 pub mod asset;
-pub mod listing;
 pub mod names;
+pub mod paging;
 pub mod paths;
 pub mod upload;
 pub mod version;

@@ -19,7 +19,7 @@ use super::{AssetRepository, CommitOutcome, ContentRepository, Opened, StoreErro
 use crate::domain::{
     aliases::Alias,
     asset::Asset,
-    listing::AssetQuery,
+    paging::AssetQuery,
     upload::{Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::Version,
 };

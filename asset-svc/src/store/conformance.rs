@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::{AssetRepository, CommitOutcome, Opened, Stores, VersionQuery};
 use crate::domain::{
     asset::{Asset, AssetDraft, AssetField, AssetKind, ModelDetails, ModelFormat},
-    listing::{AssetFilter, AssetQuery, Cursor, Order, OrderKey},
+    paging::{AssetFilter, AssetQuery, Cursor, Order, OrderKey},
     upload::{Upload, UploadFile, UploadQuota, UploadState},
     version::{FileEntry, Lineage, Version, VersionState, manifest_digest},
 };

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     aliases::Alias,
     asset::Asset,
-    listing::AssetQuery,
+    paging::AssetQuery,
     upload::{Upload, UploadFile, UploadHead, UploadQuota, UploadState},
     version::{Version, VersionState},
 };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{AssetRepository, StoreError};
 use crate::domain::{
     asset::{Asset, AssetKind, ModelDetails},
-    listing::{AssetQuery, OrderKey},
+    paging::{AssetQuery, OrderKey},
 };
 
 /// The selected columns, as a literal so statements stay `&'static str`.

@@ -9,13 +9,11 @@ use uuid::Uuid;
 use super::convert::link_role_from_proto;
 use super::{
     filters::LinkFilter,
-    listing::{
-        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
-    },
+    paging::{READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order},
     resolved::{self, link_to_proto_now},
 };
 use crate::{
-    assets::AssetDirectory,
+    asset_client::AssetDirectory,
     domain::{
         link::{AssetLink, LinkRole, MAX_LINKS, Selector},
         names,
@@ -112,7 +110,7 @@ async fn check_target(
     alias_must_resolve: bool,
     prefix: &str,
 ) -> Result<String, Error> {
-    let unavailable = |e: crate::assets::DirectoryError| Error::Unavailable(e.to_string());
+    let unavailable = |e: crate::asset_client::DirectoryError| Error::Unavailable(e.to_string());
     let field = |name: &str| if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
     let Some(info) = assets.describe(principal, asset).await.map_err(unavailable)? else {
         return Err(Error::AssetNotFound(asset.to_owned()));

@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::{
     convert::{entitlement_to_proto, listing_to_proto, money_from_proto, use_case_to_proto},
-    listing::{TimeCursor, check_request_id, idempotency_key, page_limit},
+    paging::{TimeCursor, check_request_id, idempotency_key, page_limit},
     publishing::foreign_assets,
 };
 use crate::{
-    assets::AssetDirectory,
+    asset_client::AssetDirectory,
     domain::{
         link::{AssetLink, LinkRole, Selector},
         market::{

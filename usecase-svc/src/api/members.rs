@@ -7,9 +7,7 @@ use highwind_proto::usecase::v1 as pb;
 use super::convert::{member_to_proto, role_from_proto};
 use super::{
     filters::MemberFilter,
-    listing::{
-        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
-    },
+    paging::{READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order},
 };
 use crate::{
     domain::{

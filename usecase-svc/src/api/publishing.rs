@@ -6,7 +6,7 @@ use highwind_proto::usecase::v1 as pb;
 
 use super::{
     convert::{listing_to_proto, use_case_to_proto},
-    listing::caller_role,
+    paging::caller_role,
 };
 use crate::{
     domain::{grants::sharers, market::Listing, names, release::Release, role::Role, use_case::UseCase},

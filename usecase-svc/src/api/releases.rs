@@ -8,12 +8,10 @@ use highwind_proto::usecase::v1 as pb;
 use super::convert::{frozen_to_proto, release_to_proto};
 use super::{
     filters::ReleaseFilter,
-    listing::{
-        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
-    },
+    paging::{READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order},
 };
 use crate::{
-    assets::AssetDirectory,
+    asset_client::AssetDirectory,
     domain::{
         link::{LinkRole, Selector},
         names,

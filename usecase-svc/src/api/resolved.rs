@@ -11,7 +11,7 @@ use highwind_proto::usecase::v1 as pb;
 
 use super::convert::link_to_proto;
 use crate::{
-    assets::AssetDirectory,
+    asset_client::AssetDirectory,
     domain::link::{AssetLink, Selector},
 };
 
@@ -93,7 +93,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        assets::{AssetInfo, DirectoryError, ResolvedVersion},
+        asset_client::{AssetInfo, DirectoryError, ResolvedVersion},
         domain::link::LinkRole,
     };
 

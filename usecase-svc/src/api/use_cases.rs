@@ -11,14 +11,12 @@ use tonic::{Request, Response, Status};
 use super::{
     convert::{check_schema_type, draft_from_proto, use_case_to_proto},
     filters::UseCaseFilter,
-    links,
-    listing::{
-        READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order,
-    },
-    members, publishing, releases,
+    links, members,
+    paging::{READ_BATCH, SortValue, caller_role, check_request_id, idempotency_key, page_limit, page_of, parse_order},
+    publishing, releases,
 };
 use crate::{
-    assets::AssetDirectory,
+    asset_client::AssetDirectory,
     domain::{
         names,
         role::Role,
