@@ -3,6 +3,7 @@
 
 pub mod blocking;
 mod convert;
+mod error;
 pub mod lineage;
 pub mod logs;
 mod run_request;

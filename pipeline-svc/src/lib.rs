@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api;
 pub mod assets;
+pub mod error;
 pub mod executor;
 pub mod ir;
 pub mod kfp;
