@@ -37,6 +37,13 @@ pub enum ReadError {
     Unavailable(String),
 }
 
+/// Whether `name` is `assets/{asset}/versions/{version-or-alias}`.
+pub fn is_version_name(name: &str) -> bool {
+    name.strip_prefix("assets/")
+        .and_then(|rest| rest.split_once("/versions/"))
+        .is_some_and(|(asset, version)| !asset.is_empty() && !version.is_empty() && !version.contains('/'))
+}
+
 /// A pipeline version's exact name and IR.
 #[derive(Debug, Clone)]
 pub struct PipelineIr {

@@ -1,12 +1,15 @@
 //! The Highwind pipeline service: KFP IR validation and runs, on Kubeflow Pipelines or the embedded executor.
 //!
-//! `ir` parses, validates and describes KFP IR; `runs` is the run model, `store` keeps it, `executor` runs
-//! pipelines as local processes (and hands KFP runs to `kfp`, the Kubeflow Pipelines backend), `task_files`
-//! reads what tasks leave behind without trusting it, and `api` serves the v1 contract.
+//! `ir` parses, validates and describes KFP IR; `runs` is the run model and CreateRun's rule, `store` keeps runs,
+//! `executor` runs pipelines as local processes (and hands KFP runs to `kfp`, the Kubeflow Pipelines backend),
+//! `task_files` reads what tasks leave behind without trusting it, and `api` serves the v1 contract, mapping the
+//! one [`error::Error`] to `tonic::Status` once.
 
 pub mod access;
 pub mod api;
 pub mod assets;
+pub mod blocking;
+pub mod error;
 pub mod executor;
 pub mod ir;
 pub mod kfp;

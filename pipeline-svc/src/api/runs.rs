@@ -1,4 +1,5 @@
-//! CreateRun, GetRun, ListRuns, WatchRun, CancelRun and RetryRun: requests checked, then handed to the executor.
+//! CreateRun, GetRun, ListRuns, WatchRun, CancelRun and RetryRun: requests checked here, then handed to CreateRun's
+//! rule (`runs::create`), the store or the executor.
 
 use std::{collections::BTreeMap, pin::Pin, sync::Arc};
 
@@ -8,7 +9,6 @@ use highwind_common::{
     labels,
     page_token::PageTokens,
     principal::Principal,
-    status,
     validation::{self, Violations},
 };
 use highwind_proto::pipeline::v1 as pb;
@@ -16,22 +16,18 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::Status;
 use uuid::Uuid;
 
-use super::{
-    blocking::{self, Abandoned},
-    convert, read_error,
-};
+use super::convert;
 use crate::{
-    assets::{AssetFiles, PipelineSource, ReadError},
-    executor::{Changed, Engine, EngineError},
-    ir::{self, Severity},
-    runs::model::{Backend, Run, State, Task, now},
-    store::{RunQuery, RunRepository, StoreError},
+    assets::{AssetFiles, PipelineSource, is_version_name},
+    error::Error,
+    executor::{Change, Changed, Engine},
+    runs::{
+        create::{self, Created, MAX_DESCRIPTION, MAX_DISPLAY_NAME, RunRequest},
+        model::{Backend, Run, State, Task},
+    },
+    store::{RunQuery, RunRepository},
 };
 
-/// Longest display name.
-pub(super) const MAX_DISPLAY_NAME: usize = 200;
-/// Longest description.
-pub(super) const MAX_DESCRIPTION: usize = 10_000;
 /// Longest idempotency key.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -53,199 +49,91 @@ pub struct Runs {
     pub tokens: PageTokens,
 }
 
-fn store_error(error: StoreError) -> Status {
-    status::internal(&error)
-}
-
-fn engine_error(error: EngineError) -> Status {
-    match error {
-        EngineError::Store(e) => store_error(e),
-        EngineError::WrongState(state) => status::failed_precondition(
-            format!("the run is {state}"),
-            "RUN_STATE",
-            &[status::Precondition {
-                kind: "STATE",
-                subject: "run".into(),
-                description: format!("the run is {state}"),
-            }],
-        ),
-        EngineError::NoKfp => kfp_refusal("BACKEND_NOT_CONFIGURED", NO_KFP),
-        EngineError::Conflict => Status::aborted("the run changed at the same time; try again"),
-        EngineError::TooManyActiveRuns { creator, limit } => status::quota_exhausted(
-            creator,
-            format!(
-                "at most {limit} active runs (PENDING, RUNNING or CANCELING) at once \
-                 (executor.max_active_runs_per_user); wait for one to end or cancel one"
-            ),
-        ),
-    }
-}
-
-/// The stored IR of a run's pipeline version parsed, validated and described, unless the call is `abandoned`
-/// first; FAILED_PRECONDITION when the version no longer validates.
-fn runnable(content: &[u8], abandoned: &Abandoned) -> Result<(ir::Pipeline, pb::PipelineDescription), Status> {
-    let pipeline = ir::parse(content)
-        .map_err(|issue| Status::failed_precondition(format!("{}: {}", issue.reason, issue.message)))?;
-    if abandoned.is_set() {
-        return Err(blocking::gone());
-    }
-    if let Some(issue) = ir::validate(&pipeline).into_iter().find(|i| i.severity == Severity::Error) {
-        return Err(Status::failed_precondition(format!(
-            "the pipeline version no longer validates: {} at {}: {}",
-            issue.reason, issue.location, issue.message
-        )));
-    }
-    if abandoned.is_set() {
-        return Err(blocking::gone());
-    }
-    let description = ir::describe(&pipeline);
-    Ok((pipeline, description))
-}
-
-const NO_KFP: &str = "this server has no Kubeflow Pipelines backend configured; use LOCAL";
-
-/// FAILED_PRECONDITION for a run the KFP backend cannot take, saying why.
-pub(super) fn kfp_refusal(reason: &str, why: &str) -> Status {
-    status::failed_precondition(
-        "the run cannot go to Kubeflow Pipelines",
-        reason,
-        &[status::Precondition { kind: "BACKEND", subject: "KFP".into(), description: why.into() }],
-    )
-}
-
-/// `runs/{uuid}` → the id, or INVALID_ARGUMENT naming `field`.
-pub fn run_id(name: &str, field: &str) -> Result<Uuid, Status> {
+/// `runs/{uuid}` → the id, or a violation naming `field`.
+pub fn run_id(name: &str, field: &str) -> Result<Uuid, Error> {
     name.strip_prefix("runs/")
         .and_then(|id| Uuid::parse_str(id).ok())
         .filter(|id| name == format!("runs/{id}"))
-        .ok_or_else(|| status::invalid_argument(&Violations::one(field, "must be runs/{run}, the run's UUID")))
+        .ok_or_else(|| Error::Invalid(Violations::one(field, "must be runs/{run}, the run's UUID")))
 }
 
-/// Whether `name` is `assets/{asset}/versions/{version-or-alias}`.
-pub fn is_version_name(name: &str) -> bool {
-    name.strip_prefix("assets/")
-        .and_then(|rest| rest.split_once("/versions/"))
-        .is_some_and(|(asset, version)| !asset.is_empty() && !version.is_empty() && !version.contains('/'))
+/// A CreateRun request's own fields checked, every violation at once; what it asks of the pipeline is left to
+/// [`create::create`].
+fn run_request(request: pb::CreateRunRequest) -> Result<RunRequest, Error> {
+    let pb::CreateRunRequest { run, request_id, validate_only } = request;
+    let Some(asked) = run else {
+        return Err(Error::Invalid(Violations::one("run", "required")));
+    };
+    let mut violations = Violations::new();
+    if !is_version_name(&asked.pipeline_version) {
+        violations.add("run.pipeline_version", "required: assets/{asset}/versions/{version-or-alias}");
+    }
+    if asked.display_name.chars().count() > MAX_DISPLAY_NAME {
+        violations.add("run.display_name", format!("at most {MAX_DISPLAY_NAME} characters"));
+    }
+    if asked.description.chars().count() > MAX_DESCRIPTION {
+        violations.add("run.description", format!("at most {MAX_DESCRIPTION} characters"));
+    }
+    if request_id.chars().count() > MAX_REQUEST_ID {
+        violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters"));
+    }
+    let labels: BTreeMap<String, String> = asked.labels.into_iter().collect();
+    labels::validate(&labels, "run.labels", &mut violations);
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    let backend = match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
+        pb::RunBackend::Unspecified | pb::RunBackend::Local => Backend::Local,
+        pb::RunBackend::Kfp => Backend::Kfp,
+    };
+    Ok(RunRequest {
+        pipeline_version: asked.pipeline_version,
+        display_name: asked.display_name,
+        description: asked.description,
+        labels,
+        backend,
+        parameters: asked.parameters,
+        input_bindings: asked.input_bindings,
+        output_destinations: asked.output_destinations,
+        unbound_output_policy: asked.unbound_output_policy,
+        enable_caching: asked.enable_caching,
+        allow_network: asked.allow_network,
+        request_id: (!request_id.is_empty()).then_some(request_id),
+        validate_only,
+    })
 }
 
 impl Runs {
     /// The run `name` if `principal` created it; NOT_FOUND otherwise.
-    pub async fn readable(&self, principal: &Principal, name: &str) -> Result<Run, Status> {
+    pub async fn readable(&self, principal: &Principal, name: &str) -> Result<Run, Error> {
         let id = run_id(name, "name")?;
-        match self.store.get(id).await.map_err(store_error)? {
+        match self.store.get(id).await? {
             Some(run) if run.creator == principal.as_str() => Ok(run),
-            _ => Err(Status::not_found(format!("{name} not found"))),
+            _ => Err(Error::NotFound(name.to_owned())),
         }
     }
 
     /// CreateRun.
-    pub async fn create(&self, principal: &Principal, request: pb::CreateRunRequest) -> Result<pb::Run, Status> {
-        let pb::CreateRunRequest { run, request_id, validate_only } = request;
-        let Some(asked) = run else {
-            return Err(status::invalid_argument(&Violations::one("run", "required")));
+    pub async fn create(&self, principal: &Principal, request: pb::CreateRunRequest) -> Result<pb::Run, Error> {
+        let request = run_request(request)?;
+        let context = create::Context {
+            store: &*self.store,
+            engine: &self.engine,
+            pipelines: &*self.pipelines,
+            assets: &*self.assets,
         };
-        let mut violations = Violations::new();
-        if !is_version_name(&asked.pipeline_version) {
-            violations.add("run.pipeline_version", "required: assets/{asset}/versions/{version-or-alias}");
-        }
-        if asked.display_name.chars().count() > MAX_DISPLAY_NAME {
-            violations.add("run.display_name", format!("at most {MAX_DISPLAY_NAME} characters"));
-        }
-        if asked.description.chars().count() > MAX_DESCRIPTION {
-            violations.add("run.description", format!("at most {MAX_DESCRIPTION} characters"));
-        }
-        if request_id.chars().count() > MAX_REQUEST_ID {
-            violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters"));
-        }
-        let run_labels: BTreeMap<String, String> = asked.labels.clone().into_iter().collect();
-        labels::validate(&run_labels, "run.labels", &mut violations);
-        if !violations.is_empty() {
-            return Err(status::invalid_argument(&violations));
-        }
-        let backend = match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
-            pb::RunBackend::Unspecified | pb::RunBackend::Local => Backend::Local,
-            pb::RunBackend::Kfp if self.engine.has_kfp() => Backend::Kfp,
-            pb::RunBackend::Kfp => {
-                return Err(kfp_refusal("BACKEND_NOT_CONFIGURED", NO_KFP));
-            }
-        };
-        if backend == Backend::Kfp && !asked.output_destinations.is_empty() {
-            return Err(kfp_refusal(
-                "KFP_OUTPUTS_STAY_IN_KFP",
-                "outputs of Kubeflow Pipelines runs stay in KFP's pipeline root and do not become asset versions; \
-                 leave run.output_destinations empty or use LOCAL",
-            ));
-        }
-
-        let ir = self.pipelines.ir(principal, &asked.pipeline_version).await.map_err(|e| match e {
-            ReadError::NotPipeline(_) => {
-                status::invalid_argument(&Violations::one("run.pipeline_version", e.to_string()))
-            }
-            other => read_error(other),
-        })?;
-        let content = ir.content.clone();
-        let (pipeline, description) = blocking::run(move |abandoned| runnable(&content, abandoned)).await??;
-        super::run_request::within_limits(&ir::size(&pipeline.spec), self.engine.config())?;
-        let parameters = super::run_request::cast_parameters(&description, &asked.parameters)?;
-        let bindings = self.bindings(principal, &description, &asked, &parameters, backend).await?;
-        let destinations = self.destinations(principal, &pipeline, &description, &asked.output_destinations).await?;
-
-        let time = now();
-        let alias_of = |asked: &str, exact: &str| {
-            if asked == exact { String::new() } else { asked.rsplit('/').next().unwrap_or_default().to_owned() }
-        };
-        let display_name = if asked.display_name.is_empty() {
-            format!("{} {}", description.pipeline_name, time.format("%Y-%m-%d %H:%M:%S"))
-        } else {
-            asked.display_name.clone()
-        };
-        let run = Run {
-            id: Uuid::now_v7(),
-            display_name,
-            description: asked.description.clone(),
-            pipeline_alias: alias_of(&asked.pipeline_version, &ir.version),
-            pipeline_version: ir.version.clone(),
-            parameters,
-            input_bindings: bindings,
-            output_destinations: destinations,
-            unbound_output_policy: asked.unbound_output_policy,
-            enable_caching: asked.enable_caching,
-            allow_network: asked.allow_network,
-            backend,
-            backend_run_id: String::new(),
-            backend_attempt: 0,
-            state: State::Pending,
-            error: None,
-            outputs: Default::default(),
-            creator: principal.as_str().to_owned(),
-            create_time: time,
-            start_time: None,
-            end_time: None,
-            update_time: time,
-            labels: run_labels,
-            attempt: 1,
-            sequence: 1,
-            request_id: (!request_id.is_empty()).then_some(request_id),
-            retry_request_id: None,
-        };
-        // Taken before the run is stored, so concurrent creates cannot pass the limit together.
-        let admission = self.engine.admit(principal.as_str()).map_err(engine_error)?;
-        if validate_only {
-            return Ok(pb::Run { name: String::new(), uid: String::new(), ..convert::run(&run, None) });
-        }
-        let ir_text = String::from_utf8_lossy(&ir.content).into_owned();
-        let stored = self.store.create(&run, &ir_text).await.map_err(store_error)?;
-        if stored.id == run.id {
-            self.engine.launch(run.clone(), Arc::new(pipeline.spec), admission);
-        }
-        Ok(convert::run(&stored, None))
+        Ok(match create::create(context, principal, request).await? {
+            // Nothing was stored, so the run has no name yet.
+            Created::Checked(run) => pb::Run { name: String::new(), uid: String::new(), ..convert::run(&run, None) },
+            Created::Stored(run) => convert::run(&run, None),
+        })
     }
 
     /// GetRun.
-    pub async fn get(&self, principal: &Principal, request: pb::GetRunRequest) -> Result<pb::Run, Status> {
+    pub async fn get(&self, principal: &Principal, request: pb::GetRunRequest) -> Result<pb::Run, Error> {
         let run = self.readable(principal, &request.name).await?;
         let full = request.view != pb::RunView::Basic as i32;
-        let tasks = if full { Some(self.store.tasks(run.id).await.map_err(store_error)?) } else { None };
+        let tasks = if full { Some(self.store.tasks(run.id).await?) } else { None };
         Ok(convert::run(&run, tasks.as_deref()))
     }
 
@@ -254,7 +142,27 @@ impl Runs {
         &self,
         principal: &Principal,
         request: pb::ListRunsRequest,
-    ) -> Result<pb::ListRunsResponse, Status> {
+    ) -> Result<pb::ListRunsResponse, Error> {
+        let listing = self.listing(principal, &request)?;
+        let mut runs = if listing.matches_nothing { Vec::new() } else { self.store.list(&listing.query).await? };
+        let next_page_token = if runs.len() > listing.page_size {
+            runs.truncate(listing.page_size);
+            runs.last()
+                .map(|r| self.tokens.encode(&listing.scope, &(r.create_time.timestamp_micros(), r.id)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut page = Vec::new();
+        for run in runs.iter().filter(|r| listing.label_terms.iter().all(|(k, v)| r.labels.get(k) == Some(v))) {
+            let tasks = if listing.full { Some(self.store.tasks(run.id).await?) } else { None };
+            page.push(convert::run(run, tasks.as_deref()));
+        }
+        Ok(pb::ListRunsResponse { runs: page, next_page_token })
+    }
+
+    /// ListRuns' request checked, every violation at once, and turned into a query of `principal`'s runs.
+    fn listing(&self, principal: &Principal, request: &pb::ListRunsRequest) -> Result<Listing, Error> {
         let full = request.view == pb::RunView::Full as i32;
         let max = if full { 100 } else { 1000 };
         let mut violations = Violations::new();
@@ -295,118 +203,122 @@ impl Runs {
             }
         }
         if !violations.is_empty() {
-            return Err(status::invalid_argument(&violations));
+            return Err(Error::Invalid(violations));
         }
-        let mut runs = if matches_nothing { Vec::new() } else { self.store.list(&query).await.map_err(store_error)? };
-        let next_page_token = if runs.len() > page_size {
-            runs.truncate(page_size);
-            runs.last()
-                .map(|r| self.tokens.encode(&scope, &(r.create_time.timestamp_micros(), r.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let mut page = Vec::new();
-        for run in runs.iter().filter(|r| label_terms.iter().all(|(k, v)| r.labels.get(k) == Some(v))) {
-            let tasks = if full { Some(self.store.tasks(run.id).await.map_err(store_error)?) } else { None };
-            page.push(convert::run(run, tasks.as_deref()));
-        }
-        Ok(pb::ListRunsResponse { runs: page, next_page_token })
+        Ok(Listing { query, label_terms, matches_nothing, scope, page_size, full })
     }
 
     /// WatchRun: a snapshot, then every change, until the run is terminal.
-    pub async fn watch(&self, principal: &Principal, request: pb::WatchRunRequest) -> Result<WatchStream, Status> {
+    pub async fn watch(&self, principal: &Principal, request: pb::WatchRunRequest) -> Result<WatchStream, Error> {
         // Subscribed before the snapshot is read, so no change falls between the two.
-        let mut receiver = self.engine.subscribe();
+        let receiver = self.engine.subscribe();
         let id = self.readable(principal, &request.name).await?.id;
-        let store = self.store.clone();
         let (sender, out) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            let send = |message| sender.send(Ok(message));
-            let (mut run, tasks) = match (store.get(id).await, store.tasks(id).await) {
-                (Ok(Some(run)), Ok(tasks)) => (run, tasks),
-                _ => return,
-            };
-            let mut last = run.sequence;
-            if send(convert::snapshot(&run, &tasks)).await.is_err() || run.state.is_terminal() {
-                return;
-            }
-            loop {
-                let change = match receiver.recv().await {
-                    Ok(change) => change,
-                    Err(RecvError::Lagged(_)) => {
-                        // Fell behind: a fresh snapshot replaces whatever was missed.
-                        let (Ok(Some(now_run)), Ok(tasks)) = (store.get(id).await, store.tasks(id).await) else {
-                            return;
-                        };
-                        run = now_run;
-                        last = run.sequence;
-                        if send(convert::snapshot(&run, &tasks)).await.is_err() || run.state.is_terminal() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                if change.run_id != id || change.sequence <= last {
-                    continue;
-                }
-                last = change.sequence;
-                let message = match &change.what {
-                    Changed::Task(task) => convert::task_change(task, &run, change.sequence, change.time),
-                    Changed::Run(now_run) => {
-                        run = (**now_run).clone();
-                        match convert::change(&change) {
-                            Some(message) => message,
-                            None => continue,
-                        }
-                    }
-                };
-                if send(message).await.is_err() || run.state.is_terminal() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(follow(self.store.clone(), receiver, id, sender));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)))
     }
 
     /// CancelRun.
-    pub async fn cancel(&self, principal: &Principal, request: pb::CancelRunRequest) -> Result<pb::Run, Status> {
+    pub async fn cancel(&self, principal: &Principal, request: pb::CancelRunRequest) -> Result<pb::Run, Error> {
         let run = self.readable(principal, &request.name).await?;
-        let run = self.engine.cancel(&run).await.map_err(engine_error)?;
+        let run = self.engine.cancel(&run).await?;
         Ok(convert::run(&run, None))
     }
 
     /// RetryRun.
-    pub async fn retry(&self, principal: &Principal, request: pb::RetryRunRequest) -> Result<pb::Run, Status> {
+    pub async fn retry(&self, principal: &Principal, request: pb::RetryRunRequest) -> Result<pb::Run, Error> {
         if request.request_id.chars().count() > MAX_REQUEST_ID {
-            return Err(status::invalid_argument(&Violations::one(
-                "request_id",
-                format!("at most {MAX_REQUEST_ID} characters"),
-            )));
+            return Err(Error::Invalid(Violations::one("request_id", format!("at most {MAX_REQUEST_ID} characters"))));
         }
         let run = self.readable(principal, &request.name).await?;
         if !request.request_id.is_empty() && run.retry_request_id.as_deref() == Some(request.request_id.as_str()) {
             return Ok(convert::run(&run, None));
         }
         let key = (!request.request_id.is_empty()).then_some(request.request_id);
-        let run = self.engine.retry(&run, key).await.map_err(engine_error)?;
+        let run = self.engine.retry(&run, key).await?;
         Ok(convert::run(&run, None))
     }
 
     /// The task `name` (`runs/{run}/tasks/{path}`) of a run `principal` created.
-    pub async fn task(&self, principal: &Principal, name: &str) -> Result<(Run, Task), Status> {
+    pub async fn task(&self, principal: &Principal, name: &str) -> Result<(Run, Task), Error> {
         let (run_name, path) = name
             .strip_prefix("runs/")
             .and_then(|rest| rest.split_once("/tasks/"))
             .map(|(id, path)| (format!("runs/{id}"), path.to_owned()))
             .filter(|(_, path)| !path.is_empty())
-            .ok_or_else(|| status::invalid_argument(&Violations::one("name", "must be runs/{run}/tasks/{task}")))?;
+            .ok_or_else(|| Error::Invalid(Violations::one("name", "must be runs/{run}/tasks/{task}")))?;
         let run = self.readable(principal, &run_name).await?;
-        let tasks = self.store.tasks(run.id).await.map_err(store_error)?;
-        let task =
-            tasks.into_iter().find(|t| t.path == path).ok_or_else(|| Status::not_found(format!("{name} not found")))?;
+        let tasks = self.store.tasks(run.id).await?;
+        let task = tasks.into_iter().find(|t| t.path == path).ok_or_else(|| Error::NotFound(name.to_owned()))?;
         Ok((run, task))
+    }
+}
+
+/// A checked ListRuns request.
+#[derive(Debug)]
+struct Listing {
+    /// What the store is asked, one run past the page to tell whether another page follows.
+    query: RunQuery,
+    /// `labels.<key>` terms, matched on the runs the store returns.
+    label_terms: Vec<(String, String)>,
+    /// The filter names another creator, whose runs the caller never sees.
+    matches_nothing: bool,
+    /// What a page token is bound to: the caller and the query.
+    scope: String,
+    page_size: usize,
+    full: bool,
+}
+
+/// Sends run `id`'s snapshot, then its changes from `receiver`, until the run is terminal or the watcher left.
+async fn follow(
+    store: Arc<dyn RunRepository>,
+    mut receiver: tokio::sync::broadcast::Receiver<Change>,
+    id: Uuid,
+    sender: tokio::sync::mpsc::Sender<Result<pb::WatchRunResponse, Status>>,
+) {
+    let send = |message| sender.send(Ok(message));
+    let (mut run, tasks) = match (store.get(id).await, store.tasks(id).await) {
+        (Ok(Some(run)), Ok(tasks)) => (run, tasks),
+        _ => return,
+    };
+    let mut last = run.sequence;
+    if send(convert::snapshot(&run, &tasks)).await.is_err() || run.state.is_terminal() {
+        return;
+    }
+    loop {
+        let change = match receiver.recv().await {
+            Ok(change) => change,
+            Err(RecvError::Lagged(_)) => {
+                // Fell behind: a fresh snapshot replaces whatever was missed.
+                let (Ok(Some(now_run)), Ok(tasks)) = (store.get(id).await, store.tasks(id).await) else {
+                    return;
+                };
+                run = now_run;
+                last = run.sequence;
+                if send(convert::snapshot(&run, &tasks)).await.is_err() || run.state.is_terminal() {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if change.run_id != id || change.sequence <= last {
+            continue;
+        }
+        last = change.sequence;
+        let message = match &change.what {
+            Changed::Task(task) => convert::task_change(task, &run, change.sequence, change.time),
+            Changed::Run(now_run) => {
+                run = (**now_run).clone();
+                match convert::change(&change) {
+                    Some(message) => message,
+                    None => continue,
+                }
+            }
+        };
+        if send(message).await.is_err() || run.state.is_terminal() {
+            return;
+        }
     }
 }
 

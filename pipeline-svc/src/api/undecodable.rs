@@ -5,13 +5,15 @@
 
 use std::task::{Context, Poll};
 
-use highwind_common::{status, validation::Violations};
+use highwind_common::validation::Violations;
 use tonic::{
     Code, Status,
     body::Body,
     codegen::{BoxFuture, Service, http},
     server::NamedService,
 };
+
+use crate::error::Error;
 
 /// What tonic's codec puts before the decoder's own account.
 const DECODE_FAILED: &str = "failed to decode Protobuf message: ";
@@ -70,7 +72,7 @@ fn invalid(what: &str) -> Status {
     } else {
         format!("cannot be decoded: {description}")
     };
-    status::invalid_argument(&Violations::one(field, description))
+    Error::Invalid(Violations::one(field, description)).into()
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use highwind_common::status;
-use tonic::Status;
+use crate::error::Error;
 
 /// Set once the call that asked for the work is gone.
 #[derive(Debug, Clone, Default)]
@@ -32,16 +31,12 @@ impl Drop for SetOnDrop {
     }
 }
 
-/// Runs `work` on the blocking pool and waits for it; `work` should return early once its flag is set.
-pub async fn run<T: Send + 'static>(work: impl FnOnce(&Abandoned) -> T + Send + 'static) -> Result<T, Status> {
+/// Runs `work` on the blocking pool and waits for it; `work` should return early once its flag is set, with
+/// [`Error::Abandoned`] when it has nothing to answer.
+pub async fn run<T: Send + 'static>(work: impl FnOnce(&Abandoned) -> T + Send + 'static) -> Result<T, Error> {
     let abandoned = Abandoned::default();
     let _guard = SetOnDrop(abandoned.clone());
-    tokio::task::spawn_blocking(move || work(&abandoned)).await.map_err(|e| status::internal(&e))
-}
-
-/// CANCELLED for a call whose work was given up (its caller no longer waits for the answer).
-pub fn gone() -> Status {
-    Status::cancelled("the call was abandoned before its work finished")
+    Ok(tokio::task::spawn_blocking(move || work(&abandoned)).await?)
 }
 
 #[cfg(test)]
