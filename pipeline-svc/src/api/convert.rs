@@ -6,12 +6,7 @@ use highwind_proto::pipeline::v1 as pb;
 
 use crate::runs::model::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+use highwind_common::time::timestamp;
 
 /// The proto enum of `state`.
 pub fn state(state: State) -> pb::RunState {

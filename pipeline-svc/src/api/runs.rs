@@ -28,9 +28,6 @@ use crate::{
     store::{RunQuery, RunRepository},
 };
 
-/// Longest idempotency key.
-const MAX_REQUEST_ID: usize = 128;
-
 /// A stream of WatchRun messages.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
 
@@ -74,9 +71,7 @@ fn run_request(request: pb::CreateRunRequest) -> Result<RunRequest, Error> {
     if asked.description.chars().count() > MAX_DESCRIPTION {
         violations.add("run.description", format!("at most {MAX_DESCRIPTION} characters"));
     }
-    if request_id.chars().count() > MAX_REQUEST_ID {
-        violations.add("request_id", format!("at most {MAX_REQUEST_ID} characters"));
-    }
+    highwind_common::idempotency::check_request_id(&request_id, &mut violations);
     let labels: BTreeMap<String, String> = asked.labels.into_iter().collect();
     labels::validate(&labels, "run.labels", &mut violations);
     if !violations.is_empty() {
@@ -98,7 +93,7 @@ fn run_request(request: pb::CreateRunRequest) -> Result<RunRequest, Error> {
         unbound_output_policy: asked.unbound_output_policy,
         enable_caching: asked.enable_caching,
         allow_network: asked.allow_network,
-        request_id: (!request_id.is_empty()).then_some(request_id),
+        request_id: highwind_common::idempotency::idempotency_key(&request_id).map(str::to_owned),
         validate_only,
     })
 }
@@ -227,8 +222,10 @@ impl Runs {
 
     /// RetryRun.
     pub async fn retry(&self, principal: &Principal, request: pb::RetryRunRequest) -> Result<pb::Run, Error> {
-        if request.request_id.chars().count() > MAX_REQUEST_ID {
-            return Err(Error::Invalid(Violations::one("request_id", format!("at most {MAX_REQUEST_ID} characters"))));
+        let mut violations = Violations::new();
+        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
         }
         let run = self.readable(principal, &request.name).await?;
         if !request.request_id.is_empty() && run.retry_request_id.as_deref() == Some(request.request_id.as_str()) {
