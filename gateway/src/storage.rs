@@ -9,6 +9,11 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Connects to `url` and migrates it.
 pub async fn open(url: &str) -> Result<Database, DbError> {
     let db = Database::connect(url, 4).await?;
-    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    migrate(&db).await?;
     Ok(db)
+}
+
+/// Applies the gateway's migrations to `db`.
+pub async fn migrate(db: &Database) -> Result<(), DbError> {
+    db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await
 }

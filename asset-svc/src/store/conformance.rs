@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use highwind_common::db::{Database, testing::conformance};
 
 use super::{AssetRepository, CommitOutcome, Opened, Stores, VersionQuery};
 use crate::domain::{
@@ -13,38 +14,13 @@ use crate::domain::{
     version::{FileEntry, Lineage, Version, VersionState, manifest_digest},
 };
 
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
-                    let stores = crate::store::open_uncached(db).await.expect("migrate");
-                    super::$check(&stores).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(url) = highwind_common::db::testing::fresh_postgres_url().await else {
-                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($check));
-                        return;
-                    };
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
-                    let stores = crate::store::open_uncached(db).await.expect("migrate");
-                    super::$check(&stores).await;
-                }
-            )*
-        }
-    };
+/// What the checks test: the migrated stores of `db`.
+async fn stores(db: Database) -> Stores {
+    crate::store::open_uncached(db).await.expect("migrate")
 }
 
 conformance!(
+    open: stores;
     create_then_get_round_trips_every_field,
     request_id_returns_the_first_asset,
     update_is_compare_and_swap,
@@ -95,7 +71,7 @@ async fn collect_pages(repo: &dyn AssetRepository, mut q: AssetQuery, page: usiz
     }
 }
 
-async fn create_then_get_round_trips_every_field(stores: &Stores) {
+async fn create_then_get_round_trips_every_field(stores: Stores) {
     let repo = stores.assets.as_ref();
     let draft = AssetDraft {
         kind: Some(AssetKind::Model),
@@ -116,7 +92,7 @@ async fn create_then_get_round_trips_every_field(stores: &Stores) {
     assert_eq!(repo.get(uuid::Uuid::now_v7()).await.expect("get"), None);
 }
 
-async fn request_id_returns_the_first_asset(stores: &Stores) {
+async fn request_id_returns_the_first_asset(stores: Stores) {
     let repo = stores.assets.as_ref();
     let first = asset("users/alice", "first", AssetKind::Dataset);
     let retry = asset("users/alice", "retry", AssetKind::Dataset);
@@ -127,7 +103,7 @@ async fn request_id_returns_the_first_asset(stores: &Stores) {
     assert_eq!(repo.create(&other_owner, Some("req-1")).await.expect("create"), other_owner, "keys are per owner");
 }
 
-async fn update_is_compare_and_swap(stores: &Stores) {
+async fn update_is_compare_and_swap(stores: Stores) {
     let repo = stores.assets.as_ref();
     let original = asset("users/alice", "v1", AssetKind::Dataset);
     repo.create(&original, None).await.expect("create");
@@ -142,7 +118,7 @@ async fn update_is_compare_and_swap(stores: &Stores) {
     assert_eq!(repo.get(original.id).await.expect("get"), Some(archived));
 }
 
-async fn keyset_pages_by_create_time_cover_everything_once(stores: &Stores) {
+async fn keyset_pages_by_create_time_cover_everything_once(stores: Stores) {
     let repo = stores.assets.as_ref();
     let mut created = Vec::new();
     for i in 0..250 {
@@ -168,7 +144,7 @@ async fn keyset_pages_by_create_time_cover_everything_once(stores: &Stores) {
     }
 }
 
-async fn display_name_order_is_bytewise(stores: &Stores) {
+async fn display_name_order_is_bytewise(stores: Stores) {
     let repo = stores.assets.as_ref();
     let names = ["beta", "Alpha", "alpha", "Ölpreis", "zeta", "_under", "alpha"];
     for name in names {
@@ -184,7 +160,7 @@ async fn display_name_order_is_bytewise(stores: &Stores) {
     }
 }
 
-async fn filters_select_kind_labels_archive_and_owner(stores: &Stores) {
+async fn filters_select_kind_labels_archive_and_owner(stores: Stores) {
     let repo = stores.assets.as_ref();
     let mut vision = asset("users/f", "vision data", AssetKind::Dataset);
     vision.labels.insert("team".into(), "vision".into());
@@ -275,15 +251,15 @@ fn version_of(upload: &Upload) -> Version {
     }
 }
 
-async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
-    let a = stored_asset(stores, "users/u").await;
+async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: Stores) {
+    let a = stored_asset(&stores, "users/u").await;
     stores.content.record_blob(&digest_of("a.csv"), 3, Utc::now()).await.expect("record");
     let first = upload_of(&a, &[("b.csv", false), ("a.csv", true)]);
-    let stored = open(stores, &first, Some("key")).await;
+    let stored = open(&stores, &first, Some("key")).await;
     assert_eq!(stored, first);
     // A file claimed present whose blob is not indexed (collected meanwhile) must be sent after all.
     let stale_claim = upload_of(&a, &[("z.csv", true)]);
-    let stored = open(stores, &stale_claim, None).await;
+    let stored = open(&stores, &stale_claim, None).await;
     assert!(!stored.files[0].complete);
     let fetched = stores.content.get_upload(stale_claim.id).await.expect("get").expect("exists");
     assert_eq!(fetched.missing(), ["z.csv"]);
@@ -293,7 +269,7 @@ async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     expected.files.sort_by(|x, y| x.entry.path.cmp(&y.entry.path));
     assert_eq!(fetched, expected);
     let retry = upload_of(&a, &[("c.csv", false)]);
-    let again = open(stores, &retry, Some("key")).await;
+    let again = open(&stores, &retry, Some("key")).await;
     assert_eq!(again.id, first.id, "the same key returns the first upload");
     assert_eq!(stores.content.get_upload(retry.id).await.expect("get"), None);
 
@@ -304,9 +280,9 @@ async fn uploads_round_trip_and_are_idempotent_by_request_id(stores: &Stores) {
     assert_eq!(fetched.expire_time, later, "a completed file extends the upload's life");
 }
 
-async fn one_file_or_the_head_of_an_upload_is_read_alone(stores: &Stores) {
-    let a = stored_asset(stores, "users/h").await;
-    let upload = open(stores, &upload_of(&a, &[("a.csv", false), ("b/c.csv", true)]), None).await;
+async fn one_file_or_the_head_of_an_upload_is_read_alone(stores: Stores) {
+    let a = stored_asset(&stores, "users/h").await;
+    let upload = open(&stores, &upload_of(&a, &[("a.csv", false), ("b/c.csv", true)]), None).await;
     let head = stores.content.get_upload_head(upload.id).await.expect("head").expect("exists");
     assert_eq!(head, upload.head());
     let file = stores.content.get_upload_file(upload.id, "b/c.csv").await.expect("file").expect("declared");
@@ -318,8 +294,8 @@ async fn one_file_or_the_head_of_an_upload_is_read_alone(stores: &Stores) {
     assert_eq!(head.state, UploadState::Cancelled);
 }
 
-async fn quotas_hold_concurrent_openings_to_the_limit(stores: &Stores) {
-    let a = stored_asset(stores, "users/q").await;
+async fn quotas_hold_concurrent_openings_to_the_limit(stores: Stores) {
+    let a = stored_asset(&stores, "users/q").await;
     let quota = UploadQuota { max_open_uploads: 3, max_open_bytes: 1 << 20, max_stored_bytes: 1 << 30 };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -336,15 +312,15 @@ async fn quotas_hold_concurrent_openings_to_the_limit(stores: &Stores) {
     assert!(refusals[0].contains("at most 3 uploads open"), "{}", refusals[0]);
 
     // Another user's quota is their own; a closed upload frees its place; an expired one no longer counts.
-    let other = stored_asset(stores, "users/q2").await;
+    let other = stored_asset(&stores, "users/q2").await;
     assert!(matches!(
         stores.content.create_upload(&upload_of(&other, &[("f", false)]), None, &quota).await.expect("create"),
         Opened::Upload(_)
     ));
     let mut idle = upload_of(&other, &[("f", false)]);
     idle.expire_time = idle.create_time - chrono::Duration::seconds(1);
-    open(stores, &idle, None).await;
-    open(stores, &upload_of(&other, &[("g", false)]), None).await;
+    open(&stores, &idle, None).await;
+    open(&stores, &upload_of(&other, &[("g", false)]), None).await;
     assert!(
         matches!(
             stores.content.create_upload(&upload_of(&other, &[("f", false)]), None, &quota).await.expect("create"),
@@ -355,7 +331,7 @@ async fn quotas_hold_concurrent_openings_to_the_limit(stores: &Stores) {
 
     // Declared bytes: what the open uploads declare, this one included.
     let bytes = UploadQuota { max_open_uploads: 100, max_open_bytes: 10, max_stored_bytes: 1 << 30 };
-    let b = stored_asset(stores, "users/qb").await;
+    let b = stored_asset(&stores, "users/qb").await;
     let declared = |size: u64| {
         let mut upload = upload_of(&b, &[("f", false)]);
         upload.files[0].entry.size = size;
@@ -381,11 +357,11 @@ async fn quotas_hold_concurrent_openings_to_the_limit(stores: &Stores) {
     ));
 }
 
-async fn commits_add_to_what_the_asset_stores(stores: &Stores) {
-    let a = stored_asset(stores, "users/s").await;
+async fn commits_add_to_what_the_asset_stores(stores: Stores) {
+    let a = stored_asset(&stores, "users/s").await;
     assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").stored_bytes, 0);
     for files in [&[("a", true), ("b", true)][..], &[("c", true)][..]] {
-        let upload = open(stores, &upload_of(&a, files), None).await;
+        let upload = open(&stores, &upload_of(&a, files), None).await;
         stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit");
     }
     assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").stored_bytes, 9, "three 3-byte files");
@@ -405,12 +381,12 @@ async fn commits_add_to_what_the_asset_stores(stores: &Stores) {
     assert!(matches!(fits, Opened::Upload(_)));
 }
 
-async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
-    let a = stored_asset(stores, "users/c").await;
+async fn concurrent_commits_take_distinct_numbers(stores: Stores) {
+    let a = stored_asset(&stores, "users/c").await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let upload = upload_of(&a, &[("f", true)]);
-        open(stores, &upload, None).await;
+        open(&stores, &upload, None).await;
         let content = stores.content.clone();
         tasks.spawn(async move { content.commit_upload(&upload, &version_of(&upload)).await });
     }
@@ -440,10 +416,10 @@ async fn concurrent_commits_take_distinct_numbers(stores: &Stores) {
     assert_eq!(numbers, [7, 8]);
 }
 
-async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
-    let a = stored_asset(stores, "users/o").await;
+async fn a_commit_happens_once_and_only_while_open(stores: Stores) {
+    let a = stored_asset(&stores, "users/o").await;
     let upload = upload_of(&a, &[("f", true)]);
-    open(stores, &upload, None).await;
+    open(&stores, &upload, None).await;
     let CommitOutcome::Committed(first) =
         stores.content.commit_upload(&upload, &version_of(&upload)).await.expect("commit")
     else {
@@ -460,14 +436,14 @@ async fn a_commit_happens_once_and_only_while_open(stores: &Stores) {
     assert!(!stores.content.close_upload(upload.id, UploadState::Cancelled).await.expect("close"));
 
     let cancelled = upload_of(&a, &[("f", true)]);
-    open(stores, &cancelled, None).await;
+    open(&stores, &cancelled, None).await;
     assert!(stores.content.close_upload(cancelled.id, UploadState::Cancelled).await.expect("cancel"));
     let outcome = stores.content.commit_upload(&cancelled, &version_of(&cancelled)).await.expect("commit");
     assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Cancelled));
     assert_eq!(stores.content.latest_version(a.id).await.expect("latest").map(|v| v.number), Some(1));
 }
 
-async fn blob_index_answers_which_digests_are_missing(stores: &Stores) {
+async fn blob_index_answers_which_digests_are_missing(stores: Stores) {
     let digests: Vec<String> = (0..700).map(|i| format!("{i:064x}")).collect();
     for digest in digests.iter().step_by(2) {
         stores.content.record_blob(digest, 10, Utc::now()).await.expect("record");
@@ -479,13 +455,13 @@ async fn blob_index_answers_which_digests_are_missing(stores: &Stores) {
     assert!(stores.content.missing_blobs(&[]).await.expect("empty").is_empty());
 }
 
-async fn idle_uploads_expire(stores: &Stores) {
-    let a = stored_asset(stores, "users/e").await;
+async fn idle_uploads_expire(stores: Stores) {
+    let a = stored_asset(&stores, "users/e").await;
     let mut idle = upload_of(&a, &[("f", false)]);
     idle.expire_time = idle.create_time - chrono::Duration::seconds(1);
     let fresh = upload_of(&a, &[("f", false)]);
-    open(stores, &idle, None).await;
-    open(stores, &fresh, None).await;
+    open(&stores, &idle, None).await;
+    open(&stores, &fresh, None).await;
     assert_eq!(stores.content.expire_uploads(Utc::now()).await.expect("expire"), [idle.id]);
     assert!(stores.content.expire_uploads(Utc::now()).await.expect("again").is_empty());
     let state = stores.content.get_upload(idle.id).await.expect("get").expect("exists").state;
@@ -494,9 +470,9 @@ async fn idle_uploads_expire(stores: &Stores) {
     assert_eq!(outcome, CommitOutcome::NotOpen(UploadState::Expired));
 }
 
-async fn an_image_is_recorded_once_however_often_and_concurrently_it_is_seen(stores: &Stores) {
+async fn an_image_is_recorded_once_however_often_and_concurrently_it_is_seen(stores: Stores) {
     use crate::domain::version::ImageRecord;
-    let a = stored_asset(stores, "users/i").await;
+    let a = stored_asset(&stores, "users/i").await;
     let image = |digest: &str, tag: &str| Version {
         id: uuid::Uuid::now_v7(),
         asset_id: a.id,
@@ -541,9 +517,9 @@ async fn an_image_is_recorded_once_however_often_and_concurrently_it_is_seen(sto
     assert_eq!(stores.assets.get(a.id).await.expect("get").expect("asset").latest_version, Some(2));
 }
 
-async fn grants_say_who_reads_and_which_versions_are_pinned(stores: &Stores) {
+async fn grants_say_who_reads_and_which_versions_are_pinned(stores: Stores) {
     use crate::store::grants::GrantSet;
-    let a = stored_asset(stores, "users/owner").await;
+    let a = stored_asset(&stores, "users/owner").await;
     let set = GrantSet {
         source: "useCases/x".into(),
         sequence: 1,

@@ -3,46 +3,25 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use highwind_common::db::{Database, testing::conformance};
 use uuid::Uuid;
 
 use super::{RunQuery, RunRepository};
-use crate::runs::model::{Direction, LineageEdge, Run, State, Task, now};
+use crate::runs::model::{Direction, LineageEdge, Run, State, Task, Values, now};
 
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
-                    super::$check(crate::store::open(db).await.expect("migrate")).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(url) = highwind_common::db::testing::fresh_postgres_url().await else {
-                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($check));
-                        return;
-                    };
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
-                    super::$check(crate::store::open(db).await.expect("migrate")).await;
-                }
-            )*
-        }
-    };
+/// What the checks test: the migrated repository of `db`.
+async fn repository(db: Database) -> Arc<dyn RunRepository> {
+    crate::store::open(db).await.expect("migrate")
 }
 
 conformance!(
+    open: repository;
     a_request_id_creates_one_run_per_creator,
     saves_are_compare_and_swap_and_keep_task_order,
     lists_page_newest_first_and_filter,
     unfinished_runs_are_the_open_ones,
     lineage_edges_are_recorded_once_and_found_by_version,
+    cached_outputs_are_each_creators_own_newest_first,
 );
 
 fn run(creator: &str, version: &str, offset_seconds: i64) -> Run {
@@ -158,4 +137,28 @@ async fn lineage_edges_are_recorded_once_and_found_by_version(store: Arc<dyn Run
     assert_eq!(producers, [first.id]);
     let of_first = store.lineage_of(first.id).await.expect("edges");
     assert_eq!(of_first, edges[..2].to_vec());
+}
+
+async fn cached_outputs_are_each_creators_own_newest_first(store: Arc<dyn RunRepository>) {
+    let runs = [run("users/alice", "assets/p/versions/1", 0), run("users/alice", "assets/p/versions/1", 1)];
+    for r in &runs {
+        store.create(r, "ir").await.expect("create");
+    }
+    let outputs = |n: i64| Values {
+        parameters: [("n".to_owned(), serde_json::json!(n))].into_iter().collect(),
+        ..Values::default()
+    };
+    store.remember_outputs("users/alice", "fp", runs[0].id, "train", &outputs(1)).await.expect("remember");
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    store.remember_outputs("users/alice", "fp", runs[1].id, "train", &outputs(2)).await.expect("remember");
+    store
+        .remember_outputs("users/alice", "fp", runs[1].id, "train", &outputs(3))
+        .await
+        .expect("a repeat keeps the first");
+    store.remember_outputs("users/alice", "other", runs[1].id, "eval", &outputs(4)).await.expect("remember");
+
+    let cached = store.cached_outputs("users/alice", "fp", 10).await.expect("cached");
+    assert_eq!(cached, [(runs[1].id, "train".to_owned(), outputs(2)), (runs[0].id, "train".to_owned(), outputs(1))]);
+    assert_eq!(store.cached_outputs("users/alice", "fp", 1).await.expect("cached").len(), 1, "at most the limit");
+    assert!(store.cached_outputs("users/bob", "fp", 10).await.expect("cached").is_empty(), "never another user's");
 }

@@ -1,4 +1,5 @@
-//! Where runs and their tasks are kept: one repository trait, PostgreSQL and SQLite, one conformance suite.
+//! Where runs and their tasks are kept: one repository trait, one implementation (`repository.rs`) compiled for
+//! PostgreSQL and for SQLite, one conformance suite.
 
 use std::sync::Arc;
 
@@ -122,8 +123,8 @@ fn direction(text: &str) -> Direction {
 pub async fn open(db: Database) -> Result<Arc<dyn RunRepository>, DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
     Ok(match db {
-        Database::Postgres(pool) => Arc::new(pg::PgRuns(pool)),
-        Database::Sqlite(pool) => Arc::new(sqlite::SqliteRuns(pool)),
+        Database::Postgres(pool) => Arc::new(pg::Runs(pool)),
+        Database::Sqlite(pool) => Arc::new(sqlite::Runs(pool)),
     })
 }
 

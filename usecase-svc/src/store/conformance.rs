@@ -1,6 +1,7 @@
 //! One suite for every backend: `store::conformance::sqlite::<check>` and `…::postgres::<check>`.
 
 use chrono::Utc;
+use highwind_common::db::{Database, testing::conformance};
 
 use super::{LinkAdd, LinkUpdate, MemberAdd, Stores};
 use crate::domain::{
@@ -11,36 +12,13 @@ use crate::domain::{
     use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
 };
 
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let url = highwind_common::db::testing::fresh_sqlite_url(dir.path());
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("sqlite");
-                    super::$check(crate::store::open(db).await.expect("migrate")).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let Some(url) = highwind_common::db::testing::fresh_postgres_url().await else {
-                        eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($check));
-                        return;
-                    };
-                    let db = highwind_common::db::Database::connect(&url, 4).await.expect("postgres");
-                    super::$check(crate::store::open(db).await.expect("migrate")).await;
-                }
-            )*
-        }
-    };
+/// What the checks test: the migrated stores of `db`.
+async fn stores(db: Database) -> Stores {
+    crate::store::open(db).await.expect("migrate")
 }
 
 conformance!(
+    open: stores;
     the_creator_owns_what_it_creates_once_per_request_id,
     members_list_their_use_cases_in_pages,
     updates_are_compare_and_swap,

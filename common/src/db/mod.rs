@@ -8,6 +8,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
+mod backends;
+mod columns;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use backends::{postgres, sqlite};
+pub use columns::{DbTime, DbUuid};
+
 /// A connected, not yet migrated, database.
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -107,54 +115,6 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
-    }
-}
-
-/// Test support: throwaway databases on both backends.
-pub mod testing {
-    use rand::Rng;
-
-    use super::*;
-
-    /// Environment variable naming the PostgreSQL server the storage tests use; default
-    /// `postgres://postgres@127.0.0.1:5432/postgres`.
-    pub const TEST_POSTGRES_ENV: &str = "HIGHWIND_TEST_POSTGRES_URL";
-
-    /// Creates a fresh, empty PostgreSQL database on the test server and returns its URL, or `None` when no
-    /// server answers (the suite then runs on SQLite alone and says so). Set `HIGHWIND_REQUIRE_POSTGRES=1` to
-    /// make an unreachable server a failure instead.
-    pub async fn fresh_postgres_url() -> Option<String> {
-        let admin_url = std::env::var(TEST_POSTGRES_ENV)
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let required = std::env::var("HIGHWIND_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        let admin = match PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(&admin_url)
-            .await
-        {
-            Ok(pool) => pool,
-            Err(e) if required => panic!("PostgreSQL required but unreachable at {}: {e}", redact_url(&admin_url)),
-            Err(_) => return None,
-        };
-        let name = format!("highwind_test_{}", random_suffix());
-        // The name is generated here from hex digits only.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-        Some(format!("{base}/{name}"))
-    }
-
-    /// A fresh SQLite database file inside `dir`.
-    pub fn fresh_sqlite_url(dir: &std::path::Path) -> String {
-        format!("sqlite://{}/test-{}.db", dir.display(), random_suffix())
-    }
-
-    fn random_suffix() -> String {
-        format!("{:016x}", rand::rng().random::<u64>())
     }
 }
 
