@@ -1,5 +1,5 @@
-//! Where assets are kept: one repository trait, a PostgreSQL and a SQLite implementation, and the conformance
-//! suite both must pass.
+//! Where assets are kept: the repository traits, one implementation of them (`repository/`) compiled for
+//! PostgreSQL (`pg.rs`) and for SQLite (`sqlite.rs`), and the conformance suite both must pass.
 
 use std::sync::Arc;
 
@@ -18,7 +18,6 @@ use crate::domain::{
     version::{Version, VersionState},
 };
 
-/// See [`blob_referenced!`].
 /// The condition, in SQL both backends speak, that blob `blobs.sha256` is referenced by a version (live or
 /// archived) or by an open upload. A macro, so statements built with it stay literals.
 macro_rules! blob_referenced {
@@ -28,7 +27,6 @@ macro_rules! blob_referenced {
                      WHERE uf.sha256 = blobs.sha256 AND u.state = 'OPEN'))"
     };
 }
-pub(crate) use blob_referenced;
 
 /// The repositories of one database.
 #[derive(Debug, Clone)]
@@ -54,14 +52,14 @@ pub async fn open_uncached(db: Database) -> Result<Stores, DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
     Ok(match db {
         Database::Postgres(pool) => Stores {
-            assets: Arc::new(pg::PgAssets::new(pool.clone())),
-            content: Arc::new(pg_content::PgContent::new(pool.clone())),
-            grants: Arc::new(grants::PgGrants(pool)),
+            assets: Arc::new(pg::Assets(pool.clone())),
+            content: Arc::new(pg::Content(pool.clone())),
+            grants: Arc::new(pg::Grants(pool)),
         },
         Database::Sqlite(pool) => Stores {
-            assets: Arc::new(sqlite::SqliteAssets::new(pool.clone())),
-            content: Arc::new(sqlite_content::SqliteContent::new(pool.clone())),
-            grants: Arc::new(grants::SqliteGrants(pool)),
+            assets: Arc::new(sqlite::Assets(pool.clone())),
+            content: Arc::new(sqlite::Content(pool.clone())),
+            grants: Arc::new(sqlite::Grants(pool)),
         },
     })
 }
@@ -69,9 +67,8 @@ pub async fn open_uncached(db: Database) -> Result<Stores, DbError> {
 mod cached;
 pub mod grants;
 mod pg;
-mod pg_content;
+mod rows;
 mod sqlite;
-mod sqlite_content;
 
 #[cfg(test)]
 mod conformance;
