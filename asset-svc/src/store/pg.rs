@@ -1,8 +1,8 @@
 //! PostgreSQL: the asset repositories' one body (`repository/`), compiled with PostgreSQL's types and the few
 //! statements only PostgreSQL speaks (advisory locks, row locks, array binds, JSON operators, collations).
 
-use highwind_common::db::postgres::{Db, Pool, begin_write};
-use sqlx::{QueryBuilder, Transaction};
+use highwind_common::db::postgres::{BYTEWISE, Db, FOR_UPDATE, Pool, begin_write, push_label_equals};
+use sqlx::Transaction;
 use uuid::Uuid;
 
 /// Assets in PostgreSQL.
@@ -17,22 +17,11 @@ pub struct Content(pub Pool);
 #[derive(Debug)]
 pub struct Grants(pub Pool);
 
-/// Compares and orders text bytewise, as SQLite always does.
-const BYTEWISE: &str = " COLLATE \"C\"";
-
-/// Locks the rows a `SELECT` reads until the transaction ends.
-const FOR_UPDATE: &str = " FOR UPDATE";
-
 /// Advisory lock key that serializes garbage collection against uploads claiming existing blobs.
 const GC_LOCK: i64 = 0x4869_6768_7769_6e64;
 
 /// Class of the two-key advisory locks that serialize one creator's upload openings ("upld").
 const QUOTA_LOCK_CLASS: i32 = 0x7570_6c64;
-
-/// Keeps rows whose `labels` document maps `key` to `value`.
-fn push_label_equals(sql: &mut QueryBuilder<Db>, key: &str, value: &str) {
-    sql.push(" AND labels ->> ").push_bind(key.to_owned()).push(" = ").push_bind(value.to_owned());
-}
 
 /// Serializes `creator`'s upload openings, so a quota is checked against settled usage, and holds blob
 /// collection off while the opening claims blobs already stored (the two-key lock space is apart from GC_LOCK's).

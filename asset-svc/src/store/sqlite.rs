@@ -3,9 +3,9 @@
 
 use highwind_common::db::{
     DbUuid,
-    sqlite::{Db, Pool, begin_write},
+    sqlite::{BYTEWISE, Db, FOR_UPDATE, Pool, begin_write, push_label_equals},
 };
-use sqlx::{QueryBuilder, Transaction};
+use sqlx::Transaction;
 use uuid::Uuid;
 
 /// Assets in SQLite.
@@ -19,18 +19,6 @@ pub struct Content(pub Pool);
 /// Read grants in SQLite.
 #[derive(Debug)]
 pub struct Grants(pub Pool);
-
-/// SQLite's default collation already compares bytewise.
-const BYTEWISE: &str = "";
-
-/// The write transaction already holds the database.
-const FOR_UPDATE: &str = "";
-
-/// Keeps rows whose `labels` document maps `key` to `value`.
-fn push_label_equals(sql: &mut QueryBuilder<Db>, key: &str, value: &str) {
-    // Keys are validated to [a-z0-9_-], so the quoted JSON path cannot be escaped from.
-    sql.push(" AND json_extract(labels, ").push_bind(format!("$.\"{key}\"")).push(") = ").push_bind(value.to_owned());
-}
 
 /// Nothing to take: the opening's write transaction already excludes every other writer.
 async fn lock_upload_opening(_tx: &mut Transaction<'static, Db>, _creator: &str) -> Result<(), sqlx::Error> {

@@ -3,11 +3,12 @@
 use chrono::Utc;
 use highwind_common::db::{Database, testing::conformance};
 
-use super::{LinkAdd, LinkUpdate, MemberAdd, Stores};
+use super::{LinkAdd, LinkUpdate, MemberAdd, Stores, market::EntitlementQuery};
 use crate::domain::{
     link::{AssetLink, LinkRole, Selector},
+    market::{Charge, Entitlement, Listing, ListingFilter, ListingOrder, ListingQuery},
     member::{Change, Member},
-    release::{FrozenLink, Release},
+    release::{FrozenLink, Release, Snapshot},
     role::Role,
     use_case::{Money, UseCase, UseCaseDraft, UseCaseField},
 };
@@ -28,6 +29,10 @@ conformance!(
     a_request_id_adds_a_link_once_per_creator_and_use_case,
     a_request_id_makes_a_release_once_per_creator_and_use_case,
     the_outbox_keeps_a_change_until_its_latest_version_is_delivered,
+    a_use_case_has_one_listing_republished_and_withdrawn_in_place,
+    listing_queries_search_filter_order_and_page,
+    entitlements_are_once_per_buyer_and_release_and_idempotent_by_request,
+    charges_are_recorded_once_per_key,
 );
 
 fn use_case(owner: &str, name: &str) -> UseCase {
@@ -259,6 +264,8 @@ async fn a_request_id_makes_a_release_once_per_creator_and_use_case(stores: Stor
     assert_eq!((theirs.number, unkeyed.number, there.number), (2, 3, 1));
     assert_eq!(repo.release_by_request(u.id, "users/co", "k1").await.expect("by key"), Some(theirs));
     assert_eq!(repo.release_by_request(u.id, "users/ed", "k2").await.expect("by key"), None);
+    assert_eq!(repo.get_release(u.id, 3).await.expect("get"), Some(unkeyed));
+    assert_eq!(repo.get_release(u.id, 4).await.expect("get"), None);
 }
 
 async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores: Stores) {
@@ -296,4 +303,152 @@ async fn the_outbox_keeps_a_change_until_its_latest_version_is_delivered(stores:
     assert!(outbox.pending(None, 10).await.expect("pending").is_empty());
     let nothing = crate::relay::grants_of(&stores, "entitlements/0190b5b2-8c1e-7000-8000-000000000003").await;
     assert!(nothing.expect("none").principals.is_empty());
+}
+
+fn usd(units: i64) -> Money {
+    Money { currency_code: "USD".into(), units, nanos: 0 }
+}
+
+/// A stored use case of `owner` with two releases, and its first listing (release 1 at `price`), as stored.
+async fn listed(stores: &Stores, owner: &str, name: &str, price: Money) -> (UseCase, Listing) {
+    let u = use_case(owner, name);
+    stores.use_cases.create(&u, &[], None).await.expect("create");
+    for _ in 0..2 {
+        let release = Release::new(&u, Vec::new(), "notes".into(), owner, Utc::now());
+        stores.use_cases.create_release(&release, None).await.expect("release");
+    }
+    let listing = Listing::first(u.id, 1, Snapshot::of(&u), price, owner, Utc::now());
+    (u, stores.market.save_listing(&listing).await.expect("save"))
+}
+
+fn active_listings() -> ListingQuery {
+    ListingQuery {
+        words: Vec::new(),
+        filter: ListingFilter::default(),
+        withdrawn_visible_to: None,
+        order: ListingOrder::PublishTime,
+        after: None,
+        limit: 10,
+    }
+}
+
+async fn names_of(stores: &Stores, query: &ListingQuery) -> Vec<String> {
+    let listings = stores.market.query_listings(query).await.expect("query");
+    listings.into_iter().map(|l| l.content.display_name).collect()
+}
+
+async fn a_use_case_has_one_listing_republished_and_withdrawn_in_place(stores: Stores) {
+    let (u, first) = listed(&stores, "users/seller", "house prices", usd(5)).await;
+    assert_eq!(stores.market.listing_of(u.id).await.expect("of"), Some(first.clone()));
+    assert_eq!(stores.market.get_listing(first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(stores.market.get_listing(uuid::Uuid::now_v7()).await.expect("get"), None);
+
+    let again = first.republished(2, Snapshot::of(&u), usd(7), "users/seller", Utc::now());
+    let stored = stores.market.save_listing(&again).await.expect("republish");
+    assert_eq!((stored.id, stored.release_number, stored.price.units), (first.id, 2, 7), "the same listing");
+    let withdrawn = stores.market.save_listing(&stored.withdrawn(Utc::now())).await.expect("withdraw");
+    assert!(!withdrawn.active);
+    assert!(withdrawn.withdraw_time.is_some());
+    assert_eq!(stores.market.listing_of(u.id).await.expect("of"), Some(withdrawn));
+}
+
+async fn listing_queries_search_filter_order_and_page(stores: Stores) {
+    let (_, bravo) = listed(&stores, "users/ann", "Bravo house prices", usd(0)).await;
+    let (_, alpha) = listed(&stores, "users/ann", "alpha churn", usd(3)).await;
+    let (charlie_case, charlie) = listed(&stores, "users/ben", "Charlie house rents", usd(9)).await;
+    stores.market.save_listing(&charlie.withdrawn(Utc::now())).await.expect("withdraw");
+
+    assert_eq!(names_of(&stores, &active_listings()).await, ["Bravo house prices", "alpha churn"]);
+    let search = ListingQuery { words: vec!["hou".into(), "pri".into()], ..active_listings() };
+    assert_eq!(names_of(&stores, &search).await, ["Bravo house prices"], "every word prefixes a word");
+    let free =
+        ListingQuery { filter: ListingFilter { free: Some(true), ..ListingFilter::default() }, ..active_listings() };
+    assert_eq!(names_of(&stores, &free).await, ["Bravo house prices"]);
+    let labelled = ListingFilter { labels: vec![("domain".into(), "housing".into())], ..ListingFilter::default() };
+    assert_eq!(names_of(&stores, &ListingQuery { filter: labelled, ..active_listings() }).await.len(), 2);
+    let other_label = ListingFilter { labels: vec![("domain".into(), "retail".into())], ..ListingFilter::default() };
+    assert!(names_of(&stores, &ListingQuery { filter: other_label, ..active_listings() }).await.is_empty());
+    let bens = ListingFilter { seller: Some("users/ben".into()), active: Some(false), ..ListingFilter::default() };
+    let bens = ListingQuery { filter: bens, withdrawn_visible_to: Some("users/ben".into()), ..active_listings() };
+    assert_eq!(names_of(&stores, &bens).await, ["Charlie house rents"], "a member sees their withdrawn listing");
+    let strangers = ListingQuery { withdrawn_visible_to: Some("users/eve".into()), ..active_listings() };
+    assert_eq!(names_of(&stores, &strangers).await.len(), 2, "a stranger does not");
+    let buyer = Entitlement::of(&charlie, "users/eve", "pay-1".into(), Utc::now());
+    stores.market.add_entitlement(&buyer, None).await.expect("entitle");
+    assert_eq!(names_of(&stores, &strangers).await.len(), 3, "a buyer does");
+    let of_case = ListingFilter { use_case: Some(charlie_case.id), ..ListingFilter::default() };
+    assert_eq!(names_of(&stores, &ListingQuery { filter: of_case, ..strangers.clone() }).await.len(), 1);
+
+    // Names order bytewise on the lowercased name, and a page resumes after its cursor.
+    let by_name = ListingQuery { order: ListingOrder::DisplayName, limit: 1, ..active_listings() };
+    let first = stores.market.query_listings(&by_name).await.expect("query");
+    assert_eq!((first.len(), first[0].id), (2, alpha.id), "limit + 1, alpha before Bravo");
+    let next = ListingQuery { after: Some(ListingOrder::DisplayName.cursor(&first[0])), ..by_name.clone() };
+    assert_eq!(
+        stores.market.query_listings(&next).await.expect("query").iter().map(|l| l.id).collect::<Vec<_>>(),
+        [bravo.id]
+    );
+    let newest = ListingQuery { order: ListingOrder::PublishTimeDesc, limit: 1, ..active_listings() };
+    let page = stores.market.query_listings(&newest).await.expect("query");
+    let rest = ListingQuery { after: Some(ListingOrder::PublishTimeDesc.cursor(&page[0])), ..newest.clone() };
+    assert_eq!(stores.market.query_listings(&rest).await.expect("query")[0].id, bravo.id);
+}
+
+async fn entitlements_are_once_per_buyer_and_release_and_idempotent_by_request(stores: Stores) {
+    let (_, listing) = listed(&stores, "users/seller", "sold", usd(4)).await;
+    let (_, other) = listed(&stores, "users/seller", "also sold", usd(4)).await;
+    let first = Entitlement::of(&listing, "users/buyer", "pay-1".into(), Utc::now());
+    assert_eq!(stores.market.add_entitlement(&first, Some("buy-1")).await.expect("add"), first);
+    let retry = Entitlement::of(&listing, "users/buyer", "pay-2".into(), Utc::now());
+    assert_eq!(stores.market.add_entitlement(&retry, Some("buy-1")).await.expect("retry"), first, "same key");
+    let again = Entitlement::of(&listing, "users/buyer", "pay-3".into(), Utc::now());
+    assert_eq!(stores.market.add_entitlement(&again, None).await.expect("again"), first, "one per release");
+    assert_eq!(stores.market.get_entitlement(retry.id).await.expect("get"), None, "nothing else stored");
+    assert_eq!(stores.market.get_entitlement(first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(
+        stores.market.entitlement_by_request("users/buyer", "buy-1").await.expect("by key"),
+        Some(first.clone())
+    );
+    assert_eq!(stores.market.entitlement_by_request("users/other", "buy-1").await.expect("by key"), None);
+    assert_eq!(
+        stores.market.entitlement_to("users/buyer", listing.use_case_id, 1).await.expect("to"),
+        Some(first.clone())
+    );
+    assert_eq!(stores.market.entitlement_to("users/buyer", listing.use_case_id, 2).await.expect("to"), None);
+    assert!(stores.market.is_buyer(listing.id, "users/buyer").await.expect("buyer"));
+    assert!(!stores.market.is_buyer(listing.id, "users/other").await.expect("buyer"));
+    let pending = stores.outbox.pending(None, 100).await.expect("pending");
+    assert!(pending.iter().any(|p| p.source == crate::domain::names::entitlement_name(first.id)), "grants follow");
+
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let second = Entitlement::of(&other, "users/buyer", "pay-4".into(), Utc::now());
+    stores.market.add_entitlement(&second, None).await.expect("add");
+    let query = EntitlementQuery {
+        buyer: Some("users/buyer".into()),
+        listing: None,
+        use_case: None,
+        release: None,
+        descending: true,
+        after: None,
+        limit: 1,
+    };
+    let page = stores.market.list_entitlements(&query).await.expect("list");
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [second.id, first.id], "newest first, limit + 1");
+    let rest = EntitlementQuery { after: Some((second.create_time.timestamp_micros(), second.id)), ..query.clone() };
+    assert_eq!(stores.market.list_entitlements(&rest).await.expect("list"), std::slice::from_ref(&first));
+    let of_listing = EntitlementQuery { buyer: None, listing: Some(other.id), limit: 10, ..query };
+    assert_eq!(stores.market.list_entitlements(&of_listing).await.expect("list"), [second]);
+}
+
+async fn charges_are_recorded_once_per_key(stores: Stores) {
+    let charge = |key: &str| Charge {
+        idempotency_key: key.into(),
+        payer: "users/buyer".into(),
+        payee: "users/seller".into(),
+        amount: usd(4),
+        time: Utc::now(),
+    };
+    let first = stores.market.record_charge(&charge("k1")).await.expect("charge");
+    assert_eq!(stores.market.record_charge(&charge("k1")).await.expect("again"), first, "same key, same entry");
+    assert_ne!(stores.market.record_charge(&charge("k2")).await.expect("other"), first);
 }

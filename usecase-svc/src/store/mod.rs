@@ -1,4 +1,6 @@
-//! Where use cases and their members are kept: one repository trait, PostgreSQL and SQLite, one conformance suite.
+//! Where use cases, their members, links and releases, the marketplace and the grant outbox are kept: the
+//! repository traits, one implementation of them (`repository/`) compiled for PostgreSQL (`pg.rs`) and for SQLite
+//! (`sqlite.rs`), and one conformance suite.
 
 use std::sync::Arc;
 
@@ -20,11 +22,8 @@ use crate::domain::{
 pub mod market;
 pub mod outbox;
 mod pg;
-mod pg_market;
-mod pg_outbox;
+mod rows;
 mod sqlite;
-mod sqlite_market;
-mod sqlite_outbox;
 
 #[cfg(test)]
 mod conformance;
@@ -289,11 +288,11 @@ pub async fn open(db: Database) -> Result<Stores, DbError> {
     let changed = Arc::new(tokio::sync::Notify::new());
     Ok(match db {
         Database::Postgres(pool) => {
-            let store = Arc::new(pg::PgUseCases(pool, changed.clone()));
+            let store = Arc::new(pg::UseCases(pool, changed.clone()));
             Stores { use_cases: store.clone(), market: store.clone(), outbox: store, changed }
         }
         Database::Sqlite(pool) => {
-            let store = Arc::new(sqlite::SqliteUseCases(pool, changed.clone()));
+            let store = Arc::new(sqlite::UseCases(pool, changed.clone()));
             Stores { use_cases: store.clone(), market: store.clone(), outbox: store, changed }
         }
     })

@@ -76,7 +76,7 @@ impl AssetRepository for Assets {
             sql.push(" AND kind = ").push_bind(kind.as_str());
         }
         for (key, value) in &query.filter.labels {
-            push_label_equals(&mut sql, key, value);
+            push_label_equals(&mut sql, "labels", None, key, value);
         }
         let comparison = if query.order.descending { " < " } else { " > " };
         let direction = if query.order.descending { " DESC" } else { " ASC" };

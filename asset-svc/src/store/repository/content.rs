@@ -359,7 +359,7 @@ impl ContentRepository for Content {
             sql.push(" AND archive_time IS NULL");
         }
         for (key, value) in &query.labels {
-            push_label_equals(&mut sql, key, value);
+            push_label_equals(&mut sql, "labels", None, key, value);
         }
         if let Some(alias) = &query.alias {
             sql.push(" AND number IN (SELECT version_number FROM aliases WHERE asset_id = ")

@@ -1,115 +1,43 @@
-//! PostgreSQL storage of the marketplace.
+//! Listings, entitlements and the payment ledger.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, QueryBuilder, types::Json};
+use highwind_common::db::{DbTime, DbUuid};
+use sqlx::{QueryBuilder, types::Json};
 use uuid::Uuid;
 
 use super::{
-    StoreError,
-    market::{EntitlementQuery, MarketRepository},
-    pg::PgUseCases,
+    super::{BYTEWISE, Db, UseCases, begin_write, push_label_equals},
+    limit_plus_one,
 };
-use crate::domain::{
-    market::{Charge, Entitlement, Listing, ListingOrder, ListingQuery, SortKey},
-    names,
-    release::Snapshot,
-    use_case::Money,
+use crate::{
+    domain::{
+        market::{Charge, Entitlement, Listing, ListingOrder, ListingQuery, SortKey},
+        names,
+    },
+    store::{
+        StoreError,
+        market::{EntitlementQuery, MarketRepository},
+        rows::{EntitlementRow, ListingRow, entitlement_columns, listing_columns},
+    },
 };
 
-macro_rules! listing_columns {
-    () => {
-        "l.id, l.use_case_id, l.release_number, l.active, l.content, l.price_currency, \
-     l.price_units, l.price_nanos, l.seller, l.create_time, l.publish_time, l.withdraw_time"
-    };
-}
-
-#[derive(sqlx::FromRow)]
-struct ListingRow {
-    id: Uuid,
-    use_case_id: Uuid,
-    release_number: i64,
-    active: bool,
-    content: Json<Snapshot>,
-    price_currency: String,
-    price_units: i64,
-    price_nanos: i32,
-    seller: String,
-    create_time: DateTime<Utc>,
-    publish_time: DateTime<Utc>,
-    withdraw_time: Option<DateTime<Utc>>,
-}
-
-impl From<ListingRow> for Listing {
-    fn from(r: ListingRow) -> Self {
-        Self {
-            id: r.id,
-            use_case_id: r.use_case_id,
-            create_time: r.create_time,
-            publish_time: r.publish_time,
-            withdraw_time: r.withdraw_time,
-            release_number: r.release_number,
-            active: r.active,
-            content: r.content.0,
-            price: Money { currency_code: r.price_currency, units: r.price_units, nanos: r.price_nanos },
-            seller: r.seller,
-        }
-    }
-}
-
-macro_rules! entitlement_columns {
-    () => {
-        "id, buyer, listing_id, use_case_id, release_number, price_currency, price_units, \
-     price_nanos, payment_reference, seller, create_time"
-    };
-}
-
-#[derive(sqlx::FromRow)]
-struct EntitlementRow {
-    id: Uuid,
-    buyer: String,
-    listing_id: Uuid,
-    use_case_id: Uuid,
-    release_number: i64,
-    price_currency: String,
-    price_units: i64,
-    price_nanos: i32,
-    payment_reference: String,
-    seller: String,
-    create_time: DateTime<Utc>,
-}
-
-impl From<EntitlementRow> for Entitlement {
-    fn from(r: EntitlementRow) -> Self {
-        Self {
-            id: r.id,
-            listing_id: r.listing_id,
-            use_case_id: r.use_case_id,
-            create_time: r.create_time,
-            buyer: r.buyer,
-            release_number: r.release_number,
-            price_paid: Money { currency_code: r.price_currency, units: r.price_units, nanos: r.price_nanos },
-            payment_reference: r.payment_reference,
-            seller: r.seller,
-        }
-    }
-}
-
-fn micros(time: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_micros(time).unwrap_or_default()
+/// A page token's time (microseconds) as the backends compare it; an impossible time compares as the epoch.
+fn time_of(micros: i64) -> DbTime {
+    DbTime(DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default())
 }
 
 #[async_trait]
-impl MarketRepository for PgUseCases {
+impl MarketRepository for UseCases {
     async fn listing_of(&self, use_case_id: Uuid) -> Result<Option<Listing>, StoreError> {
         let sql = concat!("SELECT ", listing_columns!(), " FROM listings l WHERE l.use_case_id = $1");
-        let row: Option<ListingRow> = sqlx::query_as(sql).bind(use_case_id).fetch_optional(&self.0).await?;
+        let row: Option<ListingRow> = sqlx::query_as(sql).bind(DbUuid(use_case_id)).fetch_optional(&self.0).await?;
         Ok(row.map(Listing::from))
     }
 
     async fn get_listing(&self, id: Uuid) -> Result<Option<Listing>, StoreError> {
         let sql = concat!("SELECT ", listing_columns!(), " FROM listings l WHERE l.id = $1");
-        let row: Option<ListingRow> = sqlx::query_as(sql).bind(id).fetch_optional(&self.0).await?;
+        let row: Option<ListingRow> = sqlx::query_as(sql).bind(DbUuid(id)).fetch_optional(&self.0).await?;
         Ok(row.map(Listing::from))
     }
 
@@ -124,8 +52,8 @@ impl MarketRepository for PgUseCases {
              price_units = excluded.price_units, price_nanos = excluded.price_nanos, seller = excluded.seller, \
              publish_time = excluded.publish_time, withdraw_time = excluded.withdraw_time",
         )
-        .bind(l.id)
-        .bind(l.use_case_id)
+        .bind(DbUuid(l.id))
+        .bind(DbUuid(l.use_case_id))
         .bind(l.release_number)
         .bind(l.active)
         .bind(Json(&l.content))
@@ -135,16 +63,16 @@ impl MarketRepository for PgUseCases {
         .bind(l.price.units)
         .bind(l.price.nanos)
         .bind(&l.seller)
-        .bind(l.create_time)
-        .bind(l.publish_time)
-        .bind(l.withdraw_time)
+        .bind(DbTime(l.create_time))
+        .bind(DbTime(l.publish_time))
+        .bind(l.withdraw_time.map(DbTime))
         .execute(&self.0)
         .await?;
         self.listing_of(l.use_case_id).await?.ok_or_else(|| StoreError::Corrupt(l.id.to_string()))
     }
 
     async fn query_listings(&self, q: &ListingQuery) -> Result<Vec<Listing>, StoreError> {
-        let mut sql = QueryBuilder::<Postgres>::new(concat!("SELECT ", listing_columns!(), " FROM listings l WHERE "));
+        let mut sql = QueryBuilder::<Db>::new(concat!("SELECT ", listing_columns!(), " FROM listings l WHERE "));
         match &q.withdrawn_visible_to {
             None => {
                 sql.push("l.active");
@@ -168,7 +96,7 @@ impl MarketRepository for PgUseCases {
             sql.push(" AND l.seller = ").push_bind(seller.clone());
         }
         if let Some(use_case) = f.use_case {
-            sql.push(" AND l.use_case_id = ").push_bind(use_case);
+            sql.push(" AND l.use_case_id = ").push_bind(DbUuid(use_case));
         }
         if let Some(currency) = &f.currency {
             sql.push(" AND l.price_currency = ").push_bind(currency.clone());
@@ -177,37 +105,36 @@ impl MarketRepository for PgUseCases {
             sql.push(if free { " AND " } else { " AND NOT " }).push("(l.price_units = 0 AND l.price_nanos = 0)");
         }
         for (key, value) in &f.labels {
-            sql.push(" AND l.content -> 'labels' ->> ").push_bind(key.clone()).push(" = ");
-            sql.push_bind(value.clone());
+            push_label_equals(&mut sql, "l.content", Some("labels"), key, value);
         }
         for word in &q.words {
             sql.push(" AND l.search_text LIKE ").push_bind(format!("% {word}%"));
         }
         let column = match q.order {
-            ListingOrder::PublishTime | ListingOrder::PublishTimeDesc => "l.publish_time",
-            ListingOrder::CreateTime | ListingOrder::CreateTimeDesc => "l.create_time",
+            ListingOrder::PublishTime | ListingOrder::PublishTimeDesc => "l.publish_time".to_owned(),
+            ListingOrder::CreateTime | ListingOrder::CreateTimeDesc => "l.create_time".to_owned(),
             // Bytewise, so the order does not depend on the database's collation.
-            ListingOrder::DisplayName | ListingOrder::DisplayNameDesc => "l.sort_name COLLATE \"C\"",
+            ListingOrder::DisplayName | ListingOrder::DisplayNameDesc => format!("l.sort_name{BYTEWISE}"),
         };
         let (cmp, dir) = if q.order.descending() { ("<", "DESC") } else { (">", "ASC") };
         if let Some(after) = &q.after {
             sql.push(format!(" AND ({column}, l.id) {cmp} ("));
             match &after.key {
-                SortKey::Time(t) => sql.push_bind(micros(*t)),
+                SortKey::Time(micros) => sql.push_bind(time_of(*micros)),
                 SortKey::Name(name) => sql.push_bind(name.clone()),
             };
-            sql.push(", ").push_bind(after.id).push(")");
+            sql.push(", ").push_bind(DbUuid(after.id)).push(")");
         }
         sql.push(format!(" ORDER BY {column} {dir}, l.id {dir} LIMIT "));
-        sql.push_bind(i64::try_from(q.limit + 1).unwrap_or(i64::MAX));
+        sql.push_bind(limit_plus_one(q.limit));
         let rows: Vec<ListingRow> = sql.build_query_as().fetch_all(&self.0).await?;
         Ok(rows.into_iter().map(Listing::from).collect())
     }
 
     async fn is_buyer(&self, listing_id: Uuid, principal: &str) -> Result<bool, StoreError> {
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM entitlements WHERE listing_id = $1 AND buyer = $2 LIMIT 1")
-                .bind(listing_id)
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT release_number FROM entitlements WHERE listing_id = $1 AND buyer = $2 LIMIT 1")
+                .bind(DbUuid(listing_id))
                 .bind(principal)
                 .fetch_optional(&self.0)
                 .await?;
@@ -226,7 +153,7 @@ impl MarketRepository for PgUseCases {
             " FROM entitlements WHERE buyer = $1 AND use_case_id = $2 AND release_number = $3"
         );
         let row: Option<EntitlementRow> =
-            sqlx::query_as(sql).bind(buyer).bind(use_case_id).bind(release).fetch_optional(&self.0).await?;
+            sqlx::query_as(sql).bind(buyer).bind(DbUuid(use_case_id)).bind(release).fetch_optional(&self.0).await?;
         Ok(row.map(Entitlement::from))
     }
 
@@ -239,28 +166,28 @@ impl MarketRepository for PgUseCases {
 
     async fn get_entitlement(&self, id: Uuid) -> Result<Option<Entitlement>, StoreError> {
         let sql = concat!("SELECT ", entitlement_columns!(), " FROM entitlements WHERE id = $1");
-        let row: Option<EntitlementRow> = sqlx::query_as(sql).bind(id).fetch_optional(&self.0).await?;
+        let row: Option<EntitlementRow> = sqlx::query_as(sql).bind(DbUuid(id)).fetch_optional(&self.0).await?;
         Ok(row.map(Entitlement::from))
     }
 
     async fn add_entitlement(&self, e: &Entitlement, request_id: Option<&str>) -> Result<Entitlement, StoreError> {
-        let mut tx = self.0.begin().await?;
+        let mut tx = begin_write(&self.0).await?;
         let inserted = sqlx::query(
             "INSERT INTO entitlements (id, buyer, listing_id, use_case_id, release_number, price_currency, \
              price_units, price_nanos, payment_reference, seller, create_time, request_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
         )
-        .bind(e.id)
+        .bind(DbUuid(e.id))
         .bind(&e.buyer)
-        .bind(e.listing_id)
-        .bind(e.use_case_id)
+        .bind(DbUuid(e.listing_id))
+        .bind(DbUuid(e.use_case_id))
         .bind(e.release_number)
         .bind(&e.price_paid.currency_code)
         .bind(e.price_paid.units)
         .bind(e.price_paid.nanos)
         .bind(&e.payment_reference)
         .bind(&e.seller)
-        .bind(e.create_time)
+        .bind(DbTime(e.create_time))
         .bind(request_id)
         .execute(&mut *tx)
         .await?;
@@ -281,26 +208,26 @@ impl MarketRepository for PgUseCases {
 
     async fn list_entitlements(&self, q: &EntitlementQuery) -> Result<Vec<Entitlement>, StoreError> {
         let mut sql =
-            QueryBuilder::<Postgres>::new(concat!("SELECT ", entitlement_columns!(), " FROM entitlements WHERE TRUE"));
+            QueryBuilder::<Db>::new(concat!("SELECT ", entitlement_columns!(), " FROM entitlements WHERE 1 = 1"));
         if let Some(buyer) = &q.buyer {
             sql.push(" AND buyer = ").push_bind(buyer.clone());
         }
         if let Some(listing) = q.listing {
-            sql.push(" AND listing_id = ").push_bind(listing);
+            sql.push(" AND listing_id = ").push_bind(DbUuid(listing));
         }
         if let Some(use_case) = q.use_case {
-            sql.push(" AND use_case_id = ").push_bind(use_case);
+            sql.push(" AND use_case_id = ").push_bind(DbUuid(use_case));
         }
         if let Some(release) = q.release {
             sql.push(" AND release_number = ").push_bind(release);
         }
         let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
-        if let Some((t, id)) = q.after {
-            sql.push(format!(" AND (create_time, id) {cmp} (")).push_bind(micros(t));
-            sql.push(", ").push_bind(id).push(")");
+        if let Some((micros, id)) = q.after {
+            sql.push(format!(" AND (create_time, id) {cmp} (")).push_bind(time_of(micros));
+            sql.push(", ").push_bind(DbUuid(id)).push(")");
         }
         sql.push(format!(" ORDER BY create_time {dir}, id {dir} LIMIT "));
-        sql.push_bind(i64::try_from(q.limit + 1).unwrap_or(i64::MAX));
+        sql.push_bind(limit_plus_one(q.limit));
         let rows: Vec<EntitlementRow> = sql.build_query_as().fetch_all(&self.0).await?;
         Ok(rows.into_iter().map(Entitlement::from).collect())
     }
@@ -310,19 +237,20 @@ impl MarketRepository for PgUseCases {
             "INSERT INTO payment_ledger (id, idempotency_key, payer, payee, currency, units, nanos, create_time) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
         )
-        .bind(Uuid::now_v7())
+        .bind(DbUuid(Uuid::now_v7()))
         .bind(&c.idempotency_key)
         .bind(&c.payer)
         .bind(&c.payee)
         .bind(&c.amount.currency_code)
         .bind(c.amount.units)
         .bind(c.amount.nanos)
-        .bind(c.time)
+        .bind(DbTime(c.time))
         .execute(&self.0)
         .await?;
-        Ok(sqlx::query_scalar("SELECT id FROM payment_ledger WHERE idempotency_key = $1")
+        let DbUuid(id) = sqlx::query_scalar("SELECT id FROM payment_ledger WHERE idempotency_key = $1")
             .bind(&c.idempotency_key)
             .fetch_one(&self.0)
-            .await?)
+            .await?;
+        Ok(id)
     }
 }

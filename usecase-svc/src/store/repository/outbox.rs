@@ -1,19 +1,19 @@
-//! PostgreSQL grant outbox.
+//! The grant outbox.
 
 use async_trait::async_trait;
 
-use super::{
+use super::super::UseCases;
+use crate::store::{
     StoreError,
     outbox::{GrantOutbox, Pending},
-    pg::PgUseCases,
 };
 
 #[async_trait]
-impl GrantOutbox for PgUseCases {
+impl GrantOutbox for UseCases {
     async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT source, version FROM grant_outbox WHERE pending AND ($1::text IS NULL OR source > $1) \
-                 ORDER BY source LIMIT $2",
+            "SELECT source, version FROM grant_outbox WHERE pending AND ($1 IS NULL OR source > $1) \
+             ORDER BY source LIMIT $2",
         )
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
