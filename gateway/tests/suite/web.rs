@@ -2,15 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use bytes::{Buf, Bytes};
 use highwind_proto::asset::v1 as pb;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use prost::Message;
-use support::Platform;
+
+use crate::support::Platform;
 
 /// Where the browser page of these tests comes from: another origin than the gateway's, allowed by configuration.
 const PAGE_ORIGIN: &str = "http://app.example";
@@ -233,7 +232,7 @@ async fn assets_as(
     platform: &Platform,
     authority: &str,
 ) -> pb::asset_service_client::AssetServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, support::Bearer>,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, crate::support::Bearer>,
 > {
     let channel = tonic::transport::Endpoint::from_shared(platform.url())
         .unwrap()
@@ -243,7 +242,7 @@ async fn assets_as(
         .unwrap();
     pb::asset_service_client::AssetServiceClient::with_interceptor(
         channel,
-        support::Bearer(Some(platform.token("alice"))),
+        crate::support::Bearer(Some(platform.token("alice"))),
     )
 }
 

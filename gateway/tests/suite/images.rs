@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use gateway::standalone::RegistryMode;
@@ -16,12 +14,13 @@ use highwind_proto::{
     identity::v1 as ipb,
     usecase::v1 as upb,
 };
-use support::{
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+use tonic_types::StatusExt;
+
+use crate::support::{
     Bearer, Platform,
     registry::{Descriptor, Layout, available, inspect},
 };
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
-use tonic_types::StatusExt;
 
 async fn images(platform: &Platform, user: &str) -> ImageServiceClient<InterceptedService<Channel, Bearer>> {
     ImageServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))))

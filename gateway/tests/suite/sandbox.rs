@@ -4,10 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::pipeline::v1 as pb;
-use support::{
+
+use crate::support::{
     Platform,
     runs::{create, probe_run, run_of, sandbox_available, state, string_output, task, text, watch},
 };
@@ -96,7 +95,11 @@ async fn a_server_running_as_an_ordinary_user_confines_its_tasks_the_same_way() 
     let output = std::process::Command::new("setpriv")
         .args(["--reuid", ORDINARY_UID, "--regid", ORDINARY_UID, "--clear-groups", "--inh-caps=-all"])
         .arg(&binary)
-        .args(["--exact", "a_server_running_as_an_ordinary_user_confines_its_tasks_the_same_way", "--nocapture"])
+        .args([
+            "--exact",
+            "sandbox::a_server_running_as_an_ordinary_user_confines_its_tasks_the_same_way",
+            "--nocapture",
+        ])
         .env(AS_ORDINARY_USER, "1")
         .env_remove("HIGHWIND_TEST_KFP_VENV")
         .env_remove("HIGHWIND_REQUIRE_KFP")
@@ -115,7 +118,7 @@ async fn ordinary_user_half() {
     // The system's PATH: a tool directory under root's home is no ordinary user's to bind.
     let platform = Platform::start_configured(|options| options.task_path = String::new()).await;
     let asset = platform.create_asset("alice", highwind_proto::asset::v1::AssetKind::Pipeline).await;
-    let probe = include_bytes!("../../pipeline-svc/tests/samples/j_shell_probe.yaml").to_vec();
+    let probe = crate::support::runs::sample("j_shell_probe.yaml");
     let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", probe)]).await.expect("commit");
     let data = platform.dir.path().canonicalize().unwrap().display().to_string();
     let run = run_of(&version.name, &[("script", text(&escape_script(&data)))]);

@@ -5,28 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use pipeline_svc::kfp::{KfpAuth, KfpConfig};
 use prost_types::value::Kind;
 use serde_json::{Value, json};
-use support::{Platform, kfp::StandIn};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
-}
-
-async fn push_pipeline(platform: &Platform, sample_name: &str) -> String {
-    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
-    let version =
-        platform.commit_files("alice", &asset, &[("pipeline.yaml", sample(sample_name))]).await.expect("commit");
-    format!("{asset}/versions/{}", version.version_number)
-}
+use crate::support::runs::{push_pipeline, sample};
+use crate::support::{Platform, kfp::StandIn};
 
 fn kfp_run(version: &str, n: f64) -> pb::Run {
     pb::Run {
@@ -94,7 +83,7 @@ fn run_states(messages: &[pb::WatchRunResponse]) -> Vec<pb::RunState> {
 async fn a_run_is_uploaded_once_created_from_its_version_and_followed_to_the_end() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
 
     let created = create(&platform, kfp_run(&version, 4.0)).await.expect("created");
     assert_eq!(created.backend, pb::RunBackend::Kfp as i32);
@@ -157,7 +146,7 @@ async fn cancel_terminates_the_kfp_run_and_waits_for_canceled() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("RUNNING").await;
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 3.0)).await.unwrap();
     wait_for(&platform, &created.name, pb::RunState::Running).await;
 
@@ -179,7 +168,7 @@ async fn retry_asks_kfp_to_retry_the_same_run() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("FAILED").await;
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 3.0)).await.unwrap();
     let (_, failed) = watch(&platform, &created.name).await;
     assert_eq!(state(&failed), pb::RunState::Failed);
@@ -205,7 +194,7 @@ async fn an_error_then_a_lost_answer_still_make_exactly_one_kfp_run() {
     kfp.faults("run_service_create_run", &["500", "slow:3"]).await;
     let config = KfpConfig { request_timeout_ms: 1_000, ..kfp.config() };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     let (_, run) = watch(&platform, &created.name).await;
     assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
@@ -230,7 +219,7 @@ async fn a_token_file_is_read_again_when_it_changes() {
         ..kfp.config()
     };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let first = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     assert_eq!(state(&watch(&platform, &first.name).await.1), pb::RunState::Succeeded);
 
@@ -256,7 +245,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
         ..kfp.config()
     };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let run = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     assert_eq!(state(&watch(&platform, &run.name).await.1), pb::RunState::Succeeded);
     let requests = kfp.requests().await;
@@ -276,7 +265,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
         ..strict.config()
     };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let run = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     let (_, run) = watch(&platform, &run.name).await;
     assert_eq!(state(&run), pb::RunState::Failed);
@@ -290,7 +279,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
 async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
-    let importer = push_pipeline(&platform, "c_importer_container_noinstall.yaml").await;
+    let importer = push_pipeline(&platform, "alice", "c_importer_container_noinstall.yaml").await;
     let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
     let data = platform.commit_files("alice", &dataset, &[("iris.csv", sample("iris_small.csv"))]).await.unwrap();
     let bound = pb::Run {
@@ -328,7 +317,7 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
     assert_eq!(state(&watch(&platform, &from_s3.name).await.1), pb::RunState::Succeeded);
     assert_eq!(kfp.runs().await[0]["parameters"]["data_uri"], json!("s3://ml-data/iris/iris_small.csv"));
 
-    let linear = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let linear = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let with_destination = pb::Run {
         output_destinations: vec![pb::OutputDestination {
             task: "make-data".into(),
@@ -348,7 +337,7 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
 
     // Without a KFP backend configured, KFP runs are refused the same way.
     let local_only = Platform::start().await;
-    let version = push_pipeline(&local_only, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&local_only, "alice", "a_linear_noinstall.yaml").await;
     let refused = create(&local_only, kfp_run(&version, 2.0)).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(refused.get_details_error_info().unwrap().reason, "BACKEND_NOT_CONFIGURED");
@@ -359,7 +348,7 @@ async fn a_server_restarted_without_its_kfp_backend_ends_kfp_runs_and_never_runs
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("RUNNING").await;
     let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
-    let version = push_pipeline(&platform, "a_linear_noinstall.yaml").await;
+    let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     wait_for(&platform, &created.name, pb::RunState::Running).await;
     let dir = platform.stop().await;

@@ -4,20 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use prost_types::value::Kind;
-use support::{
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::support::{
     Platform, kfp_path, processes_of,
     runs::{
         create, log_of, number, push_pipeline, run_of, sample, state, string_output, task, task_state, text, watch,
     },
 };
-use tonic::Code;
-use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn a_shell_pipeline_fans_out_collects_and_branches_while_watch_streams_each_change() {

@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::{BTreeMap, HashSet};
 
 use highwind_proto::asset::v1::{self as pb, AssetKind};
 use prost_types::FieldMask;
-use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
 
 on_both_backends!(
     create_get_list_update_delete_round_trip,
@@ -166,7 +165,7 @@ async fn anonymous_calls_and_forged_identities_are_refused(platform: Platform) {
 
     let mut wrong = highwind_proto::asset::v1::asset_service_client::AssetServiceClient::with_interceptor(
         platform.channel().await,
-        support::Bearer(Some("hwdev_not-a-real-token".into())),
+        crate::support::Bearer(Some("hwdev_not-a-real-token".into())),
     );
     assert_eq!(
         wrong.list_assets(pb::ListAssetsRequest::default()).await.expect_err("bad token").code(),

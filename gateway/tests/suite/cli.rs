@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{path::Path, process::Output};
 
-use support::Platform;
+use crate::support::Platform;
 
 /// Runs the binary without blocking the runtime the platform serves on.
 async fn highwind(platform: &Platform, token: &str, args: &[&str]) -> Output {

@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -15,7 +13,8 @@ use gateway::standalone::RegistryMode;
 use highwind_proto::{asset::v1 as apb, identity::v1 as ipb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use support::{
+
+use crate::support::{
     Platform,
     registry::{Layout, Registry, available, inspect, push},
 };
@@ -49,7 +48,8 @@ async fn setup() -> Option<Setup> {
 async fn api_key(platform: &Platform, user: &str) -> String {
     use ipb::api_key_service_client::ApiKeyServiceClient;
     let token = platform.token(user);
-    let mut client = ApiKeyServiceClient::with_interceptor(platform.channel().await, support::Bearer(Some(token)));
+    let mut client =
+        ApiKeyServiceClient::with_interceptor(platform.channel().await, crate::support::Bearer(Some(token)));
     let request = ipb::CreateApiKeyRequest {
         api_key: Some(ipb::ApiKey { display_name: "registry".into(), ..Default::default() }),
     };
@@ -117,7 +117,7 @@ async fn the_owner_pushes_and_pulls_with_highwind_credentials_and_others_get_not
     }
 }
 
-fn amd64_config_digest(layout: &Layout, manifest: &support::registry::Descriptor) -> String {
+fn amd64_config_digest(layout: &Layout, manifest: &crate::support::registry::Descriptor) -> String {
     let hex = manifest.digest.strip_prefix("sha256:").unwrap();
     let text = std::fs::read_to_string(layout.path().join("blobs/sha256").join(hex)).unwrap();
     serde_json::from_str::<Value>(&text).unwrap()["config"]["digest"].as_str().unwrap().to_owned()

@@ -3,21 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Instant;
 
 use highwind_proto::{
     asset::v1 as apb,
     pipeline::v1::{self as pb, pipeline_service_client::PipelineServiceClient},
 };
-use support::{Bearer, Platform, field_violations};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
-}
+use crate::support::runs::sample;
+use crate::support::{Bearer, Platform, field_violations};
 
 #[tokio::test]
 async fn compiled_pipelines_validate_through_the_gateway() {

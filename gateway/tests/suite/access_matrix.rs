@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use highwind_proto::usecase::v1::{
@@ -14,12 +12,13 @@ use highwind_proto::usecase::v1::{
 };
 use prost::Message;
 use prost_types::FieldMask;
-use support::{Bearer, CALLERS, Platform};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 on_both_backends!(every_rpc_answers_every_kind_of_caller_as_declared);
 
 use Code::{FailedPrecondition as FP, NotFound as NF, Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
+
+use crate::support::{Bearer, CALLERS, Platform};
 
 /// Expected outcome per RPC, in the order of [`CALLERS`].
 const MATRIX: [(&str, [Code; 6]); 29] = [

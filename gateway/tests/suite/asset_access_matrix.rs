@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{collections::BTreeSet, time::Duration};
 
 use highwind_proto::{
@@ -16,12 +14,13 @@ use highwind_proto::{
 };
 use prost::Message;
 use prost_types::FieldMask;
-use support::{Bearer, CALLERS, Platform};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 on_both_backends!(every_asset_rpc_answers_every_kind_of_caller_as_declared);
 
 use Code::{NotFound as NF, Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
+
+use crate::support::{Bearer, CALLERS, Platform};
 
 /// Only the owner changes; readers read; garbage collection is for administrators (the standalone platform makes
 /// its first dev user, alice, one).

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::usecase::v1 as pb;
-use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
 
 on_both_backends!(
     a_published_release_is_found_acquired_once_and_survives_unpublishing,
@@ -32,7 +31,7 @@ fn use_case(name: &str, units: i64) -> pb::UseCase {
 }
 
 type UseCases = highwind_proto::usecase::v1::use_case_service_client::UseCaseServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, support::Bearer>,
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, crate::support::Bearer>,
 >;
 
 /// A use case of `owner` linking a fresh dataset (pinned to version 1), with one release; returns both.

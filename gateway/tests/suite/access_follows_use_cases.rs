@@ -8,13 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{future::Future, time::Duration};
 
 use highwind_proto::{asset::v1 as apb, usecase::v1 as pb};
-use support::Platform;
 use tonic::Code;
+
+use crate::support::Platform;
 
 on_both_backends!(
     buyers_read_what_they_acquired_strangers_nothing,
@@ -307,7 +306,7 @@ async fn members_read_linked_assets_until_they_are_removed(platform: Platform) {
 
     let mut forged = highwind_proto::asset::internal::v1::grant_service_client::GrantServiceClient::with_interceptor(
         platform.channel().await,
-        support::Bearer(Some(platform.token("dave"))),
+        crate::support::Bearer(Some(platform.token("dave"))),
     );
     let grant_myself = highwind_proto::asset::internal::v1::ReplaceGrantsRequest {
         source: seller.use_case.name.clone(),

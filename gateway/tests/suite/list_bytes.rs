@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::asset::v1 as pb;
-use support::Platform;
 use tonic::Code;
+
+use crate::support::Platform;
 
 on_both_backends!(
     large_versions_page_across_answers_a_default_client_accepts,
@@ -81,7 +80,7 @@ async fn a_file_list_too_large_for_one_answer_is_refused(platform: Platform) {
         pb::CreateUploadRequest { parent: asset.clone(), files: empty_files(0, 10_000, 290), ..Default::default() };
     let refused = uploads.create_upload(request).await.expect_err("too large to list");
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    let violations = support::field_violations(&refused);
+    let violations = crate::support::field_violations(&refused);
     assert!(
         violations.iter().any(|(field, why)| field == "files" && why.contains("file list takes")),
         "{violations:?}"

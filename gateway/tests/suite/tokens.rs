@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use highwind_proto::asset::v1 as pb;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use support::{Bearer, Platform};
 use tonic::Code;
+
+use crate::support::{Bearer, Platform};
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::usecase::v1 as pb;
 use prost_types::FieldMask;
-use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
 
 on_both_backends!(
     the_creator_owns_reads_changes_and_archives_a_use_case,

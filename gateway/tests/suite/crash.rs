@@ -17,8 +17,6 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::{Request, transport::Channel};
 
-mod support;
-
 struct Server {
     child: tokio::process::Child,
     url: String,
@@ -136,7 +134,7 @@ async fn kill_9_mid_upload_then_resume_after_restart() {
 
 /// A new pipeline asset holding `sample`, committed as version 1; the asset's name.
 async fn push_pipeline(server: &Server, sample: &str) -> String {
-    let ir = std::fs::read(format!("{}/../pipeline-svc/tests/samples/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let ir = crate::support::runs::sample(sample);
     let mut assets = AssetServiceClient::new(server.channel().await);
     let asset = pb::Asset { kind: pb::AssetKind::Pipeline as i32, display_name: "crash".into(), ..Default::default() };
     let asset = assets
@@ -197,7 +195,7 @@ async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
         }
     };
     let started = std::time::Instant::now();
-    while support::processes_of(&uid).len() < 3 && started.elapsed() < Duration::from_secs(5) {
+    while crate::support::processes_of(&uid).len() < 3 && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -206,16 +204,16 @@ async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
     if highwind_common::executables::find_on_path("bwrap").is_some() {
         // A sandboxed task dies with the server that started it (bwrap --die-with-parent).
         let killed = std::time::Instant::now();
-        while !support::processes_of(&uid).is_empty() && killed.elapsed() < Duration::from_secs(5) {
+        while !crate::support::processes_of(&uid).is_empty() && killed.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(support::processes_of(&uid), Vec::<u32>::new(), "a sandboxed task dies with the server");
+        assert_eq!(crate::support::processes_of(&uid), Vec::<u32>::new(), "a sandboxed task dies with the server");
     } else {
-        assert!(!support::processes_of(&uid).is_empty(), "the task's processes outlive a killed server");
+        assert!(!crate::support::processes_of(&uid).is_empty(), "the task's processes outlive a killed server");
     }
 
     let server = start(dir.path()).await;
-    assert_eq!(support::processes_of(&uid), Vec::<u32>::new(), "the restarted server stopped them");
+    assert_eq!(crate::support::processes_of(&uid), Vec::<u32>::new(), "the restarted server stopped them");
     let mut pipelines = PipelineServiceClient::new(server.channel().await);
     let after = pipelines
         .get_run(server.req(ppb::GetRunRequest { name: run.name.clone(), view: 0 }))
@@ -232,7 +230,7 @@ async fn kill_9_mid_run_then_the_run_ends_failed_and_no_task_process_is_left() {
 
 #[tokio::test]
 async fn kill_9_while_a_kfp_run_is_submitted_then_the_restart_finds_it_instead_of_creating_another() {
-    let Some(kfp) = support::kfp::StandIn::start(&[]).await else { return };
+    let Some(kfp) = crate::support::kfp::StandIn::start(&[]).await else { return };
     // KFP makes the run at once but answers late: the server dies before it learns the run's id.
     kfp.faults("run_service_create_run", &["slow:20"]).await;
     let dir = tempfile::tempdir().unwrap();

@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use bytes::Bytes;
 use highwind_proto::asset::v1 as pb;
 use sha2::{Digest, Sha256};
-use support::Platform;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
 
 on_both_backends!(
     a_multi_file_upload_becomes_an_immutable_version_that_reads_back,

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::{asset::v1 as apb, usecase::v1 as pb};
-use support::{Bearer, Platform};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::support::{Bearer, Platform};
 
 type Client = pb::use_case_service_client::UseCaseServiceClient<InterceptedService<Channel, Bearer>>;
 

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     future::Future,
     panic::AssertUnwindSafe,
@@ -14,8 +12,9 @@ use std::{
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use prost_types::value::Kind;
-use support::Platform;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::support::Platform;
 
 /// One container step running `sh -c <script> <output parameter file> <output artifact path>`.
 const STEP_IR: &str = r#"

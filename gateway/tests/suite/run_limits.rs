@@ -4,15 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use prost_types::value::Kind;
-use support::{Platform, field_violations, zombie_children};
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::{Platform, field_violations, zombie_children};
 
 /// An IR whose root DAG holds `sleepers` tasks sleeping `seconds`, after one `a-quick` task that ends at once.
 fn wide_ir(sleepers: usize, seconds: f64) -> String {

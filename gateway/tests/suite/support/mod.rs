@@ -1,6 +1,6 @@
 //! A whole platform per test: `highwind standalone` on loopback port 0 with its own data directory.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kfp;
 pub mod registry;
@@ -367,7 +367,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario(super::support::Platform::start().await).await;
+                    super::$scenario($crate::support::Platform::start().await).await;
                 }
             )*
         }
@@ -375,7 +375,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    let Some(platform) = super::support::Platform::start_postgres().await else {
+                    let Some(platform) = $crate::support::Platform::start_postgres().await else {
                         eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($scenario));
                         return;
                     };

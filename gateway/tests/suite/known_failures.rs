@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::{asset::v1 as apb, usecase::v1 as pb};
-use support::Platform;
 use tonic::Code;
+
+use crate::support::Platform;
 
 /// #21 (Harbor CVE-2019-16097, mass assignment): privileged or output-only fields in a request are never bound.
 #[tokio::test]

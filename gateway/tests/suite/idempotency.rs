@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use highwind_proto::{asset::v1 as apb, usecase::v1 as pb};
 use prost_types::FieldMask;
-use support::{Platform, field_violations};
 use tonic::Code;
+
+use crate::support::{Platform, field_violations};
 
 on_both_backends!(
     a_retried_create_member_returns_the_first_member,

@@ -3,18 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
-use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
-}
+use crate::support::Platform;
+use crate::support::runs::sample;
 
 fn importer(version: &str) -> pb::InputBinding {
     pb::InputBinding {

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -18,10 +16,12 @@ use std::{
 use bytes::Bytes;
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as ppb, usecase::v1 as upb};
 use prost::Message;
-use support::Platform;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
+use crate::support::runs::sample;
 
 /// Input sizes: from where unbounded errors first outgrew the HTTP/2 header limit to well past it.
 const SIZES: [usize; 3] = [5 * 1024, 12 * 1024, 20 * 1024];
@@ -30,10 +30,6 @@ const SHORT_MESSAGE: usize = 512;
 
 fn sha(content: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content))
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../pipeline-svc/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample")
 }
 
 /// `result` is INVALID_ARGUMENT with a short message and a `google.rpc.BadRequest` naming `field`.

@@ -3,17 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{collections::BTreeSet, net::SocketAddr};
 
 use highwind_common::config::Secret;
 use highwind_proto::{PUBLIC_SERVICES, asset::v1 as pb};
-use support::Platform;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::support::Platform;
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_every_public_service_and_health() {
@@ -86,7 +85,7 @@ async fn a_service_that_is_down_answers_unavailable_naming_it() {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let mut client = pb::asset_service_client::AssetServiceClient::with_interceptor(
         channel.clone(),
-        support::Bearer(Some("token-of-alice-123".into())),
+        crate::support::Bearer(Some("token-of-alice-123".into())),
     );
     let err = client.list_assets(pb::ListAssetsRequest::default()).await.expect_err("down");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
@@ -126,7 +125,7 @@ async fn a_restart_on_the_same_data_directory_keeps_tokens_and_assets() {
     let platform = Platform::start_in(dir).await;
     let mut alice = pb::asset_service_client::AssetServiceClient::with_interceptor(
         platform.channel().await,
-        support::Bearer(Some(token)),
+        crate::support::Bearer(Some(token)),
     );
     let fetched =
         alice.get_asset(pb::GetAssetRequest { name: created.name.clone() }).await.expect("the old token works");
@@ -157,7 +156,7 @@ async fn each_principal_is_held_to_its_rate_limit_with_retry_info() {
     let client = |token: &str| {
         pb::asset_service_client::AssetServiceClient::with_interceptor(
             channel.clone(),
-            support::Bearer(Some(token.into())),
+            crate::support::Bearer(Some(token.into())),
         )
     };
     let mut alice = client("token-of-alice-123");

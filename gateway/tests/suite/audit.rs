@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use highwind_proto::{
@@ -14,8 +12,9 @@ use highwind_proto::{
     usecase::v1 as pb,
 };
 use prost_types::FieldMask;
-use support::{Bearer, Platform};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+
+use crate::support::{Bearer, Platform};
 
 on_both_backends!(changes_are_recorded_and_owners_read_them);
 

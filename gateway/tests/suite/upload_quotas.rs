@@ -4,14 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use bytes::Bytes;
 use highwind_proto::asset::v1 as pb;
 use sha2::{Digest, Sha256};
-use support::Platform;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::support::Platform;
 
 on_both_backends!(
     open_uploads_and_declared_bytes_are_capped_per_user,
@@ -142,7 +141,7 @@ async fn a_write_answers_for_the_files_it_wrote(platform: Platform) {
     };
     let refused = uploads.write_upload_chunk(stray).await.expect_err("undeclared");
     assert_eq!(refused.code(), Code::InvalidArgument);
-    assert_eq!(support::field_violations(&refused)[0].0, "path");
+    assert_eq!(crate::support::field_violations(&refused)[0].0, "path");
     let seen = uploads.get_upload(pb::GetUploadRequest { name: upload.name }).await.expect("get").into_inner();
     assert_eq!(seen.files.len(), 50);
     let progress = |path: &str| seen.files.iter().find(|f| f.path == path).map(|f| f.acknowledged_offset);
