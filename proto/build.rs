@@ -1,9 +1,12 @@
-//! Compiles `highwind/**/*.proto` with protox (no `protoc` needed) and writes the encoded descriptor set that
-//! server reflection serves.
+//! Compiles `highwind/**/*.proto` with protox (no `protoc` needed), writes the encoded descriptor set that server
+//! reflection serves (custom options included), and writes the access table: every method of every Highwind
+//! service with the `(highwind.access.v1.verb)` its contract declares. A method without one fails the build, so
+//! the table cannot drift from the contract.
 
 use std::{
     env,
     error::Error,
+    fmt::Write as _,
     fs,
     path::{Path, PathBuf},
 };
@@ -18,9 +21,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("cargo:rerun-if-changed={}", file.display());
     }
 
-    let descriptors = protox::compile(&files, [&root])?;
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_source_info(true).include_imports(true).open_files(&files)?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out_dir.join("highwind_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
+    fs::write(out_dir.join("highwind_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    fs::write(out_dir.join("access_table.rs"), access_table(&compiler.descriptor_pool())?)?;
 
     tonic_prost_build::configure()
         .build_client(env::var_os("CARGO_FEATURE_CLIENT").is_some())
@@ -29,8 +34,43 @@ fn main() -> Result<(), Box<dyn Error>> {
         // File content travels as `Bytes`, handed on without copies.
         .bytes(".")
         .emit_rerun_if_changed(false)
-        .compile_fds(descriptors)?;
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
+}
+
+/// `METHOD_VERBS`: (`package.Service`, `Method`, verb) for every method of every `highwind.` service.
+fn access_table(pool: &prost_reflect::DescriptorPool) -> Result<String, Box<dyn Error>> {
+    let verb = pool.get_extension_by_name("highwind.access.v1.verb").ok_or("highwind.access.v1.verb is not defined")?;
+    let mut table = String::from(
+        "/// Every method of every Highwind service with the access its contract declares: (`package.Service`, \
+         `Method`, verb).\npub const METHOD_VERBS: &[(&str, &str, Verb)] = &[\n",
+    );
+    let mut services: Vec<_> = pool.services().filter(|s| s.full_name().starts_with("highwind.")).collect();
+    services.sort_by(|a, b| a.full_name().cmp(b.full_name()));
+    for service in services {
+        for method in service.methods() {
+            let options = method.options();
+            let declared = options.has_extension(&verb).then(|| options.get_extension(&verb).as_enum_number());
+            let name = match declared.flatten() {
+                Some(1) => "Read",
+                Some(2) => "Write",
+                Some(3) => "Delete",
+                Some(4) => "ManageAccess",
+                Some(5) => "Administer",
+                _ => {
+                    return Err(format!(
+                        "{}/{} declares no access: add `option (highwind.access.v1.verb) = VERB_…;` to the rpc",
+                        service.full_name(),
+                        method.name()
+                    )
+                    .into());
+                }
+            };
+            writeln!(table, "    (\"{}\", \"{}\", Verb::{name}),", service.full_name(), method.name())?;
+        }
+    }
+    table.push_str("];\n");
+    Ok(table)
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>> {

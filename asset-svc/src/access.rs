@@ -1,56 +1,10 @@
-//! The access rule of every method the asset service serves; a method missing here is denied.
+//! The access rule of every method the asset service serves, as its contract declares them.
 
-use highwind_common::access::{AccessRules, Verb::*};
+use highwind_common::access::AccessRules;
 
-/// The asset service's declared methods.
+/// The access rules of every method this service serves: each rpc's `(highwind.access.v1.verb)`.
 pub fn rules() -> AccessRules {
-    AccessRules::new(&[
-        (
-            "highwind.asset.v1.AssetService",
-            &[
-                ("CreateAsset", Write),
-                ("GetAsset", Read),
-                ("ListAssets", Read),
-                ("UpdateAsset", Write),
-                ("DeleteAsset", Delete),
-                ("UndeleteAsset", Delete),
-                ("PurgeAsset", Delete),
-                ("GetAssetVersion", Read),
-                ("ListAssetVersions", Read),
-                ("UpdateAssetVersion", Write),
-                ("DeleteAssetVersion", Delete),
-                ("UndeleteAssetVersion", Delete),
-                ("SetVersionAlias", Write),
-                ("DeleteVersionAlias", Write),
-                ("CollectGarbage", Administer),
-            ],
-        ),
-        (
-            "highwind.asset.v1.UploadService",
-            &[
-                ("CreateUpload", Write),
-                ("GetUpload", Read),
-                ("WriteUpload", Write),
-                ("WriteUploadChunk", Write),
-                ("CommitUpload", Write),
-                ("CancelUpload", Write),
-                ("FindMissingBlobs", Read),
-                ("ReadFile", Read),
-            ],
-        ),
-        // The handler admits only usecase-svc's own identity.
-        ("highwind.asset.internal.v1.GrantService", &[("ReplaceGrants", Administer)]),
-        ("highwind.asset.internal.v1.RunOutputService", &[("CommitRunOutput", Write)]),
-        // The gateway asks for the caller it authenticated; only its own identity reports pushes (the handler checks).
-        (
-            "highwind.asset.internal.v1.RegistryService",
-            &[("AuthorizeRepository", Read), ("RepositoryPushed", Administer)],
-        ),
-        (
-            "highwind.asset.v1.ImageService",
-            &[("ListImages", Read), ("DeleteImageTag", Delete), ("GetPushCommands", Read)],
-        ),
-    ])
+    AccessRules::declared_for(&highwind_proto::ASSET_SERVICE.served())
 }
 
 #[cfg(test)]
@@ -60,7 +14,7 @@ mod tests {
         let coverage = highwind_common::access::coverage(
             &super::rules(),
             highwind_proto::FILE_DESCRIPTOR_SET,
-            &crate::served_names(),
+            &highwind_proto::ASSET_SERVICE.served(),
         );
         assert_eq!(coverage, Ok(()));
     }

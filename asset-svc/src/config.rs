@@ -7,7 +7,7 @@ use highwind_common::config::{ServerConfig, Settings};
 use serde::{Deserialize, Serialize};
 
 /// Default port of a stand-alone asset service.
-pub const DEFAULT_PORT: u16 = 50061;
+pub const DEFAULT_PORT: u16 = highwind_proto::ASSET_SERVICE.default_port;
 
 /// The asset service's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

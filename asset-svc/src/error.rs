@@ -16,6 +16,9 @@ pub enum Error {
     /// The caller may read the resource but not do this to it.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The method is not the caller's to call at all (an administrator's, or another service's).
+    #[error("{0}")]
+    NotTheCallers(String),
     /// The client's etag no longer matches.
     #[error("etag {sent} of {name} is stale")]
     StaleEtag {

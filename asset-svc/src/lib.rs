@@ -37,22 +37,6 @@ use tonic::service::Routes;
 
 pub use config::{AssetConfig, DEFAULT_PORT};
 
-/// The public services this crate serves (the gateway routes them), by their fully qualified names.
-pub const SERVICE_NAMES: [&str; 3] =
-    ["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"];
-
-/// Services only other platform services call; the gateway does not route them.
-pub const INTERNAL_SERVICE_NAMES: [&str; 3] = [
-    "highwind.asset.internal.v1.GrantService",
-    "highwind.asset.internal.v1.RunOutputService",
-    "highwind.asset.internal.v1.RegistryService",
-];
-
-/// Everything this crate serves.
-fn served_names() -> Vec<&'static str> {
-    SERVICE_NAMES.iter().chain(&INTERNAL_SERVICE_NAMES).copied().collect()
-}
-
 /// Default configuration of a stand-alone asset service.
 pub fn default_config() -> AssetConfig {
     AssetConfig::default()
@@ -129,7 +113,7 @@ pub async fn serve(
         .add_service(RunOutputServiceServer::with_interceptor(run_outputs, verify.clone()))
         .add_service(RegistryServiceServer::with_interceptor(registry_api, verify.clone()))
         .add_service(ImageServiceServer::with_interceptor(image_api, verify));
-    let served = Served { routes, names: served_names(), rules: access::rules() };
+    let served = Served { routes, names: highwind_proto::ASSET_SERVICE.served(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
     sweeper.abort();

@@ -36,6 +36,21 @@ pub enum Verb {
     Administer,
 }
 
+impl From<highwind_proto::access::Verb> for Verb {
+    fn from(verb: highwind_proto::access::Verb) -> Self {
+        use highwind_proto::access::Verb as Declared;
+        match verb {
+            Declared::Read => Self::Read,
+            Declared::Write => Self::Write,
+            Declared::Delete => Self::Delete,
+            Declared::ManageAccess => Self::ManageAccess,
+            // The build refuses a method without a verb, so an unspecified one never reaches here; were it to,
+            // the narrowest grant is the safe reading.
+            Declared::Administer | Declared::Unspecified => Self::Administer,
+        }
+    }
+}
+
 /// The declared methods of a service, `/package.Service/Method` → verb.
 #[derive(Debug, Clone, Default)]
 pub struct AccessRules {
@@ -48,6 +63,14 @@ impl AccessRules {
         let methods = services
             .iter()
             .flat_map(|(service, methods)| methods.iter().map(move |(m, verb)| (format!("/{service}/{m}"), *verb)))
+            .collect();
+        Self { methods: Arc::new(methods) }
+    }
+
+    /// The rules the contract declares for `services` (each rpc's `(highwind.access.v1.verb)` option).
+    pub fn declared_for(services: &[&str]) -> Self {
+        let methods = highwind_proto::access::methods_of(services)
+            .map(|(service, method, verb)| (format!("/{service}/{method}"), Verb::from(verb)))
             .collect();
         Self { methods: Arc::new(methods) }
     }

@@ -1,28 +1,21 @@
-//! The access rules of the services the gateway serves itself; a method missing here is denied.
+//! The access rules of the services the gateway serves itself and routes, as their contracts declare them.
 
-use highwind_common::access::{
-    AccessRules,
-    Verb::{Delete, Read, Write},
-};
+use highwind_common::access::AccessRules;
+use highwind_proto::{ASSET_SERVICE, GATEWAY_SERVICES, PIPELINE_SERVICE, USECASE_SERVICE};
 
-/// The gateway's own declared methods.
+/// The gateway's own methods, as their contract declares them.
 pub fn rules() -> AccessRules {
-    AccessRules::new(&[
-        (
-            "highwind.identity.v1.ApiKeyService",
-            &[("CreateApiKey", Write), ("ListApiKeys", Read), ("DeleteApiKey", Delete)],
-        ),
-        ("highwind.identity.v1.AuditService", &[("ListAuditEvents", Read)]),
-    ])
+    AccessRules::declared_for(GATEWAY_SERVICES)
 }
 
-/// Every method reachable through the gateway: its own and every routed service's.
+/// Every method reachable through the gateway: its own and every routed service's (the internal ones only as their
+/// own services check them).
 pub fn platform_rules() -> AccessRules {
     AccessRules::merged(&[
         rules(),
-        asset_svc::access::rules(),
-        usecase_svc::access::rules(),
-        pipeline_svc::access::rules(),
+        AccessRules::declared_for(&ASSET_SERVICE.served()),
+        AccessRules::declared_for(&USECASE_SERVICE.served()),
+        AccessRules::declared_for(&PIPELINE_SERVICE.served()),
     ])
 }
 

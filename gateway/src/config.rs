@@ -21,7 +21,7 @@ pub struct GatewayConfig {
     /// Accepted static bearer tokens (for machines): user name → token. The caller becomes `users/{name}`.
     pub tokens: BTreeMap<String, Secret>,
     /// Trusted OIDC issuers; a JWT from one of them makes its caller `users/{sub}`.
-    pub oidc_issuers: Vec<crate::oidc::IssuerConfig>,
+    pub oidc_issuers: Vec<crate::identity::oidc::IssuerConfig>,
     /// Where each service listens.
     pub upstreams: UpstreamsConfig,
     /// Origins browsers may call from besides the gateway's own (`http://<listen>`, and `localhost`, `127.0.0.1`
@@ -39,7 +39,7 @@ pub struct GatewayConfig {
     pub max_concurrent_streams: u32,
     /// Per-principal call budget; unset means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<crate::rate_limit::RateLimitConfig>,
+    pub rate_limit: Option<crate::identity::rate_limit::RateLimitConfig>,
     /// Seconds in-flight calls get to finish on shutdown.
     pub drain_seconds: u64,
     /// Deadline given to unary calls whose client sent none (`grpc-timeout`); streaming calls get none.
@@ -81,9 +81,9 @@ impl Default for GatewayConfig {
             tokens: BTreeMap::new(),
             oidc_issuers: Vec::new(),
             upstreams: UpstreamsConfig {
-                asset: format!("http://127.0.0.1:{}", asset_svc::DEFAULT_PORT),
-                usecase: format!("http://127.0.0.1:{}", usecase_svc::DEFAULT_PORT),
-                pipeline: format!("http://127.0.0.1:{}", pipeline_svc::DEFAULT_PORT),
+                asset: format!("http://127.0.0.1:{}", highwind_proto::ASSET_SERVICE.default_port),
+                usecase: format!("http://127.0.0.1:{}", highwind_proto::USECASE_SERVICE.default_port),
+                pipeline: format!("http://127.0.0.1:{}", highwind_proto::PIPELINE_SERVICE.default_port),
             },
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),

@@ -7,21 +7,18 @@
 
 pub mod access;
 pub mod audit;
-pub mod auth;
 pub mod coalesce;
 pub mod config;
-pub mod embedded_registry;
 pub mod guard;
 pub mod health;
 pub mod host;
 pub mod http_routes;
-pub mod keys;
+pub mod identity;
 pub mod message_size;
-pub mod oidc;
-pub mod rate_limit;
 pub mod registry;
 pub mod replay;
 pub mod router;
+#[cfg(feature = "standalone")]
 pub mod standalone;
 pub mod storage;
 pub mod upstream_body;
@@ -49,8 +46,11 @@ use tonic_web::GrpcWebLayer;
 use tower::{Layer, ServiceBuilder};
 
 use crate::{
-    auth::{AuthLayer, Authenticator},
     config::GatewayConfig,
+    identity::{
+        auth::{AuthLayer, Authenticator},
+        keys, oidc, rate_limit,
+    },
     router::{Proxy, Upstreams},
 };
 
@@ -93,9 +93,9 @@ pub async fn serve_with(
 ) -> Result<(), GatewayError> {
     let extra_routes = routes;
     let upstreams = Upstreams::default()
-        .route("asset", &config.upstreams.asset, &asset_svc::SERVICE_NAMES)?
-        .route("usecase", &config.upstreams.usecase, &usecase_svc::SERVICE_NAMES)?
-        .route("pipeline", &config.upstreams.pipeline, &pipeline_svc::SERVICE_NAMES)?;
+        .route("asset", &config.upstreams.asset, highwind_proto::ASSET_SERVICE.services)?
+        .route("usecase", &config.upstreams.usecase, highwind_proto::USECASE_SERVICE.services)?
+        .route("pipeline", &config.upstreams.pipeline, highwind_proto::PIPELINE_SERVICE.services)?;
 
     let signer = PrincipalSigner::new(config.internal_secret.expose().as_bytes());
     let db = storage::open(&config.database_url).await?;

@@ -32,7 +32,7 @@ use highwind_proto::asset::internal::v1::{
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use crate::auth::Authenticator;
+use crate::identity::auth::Authenticator;
 
 /// Where the token endpoint is served.
 pub const TOKEN_PATH: &str = "/registry/token";

@@ -1,24 +1,10 @@
-//! The access rule of every method the pipeline service serves; a method missing here is denied.
+//! The access rule of every method the pipeline service serves, as its contract declares them.
 
-use highwind_common::access::{AccessRules, Verb::*};
+use highwind_common::access::AccessRules;
 
-/// The pipeline service's declared methods.
+/// The access rules of every method this service serves: each rpc's `(highwind.access.v1.verb)`.
 pub fn rules() -> AccessRules {
-    AccessRules::new(&[(
-        "highwind.pipeline.v1.PipelineService",
-        &[
-            ("ValidatePipeline", Read),
-            ("DescribePipeline", Read),
-            ("CreateRun", Write),
-            ("GetRun", Read),
-            ("ListRuns", Read),
-            ("WatchRun", Read),
-            ("CancelRun", Write),
-            ("RetryRun", Write),
-            ("StreamTaskLogs", Read),
-            ("ListLineage", Read),
-        ],
-    )])
+    AccessRules::declared_for(&highwind_proto::PIPELINE_SERVICE.served())
 }
 
 #[cfg(test)]
@@ -28,7 +14,7 @@ mod tests {
         let coverage = highwind_common::access::coverage(
             &super::rules(),
             highwind_proto::FILE_DESCRIPTOR_SET,
-            &crate::SERVICE_NAMES,
+            &highwind_proto::PIPELINE_SERVICE.served(),
         );
         assert_eq!(coverage, Ok(()));
     }

@@ -31,10 +31,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 /// Default port of a stand-alone pipeline service.
-pub const DEFAULT_PORT: u16 = 50063;
-
-/// The services this crate serves, by their fully qualified names.
-pub const SERVICE_NAMES: [&str; 1] = ["highwind.pipeline.v1.PipelineService"];
+pub const DEFAULT_PORT: u16 = highwind_proto::PIPELINE_SERVICE.default_port;
 
 /// Configuration of the pipeline service (`HIGHWIND__PIPELINE__<SECTION>__<KEY>`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -117,7 +114,7 @@ pub async fn serve(
     let server = PipelineServiceServer::new(api).max_decoding_message_size(2 * ir::MAX_BYTES);
     let server = api::undecodable::UndecodableIsInvalid(server);
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, verify));
-    let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
+    let served = Served { routes, names: highwind_proto::PIPELINE_SERVICE.served(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;
     Ok(())

@@ -8,6 +8,21 @@
 /// Encoded `FileDescriptorSet` of every Highwind contract (and the well-known types they use).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/highwind_descriptor.bin"));
 
+/// `highwind.access.v1`: the access each method declares, and the table of every method's verb.
+pub mod access {
+    pub mod v1 {
+        tonic::include_proto!("highwind.access.v1");
+    }
+    pub use v1::Verb;
+
+    include!(concat!(env!("OUT_DIR"), "/access_table.rs"));
+
+    /// The methods of `services` with their verbs: (`package.Service`, `Method`, verb).
+    pub fn methods_of<'a>(services: &'a [&str]) -> impl Iterator<Item = (&'static str, &'static str, Verb)> + 'a {
+        METHOD_VERBS.iter().copied().filter(|(service, _, _)| services.contains(service))
+    }
+}
+
 /// `highwind.asset.v1`: assets, versions, uploads and images.
 pub mod asset {
     pub mod v1 {
@@ -54,3 +69,87 @@ pub const PUBLIC_SERVICES: &[&str] = &[
     "highwind.usecase.v1.MarketplaceService",
     "highwind.pipeline.v1.PipelineService",
 ];
+
+/// A service process of the platform: its name in configuration, the port it listens on by default, and the
+/// services it serves (public ones the gateway routes, internal ones only other services call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceProcess {
+    /// `asset`, `usecase`, `pipeline`.
+    pub name: &'static str,
+    /// The default listening port.
+    pub default_port: u16,
+    /// Fully qualified names of the public services it serves.
+    pub services: &'static [&'static str],
+    /// Fully qualified names of the services only other platform services call; the gateway does not route them.
+    pub internal_services: &'static [&'static str],
+}
+
+impl ServiceProcess {
+    /// Every service it serves, public then internal.
+    pub fn served(&self) -> Vec<&'static str> {
+        self.services.iter().chain(self.internal_services).copied().collect()
+    }
+}
+
+/// asset-svc.
+pub const ASSET_SERVICE: ServiceProcess = ServiceProcess {
+    name: "asset",
+    default_port: 50061,
+    services: &["highwind.asset.v1.AssetService", "highwind.asset.v1.UploadService", "highwind.asset.v1.ImageService"],
+    internal_services: &[
+        "highwind.asset.internal.v1.GrantService",
+        "highwind.asset.internal.v1.RunOutputService",
+        "highwind.asset.internal.v1.RegistryService",
+    ],
+};
+
+/// usecase-svc.
+pub const USECASE_SERVICE: ServiceProcess = ServiceProcess {
+    name: "usecase",
+    default_port: 50062,
+    services: &["highwind.usecase.v1.UseCaseService", "highwind.usecase.v1.MarketplaceService"],
+    internal_services: &[],
+};
+
+/// pipeline-svc.
+pub const PIPELINE_SERVICE: ServiceProcess = ServiceProcess {
+    name: "pipeline",
+    default_port: 50063,
+    services: &["highwind.pipeline.v1.PipelineService"],
+    internal_services: &[],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routed_services_are_the_public_ones_and_every_one_declares_its_access() {
+        let routed: Vec<&str> = [ASSET_SERVICE, USECASE_SERVICE, PIPELINE_SERVICE]
+            .iter()
+            .flat_map(|p| p.services.iter().copied())
+            .collect();
+        assert_eq!(routed, PUBLIC_SERVICES);
+        let all: Vec<&str> = [ASSET_SERVICE, USECASE_SERVICE, PIPELINE_SERVICE]
+            .iter()
+            .flat_map(|p| p.served())
+            .chain(GATEWAY_SERVICES.iter().copied())
+            .collect();
+        for service in &all {
+            assert!(access::methods_of(&[service]).count() > 0, "{service} declares no methods");
+        }
+        let declared: std::collections::BTreeSet<&str> = access::METHOD_VERBS.iter().map(|(s, _, _)| *s).collect();
+        assert_eq!(declared, all.into_iter().collect(), "every served service, and nothing else");
+    }
+
+    #[test]
+    fn verbs_are_read_from_the_contract() {
+        let verb_of = |service: &str, method: &str| {
+            access::METHOD_VERBS.iter().find(|(s, m, _)| *s == service && *m == method).map(|(_, _, v)| *v)
+        };
+        assert_eq!(verb_of("highwind.asset.v1.AssetService", "GetAsset"), Some(access::Verb::Read));
+        assert_eq!(verb_of("highwind.asset.v1.AssetService", "CollectGarbage"), Some(access::Verb::Administer));
+        assert_eq!(verb_of("highwind.usecase.v1.UseCaseService", "CreateMember"), Some(access::Verb::ManageAccess));
+        assert_eq!(verb_of("highwind.asset.v1.AssetService", "NoSuchMethod"), None);
+    }
+}

@@ -1,50 +1,10 @@
-//! The access rule of every method the use-case service serves; a method missing here is denied.
+//! The access rule of every method the use-case service serves, as its contract declares them.
 
-use highwind_common::access::{AccessRules, Verb::*};
+use highwind_common::access::AccessRules;
 
-/// The use-case service's declared methods.
+/// The access rules of every method this service serves: each rpc's `(highwind.access.v1.verb)`.
 pub fn rules() -> AccessRules {
-    AccessRules::new(&[
-        (
-            "highwind.usecase.v1.UseCaseService",
-            &[
-                ("CreateUseCase", Write),
-                ("GetUseCase", Read),
-                ("ListUseCases", Read),
-                ("UpdateUseCase", Write),
-                ("DeleteUseCase", Delete),
-                ("UndeleteUseCase", Delete),
-                ("CreateMember", ManageAccess),
-                ("GetMember", Read),
-                ("ListMembers", Read),
-                ("UpdateMember", ManageAccess),
-                ("DeleteMember", ManageAccess),
-                ("CreateAssetLink", Write),
-                ("GetAssetLink", Read),
-                ("ListAssetLinks", Read),
-                ("SwapAssetLink", Write),
-                ("DeleteAssetLink", Write),
-                ("CreateRelease", Write),
-                ("GetRelease", Read),
-                ("ListReleases", Read),
-                ("DiffReleases", Read),
-                ("PublishUseCase", ManageAccess),
-                ("UnpublishUseCase", ManageAccess),
-            ],
-        ),
-        (
-            "highwind.usecase.v1.MarketplaceService",
-            &[
-                ("GetListing", Read),
-                ("ListListings", Read),
-                ("SearchListings", Read),
-                ("AcquireListing", Write),
-                ("GetEntitlement", Read),
-                ("ListEntitlements", Read),
-                ("ForkRelease", Write),
-            ],
-        ),
-    ])
+    AccessRules::declared_for(&highwind_proto::USECASE_SERVICE.served())
 }
 
 #[cfg(test)]
@@ -54,7 +14,7 @@ mod tests {
         let coverage = highwind_common::access::coverage(
             &super::rules(),
             highwind_proto::FILE_DESCRIPTOR_SET,
-            &crate::SERVICE_NAMES,
+            &highwind_proto::USECASE_SERVICE.served(),
         );
         assert_eq!(coverage, Ok(()));
     }

@@ -28,10 +28,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 /// Default port of a stand-alone use-case service.
-pub const DEFAULT_PORT: u16 = 50062;
-
-/// The services this crate serves, by their fully qualified names.
-pub const SERVICE_NAMES: [&str; 2] = ["highwind.usecase.v1.UseCaseService", "highwind.usecase.v1.MarketplaceService"];
+pub const DEFAULT_PORT: u16 = highwind_proto::USECASE_SERVICE.default_port;
 
 /// Configuration of the use-case service (`HIGHWIND__USECASE__<SECTION>__<KEY>`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -91,7 +88,7 @@ pub async fn serve(
     let use_cases = api::UseCaseApi::new(stores, assets, page_tokens);
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(use_cases, verify.clone()))
         .add_service(MarketplaceServiceServer::with_interceptor(market, verify));
-    let served = Served { routes, names: SERVICE_NAMES.to_vec(), rules: access::rules() };
+    let served = Served { routes, names: highwind_proto::USECASE_SERVICE.served(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;
     relay.abort();

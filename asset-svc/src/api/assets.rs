@@ -285,7 +285,7 @@ impl AssetService for AssetApi {
     ) -> Result<Response<pb::CollectGarbageResponse>, Status> {
         let principal = Principal::of(&request)?;
         if !self.housekeeping.admins.iter().any(|admin| admin == principal.as_str()) {
-            return Err(Status::permission_denied("garbage collection is for platform administrators"));
+            return Err(Error::NotTheCallers("garbage collection is for platform administrators".into()).into());
         }
         let keeping = &self.housekeeping;
         let done = gc::collect(self.content.as_ref(), &keeping.blobs, keeping.grace, request.get_ref().dry_run).await?;

@@ -11,6 +11,7 @@ impl From<Error> for Status {
             Error::Invalid(violations) => status::invalid_argument(&violations),
             Error::NotFound(name) => status::with_reason(Code::NotFound, format!("{name} not found"), "NOT_FOUND"),
             Error::PermissionDenied(why) => status::with_reason(Code::PermissionDenied, why, "READ_ONLY"),
+            Error::NotTheCallers(why) => Status::permission_denied(why),
             Error::Unavailable(why) => {
                 tracing::warn!(error = %why, "dependency unavailable");
                 status::with_reason(

@@ -73,7 +73,7 @@ impl GrantService for GrantApi {
     ) -> Result<Response<pb::ReplaceGrantsResponse>, Status> {
         let caller = Principal::of(&request)?;
         if !caller.is_service(GRANTING_SERVICE) {
-            return Err(Status::permission_denied(format!("only {GRANTING_SERVICE} delivers grants")));
+            return Err(Error::NotTheCallers(format!("only {GRANTING_SERVICE} delivers grants")).into());
         }
         let set = decode(request.into_inner()).map_err(Error::Invalid)?;
         let applied = self.grants.replace(&set).await.map_err(Error::from)?;

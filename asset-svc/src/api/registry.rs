@@ -85,7 +85,7 @@ impl RegistryService for RegistryApi {
         request: Request<pb::RepositoryPushedRequest>,
     ) -> Result<Response<pb::RepositoryPushedResponse>, Status> {
         if !Principal::of(&request)?.is_service(NOTIFYING_SERVICE) {
-            return Err(Status::permission_denied(format!("only the {NOTIFYING_SERVICE} relays registry events")));
+            return Err(Error::NotTheCallers(format!("only the {NOTIFYING_SERVICE} relays registry events")).into());
         }
         let request = request.into_inner();
         let Some(images) = &self.images else { return Ok(Response::new(pb::RepositoryPushedResponse::default())) };

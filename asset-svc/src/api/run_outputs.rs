@@ -79,7 +79,7 @@ impl pb::run_output_service_server::RunOutputService for RunOutputApi {
     ) -> Result<Response<public::AssetVersion>, Status> {
         let principal = Principal::of(&request)?.clone();
         if CallingService::of(&request).is_none_or(|caller| caller.0 != PRODUCING_SERVICE) {
-            return Err(Status::permission_denied(format!("only {PRODUCING_SERVICE} commits run outputs")));
+            return Err(Error::NotTheCallers(format!("only {PRODUCING_SERVICE} commits run outputs")).into());
         }
         let request = request.into_inner();
         let lineage = decode(request.source).map_err(Error::Invalid)?;

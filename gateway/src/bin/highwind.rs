@@ -226,7 +226,7 @@ async fn main() -> ExitCode {
             let registry = match (registry_url, no_registry) {
                 (_, true) => standalone::RegistryMode::Off,
                 (Some(url), false) => standalone::RegistryMode::External { url, host: String::new() },
-                (None, false) if gateway::embedded_registry::find().is_some() => {
+                (None, false) if standalone::embedded_registry::find().is_some() => {
                     standalone::RegistryMode::Embedded(registry_listen)
                 }
                 (None, false) => {

@@ -141,7 +141,7 @@ async fn each_principal_is_held_to_its_rate_limit_with_retry_info() {
     let mut config = gateway::config::GatewayConfig {
         internal_secret: Secret::new("s".repeat(32)),
         database_url: highwind_common::db::testing::fresh_sqlite_url(data.path()),
-        rate_limit: Some(gateway::rate_limit::RateLimitConfig { requests_per_second: 0.5, burst: 3.0 }),
+        rate_limit: Some(gateway::identity::rate_limit::RateLimitConfig { requests_per_second: 0.5, burst: 3.0 }),
         ..Default::default()
     };
     config.tokens.insert("alice".into(), Secret::new("token-of-alice-123"));

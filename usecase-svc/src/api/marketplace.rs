@@ -2,27 +2,22 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use highwind_common::{page_token::PageTokens, principal::Principal, status::Precondition, validation::Violations};
+use highwind_common::{page_token::PageTokens, principal::Principal, validation::Violations};
 use highwind_proto::usecase::v1::{self as pb, marketplace_service_server::MarketplaceService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::{
-    convert::{entitlement_to_proto, listing_to_proto, money_from_proto, use_case_to_proto},
-    paging::{TimeCursor, check_request_id, idempotency_key, page_limit},
-    publishing::foreign_assets,
+    acquisitions::{self, Acquisition, visible_listing},
+    convert::{entitlement_to_proto, listing_to_proto, use_case_to_proto},
+    forks::{self, Fork},
+    paging::{TimeCursor, page_limit},
 };
 use crate::{
     asset_client::AssetDirectory,
     domain::{
-        link::{AssetLink, LinkRole, Selector},
-        market::{
-            Charge, Entitlement, Listing, ListingCursor, ListingFilter, ListingOrder, ListingQuery, MAX_QUERY, words,
-        },
+        market::{Listing, ListingCursor, ListingFilter, ListingOrder, ListingQuery, MAX_QUERY, words},
         names,
         role::Role,
-        use_case::{UseCase, UseCaseDraft},
     },
     error::Error,
     payments::PaymentProvider,
@@ -47,23 +42,6 @@ impl MarketplaceApi {
         page_tokens: PageTokens,
     ) -> Self {
         Self { stores, assets, payments, page_tokens }
-    }
-
-    /// Whether `principal` is a member of the listed use case or holds an entitlement from the listing: who may
-    /// see a withdrawn listing.
-    async fn insider(&self, listing: &Listing, principal: &Principal) -> Result<bool, Error> {
-        Ok(self.stores.use_cases.role_of(listing.use_case_id, principal.as_str()).await?.is_some()
-            || self.stores.market.is_buyer(listing.id, principal.as_str()).await?)
-    }
-
-    /// Listing `name` as `principal` may see it: withdrawn ones only for insiders, NOT_FOUND otherwise.
-    async fn visible_listing(&self, principal: &Principal, name: &str) -> Result<Listing, Error> {
-        let id = names::parse_listing_name(name).map_err(|e| Error::Invalid(Violations::one("name", e)))?;
-        let listing = self.stores.market.get_listing(id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        if !listing.active && !self.insider(&listing, principal).await? {
-            return Err(Error::NotFound(name.to_owned()));
-        }
-        Ok(listing)
     }
 
     async fn with_entitlement(&self, principal: &Principal, listing: &Listing) -> Result<pb::Listing, Error> {
@@ -104,24 +82,13 @@ impl MarketplaceApi {
         }
         Ok((listings, next))
     }
-
-    /// The caller's right to release `number` of `use_case`: a member role, or an entitlement. NOT_FOUND without.
-    async fn may_fork(&self, principal: &Principal, name: &str, use_case: Uuid, number: i64) -> Result<(), Error> {
-        if self.stores.use_cases.role_of(use_case, principal.as_str()).await?.is_some()
-            || self.stores.market.entitlement_to(principal.as_str(), use_case, number).await?.is_some()
-        {
-            Ok(())
-        } else {
-            Err(Error::NotFound(name.to_owned()))
-        }
-    }
 }
 
 #[tonic::async_trait]
 impl MarketplaceService for MarketplaceApi {
     async fn get_listing(&self, request: Request<pb::GetListingRequest>) -> Result<Response<pb::Listing>, Status> {
         let principal = Principal::of(&request)?;
-        let listing = self.visible_listing(principal, &request.get_ref().name).await?;
+        let listing = visible_listing(&self.stores, principal, &request.get_ref().name).await?;
         Ok(Response::new(self.with_entitlement(principal, &listing).await?))
     }
 
@@ -193,105 +160,9 @@ impl MarketplaceService for MarketplaceApi {
         request: Request<pb::AcquireListingRequest>,
     ) -> Result<Response<pb::Entitlement>, Status> {
         let buyer = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        check_request_id(&request.request_id, &mut violations);
-        if !request.expected_release.is_empty()
-            && let Err(e) = names::parse_release_name(&request.expected_release)
-        {
-            violations.add("expected_release", e);
-        }
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        let request_id = idempotency_key(&request.request_id);
-        if let Some(id) = request_id
-            && let Some(first) =
-                self.stores.market.entitlement_by_request(buyer.as_str(), id).await.map_err(Error::from)?
-        {
-            return Ok(Response::new(entitlement_to_proto(&first)));
-        }
-        let listing = self.visible_listing(&buyer, &request.name).await?;
-        let store = &self.stores.market;
-        // Acquiring what one already holds returns it, even after the listing was withdrawn.
-        let held = store
-            .entitlement_to(buyer.as_str(), listing.use_case_id, listing.release_number)
-            .await
-            .map_err(Error::from)?;
-        if let Some(held) =
-            held.filter(|_| request.expected_release.is_empty() || request.expected_release == listing.release_name())
-        {
-            return Ok(Response::new(entitlement_to_proto(&held)));
-        }
-        let mut unmet = Vec::new();
-        if !listing.active {
-            unmet.push(Precondition {
-                kind: "LISTING_STATE",
-                subject: request.name.clone(),
-                description: "the listing is withdrawn and can no longer be acquired".into(),
-            });
-        }
-        if self.stores.use_cases.role_of(listing.use_case_id, buyer.as_str()).await.map_err(Error::from)?.is_some() {
-            unmet.push(Precondition {
-                kind: "OWN_LISTING",
-                subject: request.name.clone(),
-                description: "you are a member of the listed use case: it is already yours".into(),
-            });
-        }
-        if !request.expected_release.is_empty() && request.expected_release != listing.release_name() {
-            unmet.push(Precondition {
-                kind: "EXPECTED_RELEASE",
-                subject: "expected_release".into(),
-                description: format!("the listing now offers {}", listing.release_name()),
-            });
-        }
-        if let Some(expected) = request.expected_price.map(money_from_proto)
-            && !expected.same_amount(&listing.price)
-        {
-            unmet.push(Precondition {
-                kind: "EXPECTED_PRICE",
-                subject: "expected_price".into(),
-                description: format!("the listing now costs {}", listing.price),
-            });
-        }
-        if unmet.is_empty() {
-            // Owners may have left since publishing: what they no longer share cannot be sold.
-            let release = self
-                .stores
-                .use_cases
-                .get_release(listing.use_case_id, listing.release_number)
-                .await
-                .map_err(Error::from)?
-                .ok_or_else(|| Error::NotFound(listing.release_name()))?;
-            unmet.extend(foreign_assets(&self.stores, &release).await?);
-        }
-        if !unmet.is_empty() {
-            return Err(Error::Unmet(format!("{} cannot be acquired", request.name), "NOT_ACQUIRABLE", unmet).into());
-        }
-        let now = Utc::now();
-        let reference = if listing.is_free() {
-            String::new()
-        } else {
-            let charge = Charge {
-                // One charge per buyer, release and amount, however often the call is retried.
-                idempotency_key: format!(
-                    "{buyer}|{}|{}|{}|{}",
-                    listing.release_name(),
-                    listing.price.currency_code,
-                    listing.price.units,
-                    listing.price.nanos
-                ),
-                payer: buyer.as_str().to_owned(),
-                payee: listing.seller.clone(),
-                amount: listing.price.clone(),
-                time: now,
-            };
-            self.payments.charge(&charge).await.map_err(Error::from)?
-        };
-        let entitlement = Entitlement::of(&listing, buyer.as_str(), reference, now);
-        let stored = store.add_entitlement(&entitlement, request_id).await.map_err(Error::from)?;
-        tracing::info!(listing = %listing.id, entitlement = %stored.id, buyer = %buyer, "listing acquired");
-        Ok(Response::new(entitlement_to_proto(&stored)))
+        let acquisition = Acquisition::try_from(request.into_inner())?;
+        let entitlement = acquisitions::acquire(&self.stores, self.payments.as_ref(), &buyer, &acquisition).await?;
+        Ok(Response::new(entitlement_to_proto(&entitlement)))
     }
 
     async fn get_entitlement(
@@ -405,79 +276,8 @@ impl MarketplaceService for MarketplaceApi {
 
     async fn fork_release(&self, request: Request<pb::ForkReleaseRequest>) -> Result<Response<pb::UseCase>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        check_request_id(&request.request_id, &mut violations);
-        let parsed = names::parse_release_name(&request.release).map_err(|e| violations.add("release", e)).ok();
-        let Some((source, number)) = parsed.filter(|_| violations.is_empty()) else {
-            return Err(Error::Invalid(violations).into());
-        };
-        let request_id = idempotency_key(&request.request_id);
-        self.may_fork(&principal, &request.release, source, number).await?;
-        let release = self
-            .stores
-            .use_cases
-            .get_release(source, number)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound(request.release.clone()))?;
-        let snapshot = &release.snapshot;
-        let draft = UseCaseDraft {
-            display_name: if request.display_name.is_empty() {
-                snapshot.display_name.clone()
-            } else {
-                request.display_name.clone()
-            },
-            description: snapshot.description.clone(),
-            cover_image_uri: snapshot.cover_image_uri.clone(),
-            model_card: snapshot.model_card.clone(),
-            inference_schema: snapshot.inference_schema.clone(),
-            version_label: snapshot.version_label.clone(),
-            price: Default::default(),
-            labels: snapshot.labels.clone(),
-        };
-        let now = Utc::now();
-        let mut fork = UseCase::create(draft, principal.as_str(), now).map_err(|v| {
-            // Only the display name comes from the request; anything else was valid when released.
-            let mut renamed = Violations::new();
-            for violation in v.iter() {
-                renamed.add(violation.field.replace("use_case.", ""), violation.description.clone());
-            }
-            Error::Invalid(renamed)
-        })?;
-        fork.forked_from = Some(request.release.clone());
-        let mut unmet = Vec::new();
-        let mut links = Vec::with_capacity(release.links.len());
-        for frozen in &release.links {
-            let version = format!("{}/versions/{}", frozen.asset, frozen.version_number);
-            let resolved =
-                self.assets.resolve(&principal, &version).await.map_err(|e| Error::Unavailable(e.to_string()))?;
-            if resolved.as_ref().is_none_or(|v| !v.usable || v.manifest_digest != frozen.manifest_digest) {
-                unmet.push(Precondition {
-                    kind: "ASSET_VERSION",
-                    subject: version.clone(),
-                    description: "the pinned version has been archived or purged since the release".into(),
-                });
-                continue;
-            }
-            let role = LinkRole::parse(&frozen.role).ok_or_else(|| Error::Unresolvable(frozen.link.clone()))?;
-            links.push(AssetLink {
-                asset_owner: frozen.owner.clone(),
-                ..AssetLink::new(
-                    fork.id,
-                    &frozen.asset,
-                    role,
-                    Selector::Pinned(frozen.version_number),
-                    principal.as_str(),
-                    now,
-                )
-            });
-        }
-        if !unmet.is_empty() {
-            return Err(Error::Unmet(format!("{} cannot be forked", request.release), "NOT_FORKABLE", unmet).into());
-        }
-        let stored = self.stores.use_cases.create(&fork, &links, request_id).await.map_err(Error::from)?;
-        tracing::info!(use_case = %stored.id, from = %request.release, owner = %principal, "release forked");
-        Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
+        let fork = Fork::try_from(request.into_inner())?;
+        let forked = forks::fork(&self.stores, self.assets.as_ref(), &principal, &fork).await?;
+        Ok(Response::new(use_case_to_proto(&forked, Role::Owner)))
     }
 }

@@ -1,8 +1,10 @@
 //! The gRPC surface of the use-case service.
 
+mod acquisitions;
 mod convert;
 mod error;
 mod filters;
+mod forks;
 mod links;
 mod marketplace;
 mod members;

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{ApiKey, ApiKeys, KeyError};
-use crate::auth::Credential;
+use crate::identity::auth::Credential;
 
 const MAX_DISPLAY_NAME: usize = 200;
 const MAX_PAGE_SIZE: usize = 1_000;

@@ -6,7 +6,7 @@ use highwind_common::db::{DbTime, DbUuid};
 use uuid::Uuid;
 
 use super::Keys;
-use crate::keys::{
+use crate::identity::keys::{
     ApiKey,
     store::{KeyRow, KeyStore, limit},
 };

@@ -18,7 +18,7 @@ use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::{keys::ApiKeys, oidc::OidcVerifier, rate_limit::RateLimiter};
+use super::{keys::ApiKeys, oidc::OidcVerifier, rate_limit::RateLimiter};
 
 /// Paths anyone may call: health checks, reflection and the embedded issuer.
 const PUBLIC_PREFIXES: [&str; 4] = [

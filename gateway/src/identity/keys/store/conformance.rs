@@ -1,4 +1,4 @@
-//! One suite for both backends: `keys::store::conformance::{sqlite,postgres}::<check>`.
+//! One suite for both backends: `identity::keys::store::conformance::{sqlite,postgres}::<check>`.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use highwind_common::db::{Database, testing::conformance};
 use uuid::Uuid;
 
 use super::KeyStore;
-use crate::keys::ApiKey;
+use crate::identity::keys::ApiKey;
 
 /// What the checks test: the key store of the migrated `db`.
 async fn keys(db: Database) -> Arc<dyn KeyStore> {

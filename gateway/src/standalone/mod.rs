@@ -2,6 +2,8 @@
 //! front, sharing a generated secret. Everything lives in one data directory, so a restart on the same
 //! directory keeps the data and the dev tokens.
 
+pub mod embedded_registry;
+
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -19,7 +21,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 
 use crate::{
     config::{GatewayConfig, UpstreamsConfig},
-    oidc::{DevIssuer, dev_issuer},
+    identity::oidc::{DevIssuer, dev_issuer},
 };
 
 /// File in the data directory holding the internal secret and the dev users' passwords (mode 0600).
@@ -138,7 +140,7 @@ pub struct Standalone {
     pub registry_addr: Option<String>,
     /// Why the embedded registry asked for is not running, if it is not.
     pub registry_problem: Option<String>,
-    embedded_registry: Option<crate::embedded_registry::EmbeddedRegistry>,
+    embedded_registry: Option<embedded_registry::EmbeddedRegistry>,
 }
 
 impl Standalone {
@@ -336,7 +338,7 @@ async fn start_registry(
     mode: &RegistryMode,
     data_dir: &Path,
     gateway: SocketAddr,
-) -> Result<(Option<(String, String)>, Option<crate::embedded_registry::EmbeddedRegistry>, Secret), StandaloneError> {
+) -> Result<(Option<(String, String)>, Option<embedded_registry::EmbeddedRegistry>, Secret), StandaloneError> {
     use highwind_common::registry::keys::RegistryKeys;
     let keys = || {
         RegistryKeys::open(&data_dir.join("registry-keys"))
@@ -350,7 +352,7 @@ async fn start_registry(
         }
         RegistryMode::Embedded(listen) => {
             let keys = keys()?;
-            let binary = crate::embedded_registry::find().ok_or_else(|| {
+            let binary = embedded_registry::find().ok_or_else(|| {
                 StandaloneError::Part(
                     "the registry",
                     "docker-registry is not installed (apt-get install docker-registry), so no registry can start"
@@ -359,7 +361,7 @@ async fn start_registry(
             })?;
             // A new secret each start: only this run's registry can notify this run's gateway.
             let secret = hex::encode(rand::random::<[u8; 32]>());
-            let setup = crate::embedded_registry::Setup {
+            let setup = embedded_registry::Setup {
                 listen: *listen,
                 data_dir,
                 gateway,
@@ -368,7 +370,7 @@ async fn start_registry(
                 service: "highwind-registry",
                 issuer: "highwind",
             };
-            let registry = crate::embedded_registry::EmbeddedRegistry::start(&binary, &setup)
+            let registry = embedded_registry::EmbeddedRegistry::start(&binary, &setup)
                 .await
                 .map_err(|e| StandaloneError::Part("the registry", e))?;
             let url = format!("http://{}", registry.addr);

@@ -140,8 +140,8 @@ impl DevIssuer {
     }
 
     /// How the gateway trusts this issuer.
-    pub fn trust(&self) -> crate::oidc::IssuerConfig {
-        crate::oidc::IssuerConfig {
+    pub fn trust(&self) -> crate::identity::oidc::IssuerConfig {
+        crate::identity::oidc::IssuerConfig {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             discovery_url: Some(format!("{}/.well-known/openid-configuration", self.base_url)),
