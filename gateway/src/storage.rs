@@ -4,7 +4,7 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Connects to `url` and migrates it.
 pub async fn open(url: &str) -> Result<Database, DbError> {

@@ -27,6 +27,8 @@ mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod upgrade;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -12,6 +12,8 @@ use uuid::Uuid;
 mod conformance;
 mod pg;
 mod sqlite;
+#[cfg(test)]
+mod upgrade;
 
 use super::ApiKey;
 
