@@ -32,6 +32,7 @@ use highwind_proto::asset::v1::{
     asset_service_server::AssetServiceServer, image_service_server::ImageServiceServer,
     upload_service_server::UploadServiceServer,
 };
+use highwind_proto::audit::internal::v1::audit_access_service_server::AuditAccessServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -95,6 +96,7 @@ pub async fn serve(
         verify.clone(),
     );
     let stores_grants = stores.grants.clone();
+    let audit_access = api::AuditAccessApi::new(stores.assets.clone(), stores.grants.clone());
     let registry_api =
         api::RegistryApi::new(stores.assets.clone(), stores.grants.clone(), config.registry.clone(), images.clone());
     let image_api = api::ImageApi::new(
@@ -112,6 +114,7 @@ pub async fn serve(
         .add_service(GrantServiceServer::with_interceptor(api::GrantApi::new(stores_grants), verify.clone()))
         .add_service(RunOutputServiceServer::with_interceptor(run_outputs, verify.clone()))
         .add_service(RegistryServiceServer::with_interceptor(registry_api, verify.clone()))
+        .add_service(AuditAccessServiceServer::with_interceptor(audit_access, verify.clone()))
         .add_service(ImageServiceServer::with_interceptor(image_api, verify));
     let served = Served { routes, names: highwind_proto::ASSET_SERVICE.served(), rules: access::rules() };
     let drain = Duration::from_secs(server.drain_seconds);

@@ -519,3 +519,60 @@ async fn run_outputs_are_committed_only_by_pipeline_svc_on_the_uploaders_behalf(
     service.stop.send(()).unwrap();
     service.task.await.unwrap().unwrap();
 }
+
+/// The gateway asks asset-svc, as its caller, whether the caller owns an asset before it shows the asset's audit
+/// events: the owner does, a reader by grant does not, anyone else is told the asset does not exist.
+async fn only_owners_are_told_they_own_an_asset(database_url: String) {
+    use highwind_proto::{
+        asset::internal::v1::{self as ipb, grant_service_client::GrantServiceClient},
+        audit::internal::v1::{AuthorizeAuditReadRequest, audit_access_service_client::AuditAccessServiceClient},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(database_url, dir.path()).await;
+    let asset = client(&service)
+        .await
+        .create_asset(as_user(create("audited"), "alice", SECRET.as_bytes()))
+        .await
+        .unwrap()
+        .into_inner();
+    let grant = ipb::ReplaceGrantsRequest {
+        source: "useCases/0190a6f4-0000-7000-8000-000000000002".into(),
+        sequence: 1,
+        principals: vec!["users/bob".into()],
+        targets: vec![ipb::GrantTarget { asset: asset.name.clone(), version_number: 0 }],
+    };
+    let mut grants = GrantServiceClient::new(connect(&service).await);
+    grants.replace_grants(as_principal(grant, &Principal::service("usecase-svc"))).await.unwrap();
+
+    let mut audit = AuditAccessServiceClient::new(connect(&service).await);
+    let ask = |user: &str, target: &str| {
+        as_user(AuthorizeAuditReadRequest { target: target.into() }, user, SECRET.as_bytes())
+    };
+    assert!(audit.authorize_audit_read(ask("alice", &asset.name)).await.unwrap().into_inner().owner);
+    assert!(!audit.authorize_audit_read(ask("bob", &asset.name)).await.unwrap().into_inner().owner, "a reader");
+    let stranger = audit.authorize_audit_read(ask("carol", &asset.name)).await.expect_err("hidden");
+    assert_eq!(stranger.code(), Code::NotFound);
+    let malformed = audit.authorize_audit_read(ask("alice", "assets/not-a-uuid")).await.expect_err("bad");
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert!(malformed.message().contains("target"), "{}", malformed.message());
+    let unsigned = audit.authorize_audit_read(Request::new(AuthorizeAuditReadRequest { target: asset.name.clone() }));
+    assert_eq!(unsigned.await.expect_err("anonymous").code(), Code::Unauthenticated);
+
+    service.stop.send(()).unwrap();
+    service.task.await.unwrap().expect("clean stop");
+}
+
+#[tokio::test]
+async fn sqlite_only_owners_are_told_they_own_an_asset() {
+    let dir = tempfile::tempdir().unwrap();
+    only_owners_are_told_they_own_an_asset(testing::fresh_sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_only_owners_are_told_they_own_an_asset() {
+    let Some(url) = testing::fresh_postgres_url().await else {
+        eprintln!("postgres_only_owners_are_told_they_own_an_asset skipped: no PostgreSQL server");
+        return;
+    };
+    only_owners_are_told_they_own_an_asset(url).await;
+}

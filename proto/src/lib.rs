@@ -36,6 +36,15 @@ pub mod asset {
     }
 }
 
+/// Calls between the gateway and the services about the audit log, never routed by the gateway.
+pub mod audit {
+    pub mod internal {
+        pub mod v1 {
+            tonic::include_proto!("highwind.audit.internal.v1");
+        }
+    }
+}
+
 /// `highwind.usecase.v1`: use cases, members, links, releases and the marketplace.
 pub mod usecase {
     pub mod v1 {
@@ -91,6 +100,9 @@ impl ServiceProcess {
     }
 }
 
+/// Served by each service that owns resources with an audit log (asset-svc, usecase-svc), asked by the gateway.
+pub const AUDIT_ACCESS_SERVICE: &str = "highwind.audit.internal.v1.AuditAccessService";
+
 /// asset-svc.
 pub const ASSET_SERVICE: ServiceProcess = ServiceProcess {
     name: "asset",
@@ -100,6 +112,7 @@ pub const ASSET_SERVICE: ServiceProcess = ServiceProcess {
         "highwind.asset.internal.v1.GrantService",
         "highwind.asset.internal.v1.RunOutputService",
         "highwind.asset.internal.v1.RegistryService",
+        AUDIT_ACCESS_SERVICE,
     ],
 };
 
@@ -108,7 +121,7 @@ pub const USECASE_SERVICE: ServiceProcess = ServiceProcess {
     name: "usecase",
     default_port: 50062,
     services: &["highwind.usecase.v1.UseCaseService", "highwind.usecase.v1.MarketplaceService"],
-    internal_services: &[],
+    internal_services: &[AUDIT_ACCESS_SERVICE],
 };
 
 /// pipeline-svc.

@@ -21,6 +21,7 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, Served},
 };
+use highwind_proto::audit::internal::v1::audit_access_service_server::AuditAccessServiceServer;
 use highwind_proto::usecase::v1::{
     marketplace_service_server::MarketplaceServiceServer, use_case_service_server::UseCaseServiceServer,
 };
@@ -85,9 +86,11 @@ pub async fn serve(
     let assets: std::sync::Arc<dyn asset_client::AssetDirectory> = assets;
     let payments = std::sync::Arc::new(payments::LedgerPayments(stores.market.clone()));
     let market = api::MarketplaceApi::new(stores.clone(), assets.clone(), payments, page_tokens.clone());
+    let audit_access = api::AuditAccessApi::new(stores.use_cases.clone());
     let use_cases = api::UseCaseApi::new(stores, assets, page_tokens);
     let routes = Routes::new(UseCaseServiceServer::with_interceptor(use_cases, verify.clone()))
-        .add_service(MarketplaceServiceServer::with_interceptor(market, verify));
+        .add_service(MarketplaceServiceServer::with_interceptor(market, verify.clone()))
+        .add_service(AuditAccessServiceServer::with_interceptor(audit_access, verify));
     let served = Served { routes, names: highwind_proto::USECASE_SERVICE.served(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     let result = highwind_common::serve::serve(listener, shutdown, served, drain).await;

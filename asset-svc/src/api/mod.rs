@@ -3,6 +3,7 @@
 
 mod access;
 mod assets;
+mod audit_access;
 mod convert;
 mod error;
 mod grants;
@@ -13,6 +14,7 @@ mod uploads;
 mod versions;
 
 pub use assets::{AssetApi, Housekeeping};
+pub use audit_access::AuditAccessApi;
 pub use grants::GrantApi;
 pub use images::ImageApi;
 pub use registry::RegistryApi;

@@ -11,9 +11,8 @@ use highwind_common::{
     validation::{Violations, page_size},
 };
 use highwind_proto::{
-    asset::v1::{GetAssetRequest, asset_service_client::AssetServiceClient},
+    audit::internal::v1::{AuthorizeAuditReadRequest, audit_access_service_client::AuditAccessServiceClient},
     identity::v1::{self as pb, audit_service_server::AuditService},
-    usecase::v1::{GetUseCaseRequest, MemberRole, use_case_service_client::UseCaseServiceClient},
 };
 use tonic::{Request, Response, Status, transport::Channel};
 use uuid::Uuid;
@@ -51,20 +50,19 @@ impl AuditApi {
         Self { store, page_tokens, use_cases, assets, signer }
     }
 
-    /// Whether `principal` owns `target`; the owning service's own answer when it does not.
+    /// Whether `principal` owns `target`, as the service that owns it answers (NOT_FOUND and the like are that
+    /// service's own answer).
     async fn check_owner(&self, principal: &Principal, target: &str) -> Result<(), Status> {
         let unavailable = || Status::unavailable("the owning service cannot be reached; try again shortly");
-        let refused = || Status::permission_denied(format!("only an owner of {target} reads its audit events"));
-        if target.starts_with("useCases/") {
-            let channel = self.use_cases.clone().ok_or_else(unavailable)?;
-            let request = self.signer.request(principal, GetUseCaseRequest { name: target.to_owned() })?;
-            let use_case = UseCaseServiceClient::new(channel).get_use_case(request).await?.into_inner();
-            return if use_case.caller_role == MemberRole::Owner as i32 { Ok(()) } else { Err(refused()) };
+        let owning_service = if target.starts_with("useCases/") { &self.use_cases } else { &self.assets };
+        let channel = owning_service.clone().ok_or_else(unavailable)?;
+        let request = self.signer.request(principal, AuthorizeAuditReadRequest { target: target.to_owned() })?;
+        let answer = AuditAccessServiceClient::new(channel).authorize_audit_read(request).await?.into_inner();
+        if answer.owner {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!("only an owner of {target} reads its audit events")))
         }
-        let channel = self.assets.clone().ok_or_else(unavailable)?;
-        let request = self.signer.request(principal, GetAssetRequest { name: target.to_owned() })?;
-        let asset = AssetServiceClient::new(channel).get_asset(request).await?.into_inner();
-        if asset.owner == principal.as_str() { Ok(()) } else { Err(refused()) }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gRPC surface of the use-case service.
 
 mod acquisitions;
+mod audit_access;
 mod convert;
 mod error;
 mod filters;
@@ -14,5 +15,6 @@ mod releases;
 mod resolved;
 mod use_cases;
 
+pub use audit_access::AuditAccessApi;
 pub use marketplace::MarketplaceApi;
 pub use use_cases::UseCaseApi;
