@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use gateway::oidc::verify::OidcVerifier;
+use gateway::identity::oidc::verify::OidcVerifier;
 use libfuzzer_sys::fuzz_target;
 
 fn parts() -> &'static (tokio::runtime::Runtime, OidcVerifier) {

@@ -60,12 +60,10 @@ async fn owner_pushes_three_images_each_becomes_a_version_and_list_images_tells_
     if !available() {
         return;
     }
-    let platform = Platform::start_with_registry(
-        tempfile::tempdir().unwrap(),
-        ([127, 0, 0, 1], 0).into(),
-        RegistryMode::Embedded(([127, 0, 0, 1], 0).into()),
-    )
-    .await;
+    let platform = Platform::builder()
+        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
+        .start()
+        .await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let asset_id = asset.strip_prefix("assets/").unwrap();

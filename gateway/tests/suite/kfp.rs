@@ -82,7 +82,7 @@ fn run_states(messages: &[pb::WatchRunResponse]) -> Vec<pb::RunState> {
 #[tokio::test]
 async fn a_run_is_uploaded_once_created_from_its_version_and_followed_to_the_end() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let platform = Platform::builder().kfp(kfp.config()).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
 
     let created = create(&platform, kfp_run(&version, 4.0)).await.expect("created");
@@ -145,7 +145,7 @@ async fn a_run_is_uploaded_once_created_from_its_version_and_followed_to_the_end
 async fn cancel_terminates_the_kfp_run_and_waits_for_canceled() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("RUNNING").await;
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let platform = Platform::builder().kfp(kfp.config()).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 3.0)).await.unwrap();
     wait_for(&platform, &created.name, pb::RunState::Running).await;
@@ -167,7 +167,7 @@ async fn cancel_terminates_the_kfp_run_and_waits_for_canceled() {
 async fn retry_asks_kfp_to_retry_the_same_run() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("FAILED").await;
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let platform = Platform::builder().kfp(kfp.config()).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 3.0)).await.unwrap();
     let (_, failed) = watch(&platform, &created.name).await;
@@ -193,7 +193,7 @@ async fn an_error_then_a_lost_answer_still_make_exactly_one_kfp_run() {
     // The first create fails with 500; the second creates the run but answers after the client gave up.
     kfp.faults("run_service_create_run", &["500", "slow:3"]).await;
     let config = KfpConfig { request_timeout_ms: 1_000, ..kfp.config() };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
+    let platform = Platform::builder().kfp(config).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     let (_, run) = watch(&platform, &created.name).await;
@@ -218,7 +218,7 @@ async fn a_token_file_is_read_again_when_it_changes() {
         namespace: "team-a".into(),
         ..kfp.config()
     };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
+    let platform = Platform::builder().kfp(config).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let first = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     assert_eq!(state(&watch(&platform, &first.name).await.1), pb::RunState::Succeeded);
@@ -244,7 +244,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
         namespace: "team-a".into(),
         ..kfp.config()
     };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
+    let platform = Platform::builder().kfp(config).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let run = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     assert_eq!(state(&watch(&platform, &run.name).await.1), pb::RunState::Succeeded);
@@ -264,7 +264,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
         token: highwind_common::config::Secret::new("a-wrong-one"),
         ..strict.config()
     };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), config).await;
+    let platform = Platform::builder().kfp(config).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let run = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     let (_, run) = watch(&platform, &run.name).await;
@@ -278,7 +278,7 @@ async fn a_trusted_user_header_is_sent_and_a_refused_token_fails_the_run_with_kf
 #[tokio::test]
 async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let platform = Platform::builder().kfp(kfp.config()).start().await;
     let importer = push_pipeline(&platform, "alice", "c_importer_container_noinstall.yaml").await;
     let dataset = platform.create_asset("alice", apb::AssetKind::Dataset).await;
     let data = platform.commit_files("alice", &dataset, &[("iris.csv", sample("iris_small.csv"))]).await.unwrap();
@@ -347,14 +347,14 @@ async fn runs_kfp_cannot_take_are_refused_and_nothing_reaches_kfp() {
 async fn a_server_restarted_without_its_kfp_backend_ends_kfp_runs_and_never_runs_them_itself() {
     let Some(kfp) = StandIn::start(&[]).await else { return };
     kfp.outcome("RUNNING").await;
-    let platform = Platform::start_with_kfp(tempfile::tempdir().unwrap(), kfp.config()).await;
+    let platform = Platform::builder().kfp(kfp.config()).start().await;
     let version = push_pipeline(&platform, "alice", "a_linear_noinstall.yaml").await;
     let created = create(&platform, kfp_run(&version, 2.0)).await.unwrap();
     wait_for(&platform, &created.name, pb::RunState::Running).await;
     let dir = platform.stop().await;
     drop(kfp);
 
-    let platform = Platform::start_in(dir).await;
+    let platform = Platform::builder().in_dir(dir).start().await;
     let run = get(&platform, &created.name).await;
     assert_eq!(state(&run), pb::RunState::Failed);
     assert_eq!(run.error.unwrap().reason, "BACKEND_NOT_CONFIGURED");

@@ -122,7 +122,7 @@ async fn a_restart_on_the_same_data_directory_keeps_tokens_and_assets() {
     drop(alice);
     let dir = platform.stop().await;
 
-    let platform = Platform::start_in(dir).await;
+    let platform = Platform::builder().in_dir(dir).start().await;
     let mut alice = pb::asset_service_client::AssetServiceClient::with_interceptor(
         platform.channel().await,
         crate::support::Bearer(Some(token)),

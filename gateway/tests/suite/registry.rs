@@ -38,7 +38,7 @@ async fn setup() -> Option<Setup> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let registry = Registry::start(&format!("http://127.0.0.1:{port}/registry/token"), &keys.bundle_path()).await;
     let mode = RegistryMode::External { url: format!("http://{}", registry.addr), host: String::new() };
-    let platform = Platform::start_with_registry(dir, ([127, 0, 0, 1], port).into(), mode).await;
+    let platform = Platform::builder().in_dir(dir).registry(([127, 0, 0, 1], port).into(), mode).start().await;
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let repository = format!("highwind/alice/{}", asset.strip_prefix("assets/").unwrap());
     Some(Setup { platform, registry, asset, repository })

@@ -130,7 +130,7 @@ async fn a_server_running_as_an_ordinary_user_confines_its_tasks_the_same_way() 
 async fn ordinary_user_half() {
     assert!(!nix::unistd::geteuid().is_root(), "this half runs as an ordinary user");
     // The system's PATH: a tool directory under root's home is no ordinary user's to bind.
-    let platform = Platform::start_configured(|options| options.task_path = String::new()).await;
+    let platform = Platform::builder().configure(|options| options.task_path = String::new()).start().await;
     let asset = platform.create_asset("alice", highwind_proto::asset::v1::AssetKind::Pipeline).await;
     let probe = crate::support::runs::sample("j_shell_probe.yaml");
     let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", probe)]).await.expect("commit");

@@ -87,7 +87,7 @@ async fn the_token_endpoint_mints_tokens_only_for_whoever_shows_the_dev_users_pa
     assert_eq!(discovery["issuer"], "highwind-dev-issuer");
 
     // Passwords are made once: a restart on the same data directory keeps them.
-    let again = Platform::start_in(platform.stop().await).await;
+    let again = Platform::builder().in_dir(platform.stop().await).start().await;
     assert_eq!(again.dev_password("bob"), bobs);
     again.stop().await;
 }

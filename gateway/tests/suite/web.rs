@@ -16,7 +16,7 @@ const PAGE_ORIGIN: &str = "http://app.example";
 
 /// A platform that lets [`PAGE_ORIGIN`] call it from a browser.
 async fn start_for_page() -> Platform {
-    Platform::start_configured(|options| options.cors_origins = vec![PAGE_ORIGIN.to_owned()]).await
+    Platform::builder().configure(|options| options.cors_origins = vec![PAGE_ORIGIN.to_owned()]).start().await
 }
 
 /// One gRPC-Web exchange over a fresh HTTP/1.1 connection.
@@ -280,8 +280,10 @@ async fn requests_naming_a_foreign_host_are_refused() {
 
 #[tokio::test]
 async fn configured_host_names_are_answered() {
-    let platform =
-        Platform::start_configured(|options| options.allowed_hosts = vec!["highwind.example".to_owned()]).await;
+    let platform = Platform::builder()
+        .configure(|options| options.allowed_hosts = vec!["highwind.example".to_owned()])
+        .start()
+        .await;
     let list = || pb::ListAssetsRequest::default();
     assert!(assets_as(&platform, "highwind.example:443").await.list_assets(list()).await.is_ok());
     let err = assets_as(&platform, "evil.example").await.list_assets(list()).await.unwrap_err();

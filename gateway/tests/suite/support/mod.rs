@@ -63,6 +63,58 @@ pub fn field_violations(status: &Status) -> Vec<(String, String)> {
     bad.field_violations.into_iter().map(|v| (v.field, v.description)).collect()
 }
 
+/// One change a test makes to the platform's options.
+type Change = Box<dyn FnOnce(&mut Options)>;
+
+/// What a test changes of the defaults before its platform starts (`Platform::builder()`).
+pub struct PlatformBuilder {
+    dir: Option<tempfile::TempDir>,
+    changes: Vec<Change>,
+}
+
+impl PlatformBuilder {
+    /// The data directory (e.g. one an earlier platform left), instead of a fresh one.
+    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Runs of backend KFP go to `kfp`.
+    pub fn kfp(self, kfp: pipeline_svc::kfp::KfpConfig) -> Self {
+        self.configure(move |options| options.kfp = kfp)
+    }
+
+    /// The gateway on `listen`, Docker Repo images in `registry`.
+    pub fn registry(self, listen: SocketAddr, registry: gateway::standalone::RegistryMode) -> Self {
+        self.configure(move |options| (options.listen, options.registry) = (listen, registry))
+    }
+
+    /// Assets and use cases in fresh PostgreSQL databases, or `None` when no server is reachable.
+    pub async fn postgres(self) -> Option<Self> {
+        let assets = highwind_common::db::testing::fresh_postgres_url().await?;
+        let use_cases = highwind_common::db::testing::fresh_postgres_url().await?;
+        Some(self.configure(move |options| {
+            (options.asset_database_url, options.usecase_database_url) = (Some(assets), Some(use_cases))
+        }))
+    }
+
+    /// Any other change of the options.
+    pub fn configure(mut self, change: impl FnOnce(&mut Options) + 'static) -> Self {
+        self.changes.push(Box::new(change));
+        self
+    }
+
+    /// Starts it.
+    pub async fn start(self) -> Platform {
+        let dir = self.dir.unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
+        let mut options = Platform::default_options(&dir);
+        for change in self.changes {
+            change(&mut options);
+        }
+        Platform::launch(dir, options).await
+    }
+}
+
 /// A started platform, its data directory and the tokens of `alice` and `bob`.
 pub struct Platform {
     pub standalone: Standalone,
@@ -72,74 +124,15 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The platform with the test defaults: five dev users, SQLite in a fresh data directory, the gateway on a free
+    /// loopback port, no registry, no KFP.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_in(dir).await
+        Self::builder().start().await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::start_with(dir, None, Default::default(), Default::default()).await
-    }
-
-    /// The platform with runs of backend KFP going to `kfp`.
-    pub async fn start_with_kfp(dir: tempfile::TempDir, kfp: pipeline_svc::kfp::KfpConfig) -> Self {
-        Self::start_with(dir, None, kfp, Default::default()).await
-    }
-
-    /// The platform, its gateway on `listen`, with Docker Repo images in `registry`.
-    pub async fn start_with_registry(
-        dir: tempfile::TempDir,
-        listen: SocketAddr,
-        registry: gateway::standalone::RegistryMode,
-    ) -> Self {
-        Self::start_on(dir, listen, None, Default::default(), registry).await
-    }
-
-    /// The platform with its assets and use cases in fresh PostgreSQL databases, or `None` when no server is
-    /// reachable.
-    pub async fn start_postgres() -> Option<Self> {
-        let assets = highwind_common::db::testing::fresh_postgres_url().await?;
-        let use_cases = highwind_common::db::testing::fresh_postgres_url().await?;
-        Some(
-            Self::start_with(
-                tempfile::tempdir().expect("tempdir"),
-                Some((assets, use_cases)),
-                Default::default(),
-                Default::default(),
-            )
-            .await,
-        )
-    }
-
-    async fn start_with(
-        dir: tempfile::TempDir,
-        postgres: Option<(String, String)>,
-        kfp: pipeline_svc::kfp::KfpConfig,
-        registry: gateway::standalone::RegistryMode,
-    ) -> Self {
-        Self::start_on(dir, SocketAddr::from(([127, 0, 0, 1], 0)), postgres, kfp, registry).await
-    }
-
-    async fn start_on(
-        dir: tempfile::TempDir,
-        listen: SocketAddr,
-        postgres: Option<(String, String)>,
-        kfp: pipeline_svc::kfp::KfpConfig,
-        registry: gateway::standalone::RegistryMode,
-    ) -> Self {
-        let mut options = Self::default_options(&dir);
-        (options.listen, options.kfp, options.registry) = (listen, kfp, registry);
-        (options.asset_database_url, options.usecase_database_url) =
-            postgres.map_or((None, None), |(a, u)| (Some(a), Some(u)));
-        Self::launch(dir, options).await
-    }
-
-    /// The platform with the default options as changed by `configure`.
-    pub async fn start_configured(configure: impl FnOnce(&mut Options)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut options = Self::default_options(&dir);
-        configure(&mut options);
-        Self::launch(dir, options).await
+    /// A platform to set up before it starts, from the test defaults.
+    pub fn builder() -> PlatformBuilder {
+        PlatformBuilder { dir: None, changes: Vec::new() }
     }
 
     /// Five dev users, SQLite in `dir`, the gateway on a free loopback port, no registry.
@@ -375,11 +368,11 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    let Some(platform) = $crate::support::Platform::start_postgres().await else {
+                    let Some(builder) = $crate::support::Platform::builder().postgres().await else {
                         eprintln!("postgres::{} skipped: no PostgreSQL server reachable", stringify!($scenario));
                         return;
                     };
-                    super::$scenario(platform).await;
+                    super::$scenario(builder.start().await).await;
                 }
             )*
         }
