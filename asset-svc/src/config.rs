@@ -28,7 +28,7 @@ pub struct AssetConfig {
     pub pipelines: PipelinesConfig,
     /// The OCI registry of Docker Repo assets; off while its `url` is empty.
     #[serde(default)]
-    pub registry: crate::registry::RegistryConfig,
+    pub registry: crate::registry_client::RegistryConfig,
 }
 
 /// Where pipeline-svc is.
@@ -120,7 +120,7 @@ impl Default for AssetConfig {
             gc: GcConfig { grace_seconds: 60 * 60 },
             admins: Vec::new(),
             pipelines: PipelinesConfig::default(),
-            registry: crate::registry::RegistryConfig::default(),
+            registry: crate::registry_client::RegistryConfig::default(),
         }
     }
 }

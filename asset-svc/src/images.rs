@@ -13,7 +13,7 @@ use crate::{
         asset::{Asset, AssetKind},
         version::{ImageRecord, Lineage, Version, VersionState},
     },
-    registry::{
+    registry_client::{
         client::{RegistryClient, RegistryError},
         inspect::inspect,
     },

@@ -11,7 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod images;
 pub mod pipeline_client;
-pub mod registry;
+pub mod registry_client;
 pub mod store;
 pub mod uploads;
 
@@ -77,7 +77,7 @@ pub async fn serve(
     let images = if config.registry.url.is_empty() {
         None
     } else {
-        let client = registry::client::RegistryClient::new(config.registry.clone())
+        let client = registry_client::client::RegistryClient::new(config.registry.clone())
             .map_err(|e| RunError::Serve(highwind_common::serve::ServeError::Config(e)))?;
         Some(images::Images::new(client, stores.assets.clone(), stores.content.clone()))
     };

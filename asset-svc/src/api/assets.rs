@@ -49,7 +49,7 @@ pub struct AssetApi {
     page_tokens: PageTokens,
     housekeeping: Housekeeping,
     /// Names Docker Repo assets' repositories; `None` without a registry.
-    registry: Option<Arc<crate::registry::RegistryConfig>>,
+    registry: Option<Arc<crate::registry_client::RegistryConfig>>,
 }
 
 impl AssetApi {
@@ -66,7 +66,7 @@ impl AssetApi {
     }
 
     /// Shows Docker Repo assets' repositories in `registry`.
-    pub fn with_registry(mut self, registry: Option<crate::registry::RegistryConfig>) -> Self {
+    pub fn with_registry(mut self, registry: Option<crate::registry_client::RegistryConfig>) -> Self {
         self.registry = registry.map(Arc::new);
         self
     }

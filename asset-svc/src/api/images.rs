@@ -19,7 +19,7 @@ use crate::{
     },
     error::Error,
     images::{Images, ImagesError, TaggedImage},
-    registry::client::RegistryError,
+    registry_client::client::RegistryError,
     store::{AssetRepository, grants::GrantRepository},
 };
 

@@ -16,7 +16,7 @@ use crate::{
     },
     error::Error,
     images::{Images, ImagesError},
-    registry::RegistryConfig,
+    registry_client::RegistryConfig,
     store::{AssetRepository, grants::GrantRepository},
 };
 

@@ -205,7 +205,7 @@ impl Standalone {
             let task_path = options.task_path.clone();
             let task_read_only = options.task_read_only.clone();
             let kfp = options.kfp.clone();
-            let registry = registry.clone().map(|(url, host)| asset_svc::registry::RegistryConfig {
+            let registry = registry.clone().map(|(url, host)| asset_svc::registry_client::RegistryConfig {
                 url,
                 host,
                 keys_dir: keys_dir.clone(),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use highwind_common::proto_json::to_proto;
 use highwind_proto::pipeline::v1 as pb;
 
-use crate::runs::model::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
+use crate::runs::entities::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
 
 use highwind_common::time::timestamp;
 

@@ -10,7 +10,7 @@ use super::{convert, runs::Runs};
 use crate::{
     assets::is_version_name,
     error::Error,
-    runs::model::{Direction, LineageEdge},
+    runs::entities::{Direction, LineageEdge},
 };
 
 /// Most runs one answer holds.

@@ -16,7 +16,7 @@ use super::runs::Runs;
 use crate::{
     error::Error,
     executor::{Change, Changed},
-    runs::model::{Backend, Task, TaskType},
+    runs::entities::{Backend, Task, TaskType},
     store::RunRepository,
 };
 

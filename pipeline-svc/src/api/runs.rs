@@ -23,7 +23,7 @@ use crate::{
     executor::{Change, Changed, Engine},
     runs::{
         create::{self, Created, MAX_DESCRIPTION, MAX_DISPLAY_NAME, RunRequest},
-        model::{Backend, Run, State, Task},
+        entities::{Backend, Run, State, Task},
     },
     store::{RunQuery, RunRepository},
 };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     ir::spec::{ComponentSpec, Container},
-    runs::model::Values,
+    runs::entities::Values,
 };
 
 /// KFP's fingerprint: SHA-256 over the input artifacts (by identity, not content), the input parameter values,
@@ -65,7 +65,7 @@ fn still_there(outputs: &Values) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::model::Artifact;
+    use crate::runs::entities::Artifact;
 
     #[test]
     fn the_fingerprint_follows_inputs_and_command_unless_a_custom_key_is_given() {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::launch::Prepared;
 use crate::{
     runs::{
-        model::{Artifact, Values},
+        entities::{Artifact, Values},
         values,
     },
     task_files::{self, LeftBehindError},

@@ -9,7 +9,7 @@ use super::{cel, launch};
 use crate::{
     ir::spec::{ComponentSpec, Task as TaskSpec},
     runs::{
-        model::{State, Task, Values},
+        entities::{State, Task, Values},
         values,
     },
 };

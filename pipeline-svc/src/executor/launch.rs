@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     ir::spec::{ComponentSpec, Container},
     runs::{
-        model::{Artifact, Values},
+        entities::{Artifact, Values},
         values,
     },
 };

@@ -28,7 +28,7 @@ use crate::{
     assets::AssetFiles,
     ir::spec::PipelineSpec,
     kfp::client::KfpClient,
-    runs::model::{Backend, Failure, Run, State, Task, now},
+    runs::entities::{Backend, Failure, Run, State, Task, now},
     store::{RunRepository, StoreError},
 };
 

@@ -13,7 +13,7 @@ use sha2::Digest;
 use super::{Shared, creator};
 use crate::{
     assets::NewAsset,
-    runs::model::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values},
+    runs::entities::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values},
     task_files,
 };
 

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     ir::spec::RetryPolicy,
-    runs::model::{Artifact, Failure, Run, State, Values},
+    runs::entities::{Artifact, Failure, Run, State, Values},
 };
 
 /// `google.rpc.Code` values used in failures.

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     executor::{Command, Shared, load_tasks, persist},
-    runs::model::{Failure, Run, State, Task, TaskType, now},
+    runs::entities::{Failure, Run, State, Task, TaskType, now},
 };
 
 /// gRPC codes used in failures.

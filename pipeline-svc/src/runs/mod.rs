@@ -1,6 +1,6 @@
-//! The run model: runs, tasks and their values (`model`, `values`), and CreateRun's rule (`create`), which reads
+//! Runs: runs, tasks and their values (`entities`, `values`), and CreateRun's rule (`create`), which reads
 //! pipelines and assets and hands new runs to the executor.
 
 pub mod create;
-pub mod model;
+pub mod entities;
 pub mod values;

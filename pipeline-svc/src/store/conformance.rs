@@ -7,7 +7,7 @@ use highwind_common::db::{Database, testing::conformance};
 use uuid::Uuid;
 
 use super::{RunQuery, RunRepository};
-use crate::runs::model::{Direction, LineageEdge, Run, State, Task, Values, now};
+use crate::runs::entities::{Direction, LineageEdge, Run, State, Task, Values, now};
 
 /// What the checks test: the migrated repository of `db`.
 async fn repository(db: Database) -> Arc<dyn RunRepository> {

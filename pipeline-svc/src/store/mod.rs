@@ -9,7 +9,7 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::runs::model::{Direction, LineageEdge, Run, State, Task, Values};
+use crate::runs::entities::{Direction, LineageEdge, Run, State, Task, Values};
 
 mod pg;
 mod sqlite;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Db, Runs, begin_write};
 use crate::{
-    runs::model::{Direction, LineageEdge, Run, Task, Values, now},
+    runs::entities::{Direction, LineageEdge, Run, Task, Values, now},
     store::{RunQuery, RunRepository, StoreError, decode, direction, encode},
 };
 

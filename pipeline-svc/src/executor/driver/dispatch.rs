@@ -16,7 +16,7 @@ use crate::{
         work::{ContainerWork, Event, INVALID_ARGUMENT, Outcome, fetch_version, importer_version},
     },
     ir::spec::{CachingOptions, ComponentSpec, Container, Importer, RetryPolicy},
-    runs::model::{Failure, State, Values},
+    runs::entities::{Failure, State, Values},
 };
 
 impl Driver {

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     ir::spec::{ComponentSpec, Dag, PipelineSpec, Task as TaskSpec},
-    runs::model::{Artifact, Failure, Run, State, Task, TaskType, Values, now},
+    runs::entities::{Artifact, Failure, Run, State, Task, TaskType, Values, now},
 };
 
 /// A DAG being executed: the root (path ""), a sub-DAG task, a loop or one loop iteration.

@@ -11,7 +11,7 @@ use crate::{
         EngineError, persist, process, register,
         work::{CANCELLED, Event},
     },
-    runs::model::{Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values, now},
+    runs::entities::{Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values, now},
 };
 
 impl Driver {

@@ -12,7 +12,7 @@ use super::RunRequest;
 use crate::{
     assets::{AssetFiles, is_version_name},
     error::{Error, KfpRefusal},
-    runs::model::{Backend, Binding},
+    runs::entities::{Backend, Binding},
 };
 
 /// What a binding binds: a pipeline input artifact or an importer task, and the artifact type it takes.

@@ -20,7 +20,7 @@ use crate::{
     assets::{AssetFiles, PipelineIr, PipelineSource, ReadError},
     error::{Error, KfpRefusal},
     executor::Engine,
-    runs::model::{Backend, Binding, Destination, Run, State, now},
+    runs::entities::{Backend, Binding, Destination, Run, State, now},
     store::RunRepository,
 };
 

@@ -12,7 +12,7 @@ use crate::{
     error::Error,
     executor::register,
     ir,
-    runs::model::{Destination, NewAssetSpec},
+    runs::entities::{Destination, NewAssetSpec},
 };
 
 /// The output a destination names: the asset kind it becomes a version of, and its artifact type.
