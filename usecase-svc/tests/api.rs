@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::SystemTime;
-
 use highwind_common::{
     config::{Secret, ServerConfig},
     db::testing,
-    principal::{PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER},
+    principal::{Principal, PrincipalSigner},
 };
 use highwind_proto::{
     audit::internal::v1::{AuthorizeAuditReadRequest, audit_access_service_client::AuditAccessServiceClient},
@@ -50,12 +48,7 @@ async fn start(database_url: String) -> Service {
 }
 
 fn signed<T>(message: T, user: &str, key: &str) -> Request<T> {
-    let principal = Principal::user(user);
-    let mut request = Request::new(message);
-    let signature = PrincipalSigner::new(key.as_bytes().to_vec()).sign(&principal, SystemTime::now());
-    request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().unwrap());
-    request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().unwrap());
-    request
+    PrincipalSigner::new(key.as_bytes().to_vec()).request(&Principal::user(user), message).unwrap()
 }
 
 fn as_user<T>(message: T, user: &str) -> Request<T> {
