@@ -58,8 +58,10 @@ pub struct AccessRules {
 }
 
 impl AccessRules {
-    /// Rules from `(service, [(method, verb)])` declarations.
-    pub fn new(services: &[(&str, &[(&str, Verb)])]) -> Self {
+    /// Rules from hand-written `(service, [(method, verb)])` declarations: only the layer's own tests write a table;
+    /// services take theirs from the contract ([`AccessRules::declared_for`]).
+    #[cfg(test)]
+    pub(crate) fn new(services: &[(&str, &[(&str, Verb)])]) -> Self {
         let methods = services
             .iter()
             .flat_map(|(service, methods)| methods.iter().map(move |(m, verb)| (format!("/{service}/{m}"), *verb)))
