@@ -1,12 +1,14 @@
 //! The embedded executor: runs pipelines as DAGs of local processes, one driver task per run that alone writes
 //! that run's state, persists every change and announces it to watchers.
 
+mod backends;
 mod cache;
 pub mod cel;
 mod collect;
 mod driver;
 mod inputs;
 pub mod launch;
+mod local;
 pub mod process;
 pub mod register;
 pub mod sandbox;
@@ -24,10 +26,12 @@ use highwind_common::principal::Principal;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+pub(crate) use self::backends::{AfterRestart, Commands, Executor, Orphan};
+use self::{backends::Executors, local::LocalExecutor};
 use crate::{
     assets::AssetFiles,
     ir::spec::PipelineSpec,
-    kfp::client::KfpClient,
+    kfp::{client::KfpClient, executor::KfpExecutor},
     runs::entities::{Backend, Failure, Run, State, Task, now},
     store::{RunRepository, StoreError},
 };
@@ -149,18 +153,10 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn RunRepository>,
     assets: Arc<dyn AssetFiles>,
     config: ExecutorConfig,
-    /// Task slots, shared round-robin between the users whose tasks wait.
-    slots: Arc<slots::FairSlots>,
     pub(crate) changes: broadcast::Sender<Change>,
     live: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
     /// Live drivers (and admissions not yet launched) per creator, for `max_active_runs_per_user`.
     active: Mutex<HashMap<String, usize>>,
-    /// The Kubeflow Pipelines backend, when configured.
-    pub(crate) kfp: Option<Arc<KfpClient>>,
-    /// Whether `python3` on the tasks' PATH imports `kfp` (then the pip preamble is skipped), probed once.
-    kfp_importable: tokio::sync::OnceCell<bool>,
-    /// How tasks are confined, if the sandbox is on and everything it needs is installed.
-    confinement: Option<Arc<sandbox::Confinement>>,
 }
 
 /// One of a creator's places among their active runs, held from admission until the run's driver ends (or
@@ -205,6 +201,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    executors: Executors,
 }
 
 impl Engine {
@@ -233,19 +230,20 @@ impl Engine {
         };
         let confinement = confinement(&config);
         let (changes, _) = broadcast::channel(4096);
+        let executors = Executors {
+            local: Arc::new(LocalExecutor::new(parallelism, confinement)),
+            kfp: kfp.map(|client| Arc::new(KfpExecutor::new(client)) as Arc<dyn Executor>),
+        };
         Self {
             shared: Arc::new(Shared {
                 store,
                 assets,
                 config,
-                slots: slots::FairSlots::new(parallelism),
                 changes,
                 live: Mutex::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),
-                kfp_importable: tokio::sync::OnceCell::new(),
-                confinement,
-                kfp,
             }),
+            executors,
         }
     }
 
@@ -269,9 +267,9 @@ impl Engine {
         &self.shared.config
     }
 
-    /// Whether KFP runs can be created.
-    pub fn has_kfp(&self) -> bool {
-        self.shared.kfp.is_some()
+    /// Whether runs on `backend` can be created.
+    pub fn runs_on(&self, backend: Backend) -> bool {
+        self.executors.of(backend).is_ok()
     }
 
     /// Takes every run a previous server process left unfinished to a definite state: a local run that had not
@@ -282,17 +280,11 @@ impl Engine {
         let unfinished = self.shared.store.unfinished().await?;
         for id in &unfinished {
             let Some(mut run) = self.shared.store.get(*id).await? else { continue };
-            if run.backend == Backend::Kfp && self.shared.kfp.is_some() {
-                let admission = Admission::taken(&self.shared, &run.creator);
-                self.launch(run, Arc::default(), admission);
-                continue;
-            }
-            // A KFP run never runs here: without its backend it can only end.
-            let orphaned = run.backend == Backend::Kfp;
             let mut tasks = self.shared.store.tasks(*id).await?;
-            if !orphaned
-                && run.state == State::Pending
-                && tasks.is_empty()
+            // A run whose backend is not configured never runs here: it can only end.
+            let orphaned = self.executors.of(run.backend).is_err();
+            if let Ok(executor) = self.executors.of(run.backend)
+                && executor.after_restart(&run, &tasks).await == AfterRestart::Resume
                 && let Some(spec) = self.spec_of(*id).await?
             {
                 let admission = Admission::taken(&self.shared, &run.creator);
@@ -312,10 +304,6 @@ impl Engine {
                 (State::Failed, Failure::new(10, "SERVER_RESTARTED", reason))
             };
             for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
-                let killed = process::kill_leftovers(&task.uid.to_string());
-                if killed > 0 {
-                    tracing::info!(run = %id, task = %task.path, killed, "stopped what a stopped server left running");
-                }
                 task.state = state;
                 task.error = Some(failure.clone());
                 task.end_time = Some(time);
@@ -346,14 +334,14 @@ impl Engine {
             live.insert(run.id, commands.clone());
         }
         let shared = self.shared.clone();
+        let executor = self.executors.of(run.backend).cloned();
         let mine = commands.clone();
         tokio::spawn(async move {
             let _admission = admission;
             let id = run.id;
-            match (run.backend, shared.kfp.clone()) {
-                (Backend::Kfp, Some(client)) => crate::kfp::driver::drive(shared.clone(), client, run, receiver).await,
-                (Backend::Kfp, None) => tracing::error!(run = %id, "a KFP run was launched without a KFP backend"),
-                (Backend::Local, _) => driver::drive(shared.clone(), run, spec, receiver).await,
+            match executor {
+                Ok(executor) => executor.drive(shared.clone(), run, spec, receiver).await,
+                Err(e) => tracing::error!(run = %id, error = %e, "a run was launched without its backend"),
             }
             if let Ok(mut live) = shared.live.lock()
                 && live.get(&id).is_some_and(|current| current.same_channel(&mine))
@@ -371,22 +359,23 @@ impl Engine {
         // No driver: the run ended meanwhile, or its driver stopped without ending it. Answer from what is stored,
         // and end an orphaned run here.
         let mut stored = self.shared.store.get(run.id).await?.ok_or(EngineError::Conflict)?;
-        if stored.backend == Backend::Kfp && !stored.state.is_terminal() && self.shared.kfp.is_some() {
-            // Only KFP can stop a KFP run: follow it again and ask its new driver.
+        let mut tasks = self.shared.store.tasks(run.id).await?;
+        if !stored.state.is_terminal()
+            && let Ok(executor) = self.executors.of(stored.backend)
+            && executor.cancel_without_driver(&tasks).await == Orphan::NeedsDriver
+        {
+            let spec = self.spec_of(run.id).await?.ok_or(EngineError::Conflict)?;
             let admission = Admission::taken(&self.shared, &stored.creator);
-            self.launch(stored.clone(), Arc::default(), admission);
+            self.launch(stored.clone(), spec, admission);
             return self.ask_driver(run.id).await.unwrap_or(Err(EngineError::Conflict));
         }
         match stored.state {
             State::Canceling | State::Canceled => Ok(stored),
             State::Pending | State::Running => {
                 let expected = stored.sequence;
-                let mut tasks = self.shared.store.tasks(run.id).await?;
                 let time = now();
                 let failure = Failure::new(1, "CANCELED", "the run was canceled");
                 let mut changed = Vec::new();
-                let open = tasks.iter().filter(|t| !t.state.is_terminal()).map(|t| t.uid.to_string()).collect();
-                kill_leftovers(open).await;
                 for task in tasks.iter_mut().filter(|t| !t.state.is_terminal()) {
                     task.state = State::Canceled;
                     task.error = Some(failure.clone());
@@ -423,40 +412,14 @@ impl Engine {
         if !matches!(run.state, State::Failed | State::Canceled) {
             return Err(EngineError::WrongState(run.state.as_str()));
         }
-        if run.backend == Backend::Kfp && self.shared.kfp.is_none() {
-            return Err(EngineError::NoKfp);
-        }
+        let executor = self.executors.of(run.backend)?;
         let admission = self.admit(&run.creator)?;
-        let mut tasks = self.shared.store.tasks(run.id).await?;
+        let tasks = self.shared.store.tasks(run.id).await?;
         let mut next = run.clone();
         let expected = run.sequence;
         let time = now();
-        let mut changed = Vec::new();
-        // KFP retries its run itself (the run's driver asks it to); its tasks are KFP's to report.
-        if run.backend == Backend::Kfp {
-            tasks.clear();
-        }
-        // Top-down (parents come first): a task runs again only if it did not succeed (or ran only because an
-        // upstream task had not) and its DAG runs again too; a task skipped inside a DAG that succeeded (a false
-        // condition) stays as it was.
-        let mut again = std::collections::HashSet::new();
-        again.insert(String::new());
-        for task in tasks.iter_mut().filter(|t| t.state != State::Succeeded || t.ran_after_failure) {
-            if !again.contains(&task.parent) {
-                continue;
-            }
-            again.insert(task.path.clone());
-            task.state = State::Pending;
-            task.attempt += 1;
-            task.state_message = "waiting to run again".into();
-            task.error = None;
-            task.start_time = None;
-            task.end_time = None;
-            task.exit_code = None;
-            task.outputs = Default::default();
-            next.sequence += 1;
-            changed.push(task.clone());
-        }
+        let changed = executor.tasks_to_retry(tasks);
+        next.sequence += i64::try_from(changed.len()).unwrap_or(i64::MAX);
         next.state = State::Pending;
         next.error = None;
         next.end_time = None;
@@ -506,14 +469,6 @@ impl Engine {
     pub fn log_path(&self, run: Uuid, task: &Task, attempt: i32) -> PathBuf {
         attempt_log(&self.shared.config, run, &task.uid.to_string(), attempt)
     }
-}
-
-/// Kills whatever is left running for the tasks `uids`, on a blocking thread: finding it reads every process's
-/// environment in /proc, which stalls on a process stuck in the kernel. How many processes were killed.
-async fn kill_leftovers(uids: Vec<String>) -> usize {
-    tokio::task::spawn_blocking(move || uids.iter().map(|uid| process::kill_leftovers(uid)).sum())
-        .await
-        .unwrap_or_default()
 }
 
 /// The stored tasks of run `id`. A live run's driver cannot give up on its run, so storage errors are retried.

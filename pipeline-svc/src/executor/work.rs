@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Shared, cache, collect, creator, launch,
+    local::LocalExecutor,
     process::{self, Exit},
 };
 use crate::{
@@ -166,6 +167,7 @@ pub(super) async fn fetch_version(
 /// A container task's work: wait for a slot, run each attempt, collect outputs.
 pub(super) struct ContainerWork {
     pub(super) shared: Arc<Shared>,
+    pub(super) executor: Arc<LocalExecutor>,
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) path: String,
     pub(super) run_id: String,
@@ -192,7 +194,7 @@ impl ContainerWork {
             let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: hit });
             return;
         }
-        let _slot = self.shared.slots.acquire(&self.creator).await;
+        let _slot = self.executor.slots.acquire(&self.creator).await;
         let mut notes = Vec::new();
         if is_lightweight(&prepared.argv) {
             if self.kfp_importable().await {
@@ -202,8 +204,8 @@ impl ContainerWork {
         } else {
             notes.push(format!("image {} not used: the command runs on the host", self.image));
         }
-        let lease = self.shared.confinement.as_ref().map(|c| c.lease());
-        let sandbox = match (&self.shared.confinement, &lease) {
+        let lease = self.executor.confinement.as_ref().map(|c| c.lease());
+        let sandbox = match (&self.executor.confinement, &lease) {
             (Some(confinement), Some(lease)) => Some(process::Sandbox {
                 confinement: confinement.clone(),
                 readable: self.readable.clone(),
@@ -367,7 +369,7 @@ impl ContainerWork {
     async fn kfp_importable(&self) -> bool {
         let path = super::task_path(&self.shared.config);
         *self
-            .shared
+            .executor
             .kfp_importable
             .get_or_init(|| async move {
                 let mut probe = tokio::process::Command::new("python3");

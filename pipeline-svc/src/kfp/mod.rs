@@ -3,6 +3,7 @@
 
 pub mod client;
 pub(crate) mod driver;
+pub(crate) mod executor;
 pub mod upload;
 pub mod wire;
 

@@ -59,6 +59,7 @@ impl Driver {
             .then(|| cache::fingerprint(&task.component, &spec_caching.cache_key, component, container, &inputs));
         let work = ContainerWork {
             shared: self.shared.clone(),
+            executor: self.executor.clone(),
             events: self.events.clone(),
             path: path.to_owned(),
             run_id: self.run.id.to_string(),

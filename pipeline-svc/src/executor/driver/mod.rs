@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use super::{
     Command, Shared, cel,
     inputs::{self, Sources},
-    load_tasks, run_dir,
+    load_tasks,
+    local::LocalExecutor,
+    run_dir,
     work::{Event, INVALID_ARGUMENT, fetch_version},
 };
 use crate::{
@@ -57,6 +59,7 @@ struct Dispatched {
 
 struct Driver {
     shared: Arc<Shared>,
+    executor: Arc<LocalExecutor>,
     spec: Arc<PipelineSpec>,
     run: Run,
     persisted: i64,
@@ -84,6 +87,7 @@ fn join(parent: &str, key: &str) -> String {
 /// Drives `run` to a terminal state.
 pub(super) async fn drive(
     shared: Arc<Shared>,
+    executor: Arc<LocalExecutor>,
     run: Run,
     spec: Arc<PipelineSpec>,
     mut commands: mpsc::Receiver<Command>,
@@ -93,6 +97,7 @@ pub(super) async fn drive(
     let persisted = run.sequence;
     let mut driver = Driver {
         shared,
+        executor,
         spec,
         run,
         persisted,

@@ -123,7 +123,7 @@ pub async fn create(context: Context<'_>, principal: &Principal, request: RunReq
 fn backend_takes(engine: &Engine, request: &RunRequest) -> Result<(), Error> {
     match request.backend {
         Backend::Local => Ok(()),
-        Backend::Kfp if !engine.has_kfp() => Err(Error::NotForKfp(KfpRefusal::NotConfigured)),
+        Backend::Kfp if !engine.runs_on(Backend::Kfp) => Err(Error::NotForKfp(KfpRefusal::NotConfigured)),
         Backend::Kfp if !request.output_destinations.is_empty() => {
             Err(Error::NotForKfp(KfpRefusal::OutputDestinations))
         }
