@@ -110,6 +110,18 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller's request stream broke: its own status is the answer.
+    #[error("the request stream failed: {}", .0.message())]
+    RequestStream(tonic::Status),
+}
+
+impl From<crate::images::ImagesError> for Error {
+    fn from(error: crate::images::ImagesError) -> Self {
+        match error {
+            crate::images::ImagesError::Store(e) => Self::Store(e),
+            crate::images::ImagesError::Registry(e) => Self::RegistryUnavailable(e.to_string()),
+        }
+    }
 }
 
 impl From<Violations> for Error {

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     blobs::BlobStore,
     domain::{
-        asset::{Asset, AssetField, AssetKind},
+        asset::{Asset, AssetDraft, AssetField, AssetKind},
         names,
         paging::{AssetFilter, AssetQuery, Cursor, Order, page_size},
     },
@@ -89,53 +89,14 @@ impl AssetApi {
     fn repos(&self) -> versions::Repos<'_> {
         versions::Repos { assets: self.repo.as_ref(), content: self.content.as_ref(), grants: self.grants.as_ref() }
     }
-
-    /// The asset `name` if `principal` may see it; NOT_FOUND otherwise, so existence is not revealed.
-    async fn owned_asset(&self, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
-        access::owned_asset(self.repo.as_ref(), self.grants.as_ref(), principal, field, name).await
-    }
-
-    /// Stores `next` in place of `current`, which the client saw with `etag` (empty: no check).
-    async fn replace(&self, current: &Asset, next: Asset, etag: &str) -> Result<Asset, Error> {
-        let name = names::asset_name(current.id);
-        if !etag.is_empty() && etag != current.etag() {
-            return Err(Error::StaleEtag { name, sent: etag.to_owned() });
-        }
-        if self.repo.update(&next, current.revision).await? {
-            Ok(next)
-        } else if etag.is_empty() {
-            Err(Error::Concurrent(name))
-        } else {
-            Err(Error::StaleEtag { name, sent: etag.to_owned() })
-        }
-    }
 }
 
 #[tonic::async_trait]
 impl AssetService for AssetApi {
     async fn create_asset(&self, request: Request<pb::CreateAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let owner = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let draft = match request.asset {
-            Some(asset) => draft_from_proto(asset, "asset", &mut violations),
-            None => {
-                violations.add("asset", "required");
-                return Err(Error::Invalid(violations).into());
-            }
-        };
-        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
-        let asset = match Asset::create(draft, owner.as_str(), Utc::now()) {
-            Ok(asset) if violations.is_empty() => asset,
-            Ok(_) => return Err(Error::Invalid(violations).into()),
-            Err(more) => {
-                violations.merge(more);
-                return Err(Error::Invalid(violations).into());
-            }
-        };
-        let request_id = Some(request.request_id.as_str()).filter(|id| !id.is_empty());
-        let stored = self.repo.create(&asset, request_id).await.map_err(Error::from)?;
-        tracing::info!(asset = %stored.id, owner = %owner, "asset created");
+        let new = NewAsset::decode(request.into_inner(), &owner)?;
+        let stored = create(self.repos(), new).await?;
         Ok(Response::new(self.wire(&stored)))
     }
 
@@ -150,106 +111,32 @@ impl AssetService for AssetApi {
         &self,
         request: Request<pb::ListAssetsRequest>,
     ) -> Result<Response<pb::ListAssetsResponse>, Status> {
-        let owner = Principal::of(&request)?.as_str().to_owned();
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let limit = page_size(request.page_size).unwrap_or_else(|e| {
-            violations.add("page_size", e);
-            0
-        });
-        let order = Order::parse(&request.order_by).unwrap_or_else(|e| {
-            violations.add("order_by", e);
-            Order::default()
-        });
-        let filter = AssetFilter::parse(&request.filter).unwrap_or_else(|e| {
-            violations.add("filter", e);
-            AssetFilter::default()
-        });
-        let include_archived = request.show_deleted || filter.archived == Some(true);
-        let mut query = AssetQuery { owner, filter, order, include_archived, after: None, limit };
-        if !request.page_token.is_empty() && violations.is_empty() {
-            match self.page_tokens.decode::<Cursor>(&query.scope(), &request.page_token) {
-                Ok(cursor) if cursor.fits(order) => query.after = Some(cursor),
-                _ => violations.add(
-                    "page_token",
-                    "not a token from a previous page of this same query (caller, filter, order_by, show_deleted)",
-                ),
-            }
-        }
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
+        let owner = Principal::of(&request)?;
+        let query = decode_query(&self.page_tokens, owner, request.get_ref())?;
         let rows = self.repo.list(&query).await.map_err(Error::from)?;
-        let (assets, resume) = bounded_page(rows, limit, PAGE_BYTES, |a| self.wire(a));
-        let next_page_token = resume.map(|last| self.page_tokens.encode(&query.scope(), &Cursor::after(&last, order)));
+        let (assets, resume) = bounded_page(rows, query.limit, PAGE_BYTES, |a| self.wire(a));
+        let next_page_token =
+            resume.map(|last| self.page_tokens.encode(&query.scope(), &Cursor::after(&last, query.order)));
         Ok(Response::new(pb::ListAssetsResponse { assets, next_page_token: next_page_token.unwrap_or_default() }))
     }
 
     async fn update_asset(&self, request: Request<pb::UpdateAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let Some(incoming) = request.asset else {
-            return Err(Error::Invalid(Violations::one("asset", "required")).into());
-        };
-        let (name, etag) = (incoming.name.clone(), incoming.etag.clone());
-        let mut violations = Violations::new();
-        let id = names::parse_asset_name(&name).map_err(|e| violations.add("asset.name", e)).ok();
-        let draft = draft_from_proto(incoming, "asset", &mut violations);
-        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
-        let mut fields = Vec::new();
-        for path in &paths {
-            match AssetField::parse(path) {
-                Some(named) => fields.extend(named),
-                None => violations.add(
-                    "update_mask",
-                    format!("{path:?} cannot be updated; updatable fields: {}", AssetField::known_paths()),
-                ),
-            }
-        }
-        if paths.is_empty() {
-            fields = AssetField::set_in(&draft);
-            if fields.is_empty() {
-                violations.add("update_mask", "names no field and the asset sets none: nothing to update");
-            }
-        }
-        let (Some(_), true) = (id, violations.is_empty()) else {
-            return Err(Error::Invalid(violations).into());
-        };
-        let current = self.owned_asset(&principal, "asset.name", &name).await?;
-        if current.archive_time.is_some() {
-            return Err(Error::Archived(name).into());
-        }
-        let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
-        let stored = self.replace(&current, next, &etag).await?;
+        let update = AssetUpdate::try_from(request.into_inner())?;
+        let stored = update_asset(self.repos(), &principal, update).await?;
         Ok(Response::new(self.wire(&stored)))
     }
 
     async fn delete_asset(&self, request: Request<pb::DeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let principal = Principal::of(&request)?;
         let pb::DeleteAssetRequest { name, etag } = request.get_ref();
-        let current = self.owned_asset(principal, "name", name).await?;
-        if !etag.is_empty() && *etag != current.etag() {
-            return Err(Error::StaleEtag { name: name.clone(), sent: etag.clone() }.into());
-        }
-        if current.archive_time.is_some() {
-            // A retried delete finds its own work done.
-            return Ok(Response::new(self.wire(&current)));
-        }
-        let archived = current.archived(Utc::now());
-        let stored = self.replace(&current, archived, etag).await?;
-        tracing::info!(asset = %stored.id, "asset archived");
+        let stored = set_archived(self.repos(), principal, name, etag, true).await?;
         Ok(Response::new(self.wire(&stored)))
     }
 
     async fn undelete_asset(&self, request: Request<pb::UndeleteAssetRequest>) -> Result<Response<pb::Asset>, Status> {
         let principal = Principal::of(&request)?;
-        let name = &request.get_ref().name;
-        let current = self.owned_asset(principal, "name", name).await?;
-        if current.archive_time.is_none() {
-            return Err(Error::NotArchived(name.clone()).into());
-        }
-        let restored = current.unarchived(Utc::now());
-        let stored = self.replace(&current, restored, "").await?;
+        let stored = set_archived(self.repos(), principal, &request.get_ref().name, "", false).await?;
         Ok(Response::new(self.wire(&stored)))
     }
 
@@ -259,23 +146,7 @@ impl AssetService for AssetApi {
     ) -> Result<Response<pb::PurgeAssetResponse>, Status> {
         let principal = Principal::of(&request)?;
         let pb::PurgeAssetRequest { name, etag } = request.get_ref();
-        let current = self.owned_asset(principal, "name", name).await?;
-        if etag.is_empty() {
-            return Err(Error::Invalid(Violations::one("etag", "required: purging cannot be undone")).into());
-        }
-        if *etag != current.etag() {
-            return Err(Error::StaleEtag { name: name.clone(), sent: etag.clone() }.into());
-        }
-        if current.archive_time.is_none() {
-            return Err(Error::NotPurgeable(name.clone()).into());
-        }
-        let (versions, uploads) = self.content.purge_asset(current.id).await.map_err(Error::from)?;
-        for upload in uploads {
-            if let Err(error) = self.housekeeping.blobs.discard_staging(upload).await {
-                tracing::warn!(upload = %upload, error = %error, "staged data not removed");
-            }
-        }
-        tracing::info!(asset = %current.id, versions, "asset purged");
+        let versions = purge(self.repos(), &self.housekeeping.blobs, principal, name, etag).await?;
         Ok(Response::new(pb::PurgeAssetResponse { purged_versions: i64::try_from(versions).unwrap_or(i64::MAX) }))
     }
 
@@ -284,11 +155,7 @@ impl AssetService for AssetApi {
         request: Request<pb::CollectGarbageRequest>,
     ) -> Result<Response<pb::CollectGarbageResponse>, Status> {
         let principal = Principal::of(&request)?;
-        if !self.housekeeping.admins.iter().any(|admin| admin == principal.as_str()) {
-            return Err(Error::NotTheCallers("garbage collection is for platform administrators".into()).into());
-        }
-        let keeping = &self.housekeeping;
-        let done = gc::collect(self.content.as_ref(), &keeping.blobs, keeping.grace, request.get_ref().dry_run).await?;
+        let done = collect_garbage(self.repos(), &self.housekeeping, principal, request.get_ref().dry_run).await?;
         Ok(Response::new(pb::CollectGarbageResponse {
             digests: done.digests,
             bytes: i64::try_from(done.bytes).unwrap_or(i64::MAX),
@@ -352,5 +219,221 @@ impl AssetService for AssetApi {
     ) -> Result<Response<pb::DeleteVersionAliasResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
         Ok(Response::new(versions::delete_alias(self.repos(), &principal, request.into_inner()).await?))
+    }
+}
+
+/// A CreateAsset request, decoded: the asset it makes for its owner, every violation found at once.
+#[derive(Debug)]
+struct NewAsset {
+    asset: Asset,
+    request_id: Option<String>,
+}
+
+impl NewAsset {
+    fn decode(request: pb::CreateAssetRequest, owner: &Principal) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let Some(asset) = request.asset else {
+            violations.add("asset", "required");
+            return Err(Error::Invalid(violations));
+        };
+        let draft = draft_from_proto(asset, "asset", &mut violations);
+        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
+        match Asset::create(draft, owner.as_str(), Utc::now()) {
+            Ok(asset) if violations.is_empty() => {
+                Ok(Self { asset, request_id: Some(request.request_id).filter(|id| !id.is_empty()) })
+            }
+            Ok(_) => Err(Error::Invalid(violations)),
+            Err(more) => {
+                violations.merge(more);
+                Err(Error::Invalid(violations))
+            }
+        }
+    }
+}
+
+/// An UpdateAsset request, decoded: which asset, the fields to change and their new values.
+#[derive(Debug)]
+struct AssetUpdate {
+    name: String,
+    etag: String,
+    draft: AssetDraft,
+    fields: Vec<AssetField>,
+}
+
+impl TryFrom<pb::UpdateAssetRequest> for AssetUpdate {
+    type Error = Error;
+
+    fn try_from(request: pb::UpdateAssetRequest) -> Result<Self, Error> {
+        let Some(incoming) = request.asset else {
+            return Err(Error::Invalid(Violations::one("asset", "required")));
+        };
+        let (name, etag) = (incoming.name.clone(), incoming.etag.clone());
+        let mut violations = Violations::new();
+        if let Err(e) = names::parse_asset_name(&name) {
+            violations.add("asset.name", e);
+        }
+        let draft = draft_from_proto(incoming, "asset", &mut violations);
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut fields = Vec::new();
+        for path in &paths {
+            match AssetField::parse(path) {
+                Some(named) => fields.extend(named),
+                None => violations.add(
+                    "update_mask",
+                    format!("{path:?} cannot be updated; updatable fields: {}", AssetField::known_paths()),
+                ),
+            }
+        }
+        if paths.is_empty() {
+            fields = AssetField::set_in(&draft);
+            if fields.is_empty() {
+                violations.add("update_mask", "names no field and the asset sets none: nothing to update");
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
+        }
+        Ok(Self { name, etag, draft, fields })
+    }
+}
+
+/// A ListAssets request, decoded into the query for `owner`'s assets, resuming after its page token.
+fn decode_query(
+    page_tokens: &PageTokens,
+    owner: &Principal,
+    request: &pb::ListAssetsRequest,
+) -> Result<AssetQuery, Error> {
+    let mut violations = Violations::new();
+    let limit = page_size(request.page_size).unwrap_or_else(|e| {
+        violations.add("page_size", e);
+        0
+    });
+    let order = Order::parse(&request.order_by).unwrap_or_else(|e| {
+        violations.add("order_by", e);
+        Order::default()
+    });
+    let filter = AssetFilter::parse(&request.filter).unwrap_or_else(|e| {
+        violations.add("filter", e);
+        AssetFilter::default()
+    });
+    let include_archived = request.show_deleted || filter.archived == Some(true);
+    let mut query =
+        AssetQuery { owner: owner.as_str().to_owned(), filter, order, include_archived, after: None, limit };
+    if !request.page_token.is_empty() && violations.is_empty() {
+        match page_tokens.decode::<Cursor>(&query.scope(), &request.page_token) {
+            Ok(cursor) if cursor.fits(order) => query.after = Some(cursor),
+            _ => violations.add(
+                "page_token",
+                "not a token from a previous page of this same query (caller, filter, order_by, show_deleted)",
+            ),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    Ok(query)
+}
+
+/// CreateAsset: stores `new` (once per request id: a retry returns the first).
+async fn create(repos: versions::Repos<'_>, new: NewAsset) -> Result<Asset, Error> {
+    let stored = repos.assets.create(&new.asset, new.request_id.as_deref()).await?;
+    tracing::info!(asset = %stored.id, owner = %stored.owner, "asset created");
+    Ok(stored)
+}
+
+/// The asset `name` if `principal` owns it; NOT_FOUND to those who may not see it, so existence is not revealed.
+async fn owned(repos: versions::Repos<'_>, principal: &Principal, field: &str, name: &str) -> Result<Asset, Error> {
+    access::owned_asset(repos.assets, repos.grants, principal, field, name).await
+}
+
+/// UpdateAsset: the owner changes the fields of a live asset.
+async fn update_asset(repos: versions::Repos<'_>, principal: &Principal, update: AssetUpdate) -> Result<Asset, Error> {
+    let current = owned(repos, principal, "asset.name", &update.name).await?;
+    if current.archive_time.is_some() {
+        return Err(Error::Archived(update.name));
+    }
+    let next = current.updated(&update.draft, &update.fields, Utc::now()).map_err(Error::Invalid)?;
+    replace(repos, &current, next, &update.etag).await
+}
+
+/// DeleteAsset (`archive`) and UndeleteAsset: the owner archives or restores the asset. Archiving an archived
+/// asset finds a retry's work done; restoring a live one is refused.
+async fn set_archived(
+    repos: versions::Repos<'_>,
+    principal: &Principal,
+    name: &str,
+    etag: &str,
+    archive: bool,
+) -> Result<Asset, Error> {
+    let current = owned(repos, principal, "name", name).await?;
+    if !etag.is_empty() && etag != current.etag() {
+        return Err(Error::StaleEtag { name: name.to_owned(), sent: etag.to_owned() });
+    }
+    match (archive, current.archive_time.is_some()) {
+        (true, true) => Ok(current),
+        (false, false) => Err(Error::NotArchived(name.to_owned())),
+        (true, false) => {
+            let stored = replace(repos, &current, current.archived(Utc::now()), etag).await?;
+            tracing::info!(asset = %stored.id, "asset archived");
+            Ok(stored)
+        }
+        (false, true) => replace(repos, &current, current.unarchived(Utc::now()), "").await,
+    }
+}
+
+/// PurgeAsset: the owner removes an archived asset for good (its etag required), with its versions and uploads;
+/// how many versions went. Blobs stay for garbage collection.
+async fn purge(
+    repos: versions::Repos<'_>,
+    blobs: &BlobStore,
+    principal: &Principal,
+    name: &str,
+    etag: &str,
+) -> Result<u64, Error> {
+    let current = owned(repos, principal, "name", name).await?;
+    if etag.is_empty() {
+        return Err(Error::Invalid(Violations::one("etag", "required: purging cannot be undone")));
+    }
+    if etag != current.etag() {
+        return Err(Error::StaleEtag { name: name.to_owned(), sent: etag.to_owned() });
+    }
+    if current.archive_time.is_none() {
+        return Err(Error::NotPurgeable(name.to_owned()));
+    }
+    let (versions, uploads) = repos.content.purge_asset(current.id).await?;
+    for upload in uploads {
+        if let Err(error) = blobs.discard_staging(upload).await {
+            tracing::warn!(upload = %upload, error = %error, "staged data not removed");
+        }
+    }
+    tracing::info!(asset = %current.id, versions, "asset purged");
+    Ok(versions)
+}
+
+/// CollectGarbage: platform administrators only.
+async fn collect_garbage(
+    repos: versions::Repos<'_>,
+    housekeeping: &Housekeeping,
+    principal: &Principal,
+    dry_run: bool,
+) -> Result<gc::Collection, Error> {
+    if !housekeeping.admins.iter().any(|admin| admin == principal.as_str()) {
+        return Err(Error::NotTheCallers("garbage collection is for platform administrators".into()));
+    }
+    gc::collect(repos.content, &housekeeping.blobs, housekeeping.grace, dry_run).await
+}
+
+/// Stores `next` in place of `current`, which the client saw with `etag` (empty: no check).
+async fn replace(repos: versions::Repos<'_>, current: &Asset, next: Asset, etag: &str) -> Result<Asset, Error> {
+    let name = names::asset_name(current.id);
+    if !etag.is_empty() && etag != current.etag() {
+        return Err(Error::StaleEtag { name, sent: etag.to_owned() });
+    }
+    if repos.assets.update(&next, current.revision).await? {
+        Ok(next)
+    } else if etag.is_empty() {
+        Err(Error::Concurrent(name))
+    } else {
+        Err(Error::StaleEtag { name, sent: etag.to_owned() })
     }
 }

@@ -101,6 +101,7 @@ impl From<Error> for Status {
             ),
             Error::Blob(cause) => status::internal(&cause),
             Error::Store(cause) => status::internal(&cause),
+            Error::RequestStream(status) => status,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         paging::page_size,
     },
     error::Error,
-    images::{Images, ImagesError, TaggedImage},
+    images::{Images, TaggedImage},
     registry_client::client::RegistryError,
     store::{AssetRepository, grants::GrantRepository},
 };
@@ -71,13 +71,6 @@ impl ImageApi {
     }
 }
 
-fn registry_error(error: ImagesError) -> Error {
-    match error {
-        ImagesError::Store(e) => Error::Store(e),
-        ImagesError::Registry(e) => Error::RegistryUnavailable(e.to_string()),
-    }
-}
-
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
     Principal::of(request).cloned()
 }
@@ -91,11 +84,6 @@ impl ImageService for ImageApi {
         let principal = principal(&request)?;
         let request = request.into_inner();
         let limit = page_size(request.page_size).map_err(|e| Error::Invalid(Violations::one("page_size", e)))?;
-        let asset =
-            access::readable_asset(self.assets.as_ref(), self.grants.as_ref(), &principal, "parent", &request.parent)
-                .await?;
-        let asset = Self::docker_repo(asset)?;
-        let images = self.images()?;
         let scope = format!("images|{}|{}", principal.as_str(), request.parent);
         let offset: usize = if request.page_token.is_empty() {
             0
@@ -104,21 +92,7 @@ impl ImageService for ImageApi {
                 Error::Invalid(Violations::one("page_token", "not a token from a previous page of this same query"))
             })?
         };
-        let mut tagged = images.reconcile(&asset, "").await.map_err(registry_error)?;
-        // A reader sees the images of the versions they were granted (a buyer: what the release pins).
-        if !asset.is_owned_by(principal.as_str()) {
-            let mut visible = Vec::new();
-            for image in tagged {
-                let number = image.version.number;
-                if self.grants.may_read(principal.as_str(), asset.id, Some(number)).await.map_err(Error::from)? {
-                    visible.push(image);
-                }
-            }
-            tagged = visible;
-        }
-        // Newest push first (the version's time is when the platform first saw the digest); then by tag.
-        tagged.sort_by(|a, b| b.version.create_time.cmp(&a.version.create_time).then_with(|| a.tag.cmp(&b.tag)));
-        let prefix = self.image_uri(images, &asset);
+        let (prefix, tagged) = self.visible_images(&principal, &request.parent).await?;
         let page: Vec<pb::Image> = tagged.iter().skip(offset).take(limit).map(|t| image(&prefix, t)).collect();
         let next_page_token = if offset + limit < tagged.len() {
             self.page_tokens.encode(&scope, &(offset + limit))
@@ -134,48 +108,7 @@ impl ImageService for ImageApi {
     ) -> Result<Response<pb::DeleteImageTagResponse>, Status> {
         let principal = principal(&request)?;
         let request = request.into_inner();
-        let (asset, images) = self.owned(&principal, &request.parent, &request.tag).await?;
-        let repository = images.repository(&asset);
-        let client = images.client();
-        let digest = match client.manifest(&repository, &request.tag).await {
-            Ok(manifest) => manifest.digest,
-            Err(RegistryError::NotFound(_)) => {
-                return Err(Error::NotFound(format!("{}/tags/{}", request.parent, request.tag)).into());
-            }
-            Err(e) => return Err(Error::RegistryUnavailable(e.to_string()).into()),
-        };
-        // A digest a use case pins (a link or a release) stays: its buyers and members read it.
-        let recorded = images.reconcile(&asset, "").await.map_err(registry_error)?;
-        if let Some(pinned) = recorded.iter().find(|t| t.version.manifest_digest == digest)
-            && self.grants.is_pinned(asset.id, pinned.version.number).await.map_err(Error::from)?
-        {
-            return Err(Error::ImageInUse {
-                name: format!("{}/tags/{}", request.parent, request.tag),
-                why: format!(
-                    "a use case pins it ({}); unlink it or swap the link first",
-                    names::version_name(asset.id, pinned.version.number)
-                ),
-            }
-            .into());
-        }
-        let mut also_removed_tags = Vec::new();
-        for tag in client.tags(&repository).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))? {
-            let Ok(other) = client.manifest(&repository, &tag).await else { continue };
-            if tag != request.tag && other.digest == digest {
-                also_removed_tags.push(tag.clone());
-            }
-            // Deleting an image an index of another tag includes would break that index.
-            let entries = other.body["manifests"].as_array().cloned().unwrap_or_default();
-            if entries.iter().any(|e| e["digest"].as_str() == Some(digest.as_str())) {
-                return Err(Error::ImageInUse {
-                    name: format!("{}/tags/{}", request.parent, request.tag),
-                    why: format!("the multi-platform image tagged {tag} includes it: delete {tag} first"),
-                }
-                .into());
-            }
-        }
-        also_removed_tags.sort();
-        client.delete_manifest(&repository, &digest).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))?;
+        let (digest, also_removed_tags) = self.delete_tag(&principal, &request.parent, &request.tag).await?;
         Ok(Response::new(pb::DeleteImageTagResponse { digest, also_removed_tags }))
     }
 
@@ -185,15 +118,94 @@ impl ImageService for ImageApi {
     ) -> Result<Response<pb::GetPushCommandsResponse>, Status> {
         let principal = principal(&request)?;
         let request = request.into_inner();
-        let tag = if request.tag.is_empty() { "latest".to_owned() } else { request.tag.clone() };
-        let (asset, images) = self.owned(&principal, &request.parent, &tag).await?;
+        let tag = if request.tag.is_empty() { "latest".to_owned() } else { request.tag };
+        Ok(Response::new(self.push_commands(&principal, &request.parent, &tag).await?))
+    }
+}
+
+impl ImageApi {
+    /// ListImages: the images of Docker Repo `parent` that `principal` may see (a reader: those of the versions
+    /// they were granted; a buyer: what the release pins), newest push first, with their URIs' prefix.
+    async fn visible_images(&self, principal: &Principal, parent: &str) -> Result<(String, Vec<TaggedImage>), Error> {
+        let asset =
+            access::readable_asset(self.assets.as_ref(), self.grants.as_ref(), principal, "parent", parent).await?;
+        let asset = Self::docker_repo(asset)?;
+        let images = self.images()?;
+        let mut tagged = images.reconcile(&asset, "").await?;
+        if !asset.is_owned_by(principal.as_str()) {
+            let mut visible = Vec::new();
+            for image in tagged {
+                let number = image.version.number;
+                if self.grants.may_read(principal.as_str(), asset.id, Some(number)).await? {
+                    visible.push(image);
+                }
+            }
+            tagged = visible;
+        }
+        // Newest push first (the version's time is when the platform first saw the digest); then by tag.
+        tagged.sort_by(|a, b| b.version.create_time.cmp(&a.version.create_time).then_with(|| a.tag.cmp(&b.tag)));
+        Ok((self.image_uri(images, &asset), tagged))
+    }
+
+    /// DeleteImageTag: the owner deletes the image `tag` names, with every tag of the same digest (returned), unless
+    /// a use case pins it or another tag's multi-platform index includes it.
+    async fn delete_tag(&self, principal: &Principal, parent: &str, tag: &str) -> Result<(String, Vec<String>), Error> {
+        let (asset, images) = self.owned(principal, parent, tag).await?;
+        let repository = images.repository(&asset);
+        let client = images.client();
+        let digest = match client.manifest(&repository, tag).await {
+            Ok(manifest) => manifest.digest,
+            Err(RegistryError::NotFound(_)) => return Err(Error::NotFound(format!("{parent}/tags/{tag}"))),
+            Err(e) => return Err(Error::RegistryUnavailable(e.to_string())),
+        };
+        // A digest a use case pins (a link or a release) stays: its buyers and members read it.
+        let recorded = images.reconcile(&asset, "").await?;
+        if let Some(pinned) = recorded.iter().find(|t| t.version.manifest_digest == digest)
+            && self.grants.is_pinned(asset.id, pinned.version.number).await?
+        {
+            return Err(Error::ImageInUse {
+                name: format!("{parent}/tags/{tag}"),
+                why: format!(
+                    "a use case pins it ({}); unlink it or swap the link first",
+                    names::version_name(asset.id, pinned.version.number)
+                ),
+            });
+        }
+        let mut also_removed_tags = Vec::new();
+        for other_tag in client.tags(&repository).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))? {
+            let Ok(other) = client.manifest(&repository, &other_tag).await else { continue };
+            if other_tag != tag && other.digest == digest {
+                also_removed_tags.push(other_tag.clone());
+            }
+            // Deleting an image an index of another tag includes would break that index.
+            let entries = other.body["manifests"].as_array().cloned().unwrap_or_default();
+            if entries.iter().any(|e| e["digest"].as_str() == Some(digest.as_str())) {
+                return Err(Error::ImageInUse {
+                    name: format!("{parent}/tags/{tag}"),
+                    why: format!("the multi-platform image tagged {other_tag} includes it: delete {other_tag} first"),
+                });
+            }
+        }
+        also_removed_tags.sort();
+        client.delete_manifest(&repository, &digest).await.map_err(|e| Error::RegistryUnavailable(e.to_string()))?;
+        Ok((digest, also_removed_tags))
+    }
+
+    /// GetPushCommands: how the owner pushes `tag` to Docker Repo `parent`, with docker or skopeo.
+    async fn push_commands(
+        &self,
+        principal: &Principal,
+        parent: &str,
+        tag: &str,
+    ) -> Result<pb::GetPushCommandsResponse, Error> {
+        let (asset, images) = self.owned(principal, parent, tag).await?;
         let host = images.client().config().public_host();
         let image_uri = format!("{}:{tag}", self.image_uri(images, &asset));
         // A registry on this machine speaks plain HTTP; docker allows that for loopback, skopeo must be told.
         let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
         let tls = if loopback { " --dest-tls-verify=false" } else { "" };
         let local = names::asset_name(asset.id).replace('/', "-");
-        Ok(Response::new(pb::GetPushCommandsResponse {
+        Ok(pb::GetPushCommandsResponse {
             login_command: format!(
                 "printf '%s' \"$HIGHWIND_API_KEY\" | docker login {host} --username highwind --password-stdin"
             ),
@@ -204,7 +216,7 @@ impl ImageService for ImageApi {
                 "skopeo copy{tls} --dest-creds \"highwind:$HIGHWIND_API_KEY\" docker-daemon:{local}:{tag} docker://{image_uri}"
             ),
             image_uri,
-        }))
+        })
     }
 }
 

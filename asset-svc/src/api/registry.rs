@@ -15,7 +15,7 @@ use crate::{
         names,
     },
     error::Error,
-    images::{Images, ImagesError},
+    images::Images,
     registry_client::RegistryConfig,
     store::{AssetRepository, grants::GrantRepository},
 };
@@ -66,6 +66,29 @@ impl RegistryApi {
         };
         Ok(allowed.iter().filter(|a| asked.iter().any(|w| w == *a || w == "*")).map(|a| (*a).to_owned()).collect())
     }
+
+    /// RepositoryPushed: the registry's relay tells that `repository` changed; its asset's versions follow its
+    /// tags (a pusher that is not a principal is recorded as nobody). Unknown repositories are ignored.
+    async fn pushed(
+        &self,
+        caller: &Principal,
+        repository: &str,
+        pusher: &str,
+    ) -> Result<pb::RepositoryPushedResponse, Error> {
+        if !caller.is_service(NOTIFYING_SERVICE) {
+            return Err(Error::NotTheCallers(format!("only the {NOTIFYING_SERVICE} relays registry events")));
+        }
+        let Some(images) = &self.images else { return Ok(pb::RepositoryPushedResponse::default()) };
+        let Some(asset) = self.owner_of(repository).await? else {
+            return Ok(pb::RepositoryPushedResponse::default());
+        };
+        let pusher = if Principal::parse(pusher).is_some() { pusher } else { "" };
+        let tagged = images.reconcile(&asset, pusher).await?;
+        Ok(pb::RepositoryPushedResponse {
+            asset: names::asset_name(asset.id),
+            tags: i32::try_from(tagged.len()).unwrap_or(i32::MAX),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -84,22 +107,8 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<pb::RepositoryPushedRequest>,
     ) -> Result<Response<pb::RepositoryPushedResponse>, Status> {
-        if !Principal::of(&request)?.is_service(NOTIFYING_SERVICE) {
-            return Err(Error::NotTheCallers(format!("only the {NOTIFYING_SERVICE} relays registry events")).into());
-        }
+        let caller = Principal::of(&request)?.clone();
         let request = request.into_inner();
-        let Some(images) = &self.images else { return Ok(Response::new(pb::RepositoryPushedResponse::default())) };
-        let Some(asset) = self.owner_of(&request.repository).await? else {
-            return Ok(Response::new(pb::RepositoryPushedResponse::default()));
-        };
-        let pusher = if Principal::parse(&request.pusher).is_some() { request.pusher.as_str() } else { "" };
-        let tagged = images.reconcile(&asset, pusher).await.map_err(|e| match e {
-            ImagesError::Store(e) => Error::Store(e),
-            ImagesError::Registry(e) => Error::RegistryUnavailable(e.to_string()),
-        })?;
-        Ok(Response::new(pb::RepositoryPushedResponse {
-            asset: names::asset_name(asset.id),
-            tags: i32::try_from(tagged.len()).unwrap_or(i32::MAX),
-        }))
+        Ok(Response::new(self.pushed(&caller, &request.repository, &request.pusher).await?))
     }
 }

@@ -16,11 +16,12 @@ use super::{
     versions,
 };
 use crate::{
+    blobs::BlobStore,
     domain::{
         asset::AssetKind,
         names,
         upload::{Upload, UploadFile, UploadHead},
-        version::{Lineage, valid_sha256},
+        version::{FileEntry, Lineage, valid_sha256},
     },
     error::Error,
     pipeline_client::PipelineValidator,
@@ -160,58 +161,43 @@ impl UploadApi {
         let name = names::upload_name(upload.asset_id, upload.id);
         self.uploads.repo().get_upload(upload.id).await?.ok_or(Error::NotFound(name))
     }
-}
 
-#[tonic::async_trait]
-impl UploadService for UploadApi {
-    async fn create_upload(&self, request: Request<pb::CreateUploadRequest>) -> Result<Response<pb::Upload>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let asset =
-            access::owned_asset(self.assets.as_ref(), self.grants.as_ref(), &principal, "parent", &request.parent)
-                .await?;
+    /// CreateUpload: `principal` opens an upload of `opening`'s files on a live asset they own (once per request
+    /// id: a retry returns the first).
+    async fn open(&self, principal: &Principal, opening: Opening) -> Result<Upload, Error> {
+        let (assets, grants) = (self.assets.as_ref(), self.grants.as_ref());
+        let asset = access::owned_asset(assets, grants, principal, "parent", &opening.parent).await?;
         if asset.archive_time.is_some() {
-            return Err(Error::Archived(request.parent).into());
-        }
-        let mut violations = Violations::new();
-        let files = files_from_proto(request.files, &mut violations);
-        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Archived(opening.parent));
         }
         let upload = self
             .uploads
             .create(NewUpload {
                 asset_id: asset.id,
                 creator: principal.as_str().to_owned(),
-                files,
-                description: request.description,
-                labels: request.labels.into_iter().collect(),
-                request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+                files: opening.files,
+                description: opening.description,
+                labels: opening.labels,
+                request_id: opening.request_id,
             })
             .await?;
         tracing::info!(upload = %upload.id, asset = %asset.id, files = upload.files.len(), "upload opened");
-        Ok(Response::new(self.answer(&upload).await?))
+        Ok(upload)
     }
 
-    async fn get_upload(&self, request: Request<pb::GetUploadRequest>) -> Result<Response<pb::Upload>, Status> {
-        let principal = Principal::of(&request)?;
-        let upload = self.owned_upload(principal, "name", &request.get_ref().name).await?;
-        Ok(Response::new(self.answer(&upload).await?))
-    }
-
-    async fn write_upload(
+    /// WriteUpload: writes every frame of one stream to one of `principal`'s uploads; what was written is durable
+    /// before anything is acknowledged, success or not. The files written, as they stand.
+    async fn write_stream(
         &self,
-        request: Request<Streaming<pb::WriteUploadRequest>>,
-    ) -> Result<Response<pb::WriteUploadResponse>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let mut frames = request.into_inner();
+        principal: &Principal,
+        mut frames: Streaming<pb::WriteUploadRequest>,
+    ) -> Result<Vec<pb::UploadFile>, Error> {
         let mut upload: Option<UploadHead> = None;
         // The files this stream writes, looked up once each: a frame costs the same however many are declared.
         let mut files: HashMap<String, UploadFile> = HashMap::new();
         let mut result = Ok(());
         while let Some(frame) = frames.next().await {
-            let frame = frame?;
+            let frame = frame.map_err(Error::RequestStream)?;
             let current = match &upload {
                 Some(current)
                     if frame.upload.is_empty() || frame.upload == names::upload_name(current.asset_id, current.id) =>
@@ -227,12 +213,10 @@ impl UploadService for UploadApi {
                         result = Err(Error::Invalid(Violations::one("upload", "required on the first frame")));
                         break;
                     }
-                    upload.insert(self.owned_head(&principal, "upload", &frame.upload).await?)
+                    upload.insert(self.owned_head(principal, "upload", &frame.upload).await?)
                 }
             };
-            let offset = u64::try_from(frame.offset)
-                .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")));
-            let written = match offset {
+            let written = match offset_of(frame.offset) {
                 Ok(offset) => self.write_frame(current, &mut files, &frame.path, offset, frame.data).await,
                 Err(error) => Err(error),
             };
@@ -243,13 +227,83 @@ impl UploadService for UploadApi {
         }
         let Some(upload) = upload else {
             result?;
-            return Err(Error::Invalid(Violations::one("upload", "the stream sent no frame")).into());
+            return Err(Error::Invalid(Violations::one("upload", "the stream sent no frame")));
         };
-        // Whatever was written is durable before anything is acknowledged, success or not.
         self.uploads.sync(upload.id).await?;
         result?;
         let touched: BTreeSet<String> = files.into_keys().collect();
-        Ok(Response::new(pb::WriteUploadResponse { files: self.acknowledged(&upload, &touched).await? }))
+        self.acknowledged(&upload, &touched).await
+    }
+
+    /// WriteUploadChunk: one frame, durable before it is acknowledged.
+    async fn write_chunk(
+        &self,
+        principal: &Principal,
+        name: &str,
+        path: String,
+        offset: u64,
+        data: bytes::Bytes,
+    ) -> Result<Vec<pb::UploadFile>, Error> {
+        let upload = self.owned_head(principal, "upload", name).await?;
+        let mut files = HashMap::new();
+        let written = self.write_frame(&upload, &mut files, &path, offset, data).await;
+        self.uploads.sync(upload.id).await?;
+        written?;
+        self.acknowledged(&upload, &BTreeSet::from([path])).await
+    }
+
+    /// CancelUpload: the upload as it stands once cancelled.
+    async fn cancel(&self, principal: &Principal, name: &str) -> Result<Upload, Error> {
+        let upload = self.owned_head(principal, "name", name).await?;
+        self.uploads.cancel(&upload).await?;
+        self.fresh(&upload).await
+    }
+
+    /// ReadFile: the blob and byte range `range` selects, if `principal` may read the version.
+    async fn readable_range(&self, principal: &Principal, range: FileRange) -> Result<(String, u64, u64), Error> {
+        let repos = versions::Repos {
+            assets: self.assets.as_ref(),
+            content: self.uploads.repo().as_ref(),
+            grants: self.grants.as_ref(),
+        };
+        let version = versions::resolve_readable(repos, principal, "version", &range.version).await?;
+        let Some(file) = version.files.iter().find(|f| f.path == range.path) else {
+            let path = highwind_common::status_bounds::echo(&range.path);
+            return Err(Error::NotFound(format!("{} file {path}", range.version)));
+        };
+        if range.offset > file.size {
+            return Err(Error::Invalid(Violations::one(
+                "offset",
+                format!("past the end of the file ({} bytes)", file.size),
+            )));
+        }
+        let end = if range.length == 0 { file.size } else { range.offset.saturating_add(range.length).min(file.size) };
+        Ok((file.sha256.clone(), range.offset, end))
+    }
+}
+
+#[tonic::async_trait]
+impl UploadService for UploadApi {
+    async fn create_upload(&self, request: Request<pb::CreateUploadRequest>) -> Result<Response<pb::Upload>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let opening = Opening::try_from(request.into_inner())?;
+        let upload = self.open(&principal, opening).await?;
+        Ok(Response::new(self.answer(&upload).await?))
+    }
+
+    async fn get_upload(&self, request: Request<pb::GetUploadRequest>) -> Result<Response<pb::Upload>, Status> {
+        let principal = Principal::of(&request)?;
+        let upload = self.owned_upload(principal, "name", &request.get_ref().name).await?;
+        Ok(Response::new(self.answer(&upload).await?))
+    }
+
+    async fn write_upload(
+        &self,
+        request: Request<Streaming<pb::WriteUploadRequest>>,
+    ) -> Result<Response<pb::WriteUploadResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let files = self.write_stream(&principal, request.into_inner()).await?;
+        Ok(Response::new(pb::WriteUploadResponse { files }))
     }
 
     async fn write_upload_chunk(
@@ -258,15 +312,9 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::WriteUploadChunkResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
         let frame = request.into_inner();
-        let upload = self.owned_head(&principal, "upload", &frame.upload).await?;
-        let offset = u64::try_from(frame.offset)
-            .map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))?;
-        let mut files = HashMap::new();
-        let written = self.write_frame(&upload, &mut files, &frame.path, offset, frame.data).await;
-        self.uploads.sync(upload.id).await?;
-        written?;
-        let touched = BTreeSet::from([frame.path]);
-        Ok(Response::new(pb::WriteUploadChunkResponse { files: self.acknowledged(&upload, &touched).await? }))
+        let offset = offset_of(frame.offset)?;
+        let files = self.write_chunk(&principal, &frame.upload, frame.path, offset, frame.data).await?;
+        Ok(Response::new(pb::WriteUploadChunkResponse { files }))
     }
 
     async fn commit_upload(
@@ -280,10 +328,8 @@ impl UploadService for UploadApi {
 
     async fn cancel_upload(&self, request: Request<pb::CancelUploadRequest>) -> Result<Response<pb::Upload>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let upload = self.owned_head(&principal, "name", &request.get_ref().name).await?;
-        self.uploads.cancel(&upload).await?;
-        let fresh = self.fresh(&upload).await?;
-        Ok(Response::new(self.answer(&fresh).await?))
+        let upload = self.cancel(&principal, &request.get_ref().name).await?;
+        Ok(Response::new(self.answer(&upload).await?))
     }
 
     async fn find_missing_blobs(
@@ -291,17 +337,7 @@ impl UploadService for UploadApi {
         request: Request<pb::FindMissingBlobsRequest>,
     ) -> Result<Response<pb::FindMissingBlobsResponse>, Status> {
         Principal::of(&request)?;
-        let digests = request.into_inner().sha256;
-        let mut violations = Violations::new();
-        if digests.len() > MAX_DIGESTS {
-            violations.add("sha256", format!("at most {MAX_DIGESTS} digests per call"));
-        }
-        for (i, _) in digests.iter().enumerate().filter(|(_, d)| !valid_sha256(d)).take(20) {
-            violations.add(format!("sha256[{i}]"), "must be 64 lowercase hex digits");
-        }
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
+        let digests = digests(request.into_inner().sha256)?;
         let missing = self.uploads.repo().missing_blobs(&digests).await.map_err(Error::from)?;
         Ok(Response::new(pb::FindMissingBlobsResponse { missing_sha256: missing }))
     }
@@ -311,23 +347,61 @@ impl UploadService for UploadApi {
         request: Request<pb::ReadFileRequest>,
     ) -> Result<Response<BoxStream<pb::ReadFileResponse>>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+        let range = FileRange::try_from(request.into_inner())?;
+        let (sha256, start, end) = self.readable_range(&principal, range).await?;
+        Ok(Response::new(read_stream(self.uploads.blobs().clone(), sha256, start, end)))
+    }
+}
+
+/// A CreateUpload request, decoded.
+#[derive(Debug)]
+struct Opening {
+    parent: String,
+    files: Vec<FileEntry>,
+    description: String,
+    labels: std::collections::BTreeMap<String, String>,
+    request_id: Option<String>,
+}
+
+impl TryFrom<pb::CreateUploadRequest> for Opening {
+    type Error = Error;
+
+    fn try_from(request: pb::CreateUploadRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
+        let files = files_from_proto(request.files, &mut violations);
+        highwind_common::idempotency::check_request_id(&request.request_id, &mut violations);
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
+        }
+        Ok(Self {
+            parent: request.parent,
+            files,
+            description: request.description,
+            labels: request.labels.into_iter().collect(),
+            request_id: Some(request.request_id).filter(|id| !id.is_empty()),
+        })
+    }
+}
+
+/// A ReadFile request, decoded: which file of which version, and the byte range asked for (`length` 0: to the
+/// end).
+#[derive(Debug)]
+struct FileRange {
+    version: String,
+    path: String,
+    offset: u64,
+    length: u64,
+}
+
+impl TryFrom<pb::ReadFileRequest> for FileRange {
+    type Error = Error;
+
+    fn try_from(request: pb::ReadFileRequest) -> Result<Self, Error> {
+        let mut violations = Violations::new();
         // No stored path is longer, so a longer one is refused before any lookup (and never echoed whole).
         if request.path.len() > crate::domain::paths::MAX_PATH_BYTES {
-            let why = format!("must be at most {} bytes", crate::domain::paths::MAX_PATH_BYTES);
-            return Err(Error::Invalid(Violations::one("path", why)).into());
+            violations.add("path", format!("must be at most {} bytes", crate::domain::paths::MAX_PATH_BYTES));
         }
-        let repos = versions::Repos {
-            assets: self.assets.as_ref(),
-            content: self.uploads.repo().as_ref(),
-            grants: self.grants.as_ref(),
-        };
-        let version = versions::resolve_readable(repos, &principal, "version", &request.version).await?;
-        let Some(file) = version.files.iter().find(|f| f.path == request.path).cloned() else {
-            let path = highwind_common::status_bounds::echo(&request.path);
-            return Err(Error::NotFound(format!("{} file {path}", request.version)).into());
-        };
-        let mut violations = Violations::new();
         let offset = u64::try_from(request.offset).unwrap_or_else(|_| {
             violations.add("offset", "must not be negative");
             0
@@ -336,30 +410,50 @@ impl UploadService for UploadApi {
             violations.add("length", "must not be negative");
             0
         });
-        if offset > file.size {
-            violations.add("offset", format!("past the end of the file ({} bytes)", file.size));
-        }
         if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Invalid(violations));
         }
-        let end = if length == 0 { file.size } else { offset.saturating_add(length).min(file.size) };
-        let blobs = self.uploads.blobs().clone();
-        let stream = futures::stream::unfold(offset, move |position| {
-            let blobs = blobs.clone();
-            let sha256 = file.sha256.clone();
-            async move {
-                if position >= end {
-                    return None;
-                }
-                let len = READ_FRAME_BYTES.min(end - position);
-                let frame = match blobs.read(&sha256, position, len).await {
-                    Ok(data) => Ok(pb::ReadFileResponse { offset: i64::try_from(position).unwrap_or(i64::MAX), data }),
-                    Err(error) => Err(Status::from(Error::from(error))),
-                };
-                let next = if frame.is_ok() { position + len } else { end };
-                Some((frame, next))
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Self { version: request.version, path: request.path, offset, length })
     }
+}
+
+/// A write's offset, which must not be negative.
+fn offset_of(offset: i64) -> Result<u64, Error> {
+    u64::try_from(offset).map_err(|_| Error::Invalid(Violations::one("offset", "must not be negative")))
+}
+
+/// FindMissingBlobs' digests, checked: a bounded number of SHA-256 hex digests.
+fn digests(digests: Vec<String>) -> Result<Vec<String>, Error> {
+    let mut violations = Violations::new();
+    if digests.len() > MAX_DIGESTS {
+        violations.add("sha256", format!("at most {MAX_DIGESTS} digests per call"));
+    }
+    for (i, _) in digests.iter().enumerate().filter(|(_, d)| !valid_sha256(d)).take(20) {
+        violations.add(format!("sha256[{i}]"), "must be 64 lowercase hex digits");
+    }
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    Ok(digests)
+}
+
+/// Bytes `start..end` of blob `sha256`, in frames of at most `READ_FRAME_BYTES`; a failed read ends the stream.
+fn read_stream(blobs: BlobStore, sha256: String, start: u64, end: u64) -> BoxStream<pb::ReadFileResponse> {
+    let stream = futures::stream::unfold(start, move |position| {
+        let blobs = blobs.clone();
+        let sha256 = sha256.clone();
+        async move {
+            if position >= end {
+                return None;
+            }
+            let len = READ_FRAME_BYTES.min(end - position);
+            let frame = match blobs.read(&sha256, position, len).await {
+                Ok(data) => Ok(pb::ReadFileResponse { offset: i64::try_from(position).unwrap_or(i64::MAX), data }),
+                Err(error) => Err(Status::from(Error::from(error))),
+            };
+            let next = if frame.is_ok() { position + len } else { end };
+            Some((frame, next))
+        }
+    });
+    Box::pin(stream)
 }
