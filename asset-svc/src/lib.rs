@@ -13,7 +13,7 @@ pub mod images;
 pub mod pipeline_client;
 pub mod registry_client;
 pub mod store;
-pub mod uploads;
+pub mod upload_workflow;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -67,7 +67,7 @@ pub async fn serve(
         max_open_bytes: config.uploads.max_open_bytes_per_user,
         max_stored_bytes: config.uploads.max_stored_bytes_per_user,
     };
-    let uploads = uploads::Uploads::new(stores.content.clone(), blobs, limits, quota, ttl);
+    let uploads = upload_workflow::Uploads::new(stores.content.clone(), blobs, limits, quota, ttl);
     let signer = PrincipalSigner::new(server.internal_secret.expose().as_bytes());
     let pipelines: Arc<dyn pipeline_client::PipelineValidator> = Arc::new(
         pipeline_client::GrpcPipelines::new(&config.pipelines.url, signer)
@@ -140,7 +140,7 @@ pub enum ServiceError {
 /// How often idle uploads are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-async fn sweep_expired_uploads(uploads: uploads::Uploads) {
+async fn sweep_expired_uploads(uploads: upload_workflow::Uploads) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;

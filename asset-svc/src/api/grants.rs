@@ -65,19 +65,30 @@ fn decode(request: pb::ReplaceGrantsRequest) -> Result<GrantSet, Violations> {
     })
 }
 
+/// ReplaceGrants: only the granting service delivers (anyone else is refused before the request is read); an
+/// older delivery than the one applied is ignored (whether this one applied is returned).
+async fn deliver(
+    grants: &dyn GrantRepository,
+    caller: &Principal,
+    request: pb::ReplaceGrantsRequest,
+) -> Result<bool, Error> {
+    if !caller.is_service(GRANTING_SERVICE) {
+        return Err(Error::NotTheCallers(format!("only {GRANTING_SERVICE} delivers grants")));
+    }
+    let set = decode(request).map_err(Error::Invalid)?;
+    let applied = grants.replace(&set).await?;
+    tracing::info!(source = %set.source, sequence = set.sequence, applied, "grants delivered");
+    Ok(applied)
+}
+
 #[tonic::async_trait]
 impl GrantService for GrantApi {
     async fn replace_grants(
         &self,
         request: Request<pb::ReplaceGrantsRequest>,
     ) -> Result<Response<pb::ReplaceGrantsResponse>, Status> {
-        let caller = Principal::of(&request)?;
-        if !caller.is_service(GRANTING_SERVICE) {
-            return Err(Error::NotTheCallers(format!("only {GRANTING_SERVICE} delivers grants")).into());
-        }
-        let set = decode(request.into_inner()).map_err(Error::Invalid)?;
-        let applied = self.grants.replace(&set).await.map_err(Error::from)?;
-        tracing::info!(source = %set.source, sequence = set.sequence, applied, "grants delivered");
+        let caller = Principal::of(&request)?.clone();
+        let applied = deliver(self.grants.as_ref(), &caller, request.into_inner()).await?;
         Ok(Response::new(pb::ReplaceGrantsResponse { applied }))
     }
 }

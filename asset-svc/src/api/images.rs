@@ -82,24 +82,15 @@ impl ImageService for ImageApi {
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
         let principal = principal(&request)?;
-        let request = request.into_inner();
-        let limit = page_size(request.page_size).map_err(|e| Error::Invalid(Violations::one("page_size", e)))?;
-        let scope = format!("images|{}|{}", principal.as_str(), request.parent);
-        let offset: usize = if request.page_token.is_empty() {
-            0
-        } else {
-            self.page_tokens.decode(&scope, &request.page_token).map_err(|_| {
-                Error::Invalid(Violations::one("page_token", "not a token from a previous page of this same query"))
-            })?
-        };
-        let (prefix, tagged) = self.visible_images(&principal, &request.parent).await?;
-        let page: Vec<pb::Image> = tagged.iter().skip(offset).take(limit).map(|t| image(&prefix, t)).collect();
-        let next_page_token = if offset + limit < tagged.len() {
-            self.page_tokens.encode(&scope, &(offset + limit))
+        let page = ImagePage::decode(&self.page_tokens, &principal, request.into_inner())?;
+        let (prefix, tagged) = self.visible_images(&principal, &page.parent).await?;
+        let images = tagged.iter().skip(page.offset).take(page.limit).map(|t| image(&prefix, t)).collect();
+        let next_page_token = if page.offset + page.limit < tagged.len() {
+            self.page_tokens.encode(&page.scope, &(page.offset + page.limit))
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListImagesResponse { images: page, next_page_token }))
+        Ok(Response::new(pb::ListImagesResponse { images, next_page_token }))
     }
 
     async fn delete_image_tag(
@@ -217,6 +208,31 @@ impl ImageApi {
             ),
             image_uri,
         })
+    }
+}
+
+/// A ListImages request, decoded: whose images, and which slice of them.
+#[derive(Debug)]
+struct ImagePage {
+    parent: String,
+    limit: usize,
+    offset: usize,
+    /// What its page tokens are bound to.
+    scope: String,
+}
+
+impl ImagePage {
+    fn decode(page_tokens: &PageTokens, principal: &Principal, request: pb::ListImagesRequest) -> Result<Self, Error> {
+        let limit = page_size(request.page_size).map_err(|e| Error::Invalid(Violations::one("page_size", e)))?;
+        let scope = format!("images|{}|{}", principal.as_str(), request.parent);
+        let offset = if request.page_token.is_empty() {
+            0
+        } else {
+            page_tokens.decode(&scope, &request.page_token).map_err(|_| {
+                Error::Invalid(Violations::one("page_token", "not a token from a previous page of this same query"))
+            })?
+        };
+        Ok(Self { parent: request.parent, limit, offset, scope })
     }
 }
 

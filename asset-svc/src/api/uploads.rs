@@ -26,7 +26,7 @@ use crate::{
     error::Error,
     pipeline_client::PipelineValidator,
     store::{AssetRepository, grants::GrantRepository},
-    uploads::{NewUpload, Uploads},
+    upload_workflow::{NewUpload, Uploads},
 };
 
 /// Largest pipeline IR file, as pipeline-svc takes it.

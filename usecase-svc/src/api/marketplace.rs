@@ -9,19 +9,19 @@ use tonic::{Request, Response, Status};
 use super::{
     acquisitions::{self, Acquisition, visible_listing},
     convert::{entitlement_to_proto, listing_to_proto, use_case_to_proto},
+    entitlements::{self, EntitlementList},
     forks::{self, Fork},
-    paging::{TimeCursor, page_limit},
+    paging::page_limit,
 };
 use crate::{
     asset_client::AssetDirectory,
     domain::{
         market::{Listing, ListingCursor, ListingFilter, ListingOrder, ListingQuery, MAX_QUERY, words},
-        names,
         role::Role,
     },
     error::Error,
     payments::PaymentProvider,
-    store::{Stores, market::EntitlementQuery},
+    store::Stores,
 };
 
 /// Handlers of `MarketplaceService`.
@@ -50,18 +50,14 @@ impl MarketplaceApi {
         Ok(listing_to_proto(listing, held.as_ref()))
     }
 
-    /// One page of listings for ListListings and SearchListings; `scope` binds the token to the request.
-    async fn page(
-        &self,
-        principal: &Principal,
-        mut query: ListingQuery,
-        scope: &str,
-        token: &str,
-    ) -> Result<(Vec<pb::Listing>, String), Error> {
+    /// One page of listings for ListListings and SearchListings, and the token of the next.
+    async fn page(&self, principal: &Principal, page: ListingPage) -> Result<(Vec<pb::Listing>, String), Error> {
+        let ListingPage { mut query, scope, token } = page;
+        let scope = scope.as_str();
         if !token.is_empty() {
             let cursor: ListingCursor = self
                 .page_tokens
-                .decode(scope, token)
+                .decode(scope, &token)
                 .ok()
                 .filter(|c: &ListingCursor| c.order == query.order)
                 .ok_or_else(|| {
@@ -84,20 +80,18 @@ impl MarketplaceApi {
     }
 }
 
-#[tonic::async_trait]
-impl MarketplaceService for MarketplaceApi {
-    async fn get_listing(&self, request: Request<pb::GetListingRequest>) -> Result<Response<pb::Listing>, Status> {
-        let principal = Principal::of(&request)?;
-        let listing = visible_listing(&self.stores, principal, &request.get_ref().name).await?;
-        Ok(Response::new(self.with_entitlement(principal, &listing).await?))
-    }
+/// A ListListings or SearchListings request, decoded: the query, the scope its page tokens are bound to, and the
+/// token sent.
+#[derive(Debug)]
+struct ListingPage {
+    query: ListingQuery,
+    scope: String,
+    token: String,
+}
 
-    async fn list_listings(
-        &self,
-        request: Request<pb::ListListingsRequest>,
-    ) -> Result<Response<pb::ListListingsResponse>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+impl ListingPage {
+    /// ListListings: published listings (withdrawn ones too, for insiders, with `show_withdrawn`).
+    fn list(request: pb::ListListingsRequest, principal: &Principal) -> Result<Self, Error> {
         let mut violations = Violations::new();
         let limit = page_limit(request.page_size, &mut violations);
         let filter = ListingFilter::parse(&request.filter).unwrap_or_else(|e| {
@@ -109,7 +103,7 @@ impl MarketplaceService for MarketplaceApi {
             ListingOrder::PublishTimeDesc
         });
         if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Invalid(violations));
         }
         let scope = format!("listings|{principal}|{:?}|{}", filter, request.show_withdrawn);
         let query = ListingQuery {
@@ -120,16 +114,11 @@ impl MarketplaceService for MarketplaceApi {
             after: None,
             limit,
         };
-        let (listings, next_page_token) = self.page(&principal, query, &scope, &request.page_token).await?;
-        Ok(Response::new(pb::ListListingsResponse { listings, next_page_token }))
+        Ok(Self { query, scope, token: request.page_token })
     }
 
-    async fn search_listings(
-        &self,
-        request: Request<pb::SearchListingsRequest>,
-    ) -> Result<Response<pb::SearchListingsResponse>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+    /// SearchListings: published listings matching every word of the query.
+    fn search(request: pb::SearchListingsRequest, principal: &Principal) -> Result<Self, Error> {
         let mut violations = Violations::new();
         if request.query.chars().count() > MAX_QUERY {
             violations.add("query", format!("at most {MAX_QUERY} characters"));
@@ -144,14 +133,42 @@ impl MarketplaceService for MarketplaceApi {
             ListingOrder::PublishTimeDesc
         });
         if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Invalid(violations));
         }
         let mut terms = words(&request.query);
         terms.sort();
         terms.dedup();
         let scope = format!("search|{principal}|{filter:?}|{terms:?}");
         let query = ListingQuery { words: terms, filter, withdrawn_visible_to: None, order, after: None, limit };
-        let (listings, next_page_token) = self.page(&principal, query, &scope, &request.page_token).await?;
+        Ok(Self { query, scope, token: request.page_token })
+    }
+}
+
+#[tonic::async_trait]
+impl MarketplaceService for MarketplaceApi {
+    async fn get_listing(&self, request: Request<pb::GetListingRequest>) -> Result<Response<pb::Listing>, Status> {
+        let principal = Principal::of(&request)?;
+        let listing = visible_listing(&self.stores, principal, &request.get_ref().name).await?;
+        Ok(Response::new(self.with_entitlement(principal, &listing).await?))
+    }
+
+    async fn list_listings(
+        &self,
+        request: Request<pb::ListListingsRequest>,
+    ) -> Result<Response<pb::ListListingsResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let page = ListingPage::list(request.into_inner(), &principal)?;
+        let (listings, next_page_token) = self.page(&principal, page).await?;
+        Ok(Response::new(pb::ListListingsResponse { listings, next_page_token }))
+    }
+
+    async fn search_listings(
+        &self,
+        request: Request<pb::SearchListingsRequest>,
+    ) -> Result<Response<pb::SearchListingsResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let page = ListingPage::search(request.into_inner(), &principal)?;
+        let (listings, next_page_token) = self.page(&principal, page).await?;
         Ok(Response::new(pb::SearchListingsResponse { listings, next_page_token }))
     }
 
@@ -170,21 +187,7 @@ impl MarketplaceService for MarketplaceApi {
         request: Request<pb::GetEntitlementRequest>,
     ) -> Result<Response<pb::Entitlement>, Status> {
         let principal = Principal::of(&request)?;
-        let name = &request.get_ref().name;
-        let id = names::parse_entitlement_name(name).map_err(|e| Error::Invalid(Violations::one("name", e)))?;
-        let entitlement = self
-            .stores
-            .market
-            .get_entitlement(id)
-            .await
-            .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound(name.clone()))?;
-        let allowed = entitlement.buyer == principal.as_str()
-            || self.stores.use_cases.role_of(entitlement.use_case_id, principal.as_str()).await.map_err(Error::from)?
-                == Some(Role::Owner);
-        if !allowed {
-            return Err(Error::NotFound(name.clone()).into());
-        }
+        let entitlement = entitlements::get(&self.stores, principal, &request.get_ref().name).await?;
         Ok(Response::new(entitlement_to_proto(&entitlement)))
     }
 
@@ -193,81 +196,8 @@ impl MarketplaceService for MarketplaceApi {
         request: Request<pb::ListEntitlementsRequest>,
     ) -> Result<Response<pb::ListEntitlementsResponse>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
-        let mut violations = Violations::new();
-        let limit = page_limit(request.page_size, &mut violations);
-        let descending = match request.order_by.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [] | ["create_time", "desc"] => true,
-            ["create_time"] | ["create_time", "asc"] => false,
-            _ => {
-                violations.add("order_by", "use create_time desc (the default) or create_time");
-                true
-            }
-        };
-        let mut query = EntitlementQuery {
-            buyer: None,
-            listing: None,
-            use_case: None,
-            release: None,
-            descending,
-            after: None,
-            limit,
-        };
-        match highwind_common::filter::terms(&request.filter) {
-            Err(e) => violations.add("filter", e),
-            Ok(terms) => {
-                for (field, value) in terms {
-                    let parsed = match field.as_str() {
-                        "listing" => names::parse_listing_name(&value).map(|id| query.listing = Some(id)),
-                        "use_case" => names::parse_use_case_name(&value).map(|id| query.use_case = Some(id)),
-                        "release" => names::parse_release_name(&value).map(|(u, n)| {
-                            query.use_case = Some(u);
-                            query.release = Some(n);
-                        }),
-                        _ => Err(format!(
-                            "cannot filter entitlements on {}: use listing, use_case or release",
-                            highwind_common::status_bounds::echo(&field)
-                        )),
-                    };
-                    if let Err(e) = parsed {
-                        violations.add("filter", format!("{field}: {e}"));
-                    }
-                }
-            }
-        }
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
-        }
-        // Sellers see every buyer of their own listing; everyone else sees only what they bought.
-        let seller_view = match query.listing {
-            Some(listing) => match self.stores.market.get_listing(listing).await.map_err(Error::from)? {
-                Some(l) => {
-                    self.stores.use_cases.role_of(l.use_case_id, principal.as_str()).await.map_err(Error::from)?
-                        == Some(Role::Owner)
-                }
-                None => false,
-            },
-            None => false,
-        };
-        if !seller_view {
-            query.buyer = Some(principal.as_str().to_owned());
-        }
-        let scope = format!("entitlements|{principal}|{:?}|{descending}", request.filter.trim());
-        if !request.page_token.is_empty() {
-            let cursor: TimeCursor = self.page_tokens.decode(&scope, &request.page_token).map_err(|_| {
-                Error::Invalid(Violations::one("page_token", "not a token from a previous page of this list"))
-            })?;
-            query.after = Some(cursor.after());
-        }
-        let mut rows = self.stores.market.list_entitlements(&query).await.map_err(Error::from)?;
-        let next_page_token = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last()
-                .map(|e| self.page_tokens.encode(&scope, &TimeCursor::new(e.create_time.timestamp_micros(), e.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let list = EntitlementList::try_from(request.into_inner())?;
+        let (rows, next_page_token) = entitlements::list(&self.stores, &self.page_tokens, &principal, list).await?;
         Ok(Response::new(pb::ListEntitlementsResponse {
             entitlements: rows.iter().map(entitlement_to_proto).collect(),
             next_page_token,

@@ -3,6 +3,7 @@
 mod acquisitions;
 mod audit_access;
 mod convert;
+mod entitlements;
 mod error;
 mod filters;
 mod forks;

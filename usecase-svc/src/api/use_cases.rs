@@ -20,7 +20,7 @@ use crate::{
     domain::{
         names,
         role::Role,
-        use_case::{UseCase, UseCaseField},
+        use_case::{UseCase, UseCaseDraft, UseCaseField},
     },
     error::Error,
     store::{Stores, UseCaseRepository, read_all},
@@ -62,6 +62,58 @@ impl UseCaseApi {
         }
     }
 
+    /// CreateUseCase: stores `new` with its creator as OWNER (once per request id: a retry returns the first).
+    async fn create(&self, new: NewUseCase) -> Result<UseCase, Error> {
+        let stored = self.repo.create(&new.use_case, &[], new.request_id.as_deref()).await?;
+        tracing::info!(use_case = %stored.id, owner = %stored.owner, "use case created");
+        Ok(stored)
+    }
+
+    /// ListUseCases: one page of the use cases `principal` is a member of, with their role, and the next token.
+    async fn list(&self, principal: &Principal, list: UseCaseList) -> Result<(Vec<(UseCase, Role)>, String), Error> {
+        let UseCaseList { limit, filter, order, show_deleted: archived, page_token } = list;
+        let repo = self.repo.as_ref();
+        let who = principal.as_str();
+        let rows = read_all(
+            READ_BATCH,
+            move |after| repo.list_for(who, archived, after, READ_BATCH),
+            |(u, _)| (u.create_time.timestamp_micros(), u.id),
+        )
+        .await?;
+        let keyed = rows
+            .into_iter()
+            .filter(|(u, role)| filter.keeps(u, *role))
+            .map(|(u, role)| {
+                let value = match order.0 {
+                    "display_name" => SortValue::Text(u.display_name.clone()),
+                    "update_time" => SortValue::Int(u.update_time.timestamp_micros()),
+                    _ => SortValue::Int(u.create_time.timestamp_micros()),
+                };
+                ((value, u.id.to_string()), (u, role))
+            })
+            .collect();
+        let scope = format!("use-cases|{principal}|{archived}|{filter:?}|{order:?}");
+        page_of(keyed, order.1, limit, &self.page_tokens, &scope, &page_token)
+    }
+
+    /// UpdateUseCase: editors change a live use case's fields; only owners its price.
+    async fn update(&self, principal: &Principal, update: UseCaseUpdate) -> Result<(UseCase, Role), Error> {
+        let UseCaseUpdate { name, etag, draft, fields } = update;
+        let (current, role) = self.membership(principal, "use_case.name", &name).await?;
+        if !role.may_edit() {
+            return Err(Error::PermissionDenied(format!("a viewer cannot change {name}")));
+        }
+        if current.archive_time.is_some() {
+            return Err(Error::Archived(name));
+        }
+        let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
+        if current.price_changes(&next) && !role.may_change_price() {
+            return Err(Error::PermissionDenied(format!("only an owner may change the price of {name}")));
+        }
+        let stored = self.replace(&current, next, &etag).await?;
+        Ok((stored, role))
+    }
+
     async fn set_archived(
         &self,
         principal: &Principal,
@@ -91,46 +143,48 @@ impl UseCaseApi {
     }
 }
 
-#[tonic::async_trait]
-impl UseCaseService for UseCaseApi {
-    async fn create_use_case(
-        &self,
-        request: Request<pb::CreateUseCaseRequest>,
-    ) -> Result<Response<pb::UseCase>, Status> {
-        let owner = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+/// A CreateUseCase request, decoded: the use case it makes for its owner, every violation found at once.
+#[derive(Debug)]
+struct NewUseCase {
+    use_case: UseCase,
+    request_id: Option<String>,
+}
+
+impl NewUseCase {
+    fn decode(request: pb::CreateUseCaseRequest, owner: &Principal) -> Result<Self, Error> {
         let Some(incoming) = request.use_case else {
-            return Err(Error::Invalid(Violations::one("use_case", "required")).into());
+            return Err(Error::Invalid(Violations::one("use_case", "required")));
         };
         let mut violations = Violations::new();
         check_request_id(&request.request_id, &mut violations);
         check_schema_type(incoming.inference_schema_type, &mut violations);
-        let use_case = match UseCase::create(draft_from_proto(incoming), owner.as_str(), Utc::now()) {
-            Ok(use_case) if violations.is_empty() => use_case,
-            Ok(_) => return Err(Error::Invalid(violations).into()),
+        match UseCase::create(draft_from_proto(incoming), owner.as_str(), Utc::now()) {
+            Ok(use_case) if violations.is_empty() => {
+                Ok(Self { use_case, request_id: idempotency_key(&request.request_id).map(str::to_owned) })
+            }
+            Ok(_) => Err(Error::Invalid(violations)),
             Err(more) => {
                 violations.merge(more);
-                return Err(Error::Invalid(violations).into());
+                Err(Error::Invalid(violations))
             }
-        };
-        let request_id = idempotency_key(&request.request_id);
-        let stored = self.repo.create(&use_case, &[], request_id).await.map_err(Error::from)?;
-        tracing::info!(use_case = %stored.id, owner = %owner, "use case created");
-        Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
+        }
     }
+}
 
-    async fn get_use_case(&self, request: Request<pb::GetUseCaseRequest>) -> Result<Response<pb::UseCase>, Status> {
-        let principal = Principal::of(&request)?;
-        let (use_case, role) = self.membership(principal, "name", &request.get_ref().name).await?;
-        Ok(Response::new(use_case_to_proto(&use_case, role)))
-    }
+/// A ListUseCases request, decoded.
+#[derive(Debug)]
+struct UseCaseList {
+    limit: usize,
+    filter: UseCaseFilter,
+    order: (&'static str, bool),
+    show_deleted: bool,
+    page_token: String,
+}
 
-    async fn list_use_cases(
-        &self,
-        request: Request<pb::ListUseCasesRequest>,
-    ) -> Result<Response<pb::ListUseCasesResponse>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+impl TryFrom<pb::ListUseCasesRequest> for UseCaseList {
+    type Error = Error;
+
+    fn try_from(request: pb::ListUseCasesRequest) -> Result<Self, Error> {
         let mut violations = Violations::new();
         let limit = page_limit(request.page_size, &mut violations);
         let filter = UseCaseFilter::parse(&request.filter).unwrap_or_else(|e| {
@@ -143,45 +197,27 @@ impl UseCaseService for UseCaseApi {
             ("create_time", true)
         });
         if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Invalid(violations));
         }
-        let repo = self.repo.as_ref();
-        let (who, archived) = (principal.as_str(), request.show_deleted);
-        let rows = read_all(
-            READ_BATCH,
-            move |after| repo.list_for(who, archived, after, READ_BATCH),
-            |(u, _)| (u.create_time.timestamp_micros(), u.id),
-        )
-        .await
-        .map_err(Error::from)?;
-        let keyed = rows
-            .into_iter()
-            .filter(|(u, role)| filter.keeps(u, *role))
-            .map(|(u, role)| {
-                let value = match order.0 {
-                    "display_name" => SortValue::Text(u.display_name.clone()),
-                    "update_time" => SortValue::Int(u.update_time.timestamp_micros()),
-                    _ => SortValue::Int(u.create_time.timestamp_micros()),
-                };
-                ((value, u.id.to_string()), (u, role))
-            })
-            .collect();
-        let scope = format!("use-cases|{principal}|{archived}|{filter:?}|{order:?}");
-        let (page, next_page_token) = page_of(keyed, order.1, limit, &self.page_tokens, &scope, &request.page_token)?;
-        Ok(Response::new(pb::ListUseCasesResponse {
-            use_cases: page.iter().map(|(u, role)| use_case_to_proto(u, *role)).collect(),
-            next_page_token,
-        }))
+        Ok(Self { limit, filter, order, show_deleted: request.show_deleted, page_token: request.page_token })
     }
+}
 
-    async fn update_use_case(
-        &self,
-        request: Request<pb::UpdateUseCaseRequest>,
-    ) -> Result<Response<pb::UseCase>, Status> {
-        let principal = Principal::of(&request)?.clone();
-        let request = request.into_inner();
+/// An UpdateUseCase request, decoded: which use case, the fields to change and their new values.
+#[derive(Debug)]
+struct UseCaseUpdate {
+    name: String,
+    etag: String,
+    draft: UseCaseDraft,
+    fields: Vec<UseCaseField>,
+}
+
+impl TryFrom<pb::UpdateUseCaseRequest> for UseCaseUpdate {
+    type Error = Error;
+
+    fn try_from(request: pb::UpdateUseCaseRequest) -> Result<Self, Error> {
         let Some(incoming) = request.use_case else {
-            return Err(Error::Invalid(Violations::one("use_case", "required")).into());
+            return Err(Error::Invalid(Violations::one("use_case", "required")));
         };
         let (name, etag, schema_type) = (incoming.name.clone(), incoming.etag.clone(), incoming.inference_schema_type);
         let draft = draft_from_proto(incoming);
@@ -214,20 +250,50 @@ impl UseCaseService for UseCaseApi {
             violations.add("use_case.name", reason);
         }
         if !violations.is_empty() {
-            return Err(Error::Invalid(violations).into());
+            return Err(Error::Invalid(violations));
         }
-        let (current, role) = self.membership(&principal, "use_case.name", &name).await?;
-        if !role.may_edit() {
-            return Err(Error::PermissionDenied(format!("a viewer cannot change {name}")).into());
-        }
-        if current.archive_time.is_some() {
-            return Err(Error::Archived(name).into());
-        }
-        let next = current.updated(&draft, &fields, Utc::now()).map_err(Error::Invalid)?;
-        if current.price_changes(&next) && !role.may_change_price() {
-            return Err(Error::PermissionDenied(format!("only an owner may change the price of {name}")).into());
-        }
-        let stored = self.replace(&current, next, &etag).await?;
+        Ok(Self { name, etag, draft, fields })
+    }
+}
+
+#[tonic::async_trait]
+impl UseCaseService for UseCaseApi {
+    async fn create_use_case(
+        &self,
+        request: Request<pb::CreateUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let owner = Principal::of(&request)?.clone();
+        let new = NewUseCase::decode(request.into_inner(), &owner)?;
+        let stored = self.create(new).await?;
+        Ok(Response::new(use_case_to_proto(&stored, Role::Owner)))
+    }
+
+    async fn get_use_case(&self, request: Request<pb::GetUseCaseRequest>) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?;
+        let (use_case, role) = self.membership(principal, "name", &request.get_ref().name).await?;
+        Ok(Response::new(use_case_to_proto(&use_case, role)))
+    }
+
+    async fn list_use_cases(
+        &self,
+        request: Request<pb::ListUseCasesRequest>,
+    ) -> Result<Response<pb::ListUseCasesResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let list = UseCaseList::try_from(request.into_inner())?;
+        let (page, next_page_token) = self.list(&principal, list).await?;
+        Ok(Response::new(pb::ListUseCasesResponse {
+            use_cases: page.iter().map(|(u, role)| use_case_to_proto(u, *role)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_use_case(
+        &self,
+        request: Request<pb::UpdateUseCaseRequest>,
+    ) -> Result<Response<pb::UseCase>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let update = UseCaseUpdate::try_from(request.into_inner())?;
+        let (stored, role) = self.update(&principal, update).await?;
         Ok(Response::new(use_case_to_proto(&stored, role)))
     }
 
