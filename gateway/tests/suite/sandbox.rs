@@ -268,3 +268,70 @@ open(sys.argv[1], "w").write(f"started {started}")
     }
     platform.stop().await;
 }
+
+/// A shared library that, wherever it is loaded, appends the loading program's uid to the file `HW_MARK` names.
+const MARKING_LIBRARY: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void mark(void) {
+    const char *path = getenv("HW_MARK");
+    if (!path) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0666);
+    if (fd < 0) return;
+    dprintf(fd, "loaded as uid %d\n", (int)getuid());
+    close(fd);
+}
+"#;
+
+/// The one-step probe pipeline with `env` set on its container, as `task.set_env_variable` compiles it.
+fn probe_with_env(env: &[(&str, &str)]) -> Vec<u8> {
+    let ir = String::from_utf8(crate::support::runs::sample("j_shell_probe.yaml")).unwrap();
+    let mut block = String::from("        env:\n");
+    for (name, value) in env {
+        block.push_str(&format!("        - name: {name}\n          value: '{value}'\n"));
+    }
+    let image = "        image: alpine:3.20\n";
+    assert!(ir.contains(image));
+    ir.replace(image, &format!("{block}{image}")).into_bytes()
+}
+
+#[tokio::test]
+async fn a_pipelines_environment_reaches_only_its_task_never_the_programs_that_confine_it() {
+    if !sandbox_available() {
+        return;
+    }
+    let Some(cc) = highwind_common::executables::find_on_path("cc") else {
+        assert!(std::env::var_os("CI").is_none(), "CI needs a C compiler for this test");
+        eprintln!("skipped: no C compiler");
+        return;
+    };
+    // What an attacker prepares: a library whose constructor runs in every program that loads it.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(outside.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let source = outside.path().join("mark.c");
+    std::fs::write(&source, MARKING_LIBRARY).unwrap();
+    let library = outside.path().join("mark.so");
+    let built =
+        std::process::Command::new(cc).args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status().unwrap();
+    assert!(built.success(), "cc could not build the library");
+    let marks = outside.path().join("marks");
+    let (library, marks) = (library.display().to_string(), marks.display().to_string());
+
+    let platform = Platform::start().await;
+    let asset = platform.create_asset("alice", highwind_proto::asset::v1::AssetKind::Pipeline).await;
+    let ir = probe_with_env(&[("LD_PRELOAD", &library), ("HW_MARK", &marks), ("GREETING", "hello from the IR")]);
+    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", ir)]).await.expect("commit");
+    let script = r#"echo "greeting=$GREETING preload=$LD_PRELOAD" > "$0""#;
+    let run = run_of(&format!("{asset}/versions/{}", version.version_number), &[("script", text(script))]);
+    let created = create(&platform, "alice", run).await.expect("create");
+    let run = watch(&platform, "alice", &created.name).await.1;
+
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}", run.error);
+    let said = string_output(&task(&run, "probe").outputs, "said");
+    assert_eq!(said.trim(), format!("greeting=hello from the IR preload={library}"), "the task gets its environment");
+    let marked = std::fs::read_to_string(&marks).unwrap_or_default();
+    assert!(marked.is_empty(), "no program outside the task's confinement loaded the pipeline's library: {marked}");
+    platform.stop().await;
+}

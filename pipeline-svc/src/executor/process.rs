@@ -2,6 +2,8 @@
 //! scrubbed environment, and its stdout and stderr captured, interleaved, into a size-bounded log file.
 
 use std::{
+    collections::BTreeMap,
+    ffi::{OsStr, OsString},
     io::{Read, Write},
     os::fd::OwnedFd,
     path::{Path, PathBuf},
@@ -97,6 +99,38 @@ impl Drop for GroupGuard {
     }
 }
 
+/// The environment the task's own process starts with: a few of the server's variables (locale, time zone, and
+/// its PATH and HOME unless sandboxed), then the task's: PATH, HOME, TMPDIR, the marker, and `spec.env` last, so
+/// the component's own settings win.
+fn task_environment(spec: &Spec) -> Vec<(OsString, OsString)> {
+    let mut environment: BTreeMap<OsString, OsString> = BTreeMap::new();
+    for key in KEPT {
+        if let Some(value) = std::env::var_os(key) {
+            environment.insert(key.into(), value);
+        }
+    }
+    for (key, value) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("LC_")) {
+            environment.insert(key, value);
+        }
+    }
+    if !spec.path.is_empty() {
+        environment.insert("PATH".into(), spec.path.clone().into());
+    }
+    if spec.sandbox.is_some() {
+        // The server's home is not in the sandbox; the task's own directory is.
+        environment.insert("HOME".into(), spec.dir.clone().into());
+        environment.remove(OsStr::new("USER"));
+    }
+    environment.insert("TMPDIR".into(), spec.dir.join("tmp").into());
+    for (key, value) in &spec.env {
+        environment.insert(key.into(), value.into());
+    }
+    // Last: the marker is how a restarted server finds what a task left running; no component overrides it.
+    environment.insert(TASK_MARKER.into(), spec.task_uid.clone().into());
+    environment.into_iter().collect()
+}
+
 /// Starts `spec`; the error says why it could not be (e.g. the command does not exist).
 pub fn start(spec: &Spec) -> Result<Running, String> {
     std::fs::create_dir_all(spec.dir.join("tmp")).map_err(|e| format!("cannot prepare the task directory: {e}"))?;
@@ -107,18 +141,24 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
     let (reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let stderr = writer.try_clone().map_err(|e| e.to_string())?;
     let mut link = None;
+    let environment = task_environment(spec);
     let mut command = match &spec.sandbox {
         Some(sandbox) => {
             let confinement = &sandbox.confinement;
             let mut command = tokio::process::Command::new(confinement.bwrap());
             command.args(confinement.wrap(&Confined {
                 argv: &spec.argv,
+                env: &environment,
                 dir: &spec.dir,
                 readable: &sandbox.readable,
                 network: sandbox.network,
                 identity: sandbox.identity,
                 limits: sandbox.limits,
-            }));
+            })?);
+            // bwrap, prlimit and setpriv run before the task is confined (as root, when the server is): nothing
+            // the pipeline chose may reach them (LD_PRELOAD, LD_AUDIT, GCONV_PATH… would run its code there). The
+            // task's own environment is set by the last program before it, inside the sandbox.
+            command.env_clear().env(TASK_MARKER, &spec.task_uid);
             let mut mappings = Vec::new();
             for (program, fd) in confinement.seccomp_programs().iter().zip(SECCOMP_FDS) {
                 mappings.push(FdMapping { parent_fd: program_fd(program)?, child_fd: fd });
@@ -136,39 +176,17 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
         }
         None => {
             let mut command = tokio::process::Command::new(&spec.argv[0]);
-            command.args(&spec.argv[1..]);
+            command.args(&spec.argv[1..]).env_clear().envs(environment);
             command
         }
     };
     command
         .current_dir(&spec.dir)
-        .env_clear()
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(false);
-    for key in KEPT {
-        if let Some(value) = std::env::var_os(key) {
-            command.env(key, value);
-        }
-    }
-    for (key, value) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("LC_")) {
-            command.env(key, value);
-        }
-    }
-    if !spec.path.is_empty() {
-        command.env("PATH", &spec.path);
-    }
-    if spec.sandbox.is_some() {
-        // The server's home is not in the sandbox; the task's own directory is.
-        command.env("HOME", &spec.dir).env_remove("USER");
-    }
-    command.env("TMPDIR", spec.dir.join("tmp")).env(TASK_MARKER, &spec.task_uid);
-    for (key, value) in &spec.env {
-        command.env(key, value);
-    }
     let child = command.spawn().map_err(|e| format!("cannot start {:?}: {e}", spec.argv[0]))?;
     // The parent's copies of the pipe's write end went with `command`: the log ends when the task's processes do.
     drop(command);

@@ -64,6 +64,8 @@ pub struct Confinement {
     prlimit: PathBuf,
     /// `setpriv`, when the server is root.
     setpriv: Option<PathBuf>,
+    /// `env`, which sets the task's environment as the last step before it, inside the sandbox.
+    env: PathBuf,
     /// `slirp4netns`, which tasks with network need.
     slirp4netns: Option<PathBuf>,
     /// The `bwrap` arguments of the task's read-only view of the host.
@@ -103,6 +105,7 @@ impl Confinement {
             bwrap,
             prlimit: find("prlimit")?,
             setpriv,
+            env: find("env")?,
             slirp4netns: highwind_common::executables::find_on_path("slirp4netns"),
             host_view: view::host_view(extra, excluded),
             seccomp: seccomp::programs()?,
@@ -169,8 +172,12 @@ impl Confinement {
     }
 
     /// The `bwrap` arguments that run `argv` confined as `identity`, with `dir` its writable working directory,
-    /// `readable` its read-only inputs.
-    pub fn wrap(&self, task: &Confined<'_>) -> Vec<OsString> {
+    /// `readable` its read-only inputs and `env` its whole environment; the error says why `argv` cannot run so.
+    pub fn wrap(&self, task: &Confined<'_>) -> Result<Vec<OsString>, String> {
+        // `env` would take a program named like an assignment for one.
+        if task.argv.first().is_none_or(|program| program.contains('=')) {
+            return Err("a command must be named, and its name cannot contain '='".to_owned());
+        }
         let mut args = Args::default();
         args.add(&["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
         // Always a network namespace of its own: with network allowed, slirp4netns links it to the outside.
@@ -216,8 +223,17 @@ impl Confinement {
             args.items.push(format!("--regid={uid}").into());
             args.add(&["--clear-groups", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--"]);
         }
+        // Only now, as the task's own user, does anything the pipeline chose enter the environment.
+        args.path(&self.env);
+        args.add(&["-i", "--"]);
+        for (key, value) in task.env {
+            let mut assignment = key.clone();
+            assignment.push("=");
+            assignment.push(value);
+            args.items.push(assignment);
+        }
         args.items.extend(task.argv.iter().map(OsString::from));
-        args.items
+        Ok(args.items)
     }
 }
 
@@ -226,6 +242,8 @@ impl Confinement {
 pub struct Confined<'a> {
     /// Command and arguments.
     pub argv: &'a [String],
+    /// The task's whole environment.
+    pub env: &'a [(OsString, OsString)],
     /// Its own directory, writable.
     pub dir: &'a Path,
     /// Its input artifacts, read-only.
