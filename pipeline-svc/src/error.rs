@@ -13,6 +13,24 @@ pub enum Error {
     /// No such run, task or asset version, or the caller may not know it exists.
     #[error("{0} not found")]
     NotFound(String),
+    /// A run has no task of that name; some of the names it has.
+    #[error("{name} not found")]
+    NoSuchTask {
+        /// The task's name as asked for.
+        name: String,
+        /// Paths of the run's tasks, at most [`Error::TASKS_LISTED`].
+        tasks: Vec<String>,
+        /// How many tasks the run has in all.
+        total: usize,
+    },
+    /// A task named by its key or display name matches several tasks (loop iterations, say).
+    #[error("{name} names {} tasks", candidates.len())]
+    AmbiguousTask {
+        /// The task's name as asked for.
+        name: String,
+        /// The paths of the tasks it matches, at most [`Error::TASKS_LISTED`].
+        candidates: Vec<String>,
+    },
     /// The asset named as a pipeline version's is of another kind.
     #[error("{0} is not a PIPELINE asset")]
     NotPipeline(String),
@@ -118,4 +136,9 @@ impl From<EngineError> for Error {
             EngineError::TooManyActiveRuns { creator, limit } => Self::TooManyActiveRuns { creator, limit },
         }
     }
+}
+
+impl Error {
+    /// Most task names an error lists.
+    pub const TASKS_LISTED: usize = 20;
 }

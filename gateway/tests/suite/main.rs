@@ -16,6 +16,7 @@ mod idempotency;
 mod images;
 mod isolation;
 mod kfp;
+mod kfp_parity;
 mod known_failures;
 mod lineage;
 mod link_resolution;

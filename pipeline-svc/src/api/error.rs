@@ -13,6 +13,18 @@ impl From<Error> for Status {
         match error {
             Error::Invalid(violations) => status::invalid_argument(&violations),
             Error::NotFound(name) => Status::not_found(format!("{name} not found")),
+            Error::NoSuchTask { name, tasks, total } => {
+                let more = total.saturating_sub(tasks.len());
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let known = if tasks.is_empty() { "none yet".to_owned() } else { tasks.join(", ") };
+                Status::not_found(format!(
+                    "{name} not found; name a task by its path, key or display name. The run's tasks: {known}{more}"
+                ))
+            }
+            Error::AmbiguousTask { name, candidates } => status::invalid_argument(&Violations::one(
+                "name",
+                format!("{name} names several tasks; name one by its path: {}", candidates.join(", ")),
+            )),
             // Only DescribePipeline reads a version as a pipeline without naming its own field; CreateRun names
             // `run.pipeline_version` itself.
             Error::NotPipeline(asset) => status::invalid_argument(&Violations::one(

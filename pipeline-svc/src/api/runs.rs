@@ -23,7 +23,7 @@ use crate::{
     executor::{Change, Changed, Engine},
     runs::{
         create::{self, Created, MAX_DESCRIPTION, MAX_DISPLAY_NAME, RunRequest},
-        entities::{Backend, Run, State, Task},
+        entities::{Backend, Run, State, Task, TaskType},
     },
     store::{RunQuery, RunRepository},
 };
@@ -246,9 +246,37 @@ impl Runs {
             .ok_or_else(|| Error::Invalid(Violations::one("name", "must be runs/{run}/tasks/{task}")))?;
         let run = self.readable(principal, &run_name).await?;
         let tasks = self.store.tasks(run.id).await?;
-        let task = tasks.into_iter().find(|t| t.path == path).ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        Ok((run, task))
+        Ok((run, find_task(tasks, name, &path)?))
     }
+}
+
+/// The task `wanted` names among a run's `tasks`: the one at that path, else the one with that key (KFP's task
+/// name: `announce` finds `condition-1.announce`), else the one with that display name; a key or display name
+/// several tasks share (loop iterations) names none of them. `name` is the whole resource name, for errors.
+fn find_task(mut tasks: Vec<Task>, name: &str, wanted: &str) -> Result<Task, Error> {
+    if let Some(at) = tasks.iter().position(|t| t.path == wanted) {
+        return Ok(tasks.swap_remove(at));
+    }
+    let by_key = |t: &Task| t.task_key == wanted;
+    let by_display_name = |t: &Task| t.display_name == wanted;
+    for matches in [&by_key as &dyn Fn(&Task) -> bool, &by_display_name] {
+        let found: Vec<usize> = tasks.iter().enumerate().filter(|(_, t)| matches(t)).map(|(i, _)| i).collect();
+        match found.as_slice() {
+            [] => {}
+            [one] => return Ok(tasks.swap_remove(*one)),
+            several => {
+                let candidates = several.iter().take(Error::TASKS_LISTED).map(|&i| tasks[i].path.clone()).collect();
+                return Err(Error::AmbiguousTask { name: name.to_owned(), candidates });
+            }
+        }
+    }
+    // Container tasks first: they are the ones with logs, and what a reader most likely meant.
+    let total = tasks.len();
+    tasks.sort_by(|a, b| {
+        (a.task_type != TaskType::Container, &a.path).cmp(&(b.task_type != TaskType::Container, &b.path))
+    });
+    let listed = tasks.into_iter().take(Error::TASKS_LISTED).map(|t| t.path).collect();
+    Err(Error::NoSuchTask { name: name.to_owned(), tasks: listed, total })
 }
 
 /// A checked ListRuns request.
@@ -384,4 +412,57 @@ fn parse_filter(
         }
     }
     Ok(nothing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(path: &str, task_type: TaskType) -> Task {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        Task { path: path.into(), task_key: key.into(), display_name: key.into(), task_type, ..Task::default() }
+    }
+
+    fn run_tasks() -> Vec<Task> {
+        vec![
+            task("condition-1", TaskType::Dag),
+            task("condition-1.announce", TaskType::Container),
+            task("evaluate", TaskType::Container),
+            task("for-loop-2", TaskType::Dag),
+            task("for-loop-2.0", TaskType::Dag),
+            task("for-loop-2.0.square", TaskType::Container),
+            task("for-loop-2.1", TaskType::Dag),
+            task("for-loop-2.1.square", TaskType::Container),
+        ]
+    }
+
+    #[test]
+    fn a_task_is_found_by_its_path_its_key_or_its_display_name() {
+        let name = "runs/r/tasks/x";
+        assert_eq!(find_task(run_tasks(), name, "for-loop-2.1.square").expect("by path").path, "for-loop-2.1.square");
+        assert_eq!(find_task(run_tasks(), name, "announce").expect("by key").path, "condition-1.announce");
+        let mut renamed = run_tasks();
+        renamed[2].display_name = "Evaluate the model".into();
+        assert_eq!(find_task(renamed, name, "Evaluate the model").expect("by display name").path, "evaluate");
+    }
+
+    #[test]
+    fn a_key_several_tasks_share_names_none_and_an_unknown_name_lists_the_tasks() {
+        let Err(Error::AmbiguousTask { candidates, .. }) = find_task(run_tasks(), "runs/r/tasks/square", "square")
+        else {
+            panic!("loop iterations share their key")
+        };
+        assert_eq!(candidates, ["for-loop-2.0.square", "for-loop-2.1.square"]);
+        let Err(Error::NoSuchTask { tasks, total, .. }) = find_task(run_tasks(), "runs/r/tasks/anounce", "anounce")
+        else {
+            panic!("no task has that name")
+        };
+        assert_eq!(total, 8);
+        assert_eq!(&tasks[..4], ["condition-1.announce", "evaluate", "for-loop-2.0.square", "for-loop-2.1.square"]);
+        let many: Vec<Task> = (0..50).map(|i| task(&format!("t{i:02}"), TaskType::Container)).collect();
+        let Err(Error::NoSuchTask { tasks, total, .. }) = find_task(many, "runs/r/tasks/nope", "nope") else {
+            panic!("no task has that name")
+        };
+        assert_eq!((tasks.len(), total), (Error::TASKS_LISTED, 50));
+    }
 }

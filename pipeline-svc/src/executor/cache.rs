@@ -59,7 +59,11 @@ pub async fn first_still_there(entries: Vec<(Uuid, String, Values)>) -> Option<(
 }
 
 fn still_there(outputs: &Values) -> bool {
-    outputs.artifacts.values().flatten().all(|a| Path::new(&a.path).symlink_metadata().is_ok())
+    outputs
+        .artifacts
+        .values()
+        .flatten()
+        .all(|a| !super::collect::needs_files(&a.artifact_type) || Path::new(&a.path).symlink_metadata().is_ok())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Collecting the outputs of a container task that exited 0, the way KFP's launcher does (`executor_output.json`
-//! wins; every declared output artifact must exist), from a directory the task controlled until it exited: links
+//! wins; a declared output artifact may be metadata alone, except a dataset or model), from a directory the task controlled until it exited: links
 //! are resolved and must stay inside the task's directory, nothing but regular files is read, and every read and
 //! walk is bounded (`crate::task_files`). Whatever the task left, collection ends promptly, with the outputs or a
 //! reason that says what was found.
@@ -111,7 +111,12 @@ fn collect_blocking(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -
                 format!("output artifact {key:?} was moved to another location; outputs stay in the task's directory"),
             ));
         }
-        check_artifact(&dir, path, Output::Artifact(key))?;
+        let output = Output::Artifact(key);
+        if locate(&dir, path, output)?.is_some() {
+            check_artifact(&dir, path, output)?;
+        } else if needs_files(title) {
+            return Err(missing(output));
+        }
         outputs.artifacts.insert(
             key.clone(),
             vec![Artifact {
@@ -127,6 +132,13 @@ fn collect_blocking(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -
         );
     }
     Ok(outputs)
+}
+
+/// Whether an output artifact of type `artifact_type` must have files. As on KFP, a task may leave an artifact
+/// as metadata alone (an `Output[Metrics]` filled only with `log_metric`, an HTML or Markdown artifact it never
+/// wrote); but datasets and models become asset versions, and a version without files is refused.
+pub fn needs_files(artifact_type: &str) -> bool {
+    matches!(artifact_type, "system.Dataset" | "system.Model")
 }
 
 /// Where `path` really is when something is there: every link on the way resolved (a task may replace
