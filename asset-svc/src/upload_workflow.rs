@@ -284,9 +284,14 @@ impl Uploads {
         Ok(self.blobs.read(sha256, 0, size).await?)
     }
 
-    /// Commits `upload` into a new version once every file is verified; its lineage is `source`, or the upload
-    /// itself when `None`.
-    pub async fn commit(&self, upload: &Upload, source: Option<Lineage>) -> Result<Version, Error> {
+    /// Commits `upload` into a new version with `metrics` once every file is verified; its lineage is `source`,
+    /// or the upload itself when `None`.
+    pub async fn commit(
+        &self,
+        upload: &Upload,
+        source: Option<Lineage>,
+        metrics: std::collections::BTreeMap<String, f64>,
+    ) -> Result<Version, Error> {
         let name = names::upload_name(upload.asset_id, upload.id);
         let upload = self.complete(upload).await?;
         let files = upload.manifest();
@@ -303,7 +308,7 @@ impl Uploads {
             lineage: source.unwrap_or(Lineage::Upload { upload: upload.id }),
             creator: upload.creator.clone(),
             create_time: Utc::now().trunc_subsecs(6),
-            metrics: std::collections::BTreeMap::new(),
+            metrics,
             archive_time: None,
             revision: 1,
         };

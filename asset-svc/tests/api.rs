@@ -495,10 +495,15 @@ async fn run_outputs_are_committed_only_by_pipeline_svc_on_the_uploaders_behalf(
         input_versions: vec!["assets/0190a6f4-0000-7000-8000-000000000003/versions/1".into()],
         task: "train".into(),
         output_key: "model".into(),
+        artifact_metadata: highwind_common::proto_json::struct_to_proto(
+            serde_json::json!({"framework": "sklearn", "params": {"depth": 3}}).as_object().unwrap(),
+        ),
     };
+    let metrics = std::collections::HashMap::from([("accuracy".to_owned(), 0.93), ("f1".to_owned(), 0.9)]);
     let commit = |source: pb::PipelineRunSource| ipb::CommitRunOutputRequest {
         upload: upload.name.clone(),
         source: Some(source),
+        metrics: metrics.clone(),
     };
 
     let by_user = outputs.commit_run_output(as_user(commit(source.clone()), "alice", SECRET.as_bytes())).await;
@@ -511,11 +516,22 @@ async fn run_outputs_are_committed_only_by_pipeline_svc_on_the_uploaders_behalf(
     let refused =
         outputs.commit_run_output(on_behalf(commit(bad), "alice", "pipeline-svc")).await.expect_err("bad run");
     assert_eq!(refused.code(), Code::InvalidArgument);
+    let mut not_finite = commit(source.clone());
+    not_finite.metrics.insert("loss".into(), f64::NAN);
+    let refused =
+        outputs.commit_run_output(on_behalf(not_finite, "alice", "pipeline-svc")).await.expect_err("a NaN metric");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("metrics"), "{}", refused.message());
 
     let version = outputs.commit_run_output(on_behalf(commit(source.clone()), "alice", "pipeline-svc")).await.unwrap();
     let version = version.into_inner();
     assert_eq!(version.version_number, 1);
-    assert_eq!(version.lineage.and_then(|l| l.source), Some(pb::lineage::Source::PipelineRun(source)));
+    assert_eq!(version.metrics, metrics, "the metrics the run logged are the version's");
+    assert_eq!(
+        version.lineage.and_then(|l| l.source),
+        Some(pb::lineage::Source::PipelineRun(source)),
+        "the artifact's metadata comes back with its lineage"
+    );
     service.stop.send(()).unwrap();
     service.task.await.unwrap().unwrap();
 }

@@ -18,6 +18,19 @@ pub fn to_proto(value: &Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// The entries of a JSON object as a `google.protobuf.Struct`; `None` when there are none, so an empty object
+/// is an unset field.
+pub fn struct_to_proto<'a>(entries: impl IntoIterator<Item = (&'a String, &'a Value)>) -> Option<prost_types::Struct> {
+    let fields: std::collections::BTreeMap<String, prost_types::Value> =
+        entries.into_iter().map(|(k, v)| (k.clone(), to_proto(v))).collect();
+    (!fields.is_empty()).then_some(prost_types::Struct { fields })
+}
+
+/// A `google.protobuf.Struct` as a JSON object; a non-finite number anywhere is an error.
+pub fn struct_from_proto(fields: &prost_types::Struct) -> Result<serde_json::Map<String, Value>, String> {
+    fields.fields.iter().map(|(k, v)| Ok((k.clone(), from_proto(v)?))).collect()
+}
+
 /// A `google.protobuf.Value` as JSON; an unset kind is null, a non-finite number an error.
 pub fn from_proto(value: &prost_types::Value) -> Result<Value, String> {
     use prost_types::value::Kind;

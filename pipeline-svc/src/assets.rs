@@ -189,7 +189,8 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
     ) -> Result<String, ReadError>;
 
     /// Uploads `files` (path in the version → local file) as a new version of `asset` for `principal`, committed
-    /// with lineage `source`; the version's exact name. `request_id` makes a repeated call reuse the upload.
+    /// with lineage `source` and `metrics`; the version's exact name. `request_id` makes a repeated call reuse the
+    /// upload.
     async fn store_output(
         &self,
         principal: &Principal,
@@ -197,6 +198,7 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
         files: &[(String, std::path::PathBuf)],
         request_id: &str,
         source: pb::PipelineRunSource,
+        metrics: std::collections::HashMap<String, f64>,
     ) -> Result<String, ReadError>;
 
     /// Resolves `version` (number or alias) as `principal` may read it, archived or not (see `usable`).
@@ -274,6 +276,7 @@ impl AssetFiles for GrpcAssets {
         files: &[(String, std::path::PathBuf)],
         request_id: &str,
         source: pb::PipelineRunSource,
+        metrics: std::collections::HashMap<String, f64>,
     ) -> Result<String, ReadError> {
         use tokio::io::AsyncReadExt;
         let failed = |e: tonic::Status| ReadError::Unavailable(format!("{}: {}", e.code(), e.message()));
@@ -326,7 +329,7 @@ impl AssetFiles for GrpcAssets {
                 offset += n as u64;
             }
         }
-        let commit = CommitRunOutputRequest { upload: upload.name.clone(), source: Some(source) };
+        let commit = CommitRunOutputRequest { upload: upload.name.clone(), source: Some(source), metrics };
         let request = self.on_behalf_of(principal, commit)?;
         let version = self.run_outputs.clone().commit_run_output(request).await.map_err(failed)?.into_inner();
         Ok(version.name)

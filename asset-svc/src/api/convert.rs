@@ -136,13 +136,14 @@ pub fn version_to_proto(version: &Version, aliases: &[Alias]) -> pb::AssetVersio
                 Lineage::Upload { upload } => pb::lineage::Source::Upload(pb::UploadSource {
                     upload: names::upload_name(version.asset_id, *upload),
                 }),
-                Lineage::PipelineRun { run, pipeline_version, input_versions, task, output_key } => {
+                Lineage::PipelineRun { run, pipeline_version, input_versions, task, output_key, artifact_metadata } => {
                     pb::lineage::Source::PipelineRun(pb::PipelineRunSource {
                         run: run.clone(),
                         pipeline_version: pipeline_version.clone(),
                         input_versions: input_versions.clone(),
                         task: task.clone(),
                         output_key: output_key.clone(),
+                        artifact_metadata: highwind_common::proto_json::struct_to_proto(artifact_metadata),
                     })
                 }
                 Lineage::RegistryPush { tag, pusher, .. } => {

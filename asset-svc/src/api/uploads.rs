@@ -1,7 +1,7 @@
 //! `highwind.asset.v1.UploadService`: resumable, verified uploads, dedup by digest, and ranged reads.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -119,13 +119,14 @@ impl UploadApi {
         field: &str,
         name: &str,
         source: Option<Lineage>,
+        metrics: BTreeMap<String, f64>,
     ) -> Result<pb::AssetVersion, Error> {
         let upload = self.owned_upload(principal, field, name).await?;
         let asset = self.assets.get(upload.asset_id).await.map_err(Error::from)?;
         if asset.is_some_and(|a| a.kind == AssetKind::Pipeline) {
             self.check_pipeline(principal, &upload).await?;
         }
-        let version = self.uploads.commit(&upload, source).await?;
+        let version = self.uploads.commit(&upload, source, metrics).await?;
         tracing::info!(asset = %version.asset_id, version = version.number, digest = %version.manifest_digest, "version committed");
         let aliases = self.uploads.repo().aliases(version.asset_id).await.map_err(Error::from)?;
         Ok(version_to_proto(&version, &aliases))
@@ -322,7 +323,7 @@ impl UploadService for UploadApi {
         request: Request<pb::CommitUploadRequest>,
     ) -> Result<Response<pb::AssetVersion>, Status> {
         let principal = Principal::of(&request)?.clone();
-        let version = self.commit_as(&principal, "name", &request.get_ref().name, None).await?;
+        let version = self.commit_as(&principal, "name", &request.get_ref().name, None, BTreeMap::new()).await?;
         Ok(Response::new(version))
     }
 
@@ -359,7 +360,7 @@ struct Opening {
     parent: String,
     files: Vec<FileEntry>,
     description: String,
-    labels: std::collections::BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
     request_id: Option<String>,
 }
 

@@ -71,6 +71,9 @@ pub enum Lineage {
         task: String,
         /// The task's output key.
         output_key: String,
+        /// The metadata the task set on the artifact.
+        #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+        artifact_metadata: serde_json::Map<String, serde_json::Value>,
     },
     /// An image pushed to the asset's registry repository (the version's manifest digest is the image's).
     RegistryPush {

@@ -1,7 +1,7 @@
 //! Runs and tasks as the v1 contract shows them. Host paths never leave the server.
 
 use chrono::{DateTime, Utc};
-use highwind_common::proto_json::to_proto;
+use highwind_common::proto_json::{struct_to_proto, to_proto};
 use highwind_proto::pipeline::v1 as pb;
 
 use crate::runs::entities::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
@@ -35,9 +35,7 @@ fn artifact(artifact: &Artifact, run: &Run) -> pb::Artifact {
         key: artifact.key.clone(),
         artifact_type: artifact.artifact_type.clone(),
         uri: artifact.uri.clone(),
-        metadata: (!artifact.metadata.is_empty()).then(|| prost_types::Struct {
-            fields: artifact.metadata.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
-        }),
+        metadata: struct_to_proto(&artifact.metadata),
         asset_version: artifact.asset_version.clone(),
         producer_task: if artifact.producer_task.is_empty() {
             String::new()

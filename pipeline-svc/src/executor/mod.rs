@@ -1,6 +1,7 @@
 //! The embedded executor: runs pipelines as DAGs of local processes, one driver task per run that alone writes
 //! that run's state, persists every change and announces it to watchers.
 
+mod artifact_metrics;
 mod backends;
 mod cache;
 pub mod cel;

@@ -10,7 +10,7 @@ use std::{
 use highwind_proto::asset::v1 as apb;
 use sha2::Digest;
 
-use super::{Shared, creator};
+use super::{Shared, artifact_metrics, creator};
 use crate::{
     assets::NewAsset,
     runs::entities::{Artifact, Direction, Failure, LineageEdge, Run, State, Task, TaskType, Values},
@@ -125,12 +125,14 @@ pub(super) async fn outputs(
                     input_versions: input_versions.to_vec(),
                     task: path.clone(),
                     output_key: key.clone(),
+                    artifact_metadata: artifact_metrics::metadata_of(artifact),
                 };
+                let metrics = artifact_metrics::metrics_of(tasks, &task, artifact);
                 // The same task attempt's output is one version, however often registration is retried.
                 let id = request_id(&[&task.uid.to_string(), &task.attempt.to_string(), key, "version"]);
                 let version = shared
                     .assets
-                    .store_output(&principal, &asset, &files, &id, source)
+                    .store_output(&principal, &asset, &files, &id, source, metrics)
                     .await
                     .map_err(|e| failed(format!("output {key:?} of task {path:?} into {asset}: {e}")))?;
                 artifact.asset_version = version.clone();
