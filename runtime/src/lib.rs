@@ -1,6 +1,9 @@
-//! Running OCI images without a container engine. This crate's one job is the image: its layers unpacked into a
-//! root that nothing in them can escape while unpacking (`unpack`), named by verified digests (`digest`). Pipeline
-//! steps and deployments run in such roots.
+//! Running OCI images without a container engine. This crate's one job is the image: what a reference names
+//! (`reference`), the manifests, indexes and configs that describe it read as untrusted input (`manifest`), its
+//! layers unpacked into a root that nothing in them can escape (`unpack`), everything named by verified digests
+//! (`digest`). Pipeline steps and deployments run in such roots.
 
 pub mod digest;
+pub mod manifest;
+pub mod reference;
 pub mod unpack;

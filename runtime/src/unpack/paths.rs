@@ -9,6 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 pub const MAX_DEPTH: usize = 128;
 /// Longest component (NAME_MAX).
 const MAX_COMPONENT: usize = 255;
+/// Longest path (PATH_MAX).
+pub const MAX_PATH: usize = 4096;
 /// Longest path shown in an error.
 const MAX_SHOWN: usize = 200;
 
@@ -22,6 +24,9 @@ impl EntryPath {
     pub fn parse(raw: &[u8]) -> Result<Self, String> {
         if raw.contains(&0) {
             return Err("holds a NUL byte".into());
+        }
+        if raw.len() > MAX_PATH {
+            return Err(format!("is longer than {MAX_PATH} bytes"));
         }
         if raw.first() == Some(&b'/') {
             return Err("is absolute".into());
@@ -41,6 +46,21 @@ impl EntryPath {
             return Err(format!("is deeper than {MAX_DEPTH} directories"));
         }
         Ok(Self(components))
+    }
+
+    /// The path as one key, components joined by `/`.
+    pub fn key(&self) -> Box<[u8]> {
+        self.0.join(&b'/').into_boxed_slice()
+    }
+
+    /// The keys of every directory above the entry, the root's (empty) included.
+    pub fn ancestor_keys(&self) -> impl Iterator<Item = Box<[u8]>> + '_ {
+        (0..self.0.len()).map(|n| self.0[..n].join(&b'/').into_boxed_slice())
+    }
+
+    /// Whether a directory above the entry is named like a whiteout (`.wh.x/y` is no path an image can hold).
+    pub fn under_whiteout_name(&self) -> bool {
+        self.0.iter().take(self.0.len().saturating_sub(1)).any(|c| c.starts_with(b".wh."))
     }
 
     /// The directories above the entry, from the root down.

@@ -17,6 +17,9 @@ enum Item<'a> {
     Symlink(&'a str, &'a str),
     Hardlink(&'a str, &'a str),
     Device(&'a str),
+    Fifo(&'a str),
+    /// A PAX extension header with this body, for the entry after it.
+    Pax(&'a [u8]),
     /// A file owned by a non-root user.
     Owned(&'a str, &'a [u8], u32, u64),
 }
@@ -33,6 +36,8 @@ fn tar_of(items: &[Item<'_>]) -> Vec<u8> {
             Item::Symlink(name, target) => (name, b"", tar::EntryType::Symlink, 0o777, Some(target), 0),
             Item::Hardlink(name, target) => (name, b"", tar::EntryType::Link, 0o644, Some(target), 0),
             Item::Device(name) => (name, b"", tar::EntryType::Char, 0o666, None, 0),
+            Item::Fifo(name) => (name, b"", tar::EntryType::Fifo, 0o644, None, 0),
+            Item::Pax(body) => ("PaxHeader", body, tar::EntryType::XHeader, 0o644, None, 0),
         };
         let gnu = header.as_gnu_mut().unwrap();
         gnu.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -48,6 +53,16 @@ fn tar_of(items: &[Item<'_>]) -> Vec<u8> {
         builder.append(&header, data).unwrap();
     }
     builder.into_inner().unwrap()
+}
+
+/// One PAX record, `<length> <key>=<value>\n`, its length counting itself.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let rest = format!(" {key}={value}\n");
+    let mut length = rest.len() + 1;
+    while length.to_string().len() + rest.len() != length {
+        length += 1;
+    }
+    format!("{length}{rest}").into_bytes()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -103,6 +118,11 @@ impl Scene {
         assert_eq!(std::fs::read_to_string(self.outside.join("secret")).unwrap(), "host secret");
         let mode = std::fs::metadata(&self.outside).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o700, "the outside directory's mode is unchanged");
+        let links = std::fs::metadata(self.outside.join("secret")).unwrap().nlink();
+        assert_eq!(links, 1, "nothing in the root is a hard link to a host file");
+        let beside: Vec<_> =
+            std::fs::read_dir(self.root.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(beside.len(), 2, "nothing was made beside the root: {beside:?}");
     }
 }
 
@@ -274,4 +294,94 @@ fn a_layer_that_is_not_a_tar_stream_is_corrupt() {
     let error = unpack_layer(&scene.root, &not_gzip[..], &expected, &Limits::default(), &mut Used::default());
     assert!(matches!(error, Err(UnpackError::Corrupt(_))), "{error:?}");
     assert!(Path::new(&scene.root).read_dir().unwrap().next().is_none());
+}
+
+#[test]
+fn whiteouts_remove_only_what_lower_layers_left() {
+    let scene = Scene::new();
+    scene
+        .unpack(&[
+            Item::File("d/old", b"old", 0o644),
+            Item::File("e/sub/old", b"old", 0o644),
+            Item::File("t/old", b"old", 0o644),
+        ])
+        .expect("the lower layer");
+    scene
+        .unpack(&[
+            // This layer writes into d, then whites d out: its own file stays, the lower one goes.
+            Item::File("d/new", b"new", 0o644),
+            Item::File(".wh.d", b"", 0o644),
+            // An explicit directory in an opaque one: what lower layers left inside it goes too.
+            Item::Dir("e/sub/", 0o755),
+            Item::File("e/.wh..wh..opq", b"", 0o644),
+            // The opaque marker after this layer's own file.
+            Item::File("t/new", b"new", 0o644),
+            Item::File("t/.wh..wh..opq", b"", 0o644),
+            Item::File("t/.wh..wh..opq", b"", 0o644),
+        ])
+        .expect("the upper layer");
+    assert!(scene.at("d/new").exists() && !scene.at("d/old").exists());
+    assert!(scene.at("e/sub").is_dir() && !scene.at("e/sub/old").exists());
+    assert!(scene.at("t/new").exists() && !scene.at("t/old").exists());
+    scene.outside_untouched();
+}
+
+#[test]
+fn hard_links_modes_and_odd_entries_are_handled_as_the_rules_say() {
+    let scene = Scene::new();
+    let outside = scene.outside.display().to_string();
+    // A hard link through a link to the host is a link to nothing in the image.
+    let message = refused(scene.unpack(&[Item::Symlink("h", &outside), Item::Hardlink("s", "h/secret")]));
+    assert!(message.contains("links to nothing"), "{message}");
+    for items in [
+        vec![Item::Dir("d/", 0o755), Item::Hardlink("l", "d")],
+        vec![Item::Fifo("f"), Item::Hardlink("l", "f")],
+        vec![Item::File("f", b"x", 0o644), Item::Symlink("sl", "f"), Item::Hardlink("l", "sl")],
+    ] {
+        let message = refused(Scene::new().unpack(&items));
+        assert!(message.contains("not a regular file"), "{message}");
+    }
+    // An opaque marker through a link to the host removes nothing there.
+    scene.unpack(&[Item::Symlink("o", &outside), Item::File("o/.wh..wh..opq", b"", 0o644)]).expect("harmless");
+    // A file written over a hard link replaces the name, not the other link's content or mode.
+    scene
+        .unpack(&[Item::File("a", b"A", 0o644), Item::Hardlink("b", "a"), Item::File("b", b"B", 0o4777)])
+        .expect("links then a file");
+    assert_eq!(std::fs::read_to_string(scene.at("a")).unwrap(), "A");
+    assert_eq!(std::fs::metadata(scene.at("a")).unwrap().permissions().mode() & 0o7777, 0o644);
+    assert_eq!(std::fs::metadata(scene.at("b")).unwrap().permissions().mode() & 0o7777, 0o777);
+    // Set-gid goes from directories too; sticky stays.
+    scene.unpack(&[Item::Dir("s/", 0o3777), Item::Dir("g/", 0o2755)]).expect("directories");
+    assert_eq!(std::fs::metadata(scene.at("s")).unwrap().permissions().mode() & 0o7777, 0o1777);
+    assert_eq!(std::fs::metadata(scene.at("g")).unwrap().permissions().mode() & 0o7777, 0o755);
+    // Names no image holds.
+    assert!(refused(scene.unpack(&[Item::File(".wh.x/y", b"", 0o644)])).contains("whiteout"));
+    assert!(refused(scene.unpack(&[Item::File("file/", b"", 0o644)])).contains("named like a directory"));
+    scene.outside_untouched();
+}
+
+#[test]
+fn extension_headers_are_bounded_and_cannot_disagree_with_their_entry() {
+    let scene = Scene::new();
+    let huge = vec![b'x'; 1 << 20];
+    let error = scene.unpack(&[Item::Pax(&huge), Item::File("f", b"x", 0o644)]).unwrap_err();
+    assert!(matches!(error, UnpackError::TooLarge(_)), "{error}");
+    let path = pax_record("path", "pax-named.txt");
+    scene.unpack(&[Item::Pax(&path), Item::File("short", b"via pax", 0o644)]).expect("a PAX path");
+    assert_eq!(std::fs::read_to_string(scene.at("pax-named.txt")).unwrap(), "via pax");
+    let message = refused(scene.unpack(&[Item::Pax(b"12 size=500\n"), Item::File("f", b"x", 0o644)]));
+    assert!(message.contains("two sizes"), "{message}");
+    let message = refused(scene.unpack(&[Item::Pax(b"22 path=../escape.txt\n"), Item::File("f", b"x", 0o644)]));
+    assert!(message.contains("climbs out"), "{message}");
+    scene.outside_untouched();
+}
+
+#[test]
+fn directories_made_on_the_way_count_as_entries() {
+    let scene = Scene::new();
+    let deep = "a/".repeat(20) + "f";
+    let (bytes, expected) = blob(&tar_of(&[Item::File(&deep, b"x", 0o644)]));
+    let few = Limits { entries: 10, ..Limits::default() };
+    let error = unpack_layer(&scene.root, &bytes[..], &expected, &few, &mut Used::default()).unwrap_err();
+    assert!(matches!(error, UnpackError::TooLarge(_)), "{error}");
 }

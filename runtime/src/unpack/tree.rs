@@ -10,7 +10,7 @@ use std::{
 };
 
 use rustix::{
-    fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, ResolveFlags, mkdirat, openat, openat2, statat, unlinkat},
+    fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, ResolveFlags, fchmod, mkdirat, openat, openat2, statat, unlinkat},
     io::Errno,
 };
 
@@ -26,37 +26,63 @@ pub struct Root {
 }
 
 impl Root {
-    /// Opens the directory `path` as a root.
+    /// Opens the directory `path` as a root (itself not through a link).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        Ok(Self { fd: openat(CWD, path, DIR_PATH, Mode::empty())? })
+        Ok(Self { fd: openat(CWD, path, DIR_PATH | OFlags::NOFOLLOW, Mode::empty())? })
     }
 
-    /// The directory `dir` (from the root down), made (0755) where missing when `create`; a component that exists
-    /// and is not a directory, or a link to none, refuses.
-    pub fn dir(&self, dir: &EntryPath, create: bool) -> Result<OwnedFd, std::io::Error> {
+    /// The directory `dir` (from the root down), and how many directories were made for it (0755) where missing
+    /// when `create`; a component that exists and is not a directory, or a link to none, refuses.
+    pub fn dir(&self, dir: &EntryPath, create: bool) -> std::io::Result<(OwnedFd, u64)> {
+        let mut whole = PathBuf::new();
+        whole.extend(dir.parents());
+        whole.extend(dir.name());
+        // Most entries land in a directory that exists: one lookup.
+        match self.resolve(&whole) {
+            Err(e) if create && e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
+            other => return other.map(|fd| (fd, 0)),
+        }
         let mut prefix = PathBuf::new();
-        let mut components: Vec<&OsStr> = dir.parents().collect();
-        components.extend(dir.name());
-        for component in components {
+        let mut made = 0;
+        for component in whole.iter() {
             let parent = self.resolve(&prefix)?;
             prefix.push(component);
-            match openat2(&self.fd, &prefix, DIR_PATH, Mode::empty(), RESOLVE) {
+            match self.resolve(&prefix) {
                 Ok(_) => {}
-                Err(Errno::NOENT) if create => match mkdirat(&parent, component, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e) => return Err(e.into()),
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                    match mkdirat(&parent, component, Mode::from_raw_mode(0o700)) {
+                        Ok(()) => {
+                            made += 1;
+                            // Not left to the umask: an image's programs traverse directories it never listed.
+                            let new = openat(&parent, component, OPEN_DIR, Mode::empty())?;
+                            fchmod(&new, Mode::from_raw_mode(0o755))?;
+                        }
+                        Err(Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
-        self.resolve(&prefix)
+        Ok((self.resolve(&prefix)?, made))
     }
 
+    /// `path` resolved in the root. The kernel answers EAGAIN when a rename anywhere on the machine raced a
+    /// lookup that crossed `..`: asked again a few times.
     fn resolve(&self, path: &Path) -> std::io::Result<OwnedFd> {
         let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
-        Ok(openat2(&self.fd, path, DIR_PATH, Mode::empty(), RESOLVE)?)
+        let mut attempts = 0;
+        loop {
+            match openat2(&self.fd, path, DIR_PATH, Mode::empty(), RESOLVE) {
+                Err(Errno::AGAIN) if attempts < 8 => attempts += 1,
+                other => return Ok(other?),
+            }
+        }
     }
 }
+
+/// Opening a directory for reading, never through a link.
+pub const OPEN_DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// What is at `name` in `dir`, without following a link.
 pub fn kind(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Option<FileType>> {
@@ -81,12 +107,7 @@ fn remove_at(dir: &OwnedFd, name: &OsStr, budget: &mut u64, depth: usize) -> std
             if depth > MAX_DEPTH {
                 return Err(std::io::Error::other("a directory too deep to remove"));
             }
-            let inner = openat(
-                dir,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let inner = openat(dir, name, OPEN_DIR, Mode::empty())?;
             for child in children(&inner)? {
                 remove_at(&inner, OsStr::from_bytes(&child), budget, depth + 1)?;
             }
