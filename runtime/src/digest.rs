@@ -27,7 +27,7 @@ impl Digest {
         &self.hex
     }
 
-    fn from_hasher(hasher: Sha256) -> Self {
+    pub(crate) fn from_hasher(hasher: Sha256) -> Self {
         Self { hex: hex::encode(hasher.finalize()) }
     }
 }

@@ -1,14 +1,15 @@
 //! Running OCI images without a container engine. This crate's one job is the image: what a reference names
 //! (`reference`), the manifests, indexes and configs that describe it read as untrusted input (`manifest`), its
 //! layers unpacked into a root that nothing in them can escape (`unpack`), a whole image from wherever its blobs
-//! are (`image`; an OCI layout on disk is one such place, `layout`), everything named by verified digests
-//! (`digest`). Pipeline steps and deployments run in such roots.
+//! are (`image`; an OCI layout on disk is one such place, `layout`; a registry another, `registry`), everything
+//! named by verified digests (`digest`). Pipeline steps and deployments run in such roots.
 
 pub mod digest;
 pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod reference;
+pub mod registry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod unpack;

@@ -1,0 +1,98 @@
+//! The image runtime pulls from the platform's own registry as a user would: with the user's API key, through the
+//! registry's token challenge and the platform's token endpoint, so the same access rule decides (the owner pulls,
+//! a stranger is refused); an index gives its linux/amd64 image, and its layers unpack into a root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gateway::standalone::RegistryMode;
+use highwind_proto::{asset::v1 as apb, identity::v1 as ipb};
+use highwind_runtime::{
+    reference::ImageRef,
+    registry::{Credentials, Endpoint, PullError, RegistryClient},
+    testing::{Entry, LayoutBuilder},
+    unpack::Limits,
+};
+
+use crate::support::{
+    Bearer, Platform,
+    registry::{available, push},
+};
+
+async fn api_key(platform: &Platform, user: &str) -> String {
+    use ipb::api_key_service_client::ApiKeyServiceClient;
+    let mut client =
+        ApiKeyServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))));
+    let request =
+        ipb::CreateApiKeyRequest { api_key: Some(ipb::ApiKey { display_name: "pull".into(), ..Default::default() }) };
+    client.create_api_key(request).await.expect("api key").into_inner().key
+}
+
+fn endpoint(registry: &str, credentials: Credentials) -> Endpoint {
+    Endpoint { url: format!("http://{registry}"), credentials, token_realms: Vec::new() }
+}
+
+#[tokio::test]
+async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_to_pull_it() {
+    if !available() {
+        return;
+    }
+    let platform = Platform::builder()
+        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
+        .start()
+        .await;
+    let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
+    let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
+    let repository = format!("highwind/alice/{}", asset.strip_prefix("assets/").unwrap());
+
+    // A two-layer amd64 image beside an arm64 one, under one index, pushed by its owner.
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let base = layout.layer(&[
+        Entry::File { path: "etc/image-only.txt", content: b"from the image\n", mode: 0o644 },
+        Entry::File { path: "old.txt", content: b"old", mode: 0o644 },
+    ]);
+    let top = layout.layer(&[
+        Entry::File { path: ".wh.old.txt", content: b"", mode: 0o644 },
+        Entry::File { path: "usr/local/bin/only-in-image", content: b"#!/bin/sh\necho hi\n", mode: 0o755 },
+    ]);
+    let amd64 = layout.image("linux/amd64", &[base, top], serde_json::json!({"Cmd": ["only-in-image"]}));
+    let arm64 = layout.image("linux/arm64", &[], serde_json::json!({}));
+    let index = layout.index(&[("linux/arm64", &arm64), ("linux/amd64", &amd64)]);
+    layout.tag("multi", &index);
+    let alice_key = api_key(&platform, "alice").await;
+    let pushed = push(layout.path(), "multi", &format!("{registry}/{repository}:v1"), &alice_key, true).await;
+    assert!(pushed.ok, "{}", pushed.output);
+
+    let client = RegistryClient::new().unwrap();
+    let alice = endpoint(&registry, Credentials::Basic { user: "highwind".into(), password: alice_key });
+    let image = ImageRef::parse(&format!("{registry}/{repository}:v1")).unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let pulled = client.pull(&alice, &image, &dir.path().join("scratch"), &root, &Limits::default()).await;
+    let pulled = pulled.expect("the owner pulls");
+    assert_eq!(pulled.manifest, amd64.digest, "the index's linux/amd64 image");
+    assert_eq!(pulled.config.cmd, ["only-in-image"]);
+    assert_eq!(std::fs::read_to_string(root.join("etc/image-only.txt")).unwrap(), "from the image\n");
+    assert!(root.join("usr/local/bin/only-in-image").exists() && !root.join("old.txt").exists());
+
+    // Pinned by digest, the same image.
+    let pinned = ImageRef::parse(&format!("{registry}/{repository}@{}", amd64.digest)).unwrap();
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let pulled = client.pull(&alice, &pinned, &dir.path().join("scratch2"), &again, &Limits::default()).await;
+    assert_eq!(pulled.expect("by digest").manifest, amd64.digest);
+
+    // A stranger with a key of their own, and nobody at all, are refused by the same client that holds alice's
+    // token (a token is never used with other credentials); nothing is unpacked for them.
+    let bob =
+        endpoint(&registry, Credentials::Basic { user: "highwind".into(), password: api_key(&platform, "bob").await });
+    for (who, refused_endpoint) in [("bob", bob), ("anonymous", endpoint(&registry, Credentials::Anonymous))] {
+        let root = dir.path().join(format!("root-{who}"));
+        std::fs::create_dir(&root).unwrap();
+        let scratch = dir.path().join(format!("scratch-{who}"));
+        let error = client.pull(&refused_endpoint, &image, &scratch, &root, &Limits::default()).await.unwrap_err();
+        assert!(matches!(error, PullError::Denied(_) | PullError::NotFound(_)), "{who}: {error}");
+        assert!(std::fs::read_dir(&root).unwrap().next().is_none(), "{who}: nothing unpacked");
+    }
+    platform.stop().await;
+}
