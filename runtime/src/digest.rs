@@ -6,7 +6,8 @@ use std::{fmt, str::FromStr};
 use sha2::{Digest as _, Sha256};
 
 /// A `sha256:` digest, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest {
     hex: String,
 }
@@ -44,6 +45,20 @@ impl FromStr for Digest {
             let shown: String = text.chars().take(80).collect();
             Err(DigestError(shown))
         }
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = DigestError;
+
+    fn try_from(text: String) -> Result<Self, DigestError> {
+        text.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(digest: Digest) -> Self {
+        digest.to_string()
     }
 }
 

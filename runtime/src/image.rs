@@ -51,7 +51,7 @@ pub enum ImageError {
 }
 
 /// What was unpacked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unpacked {
     /// The image manifest's digest (for an index, its linux/amd64 entry's).
     pub manifest: Digest,

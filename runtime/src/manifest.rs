@@ -58,7 +58,7 @@ pub struct ImageManifest {
 }
 
 /// What an image says about running it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct ImageConfig {
     /// The digests of the layers' decompressed streams, bottom first.
     pub diff_ids: Vec<Digest>,
