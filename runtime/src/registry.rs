@@ -135,6 +135,26 @@ impl RegistryClient {
         Ok(Self { http, tokens: Mutex::new(HashMap::new()) })
     }
 
+    /// The linux/amd64 image manifest `image` names in `endpoint`, read with its credentials: for an index, its
+    /// amd64 entry. Asking proves the credentials may pull that digest from that repository, which is what a
+    /// cache keyed by digest must know before it hands out a root.
+    pub async fn resolve(&self, endpoint: &Endpoint, image: &ImageRef) -> Result<Descriptor, PullError> {
+        let repository = image.repository.as_str();
+        let (top, bytes) =
+            self.fetch_manifest(endpoint, repository, &reference_of(image), image.digest.as_ref()).await?;
+        match manifest::parse(&bytes, Some(&top.media_type))? {
+            Document::Image(_) => Ok(top),
+            Document::Index(entry) => {
+                let (manifest, bytes) =
+                    self.fetch_manifest(endpoint, repository, &entry.digest.to_string(), Some(&entry.digest)).await?;
+                match manifest::parse(&bytes, Some(&manifest.media_type))? {
+                    Document::Image(_) => Ok(manifest),
+                    Document::Index(_) => Err(manifest::ManifestError("an index inside an index".into()).into()),
+                }
+            }
+        }
+    }
+
     /// Pulls `image` from `endpoint` into the empty directory `root`, its blobs kept in `scratch` (an OCI layout
     /// the caller removes).
     pub async fn pull(
@@ -148,12 +168,7 @@ impl RegistryClient {
         let repository = image.repository.as_str();
         tokio::fs::create_dir_all(scratch.join("blobs/sha256")).await?;
         tokio::fs::write(scratch.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).await?;
-        let reference = match (&image.digest, &image.tag) {
-            (Some(digest), _) => digest.to_string(),
-            (None, Some(tag)) => tag.clone(),
-            (None, None) => "latest".to_owned(),
-        };
-        let top = self.manifest(endpoint, repository, &reference, image.digest.as_ref(), scratch).await?;
+        let top = self.manifest(endpoint, repository, &reference_of(image), image.digest.as_ref(), scratch).await?;
         let mut manifest = top.clone();
         if let Document::Index(entry) = self.document(scratch, &top)? {
             manifest =
@@ -196,6 +211,20 @@ impl RegistryClient {
         pinned: Option<&Digest>,
         scratch: &Path,
     ) -> Result<Descriptor, PullError> {
+        let (descriptor, bytes) = self.fetch_manifest(endpoint, repository, reference, pinned).await?;
+        tokio::fs::write(scratch.join("blobs/sha256").join(descriptor.digest.hex()), &bytes).await?;
+        Ok(descriptor)
+    }
+
+    /// Fetches manifest `reference` (a tag or digest), bounded and checked against the digest it is pinned to and
+    /// the one the registry announces.
+    async fn fetch_manifest(
+        &self,
+        endpoint: &Endpoint,
+        repository: &str,
+        reference: &str,
+        pinned: Option<&Digest>,
+    ) -> Result<(Descriptor, Vec<u8>), PullError> {
         let target = Target {
             endpoint,
             repository,
@@ -219,8 +248,7 @@ impl RegistryClient {
                 return Err(PullError::DigestMismatch { what: format!("manifest {what}"), expected, found: digest });
             }
         }
-        tokio::fs::write(scratch.join("blobs/sha256").join(digest.hex()), &bytes).await?;
-        Ok(Descriptor { media_type, digest, size: bytes.len() as u64 })
+        Ok((Descriptor { media_type, digest, size: bytes.len() as u64 }, bytes))
     }
 
     /// Streams blob `descriptor` into the scratch layout, no longer than it declares, checked against its digest.
@@ -351,6 +379,15 @@ impl RegistryClient {
             tokens.insert(key.clone(), (token.clone(), until));
         }
         Ok(Auth::Bearer(token))
+    }
+}
+
+/// The tag or digest a request names `image` by: the digest when pinned.
+fn reference_of(image: &ImageRef) -> String {
+    match (&image.digest, &image.tag) {
+        (Some(digest), _) => digest.to_string(),
+        (None, Some(tag)) => tag.clone(),
+        (None, None) => "latest".to_owned(),
     }
 }
 

@@ -66,6 +66,7 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
     let client = RegistryClient::new().unwrap();
     let alice = endpoint(&registry, Credentials::Basic { user: "highwind".into(), password: alice_key });
     let image = ImageRef::parse(&format!("{registry}/{repository}:v1")).unwrap();
+    assert_eq!(client.resolve(&alice, &image).await.expect("resolved").digest, amd64.digest);
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let pulled = client.pull(&alice, &image, &dir.path().join("scratch"), &root, &Limits::default()).await;
@@ -90,6 +91,8 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
         let root = dir.path().join(format!("root-{who}"));
         std::fs::create_dir(&root).unwrap();
         let scratch = dir.path().join(format!("scratch-{who}"));
+        let error = client.resolve(&refused_endpoint, &image).await.unwrap_err();
+        assert!(matches!(error, PullError::Denied(_) | PullError::NotFound(_)), "{who}: {error}");
         let error = client.pull(&refused_endpoint, &image, &scratch, &root, &Limits::default()).await.unwrap_err();
         assert!(matches!(error, PullError::Denied(_) | PullError::NotFound(_)), "{who}: {error}");
         assert!(std::fs::read_dir(&root).unwrap().next().is_none(), "{who}: nothing unpacked");
