@@ -96,11 +96,11 @@ pub fn unpack_image(
     };
     let config_bytes = read_document(source, &image.config.digest, MAX_DOCUMENT_BYTES)?;
     let config = manifest::parse_config(&config_bytes, &image)?;
-    let declared: u64 = image.layers.iter().map(|l| l.blob.size).sum();
-    if declared > limits.image_bytes {
-        let error = UnpackError::TooLarge(format!("the layers are {declared} bytes compressed"));
+    let declared = image.layers.iter().try_fold(0u64, |sum, l| sum.checked_add(l.blob.size));
+    let Some(declared) = declared.filter(|declared| *declared <= limits.image_bytes) else {
+        let error = UnpackError::TooLarge(format!("the layers declare more than {} bytes", limits.image_bytes));
         return Err(ImageError::Layer { layer: 0, digest: image.config.digest.clone(), error });
-    }
+    };
     let mut used = Used::default();
     for (index, (layer, diff_id)) in image.layers.iter().zip(&config.diff_ids).enumerate() {
         let layer_error = |error| ImageError::Layer { layer: index, digest: layer.blob.digest.clone(), error };

@@ -95,7 +95,6 @@ pub enum PullError {
 }
 
 /// A registry client: one HTTP client and its tokens, shared by every pull.
-#[derive(Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
     /// Bearer tokens by (registry, scope, whose credentials), until they expire.
@@ -115,6 +114,13 @@ impl Credentials {
     }
 }
 
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Its tokens are secrets.
+        f.debug_struct("RegistryClient").finish_non_exhaustive()
+    }
+}
+
 /// One request's target.
 struct Target<'a> {
     endpoint: &'a Endpoint,
@@ -124,14 +130,15 @@ struct Target<'a> {
 }
 
 impl RegistryClient {
-    /// A client with sane timeouts; redirects (to blob storage) followed at most five times.
+    /// A client with sane timeouts.
     pub fn new() -> Result<Self, PullError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            // Followed by hand (`send_following`): reqwest compares each hop only with the one before it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| PullError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         Ok(Self { http, tokens: Mutex::new(HashMap::new()) })
     }
 
@@ -180,9 +187,12 @@ impl RegistryClient {
         if parsed.config.size > MAX_DOCUMENT_BYTES as u64 {
             return Err(PullError::TooLarge(format!("the config of {image}")));
         }
-        let declared: u64 = parsed.layers.iter().map(|l| l.blob.size).sum();
-        if declared > limits.image_bytes {
-            return Err(PullError::TooLarge(format!("{image} ({declared} bytes of layers)")));
+        let declared = parsed.layers.iter().try_fold(0u64, |sum, l| sum.checked_add(l.blob.size));
+        if declared.is_none_or(|declared| declared > limits.image_bytes) {
+            return Err(PullError::TooLarge(format!(
+                "{image} (its layers declare more than {} bytes)",
+                limits.image_bytes
+            )));
         }
         self.blob(endpoint, repository, &parsed.config, scratch).await?;
         for layer in &parsed.layers {
@@ -270,7 +280,7 @@ impl RegistryClient {
         let mut file = tokio::fs::File::create(&partial).await?;
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         let mut written = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(|e| PullError::Unavailable(e.to_string()))? {
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
             written += chunk.len() as u64;
             if written > descriptor.size {
                 return Err(PullError::TooLarge(format!(
@@ -294,9 +304,11 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// GET with whatever authentication the registry asks for; a success, or the error its status means.
+    /// GET with whatever authentication the registry asks for; a success, or the error its status means. A token
+    /// the registry turns down is dropped and the challenge answered again, once.
     async fn get(&self, target: &Target<'_>) -> Result<reqwest::Response, PullError> {
         let url = format!("{}/v2/{}", target.endpoint.url.trim_end_matches('/'), target.path);
+        let url = reqwest::Url::parse(&url).map_err(|e| PullError::Unavailable(format!("registry URL: {e}")))?;
         let scope = format!("repository:{}:pull", target.repository);
         let key = (target.endpoint.url.clone(), scope.clone(), target.endpoint.credentials.identity());
         let cached = self
@@ -305,20 +317,18 @@ impl RegistryClient {
             .ok()
             .and_then(|t| t.get(&key).filter(|(_, until)| *until > Instant::now()).map(|(t, _)| t.clone()));
         let mut auth = cached.map(Auth::Bearer);
-        for _ in 0..2 {
-            let mut request = self.http.get(&url);
-            if let Some(accept) = &target.accept {
-                request = request.header(header::ACCEPT, accept);
-            }
-            request = match (&auth, &target.endpoint.credentials) {
-                (Some(Auth::Bearer(token)), _) => request.bearer_auth(token),
-                (Some(Auth::Basic), Credentials::Basic { user, password }) => request.basic_auth(user, Some(password)),
-                _ => request,
-            };
-            let response = request.send().await.map_err(|e| PullError::Unavailable(e.to_string()))?;
+        let mut answered = false;
+        for _ in 0..3 {
+            let response = self
+                .send_following(&url, target.accept.as_deref(), auth.as_ref(), &target.endpoint.credentials)
+                .await?;
             match response.status() {
                 status if status.is_success() => return Ok(response),
-                StatusCode::UNAUTHORIZED if auth.is_none() => {
+                // A challenge counts only from the registry itself, not from wherever a redirect led.
+                StatusCode::UNAUTHORIZED if !answered && origin(response.url()) == origin(&url) => {
+                    if let Ok(mut tokens) = self.tokens.lock() {
+                        tokens.remove(&key);
+                    }
                     let challenge = response
                         .headers()
                         .get(header::WWW_AUTHENTICATE)
@@ -326,6 +336,7 @@ impl RegistryClient {
                         .unwrap_or_default()
                         .to_owned();
                     auth = Some(self.answer(target.endpoint, &challenge, &scope, &key).await?);
+                    answered = true;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(PullError::Denied(target.path.clone())),
                 StatusCode::NOT_FOUND => return Err(PullError::NotFound(target.path.clone())),
@@ -333,6 +344,51 @@ impl RegistryClient {
             }
         }
         Err(PullError::Denied(target.path.clone()))
+    }
+
+    /// Sends a GET of `url`, following redirects (blobs live in object stores) at most five times ourselves: only
+    /// to http(s), never from https down to http, and with credentials only while the origin stays the
+    /// registry's.
+    async fn send_following(
+        &self,
+        url: &reqwest::Url,
+        accept: Option<&str>,
+        auth: Option<&Auth>,
+        credentials: &Credentials,
+    ) -> Result<reqwest::Response, PullError> {
+        let registry = origin(url);
+        let mut next = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.http.get(next.clone());
+            if let Some(accept) = accept {
+                request = request.header(header::ACCEPT, accept);
+            }
+            if origin(&next) == registry {
+                request = match (auth, credentials) {
+                    (Some(Auth::Bearer(token)), _) => request.bearer_auth(token),
+                    (Some(Auth::Basic), Credentials::Basic { user, password }) => {
+                        request.basic_auth(user, Some(password))
+                    }
+                    _ => request,
+                };
+            }
+            let response = request.send().await.map_err(unavailable)?;
+            if !response.status().is_redirection() {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| next.join(l).ok())
+                .ok_or_else(|| PullError::Unavailable("a redirect without a usable Location".into()))?;
+            let downgrade = next.scheme() == "https" && location.scheme() != "https";
+            if !matches!(location.scheme(), "http" | "https") || downgrade {
+                return Err(PullError::Unavailable("a redirect to a scheme that is not followed".into()));
+            }
+            next = location;
+        }
+        Err(PullError::Unavailable(format!("more than {MAX_REDIRECTS} redirects")))
     }
 
     /// How to answer `challenge`: basic auth, or a bearer token from its realm (cached under `key`).
@@ -350,9 +406,19 @@ impl RegistryClient {
         let realm =
             params.get("realm").ok_or_else(|| PullError::Unavailable("a token challenge without a realm".into()))?;
         let realm_url = reqwest::Url::parse(realm).map_err(|e| PullError::Unavailable(format!("token realm: {e}")))?;
-        let registry_host = reqwest::Url::parse(&endpoint.url).ok().and_then(|u| u.host_str().map(str::to_owned));
-        let trusted = realm_url.host_str().map(str::to_owned) == registry_host
-            || endpoint.token_realms.iter().any(|allowed| realm.starts_with(allowed.as_str()));
+        let registry_url =
+            reqwest::Url::parse(&endpoint.url).map_err(|e| PullError::Unavailable(format!("registry URL: {e}")))?;
+        if !matches!(realm_url.scheme(), "http" | "https")
+            || (registry_url.scheme() == "https" && realm_url.scheme() != "https")
+        {
+            return Err(PullError::Unavailable("a token realm that is not https like its registry".into()));
+        }
+        // Credentials go to the registry's own origin, or to a realm the configuration names (origin and path).
+        let trusted =
+            origin(&realm_url) == origin(&registry_url)
+                || endpoint.token_realms.iter().filter_map(|allowed| reqwest::Url::parse(allowed).ok()).any(
+                    |allowed| origin(&allowed) == origin(&realm_url) && realm_url.path().starts_with(allowed.path()),
+                );
         let mut token_url = realm_url.clone();
         token_url.query_pairs_mut().append_pair("scope", scope);
         if let Some(service) = params.get("service") {
@@ -362,7 +428,7 @@ impl RegistryClient {
         if let (true, Credentials::Basic { user, password }) = (trusted, &endpoint.credentials) {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request.send().await.map_err(|e| PullError::Unavailable(format!("token realm: {e}")))?;
+        let response = request.send().await.map_err(unavailable)?;
         if !response.status().is_success() {
             return Err(PullError::Denied(format!("a token for {scope}")));
         }
@@ -375,11 +441,32 @@ impl RegistryClient {
             .to_owned();
         let lifetime = body["expires_in"].as_u64().unwrap_or(60).clamp(1, 3_600);
         if let Ok(mut tokens) = self.tokens.lock() {
-            let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(10).max(1));
+            // Bounded: expired tokens go first; past the bound, the cache starts over.
+            let now = Instant::now();
+            tokens.retain(|_, (_, until)| *until > now);
+            if tokens.len() >= MAX_CACHED_TOKENS {
+                tokens.clear();
+            }
+            let until = now + Duration::from_secs(lifetime.saturating_sub(10).max(1));
             tokens.insert(key.clone(), (token.clone(), until));
         }
         Ok(Auth::Bearer(token))
     }
+}
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+/// Most tokens kept.
+const MAX_CACHED_TOKENS: usize = 1_000;
+
+/// A URL's origin: scheme, host and port.
+fn origin(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
+    (url.scheme().to_owned(), url.host_str().map(str::to_owned), url.port_or_known_default())
+}
+
+/// A transport error, without the URL (which may be a signed object-store URL after a redirect).
+fn unavailable(error: reqwest::Error) -> PullError {
+    PullError::Unavailable(error.without_url().to_string())
 }
 
 /// The tag or digest a request names `image` by: the digest when pinned.
@@ -425,7 +512,7 @@ async fn read_bounded(mut response: reqwest::Response, max: u64, what: &str) -> 
         return Err(PullError::TooLarge(what.to_owned()));
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| PullError::Unavailable(e.to_string()))? {
+    while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
         if bytes.len() as u64 + chunk.len() as u64 > max {
             return Err(PullError::TooLarge(what.to_owned()));
         }

@@ -1,26 +1,33 @@
-//! The unpacked roots of images, kept by manifest digest so an image is pulled and unpacked once however many
-//! steps run in it: `roots/<hex>/` (the root in `rootfs/`, what was unpacked in `image.json`), complete or absent.
-//! A root is built in `tmp/` and renamed into place whole, one build per digest at a time; `tmp/` is emptied when
-//! the store opens, so a build a crash cut short leaves nothing that looks finished. Roots no step holds are
-//! evicted, least recently used first, once the store is over its size.
+//! The unpacked roots of images, kept so an image is pulled and unpacked once however many steps run in it:
+//! `roots/<key>/` (the root in `rootfs/`, what was unpacked in `image.json`), complete or absent. A root's key is
+//! its manifest digest *and where it came from* (registry origin and repository): a digest alone is a name, not a
+//! permission, and someone who learned a private image's manifest could serve it from a registry of their own.
+//! Callers resolve the reference with the requester's own credentials first (`RegistryClient::resolve`).
 //!
-//! A digest is a name, not a permission: callers confirm, with the requester's own credentials, that the image
-//! they name is that digest before they take its root from here.
+//! A root is built in `tmp/` by a task of its own that holds the digest's gate until it ends (a caller that stops
+//! waiting never leaves a half-built root behind for the next), then renamed into place whole; `tmp/` is emptied
+//! when the store opens, and the store is locked to one process. Roots no step holds are evicted, least recently
+//! used first, once the store is over its size. Everything is the server's alone (0700): steps see a root only
+//! through the sandbox's read-only mounts.
 
 use std::{
     collections::HashMap,
     future::Future,
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Instant,
 };
 
 use crate::{digest::Digest, image::Unpacked};
 
-/// The roots directory's and the store's own mode: others may traverse (a task's user reaches its root), not list.
-const TRAVERSE_ONLY: u32 = 0o711;
+/// What a root's `image.json` holds; a root written by another version of the unpacker is built again.
+const FORMAT: u32 = 1;
 
-/// Unpacked images by manifest digest.
+/// Unpacked images by where they came from and their manifest digest.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     inner: Arc<Inner>,
@@ -30,16 +37,36 @@ pub struct ImageStore {
 struct Inner {
     dir: PathBuf,
     max_bytes: u64,
-    /// One build per digest at a time.
+    /// Held for the store's life: one process per store directory.
+    _lock: OwnedFd,
+    /// One build per root at a time; evictions take the same gate.
     building: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
     /// Roots in use (leases held) and when each was last taken.
     state: Mutex<State>,
+    /// Names work directories uniquely.
+    builds: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct State {
     leases: HashMap<Digest, usize>,
     last_used: HashMap<Digest, Instant>,
+}
+
+/// Which root: the image's manifest digest and where it was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RootKey {
+    /// The registry origin and repository the requester resolved it in, `https://ghcr.io/org/image`.
+    pub source: String,
+    /// The image manifest's digest.
+    pub manifest: Digest,
+}
+
+impl RootKey {
+    /// The directory name: the digest of source and manifest.
+    fn name(&self) -> Digest {
+        Digest::of(format!("{}@{}", self.source, self.manifest).as_bytes())
+    }
 }
 
 /// An unpacked image.
@@ -53,10 +80,18 @@ pub struct Root {
     pub unpacked: Unpacked,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    format: u32,
+    source: String,
+    unpacked: Unpacked,
+}
+
 /// A root held for a step: not evicted while held.
 #[derive(Debug)]
 pub struct RootLease {
     store: Arc<Inner>,
+    name: Digest,
     /// The root.
     pub root: Root,
     /// Whether this call built it (false: it was there).
@@ -66,124 +101,177 @@ pub struct RootLease {
 impl Drop for RootLease {
     fn drop(&mut self) {
         if let Ok(mut state) = self.store.state.lock()
-            && let Some(count) = state.leases.get_mut(&self.root.digest)
+            && let Some(count) = state.leases.get_mut(&self.name)
         {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                state.leases.remove(&self.root.digest);
+                state.leases.remove(&self.name);
             }
         }
     }
 }
 
+/// Why the store could not give a root.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError<E> {
+    /// Building it failed.
+    #[error(transparent)]
+    Build(E),
+    /// The build made another image than the one asked for.
+    #[error("the image built is {found}, not {expected}")]
+    WrongImage {
+        /// Asked for.
+        expected: Digest,
+        /// Built.
+        found: Digest,
+    },
+    /// The store's own files failed.
+    #[error("image store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 impl ImageStore {
     /// The store in `dir` (made if missing), keeping at most `max_bytes` of unused roots; what a previous process
-    /// left half-built is removed.
+    /// left half-built is removed. Another process holding the same store is refused.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        for sub in [dir.to_path_buf(), dir.join("roots")] {
+        for sub in [dir.to_path_buf(), dir.join("roots"), dir.join("tmp")] {
             std::fs::create_dir_all(&sub)?;
-            std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(TRAVERSE_ONLY))?;
+            std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700))?;
         }
-        let tmp = dir.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|_| std::io::Error::other(format!("{} is in use by another process", dir.display())))?;
+        for entry in std::fs::read_dir(dir.join("tmp"))? {
+            std::fs::remove_dir_all(entry?.path())?;
         }
-        std::fs::create_dir_all(&tmp)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
         let inner = Inner {
             dir: dir.to_path_buf(),
             max_bytes,
+            _lock: lock.into(),
             building: Mutex::new(HashMap::new()),
             state: Mutex::new(State::default()),
+            builds: AtomicU64::new(0),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// The root of `digest`, built by `build` (given an empty root directory and a scratch directory) when it is
-    /// not here yet; concurrent calls for one digest build it once.
-    pub async fn ensure<F, Fut, E>(&self, digest: &Digest, build: F) -> Result<RootLease, E>
+    /// The root `key` names, built by `build` (given an empty root directory and a scratch directory) when it is
+    /// not here yet; concurrent calls for one root build it once, and a build runs to its end even if every
+    /// caller stopped waiting.
+    pub async fn ensure<F, Fut, E>(&self, key: &RootKey, build: F) -> Result<RootLease, StoreError<E>>
+    where
+        F: FnOnce(PathBuf, PathBuf) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Unpacked, E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        let name = key.name();
+        let gate = self.gate(&name)?;
+        let held = gate.lock_owned().await;
+        if let Some(root) = self.read(key).await? {
+            drop(held);
+            return Ok(self.lease(&name, root, false)?);
+        }
+        let store = self.clone();
+        let key = key.clone();
+        let task = tokio::spawn(async move {
+            let _held = held;
+            store.build(&key, build).await
+        });
+        let root = task.await.map_err(|e| std::io::Error::other(e.to_string()))??;
+        let lease = self.lease(&name, root, true)?;
+        self.evict().await;
+        Ok(lease)
+    }
+
+    async fn build<F, Fut, E>(&self, key: &RootKey, build: F) -> Result<Root, StoreError<E>>
     where
         F: FnOnce(PathBuf, PathBuf) -> Fut,
         Fut: Future<Output = Result<Unpacked, E>>,
-        E: From<std::io::Error>,
     {
-        let gate = {
-            let mut building = self.inner.building.lock().map_err(|_| poisoned())?;
-            building.entry(digest.clone()).or_default().clone()
-        };
-        let _building = gate.lock().await;
-        if let Some(root) = self.read(digest).await? {
-            return Ok(self.lease(root, false)?);
-        }
-        let work = self.inner.dir.join("tmp").join(format!("{}.{}", digest.hex(), std::process::id()));
-        let _ = tokio::fs::remove_dir_all(&work).await;
+        let name = key.name();
+        let number = self.inner.builds.fetch_add(1, Ordering::Relaxed);
+        let work = self.inner.dir.join("tmp").join(format!("{}.{}.{number}", name.hex(), std::process::id()));
+        tokio::fs::create_dir(&work).await?;
         let (rootfs, scratch) = (work.join("rootfs"), work.join("scratch"));
-        tokio::fs::create_dir_all(&rootfs).await?;
-        tokio::fs::create_dir_all(&scratch).await?;
+        tokio::fs::create_dir(&rootfs).await?;
+        tokio::fs::create_dir(&scratch).await?;
         let built = build(rootfs, scratch.clone()).await;
-        let unpacked = match built {
-            Ok(unpacked) if unpacked.manifest == *digest => unpacked,
-            Ok(_) => {
-                let _ = tokio::fs::remove_dir_all(&work).await;
-                return Err(std::io::Error::other("the image built is not the digest asked for").into());
-            }
+        let outcome = match built {
+            Ok(unpacked) if unpacked.manifest == key.manifest => Ok(unpacked),
+            Ok(unpacked) => Err(StoreError::WrongImage { expected: key.manifest.clone(), found: unpacked.manifest }),
+            Err(error) => Err(StoreError::Build(error)),
+        };
+        let unpacked = match outcome {
+            Ok(unpacked) => unpacked,
             Err(error) => {
                 let _ = tokio::fs::remove_dir_all(&work).await;
                 return Err(error);
             }
         };
         tokio::fs::remove_dir_all(&scratch).await?;
-        let json = serde_json::to_vec(&unpacked).map_err(std::io::Error::other)?;
-        tokio::fs::write(work.join("image.json"), json).await?;
-        let home = self.home(digest);
+        let stored = Stored { format: FORMAT, source: key.source.clone(), unpacked: unpacked.clone() };
+        tokio::fs::write(work.join("image.json"), serde_json::to_vec(&stored).map_err(std::io::Error::other)?).await?;
+        let home = self.home(&name);
+        // A root of an older format may stand in the way.
+        let _ = tokio::fs::remove_dir_all(&home).await;
         tokio::fs::rename(&work, &home).await?;
-        let root = Root { digest: digest.clone(), rootfs: home.join("rootfs"), unpacked };
-        let lease = self.lease(root, true)?;
-        self.evict().await;
-        Ok(lease)
+        Ok(Root { digest: key.manifest.clone(), rootfs: home.join("rootfs"), unpacked })
     }
 
-    /// The roots here: digest and bytes unpacked.
+    /// The roots here: directory name and bytes unpacked. A root that cannot be read is skipped.
     pub async fn list(&self) -> std::io::Result<Vec<(Digest, u64)>> {
         let mut found = Vec::new();
         let mut entries = tokio::fs::read_dir(self.inner.dir.join("roots")).await?;
         while let Some(entry) = entries.next_entry().await? {
-            let Some(digest) = entry.file_name().to_str().and_then(|hex| format!("sha256:{hex}").parse().ok()) else {
+            let Some(name) = entry.file_name().to_str().and_then(|hex| format!("sha256:{hex}").parse().ok()) else {
                 continue;
             };
-            if let Some(root) = self.read(&digest).await? {
-                found.push((digest, root.unpacked.unpacked_bytes));
+            let Ok(json) = tokio::fs::read(entry.path().join("image.json")).await else { continue };
+            if let Ok(stored) = serde_json::from_slice::<Stored>(&json) {
+                found.push((name, stored.unpacked.unpacked_bytes));
             }
         }
         found.sort();
         Ok(found)
     }
 
-    fn home(&self, digest: &Digest) -> PathBuf {
-        self.inner.dir.join("roots").join(digest.hex())
+    fn gate(&self, name: &Digest) -> std::io::Result<Arc<tokio::sync::Mutex<()>>> {
+        let mut building = self.inner.building.lock().map_err(|_| poisoned())?;
+        // Gates nobody waits on are dropped, so the map follows what is in use.
+        building.retain(|_, gate| Arc::strong_count(gate) > 1);
+        Ok(building.entry(name.clone()).or_default().clone())
     }
 
-    async fn read(&self, digest: &Digest) -> std::io::Result<Option<Root>> {
-        let home = self.home(digest);
-        match tokio::fs::read(home.join("image.json")).await {
-            Ok(json) => {
-                let unpacked: Unpacked = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
-                Ok(Some(Root { digest: digest.clone(), rootfs: home.join("rootfs"), unpacked }))
+    fn home(&self, name: &Digest) -> PathBuf {
+        self.inner.dir.join("roots").join(name.hex())
+    }
+
+    async fn read(&self, key: &RootKey) -> std::io::Result<Option<Root>> {
+        let home = self.home(&key.name());
+        let json = match tokio::fs::read(home.join("image.json")).await {
+            Ok(json) => json,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice::<Stored>(&json) {
+            Ok(stored) if stored.format == FORMAT && stored.source == key.source => {
+                Ok(Some(Root { digest: key.manifest.clone(), rootfs: home.join("rootfs"), unpacked: stored.unpacked }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            // Another format, or unreadable: built again.
+            _ => Ok(None),
         }
     }
 
-    fn lease(&self, root: Root, built: bool) -> std::io::Result<RootLease> {
+    fn lease(&self, name: &Digest, root: Root, built: bool) -> std::io::Result<RootLease> {
         let mut state = self.inner.state.lock().map_err(|_| poisoned())?;
-        *state.leases.entry(root.digest.clone()).or_default() += 1;
-        state.last_used.insert(root.digest.clone(), Instant::now());
-        Ok(RootLease { store: self.inner.clone(), root, built })
+        *state.leases.entry(name.clone()).or_default() += 1;
+        state.last_used.insert(name.clone(), Instant::now());
+        Ok(RootLease { store: self.inner.clone(), name: name.clone(), root, built })
     }
 
-    /// Removes roots no lease holds, least recently used first, until the store fits its size.
+    /// Removes roots no lease holds, least recently used first, until the store fits its size. Each is taken
+    /// under its gate, with the leases looked at again, so a root being taken is never removed under its taker.
     async fn evict(&self) {
         let Ok(roots) = self.list().await else { return };
         let mut total: u64 = roots.iter().map(|(_, bytes)| bytes).sum();
@@ -192,25 +280,27 @@ impl ImageStore {
         }
         let mut candidates: Vec<(Option<Instant>, Digest, u64)> = {
             let Ok(state) = self.inner.state.lock() else { return };
-            roots
-                .into_iter()
-                .filter(|(digest, _)| !state.leases.contains_key(digest))
-                .map(|(digest, bytes)| (state.last_used.get(&digest).copied(), digest, bytes))
-                .collect()
+            roots.into_iter().map(|(name, bytes)| (state.last_used.get(&name).copied(), name, bytes)).collect()
         };
         candidates.sort();
-        for (_, digest, bytes) in candidates {
+        for (_, name, bytes) in candidates {
             if total <= self.inner.max_bytes {
                 break;
             }
+            let Ok(gate) = self.gate(&name) else { return };
+            let Ok(_held) = gate.try_lock_owned() else { continue };
+            let held = self.inner.state.lock().map(|state| state.leases.contains_key(&name)).unwrap_or(true);
+            if held {
+                continue;
+            }
             // Out of `roots/` first, in one rename: a root is whole or gone, never half-removed in place.
-            let doomed = self.inner.dir.join("tmp").join(format!("evicted.{}", digest.hex()));
-            if tokio::fs::rename(self.home(&digest), &doomed).await.is_ok() {
-                let _ = tokio::fs::remove_dir_all(&doomed).await;
+            let doomed = self.inner.dir.join("tmp").join(format!("evicted.{}", name.hex()));
+            if tokio::fs::rename(self.home(&name), &doomed).await.is_ok() {
                 total = total.saturating_sub(bytes);
                 if let Ok(mut state) = self.inner.state.lock() {
-                    state.last_used.remove(&digest);
+                    state.last_used.remove(&name);
                 }
+                let _ = tokio::fs::remove_dir_all(&doomed).await;
             }
         }
     }
@@ -224,7 +314,7 @@ fn poisoned() -> std::io::Error {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
     use crate::{
@@ -240,14 +330,31 @@ mod tests {
         builder.image("linux/amd64", &[layer], serde_json::json!({"Cmd": ["cat", "/data.txt"]}))
     }
 
-    async fn build(layout: &Path, top: &Descriptor, rootfs: PathBuf) -> Result<Unpacked, std::io::Error> {
+    fn key(top: &Descriptor) -> RootKey {
+        RootKey { source: "http://127.0.0.1:5000/team/image".into(), manifest: top.digest.clone() }
+    }
+
+    /// A build that unpacks `top` from the layout at `layout`.
+    fn from_layout(
+        layout: &Path,
+        top: &Descriptor,
+    ) -> impl FnOnce(
+        PathBuf,
+        PathBuf,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Unpacked, std::io::Error>> + Send>>
+    + Send
+    + 'static {
         let (layout, top) = (layout.to_path_buf(), top.clone());
-        tokio::task::spawn_blocking(move || {
-            let layout = OciLayout::open(&layout)?;
-            unpack_image(&rootfs, &layout, &top, &Limits::default()).map_err(std::io::Error::other)
-        })
-        .await
-        .unwrap()
+        move |rootfs, _scratch| {
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || {
+                    let layout = OciLayout::open(&layout)?;
+                    unpack_image(&rootfs, &layout, &top, &Limits::default()).map_err(std::io::Error::other)
+                })
+                .await
+                .unwrap()
+            })
+        }
     }
 
     #[tokio::test]
@@ -256,16 +363,16 @@ mod tests {
         let builder = LayoutBuilder::new(&dir.path().join("layout"));
         let top = image(&builder, b"hello");
         let store = ImageStore::open(&dir.path().join("store"), 1 << 30).unwrap();
+        assert!(ImageStore::open(&dir.path().join("store"), 1 << 30).is_err(), "one process per store");
         let builds = Arc::new(AtomicUsize::new(0));
         let ask = || {
-            let (store, builds, layout, top) =
-                (store.clone(), builds.clone(), builder.path().to_path_buf(), top.clone());
+            let (store, builds, build) = (store.clone(), builds.clone(), from_layout(builder.path(), &top));
+            let key = key(&top);
             async move {
-                let digest = top.digest.clone();
                 store
-                    .ensure(&digest, |rootfs, _scratch| {
+                    .ensure(&key, move |rootfs, scratch| {
                         builds.fetch_add(1, Ordering::SeqCst);
-                        async move { build(&layout, &top, rootfs).await }
+                        build(rootfs, scratch)
                     })
                     .await
             }
@@ -275,11 +382,18 @@ mod tests {
         assert_eq!(builds.load(Ordering::SeqCst), 1, "one build for two concurrent asks");
         assert_ne!(a.built, b.built, "one built it, the other found it");
         assert_eq!(std::fs::read_to_string(a.root.rootfs.join("data.txt")).unwrap(), "hello");
-        drop((a, b));
+        drop((a, b, store));
         let reopened = ImageStore::open(&dir.path().join("store"), 1 << 30).unwrap();
         assert_eq!(reopened.list().await.unwrap().len(), 1);
-        let again = reopened.ensure(&top.digest, |_, _| async { Err(std::io::Error::other("not built again")) }).await;
+        let again = reopened
+            .ensure(&key(&top), |_, _| async { Err::<Unpacked, _>(std::io::Error::other("not built again")) })
+            .await;
         assert!(!again.unwrap().built);
+        // The same digest resolved somewhere else is another root: a digest alone is not a permission.
+        let elsewhere = RootKey { source: "https://evil.example/x".into(), manifest: top.digest.clone() };
+        let refused =
+            reopened.ensure(&elsewhere, |_, _| async { Err::<Unpacked, _>(std::io::Error::other("not cached")) }).await;
+        assert!(matches!(refused, Err(StoreError::Build(_))), "not served from another source's root");
     }
 
     #[tokio::test]
@@ -289,23 +403,27 @@ mod tests {
         let top = image(&builder, b"x");
         let store = ImageStore::open(&dir.path().join("store"), 1 << 30).unwrap();
         let failed = store
-            .ensure(&top.digest, |rootfs, _| async move {
+            .ensure(&key(&top), |rootfs, _| async move {
                 std::fs::write(rootfs.join("half"), "written").unwrap();
                 Err::<Unpacked, _>(std::io::Error::other("the registry went away"))
             })
             .await;
         assert!(failed.is_err());
         assert!(store.list().await.unwrap().is_empty());
+        // A build that produced another image than the digest asked for is not kept under it.
+        let other = image(&builder, b"other");
+        let wrong = store.ensure(&key(&top), from_layout(builder.path(), &other)).await;
+        assert!(matches!(wrong, Err(StoreError::WrongImage { .. })));
+        assert!(store.list().await.unwrap().is_empty());
         // What a killed process left in tmp/ is gone when the store opens again.
+        drop(store);
         std::fs::create_dir_all(dir.path().join("store/tmp/leftover/rootfs")).unwrap();
         ImageStore::open(&dir.path().join("store"), 1 << 30).unwrap();
         assert!(std::fs::read_dir(dir.path().join("store/tmp")).unwrap().next().is_none());
-        // A build that produced another image than the digest asked for is not kept under it.
-        let other = image(&builder, b"other");
-        let layout = builder.path().to_path_buf();
-        let wrong = store.ensure(&top.digest, |rootfs, _| async move { build(&layout, &other, rootfs).await }).await;
-        assert!(wrong.is_err());
-        assert!(store.list().await.unwrap().is_empty());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("store/roots")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700, "the roots are the server's alone");
     }
 
     #[tokio::test]
@@ -315,20 +433,13 @@ mod tests {
         let tops: Vec<Descriptor> = (0..3).map(|i| image(&builder, format!("image {i}").as_bytes())).collect();
         // Room for about one root (each unpacks to a few KiB of tar).
         let store = ImageStore::open(&dir.path().join("store"), 4096).unwrap();
-        let layout = builder.path().to_path_buf();
-        let held = {
-            let (layout, top) = (layout.clone(), tops[0].clone());
-            store.ensure(&tops[0].digest, |rootfs, _| async move { build(&layout, &top, rootfs).await }).await.unwrap()
-        };
+        let held = store.ensure(&key(&tops[0]), from_layout(builder.path(), &tops[0])).await.unwrap();
         for top in &tops[1..] {
-            let (layout, digest, top) = (layout.clone(), top.digest.clone(), top.clone());
-            let lease =
-                store.ensure(&digest, |rootfs, _| async move { build(&layout, &top, rootfs).await }).await.unwrap();
-            drop(lease);
+            drop(store.ensure(&key(top), from_layout(builder.path(), top)).await.unwrap());
         }
-        let kept: Vec<Digest> = store.list().await.unwrap().into_iter().map(|(d, _)| d).collect();
-        assert!(kept.contains(&tops[0].digest), "a held root is never evicted");
-        assert!(!kept.contains(&tops[1].digest), "the least recently used unheld root went");
+        let kept: Vec<Digest> = store.list().await.unwrap().into_iter().map(|(name, _)| name).collect();
+        assert!(kept.contains(&key(&tops[0]).name()), "a held root is never evicted");
+        assert!(!kept.contains(&key(&tops[1]).name()), "the least recently used unheld root went");
         assert!(held.root.rootfs.join("data.txt").exists());
     }
 }

@@ -27,8 +27,14 @@ async fn api_key(platform: &Platform, user: &str) -> String {
     client.create_api_key(request).await.expect("api key").into_inner().key
 }
 
-fn endpoint(registry: &str, credentials: Credentials) -> Endpoint {
-    Endpoint { url: format!("http://{registry}"), credentials, token_realms: Vec::new() }
+/// The platform's registry as a pull sees it: its token realm is the gateway's, on another port of the same
+/// host, so it is named as a realm the credentials may go to.
+fn endpoint(platform: &Platform, registry: &str, credentials: Credentials) -> Endpoint {
+    Endpoint {
+        url: format!("http://{registry}"),
+        credentials,
+        token_realms: vec![format!("{}/registry/token", platform.url())],
+    }
 }
 
 #[tokio::test]
@@ -64,8 +70,12 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
     assert!(pushed.ok, "{}", pushed.output);
 
     let client = RegistryClient::new().unwrap();
-    let alice = endpoint(&registry, Credentials::Basic { user: "highwind".into(), password: alice_key });
+    let alice_credentials = Credentials::Basic { user: "highwind".into(), password: alice_key };
+    // Without naming the realm, the key is not sent to another origin: the registry then refuses.
+    let unnamed = Endpoint { token_realms: Vec::new(), ..endpoint(&platform, &registry, alice_credentials.clone()) };
+    let alice = endpoint(&platform, &registry, alice_credentials);
     let image = ImageRef::parse(&format!("{registry}/{repository}:v1")).unwrap();
+    assert!(matches!(client.resolve(&unnamed, &image).await, Err(PullError::Denied(_))));
     assert_eq!(client.resolve(&alice, &image).await.expect("resolved").digest, amd64.digest);
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
@@ -85,9 +95,10 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
 
     // A stranger with a key of their own, and nobody at all, are refused by the same client that holds alice's
     // token (a token is never used with other credentials); nothing is unpacked for them.
-    let bob =
-        endpoint(&registry, Credentials::Basic { user: "highwind".into(), password: api_key(&platform, "bob").await });
-    for (who, refused_endpoint) in [("bob", bob), ("anonymous", endpoint(&registry, Credentials::Anonymous))] {
+    let bob_key = api_key(&platform, "bob").await;
+    let bob = endpoint(&platform, &registry, Credentials::Basic { user: "highwind".into(), password: bob_key });
+    let anonymous = endpoint(&platform, &registry, Credentials::Anonymous);
+    for (who, refused_endpoint) in [("bob", bob), ("anonymous", anonymous)] {
         let root = dir.path().join(format!("root-{who}"));
         std::fs::create_dir(&root).unwrap();
         let scratch = dir.path().join(format!("scratch-{who}"));
