@@ -535,6 +535,78 @@ mod tests {
         assert_eq!(params.get("scope").map(String::as_str), Some("repository:a/b:pull"));
     }
 
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A tiny HTTP server on loopback answering each request with `answer(path, authorization)`, and every
+    /// request it saw (path, authorization).
+    async fn serve(
+        answer: impl Fn(&str, Option<&str>) -> String + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).await.is_ok() {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                let authorization = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+                    .map(str::to_owned);
+                let response = answer(&path, authorization.as_deref());
+                if let Ok(mut seen) = log.lock() {
+                    seen.push((path, authorization));
+                }
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (address, seen)
+    }
+
+    #[tokio::test]
+    async fn credentials_stay_with_the_registry_when_it_redirects_elsewhere() {
+        let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":2},"layers":[]}"#;
+        // B, another origin: redirects once to itself, then answers.
+        let (storage, storage_seen) = serve(move |path, _| match path {
+            "/first" => "HTTP/1.1 302 Found\r\nLocation: /second\r\nContent-Length: 0\r\n\r\n".to_owned(),
+            _ => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n{manifest}",
+                manifest.len()
+            ),
+        })
+        .await;
+        // A, the registry: wants basic auth, then sends the client to B.
+        let target = format!("http://localhost:{}/first", storage.rsplit(':').next().unwrap_or_default());
+        let (registry, registry_seen) = serve(move |_, authorization| match authorization {
+            None => "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\n\r\n"
+                .to_owned(),
+            Some(_) => format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"),
+        })
+        .await;
+        let client = RegistryClient::new().unwrap_or_else(|e| panic!("{e}"));
+        let endpoint = Endpoint {
+            url: format!("http://{registry}"),
+            credentials: Credentials::Basic { user: "u".into(), password: "hwk_secret".into() },
+            token_realms: Vec::new(),
+        };
+        let image = ImageRef::parse(&format!("{registry}/team/image:v1")).unwrap_or_else(|e| panic!("{e}"));
+        let resolved = client.resolve(&endpoint, &image).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resolved.digest, Digest::of(manifest.as_bytes()));
+        let registry_seen = registry_seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert!(registry_seen.iter().any(|(_, a)| a.as_deref().is_some_and(|a| a.starts_with("Basic "))));
+        let storage_seen = storage_seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(storage_seen.len(), 2, "both hops reached the other origin: {storage_seen:?}");
+        assert!(storage_seen.iter().all(|(_, a)| a.is_none()), "no credentials left the registry: {storage_seen:?}");
+    }
+
     #[test]
     fn credentials_never_show_their_password_and_each_set_is_its_own_token_holder() {
         let alice = Credentials::Basic { user: "highwind".into(), password: "hwk_alice".into() };
