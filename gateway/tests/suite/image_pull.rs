@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gateway::standalone::RegistryMode;
-use highwind_proto::{asset::v1 as apb, identity::v1 as ipb};
+use highwind_proto::asset::v1 as apb;
 use highwind_runtime::{
     reference::ImageRef,
     registry::{Credentials, Endpoint, PullError, RegistryClient},
@@ -14,18 +14,9 @@ use highwind_runtime::{
 };
 
 use crate::support::{
-    Bearer, Platform,
+    Platform,
     registry::{available, push},
 };
-
-async fn api_key(platform: &Platform, user: &str) -> String {
-    use ipb::api_key_service_client::ApiKeyServiceClient;
-    let mut client =
-        ApiKeyServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))));
-    let request =
-        ipb::CreateApiKeyRequest { api_key: Some(ipb::ApiKey { display_name: "pull".into(), ..Default::default() }) };
-    client.create_api_key(request).await.expect("api key").into_inner().key
-}
 
 /// The platform's registry as a pull sees it: its token realm is the gateway's, on another port of the same
 /// host, so it is named as a realm the credentials may go to.
@@ -65,7 +56,7 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
     let arm64 = layout.image("linux/arm64", &[], serde_json::json!({}));
     let index = layout.index(&[("linux/arm64", &arm64), ("linux/amd64", &amd64)]);
     layout.tag("multi", &index);
-    let alice_key = api_key(&platform, "alice").await;
+    let alice_key = platform.api_key("alice").await;
     let pushed = push(layout.path(), "multi", &format!("{registry}/{repository}:v1"), &alice_key, true).await;
     assert!(pushed.ok, "{}", pushed.output);
 
@@ -95,7 +86,7 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
 
     // A stranger with a key of their own, and nobody at all, are refused by the same client that holds alice's
     // token (a token is never used with other credentials); nothing is unpacked for them.
-    let bob_key = api_key(&platform, "bob").await;
+    let bob_key = platform.api_key("bob").await;
     let bob = endpoint(&platform, &registry, Credentials::Basic { user: "highwind".into(), password: bob_key });
     let anonymous = endpoint(&platform, &registry, Credentials::Anonymous);
     for (who, refused_endpoint) in [("bob", bob), ("anonymous", anonymous)] {

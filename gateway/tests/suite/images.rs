@@ -11,7 +11,6 @@ use std::time::Duration;
 use gateway::standalone::RegistryMode;
 use highwind_proto::{
     asset::v1::{self as apb, image_service_client::ImageServiceClient},
-    identity::v1 as ipb,
     usecase::v1 as upb,
 };
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
@@ -24,15 +23,6 @@ use crate::support::{
 
 async fn images(platform: &Platform, user: &str) -> ImageServiceClient<InterceptedService<Channel, Bearer>> {
     ImageServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))))
-}
-
-async fn api_key(platform: &Platform, user: &str) -> String {
-    use ipb::api_key_service_client::ApiKeyServiceClient;
-    let mut client =
-        ApiKeyServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))));
-    let request =
-        ipb::CreateApiKeyRequest { api_key: Some(ipb::ApiKey { display_name: "push".into(), ..Default::default() }) };
-    client.create_api_key(request).await.expect("api key").into_inner().key
 }
 
 /// Runs `command` (a line GetPushCommands gave) with `HIGHWIND_API_KEY` set, pushing from `layout` instead of a
@@ -104,7 +94,7 @@ async fn owner_pushes_three_images_each_becomes_a_version_and_list_images_tells_
     layout.tag("amd64", &amd64);
     layout.tag("arm64", &arm64);
     layout.tag("multi", &index);
-    let key = api_key(&platform, "alice").await;
+    let key = platform.api_key("alice").await;
     for (tag, reference) in [("v1-amd64", "amd64"), ("v1-arm64", "arm64"), ("v1-multi", "multi")] {
         let line = client.get_push_commands(commands(tag)).await.unwrap().into_inner().skopeo_command;
         let line = if reference == "multi" {
@@ -254,12 +244,12 @@ A classifier."
         assert!(started.elapsed() < Duration::from_secs(30), "the buyer never could pull");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let bob_key = api_key(&platform, "bob").await;
+    let bob_key = platform.api_key("bob").await;
     let bob_push = client.get_push_commands(commands("bob")).await.unwrap().into_inner().skopeo_command;
     let (pushed, output) = run_push_command(&bob_push, &layout, "amd64", &bob_key).await;
     assert!(!pushed, "a buyer pushed: {output}");
     assert!(!inspect(&amd64_uri, &platform.token("carol")).await.ok, "a stranger pulled");
-    assert!(!inspect(&amd64_uri, &api_key(&platform, "carol").await).await.ok, "a stranger pulled with a key");
+    assert!(!inspect(&amd64_uri, &platform.api_key("carol").await).await.ok, "a stranger pulled with a key");
 
     // Notifications: without the registry's secret refused; with it, a push that never happened records nothing.
     let events = format!("{}/registry/events", platform.url());

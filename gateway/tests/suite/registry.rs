@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use gateway::standalone::RegistryMode;
-use highwind_proto::{asset::v1 as apb, identity::v1 as ipb};
+use highwind_proto::asset::v1 as apb;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -44,18 +44,6 @@ async fn setup() -> Option<Setup> {
     Some(Setup { platform, registry, asset, repository })
 }
 
-/// An API key of `user`.
-async fn api_key(platform: &Platform, user: &str) -> String {
-    use ipb::api_key_service_client::ApiKeyServiceClient;
-    let token = platform.token(user);
-    let mut client =
-        ApiKeyServiceClient::with_interceptor(platform.channel().await, crate::support::Bearer(Some(token)));
-    let request = ipb::CreateApiKeyRequest {
-        api_key: Some(ipb::ApiKey { display_name: "registry".into(), ..Default::default() }),
-    };
-    client.create_api_key(request).await.expect("api key").into_inner().key
-}
-
 /// `GET /registry/token` with `query` and, when given, Basic credentials `highwind:password`.
 async fn token_get(platform: &Platform, query: &str, password: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new().get(format!("{}/registry/token?{query}", platform.url()));
@@ -84,7 +72,7 @@ async fn the_owner_pushes_and_pulls_with_highwind_credentials_and_others_get_not
     let image = format!("{}/{}:v1", s.registry.addr, s.repository);
 
     // The owner, with an API key as the password.
-    let key = api_key(&s.platform, "alice").await;
+    let key = s.platform.api_key("alice").await;
     let pushed = push(layout.path(), "amd64", &image, &key, false).await;
     assert!(pushed.ok, "owner push: {}", pushed.output);
     let pulled = inspect(&image, &key).await;
@@ -126,7 +114,7 @@ fn amd64_config_digest(layout: &Layout, manifest: &crate::support::registry::Des
 #[tokio::test]
 async fn the_token_endpoint_speaks_docker_login_several_scopes_and_the_oauth2_form() {
     let Some(s) = setup().await else { return };
-    let key = api_key(&s.platform, "alice").await;
+    let key = s.platform.api_key("alice").await;
 
     // `docker login`: no scope, account and client_id given; a token that grants nothing, in the expected shape.
     let (status, body) = token_get(
@@ -229,7 +217,7 @@ async fn the_registry_refuses_every_forged_token() {
     let mut layout = Layout::new();
     let amd64 = layout.image("linux/amd64", "weights");
     layout.tag("amd64", &amd64);
-    let key = api_key(&s.platform, "alice").await;
+    let key = s.platform.api_key("alice").await;
     assert!(push(layout.path(), "amd64", &format!("{}/{}:v1", s.registry.addr, s.repository), &key, false).await.ok);
     let tags = format!("{}/tags/list", s.repository);
     let claims = |changes: Value| {
@@ -280,7 +268,7 @@ async fn the_registry_refuses_every_forged_token() {
 #[tokio::test]
 async fn signing_keys_rotate_without_refused_tokens_and_retired_keys_stop_working() {
     let Some(mut s) = setup().await else { return };
-    let key = api_key(&s.platform, "alice").await;
+    let key = s.platform.api_key("alice").await;
     let mut layout = Layout::new();
     let amd64 = layout.image("linux/amd64", "weights");
     layout.tag("amd64", &amd64);

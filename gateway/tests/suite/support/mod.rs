@@ -168,6 +168,19 @@ impl Platform {
         token.expose().to_owned()
     }
 
+    /// A new API key of `user` (for the registry: `highwind` and the key as password).
+    pub async fn api_key(&self, user: &str) -> String {
+        use highwind_proto::identity::v1 as ipb;
+        let mut client = ipb::api_key_service_client::ApiKeyServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(Some(self.token(user))),
+        );
+        let request = ipb::CreateApiKeyRequest {
+            api_key: Some(ipb::ApiKey { display_name: "test".into(), ..Default::default() }),
+        };
+        client.create_api_key(request).await.expect("api key").into_inner().key
+    }
+
     /// The password `/dev-issuer/token` wants for `user`, as printed at start.
     pub fn dev_password(&self, user: &str) -> String {
         let (_, password) = self.standalone.dev_passwords.iter().find(|(u, _)| u == user).expect("dev user");
