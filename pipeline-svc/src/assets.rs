@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
 use highwind_proto::asset::{
-    internal::v1::{CommitRunOutputRequest, run_output_service_client::RunOutputServiceClient},
+    internal::v1::{
+        CommitRunOutputRequest, IssuePullTokenRequest, registry_service_client::RegistryServiceClient,
+        run_output_service_client::RunOutputServiceClient,
+    },
     v1::{self as pb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
 };
 use tonic::{Code, Request, transport::Channel};
@@ -66,6 +69,7 @@ pub struct GrpcAssets {
     assets: AssetServiceClient<Channel>,
     uploads: UploadServiceClient<Channel>,
     run_outputs: RunOutputServiceClient<Channel>,
+    registry: RegistryServiceClient<Channel>,
     signer: PrincipalSigner,
 }
 
@@ -78,7 +82,8 @@ impl GrpcAssets {
         Ok(Self {
             assets: AssetServiceClient::new(channel.clone()),
             uploads: UploadServiceClient::new(channel.clone()),
-            run_outputs: RunOutputServiceClient::new(channel),
+            run_outputs: RunOutputServiceClient::new(channel.clone()),
+            registry: RegistryServiceClient::new(channel),
             signer,
         })
     }
@@ -174,6 +179,21 @@ pub struct NewAsset {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+/// How to pull an image of the platform's own registry for a principal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PullAccess {
+    /// Where the registry's API is, `http://127.0.0.1:5000`.
+    pub url: String,
+    /// A bearer token that pulls the one repository asked for.
+    pub token: String,
+}
+
+impl std::fmt::Debug for PullAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullAccess").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
 /// Asset versions a run reads (bound inputs and importers) and the ones its outputs become.
 #[async_trait]
 pub trait AssetFiles: Send + Sync + std::fmt::Debug {
@@ -212,6 +232,15 @@ pub trait AssetFiles: Send + Sync + std::fmt::Debug {
         path: &str,
         dest: &std::path::Path,
     ) -> Result<(), ReadError>;
+
+    /// How `principal` pulls `repository` from the registry at `host`, when that is the platform's own registry
+    /// (`None` when it is another); NOT_FOUND when they may not pull it.
+    async fn pull_access(
+        &self,
+        principal: &Principal,
+        host: &str,
+        repository: &str,
+    ) -> Result<Option<PullAccess>, ReadError>;
 }
 
 /// SHA-256 (hex) and size of a file a task left (a regular file, opened without following or blocking).
@@ -233,6 +262,29 @@ const CHUNK: usize = 4 * 1024 * 1024;
 
 #[async_trait]
 impl AssetFiles for GrpcAssets {
+    async fn pull_access(
+        &self,
+        principal: &Principal,
+        host: &str,
+        repository: &str,
+    ) -> Result<Option<PullAccess>, ReadError> {
+        let asked = IssuePullTokenRequest { host: host.to_owned(), repository: repository.to_owned() };
+        let request = self.on_behalf_of(principal, asked)?;
+        let answer = self
+            .registry
+            .clone()
+            .issue_pull_token(request)
+            .await
+            .map_err(|status| match status.code() {
+                // Only a repository the principal may not pull is theirs to hear about; anything else (a refused
+                // caller, a broken registry) is the platform's problem.
+                Code::NotFound => ReadError::NotFound(format!("image repository {host}/{repository}")),
+                _ => ReadError::Unavailable(status.message().to_owned()),
+            })?
+            .into_inner();
+        Ok(answer.platform.then_some(PullAccess { url: answer.url, token: answer.token }))
+    }
+
     async fn asset(&self, principal: &Principal, name: &str) -> Result<AssetInfo, ReadError> {
         let request = self.on_behalf_of(principal, pb::GetAssetRequest { name: name.to_owned() })?;
         let asset = self.assets.clone().get_asset(request).await.map_err(|s| answer(name, s))?.into_inner();

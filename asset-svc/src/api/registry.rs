@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use highwind_common::principal::Principal;
+use highwind_common::principal::{CallingService, Principal};
 use highwind_proto::asset::internal::v1::{self as pb, registry_service_server::RegistryService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -16,12 +16,15 @@ use crate::{
     },
     error::Error,
     images::Images,
-    registry_client::RegistryConfig,
+    registry_client::{RegistryConfig, client::PULL_TOKEN_TTL},
     store::{AssetRepository, grants::GrantRepository},
 };
 
 /// The only caller of RepositoryPushed.
 pub const NOTIFYING_SERVICE: &str = "gateway";
+
+/// The only caller of IssuePullToken: it runs pipeline steps in their creators' images.
+pub const PULLING_SERVICE: &str = "pipeline-svc";
 
 /// Handlers of `RegistryService`.
 #[derive(Debug, Clone)]
@@ -91,8 +94,54 @@ impl RegistryApi {
     }
 }
 
+impl RegistryApi {
+    /// IssuePullToken: a pull token for `principal` on `repository` of the platform's registry, when `host` is
+    /// that registry; only [`PULLING_SERVICE`] asks, on a principal's behalf.
+    async fn pull_token(
+        &self,
+        principal: &Principal,
+        caller: Option<&str>,
+        request: &pb::IssuePullTokenRequest,
+    ) -> Result<pb::IssuePullTokenResponse, Error> {
+        if caller != Some(PULLING_SERVICE) {
+            return Err(Error::NotTheCallers(format!("only {PULLING_SERVICE} pulls images on a principal's behalf")));
+        }
+        let Some(images) = &self.images else { return Ok(pb::IssuePullTokenResponse::default()) };
+        let registry = images.client().config();
+        if !request.host.eq_ignore_ascii_case(&registry.public_host()) {
+            return Ok(pb::IssuePullTokenResponse::default());
+        }
+        let granted = self.granted(principal, &request.repository, &["pull".to_owned()]).await?;
+        if granted.is_empty() {
+            // As for assets: what the principal may not read does not exist for them.
+            return Err(Error::NotFound(format!("image repository {}/{}", request.host, request.repository)));
+        }
+        let token = images
+            .client()
+            .pull_token(principal.as_str(), &request.repository)
+            .await
+            .map_err(|e| Error::RegistryUnavailable(e.to_string()))?;
+        Ok(pb::IssuePullTokenResponse {
+            platform: true,
+            url: registry.url.clone(),
+            token,
+            expires_in_seconds: i32::try_from(PULL_TOKEN_TTL.as_secs()).unwrap_or(i32::MAX),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
+    async fn issue_pull_token(
+        &self,
+        request: Request<pb::IssuePullTokenRequest>,
+    ) -> Result<Response<pb::IssuePullTokenResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let caller = CallingService::of(&request).map(|c| c.0.clone());
+        let request = request.into_inner();
+        Ok(Response::new(self.pull_token(&principal, caller.as_deref(), &request).await?))
+    }
+
     async fn authorize_repository(
         &self,
         request: Request<pb::AuthorizeRepositoryRequest>,

@@ -20,6 +20,9 @@ pub const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// How long a pull token lasts: long enough to pull a large image's blobs, short enough to be worth little.
+pub const PULL_TOKEN_TTL: Duration = Duration::from_secs(900);
+
 /// Why a registry call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -81,13 +84,19 @@ impl RegistryClient {
 
     /// A one-minute token of `services/asset-svc` granting `access`.
     async fn mint(&self, access: &[Access]) -> Result<String, RegistryError> {
-        let claims = Claims {
-            issuer: &self.config.issuer,
-            service: &self.config.service,
-            subject: "services/asset-svc",
-            access,
-            ttl: Duration::from_secs(60),
-        };
+        self.mint_for("services/asset-svc", access, PULL_TOKEN_TTL.min(Duration::from_secs(60))).await
+    }
+
+    /// A token of `subject` that pulls `repository` and nothing else, lasting [`PULL_TOKEN_TTL`]: what a service
+    /// pulling an image on a principal's behalf presents (the caller decided the principal may pull).
+    pub async fn pull_token(&self, subject: &str, repository: &str) -> Result<String, RegistryError> {
+        let access =
+            [Access { kind: "repository".into(), name: repository.to_owned(), actions: vec!["pull".to_owned()] }];
+        self.mint_for(subject, &access, PULL_TOKEN_TTL).await
+    }
+
+    async fn mint_for(&self, subject: &str, access: &[Access], ttl: Duration) -> Result<String, RegistryError> {
+        let claims = Claims { issuer: &self.config.issuer, service: &self.config.service, subject, access, ttl };
         self.keys.mint(&claims).await.map_err(|e| RegistryError::Unavailable(e.to_string()))
     }
 

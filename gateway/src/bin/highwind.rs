@@ -63,6 +63,14 @@ enum Command {
         /// A host directory pipeline tasks may read (repeatable); the platform's data directory never is.
         #[arg(long = "task-read-only", value_name = "DIR")]
         task_read_only: Vec<PathBuf>,
+        /// Where pipeline steps run: `auto` (in their own image when its registry is the platform's or one given
+        /// with `--image-registry`, else on the host), `image` (always in their image) or `host`.
+        #[arg(long, value_name = "MODE", env = "HIGHWIND_IMAGE_MODE", default_value = "auto")]
+        image_mode: ImageModeArg,
+        /// A registry steps' images are pulled from, `HOST=URL` (repeatable): `docker.io=http://127.0.0.1:5001`
+        /// serves Docker Hub's names from a local mirror.
+        #[arg(long = "image-registry", value_name = "HOST=URL", value_parser = host_and_url)]
+        image_registries: Vec<(String, String)>,
         /// The origin of a web page that may call the gateway from a browser, e.g. `http://localhost:5173`
         /// (repeatable); the gateway's own origins always may.
         #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -179,6 +187,34 @@ enum RunAction {
     },
 }
 
+/// `--image-registry HOST=URL`.
+fn host_and_url(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((host, url)) if !host.is_empty() && (url.starts_with("http://") || url.starts_with("https://")) => {
+            Ok((host.to_owned(), url.to_owned()))
+        }
+        _ => Err("expected HOST=URL, e.g. docker.io=http://127.0.0.1:5001".to_owned()),
+    }
+}
+
+/// `--image-mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ImageModeArg {
+    Auto,
+    Image,
+    Host,
+}
+
+impl From<ImageModeArg> for pipeline_svc::executor::images::ImageMode {
+    fn from(mode: ImageModeArg) -> Self {
+        match mode {
+            ImageModeArg::Auto => Self::Auto,
+            ImageModeArg::Image => Self::Image,
+            ImageModeArg::Host => Self::Host,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum RegistryAction {
     /// Sign registry tokens with the next key (which the registry already trusts) and make a new next key.
@@ -220,9 +256,15 @@ async fn main() -> ExitCode {
             no_registry,
             task_path,
             task_read_only,
+            image_mode,
+            image_registries,
             cors_origins,
             allowed_hosts,
         } => {
+            let registries = image_registries
+                .into_iter()
+                .map(|(host, url)| (host, pipeline_svc::executor::images::RegistryEntry { url, ..Default::default() }))
+                .collect();
             let registry = match (registry_url, no_registry) {
                 (_, true) => standalone::RegistryMode::Off,
                 (Some(url), false) => standalone::RegistryMode::External { url, host: String::new() },
@@ -252,6 +294,8 @@ async fn main() -> ExitCode {
                 usecase_database_url,
                 task_path,
                 task_read_only,
+                image_mode: image_mode.into(),
+                image_registries: registries,
                 kfp: kfp.unwrap_or_default(),
                 registry,
                 cors_origins,

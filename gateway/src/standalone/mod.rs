@@ -46,6 +46,10 @@ pub struct Options {
     pub task_path: String,
     /// Host directories pipeline tasks may read besides the system's and the tools on `task_path`.
     pub task_read_only: Vec<PathBuf>,
+    /// Whether pipeline steps run in their own images.
+    pub image_mode: pipeline_svc::executor::images::ImageMode,
+    /// Registries steps' images come from besides the platform's, by host.
+    pub image_registries: BTreeMap<String, pipeline_svc::executor::images::RegistryEntry>,
     /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
     pub kfp: pipeline_svc::kfp::KfpConfig,
     /// The registry of Docker Repo assets.
@@ -204,6 +208,7 @@ impl Standalone {
             let platform_dir = data_dir.clone();
             let task_path = options.task_path.clone();
             let task_read_only = options.task_read_only.clone();
+            let (image_mode, image_registries) = (options.image_mode, options.image_registries.clone());
             let kfp = options.kfp.clone();
             let registry = registry.clone().map(|(url, host)| asset_svc::registry_client::RegistryConfig {
                 url,
@@ -239,7 +244,13 @@ impl Standalone {
                             data_dir: runs_dir,
                             task_path,
                             read_only: task_read_only,
-                            hide: vec![platform_dir],
+                            hide: vec![platform_dir.clone()],
+                            images: pipeline_svc::executor::images::ImagesConfig {
+                                mode: image_mode,
+                                cache_dir: platform_dir.join("images"),
+                                registries: image_registries,
+                                ..Default::default()
+                            },
                             ..Default::default()
                         };
                         let config = pipeline_svc::PipelineConfig { server, assets, executor, kfp };

@@ -31,6 +31,7 @@ mod run_limits;
 mod runs;
 mod runs_left_behind;
 mod sandbox;
+mod steps_in_images;
 mod tokens;
 mod upload_quotas;
 mod use_cases;

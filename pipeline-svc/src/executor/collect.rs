@@ -104,7 +104,7 @@ fn collect_blocking(prepared: &Prepared, dir: &Path, run_id: &str, task: &str) -
         let uri_elsewhere = written
             .and_then(|a| a.get("uri"))
             .and_then(Value::as_str)
-            .is_some_and(|uri| Path::new(uri) != path.as_path());
+            .is_some_and(|uri| Path::new(uri) != prepared.inside.path(path).as_path());
         if uri_elsewhere {
             return Err(output_error(
                 "OUTPUT_OUTSIDE_TASK_DIR",

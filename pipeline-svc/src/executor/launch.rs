@@ -8,6 +8,7 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
+use super::inside::Inside;
 use crate::{
     ir::spec::{ComponentSpec, Container},
     runs::{
@@ -36,9 +37,14 @@ pub struct RunInfo {
 /// A task ready to start: its argv and where its outputs will be.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// The resolved command and arguments.
+    /// The resolved command and arguments, with paths as the task sees them (see [`Inside`]).
     pub argv: Vec<String>,
-    /// Output artifact key → (type, local path).
+    /// Whether the component names a command; when it does not, the image's entrypoint is the command, as on
+    /// Kubernetes.
+    pub command_given: bool,
+    /// How the task sees the host paths below.
+    pub inside: Inside,
+    /// Output artifact key → (type, local path on the host).
     pub output_artifacts: BTreeMap<String, (String, String, PathBuf)>,
     /// Output parameter key → (type, file).
     pub output_parameters: BTreeMap<String, (String, PathBuf)>,
@@ -56,13 +62,14 @@ fn plain_name(name: &str) -> Result<&str, String> {
 }
 
 /// Builds the ExecutorInput and argv of a container task whose resolved inputs are `inputs`, with `dir` as its own
-/// directory.
+/// directory, every path in them as `inside` shows it to the task.
 pub fn prepare(
     component: &ComponentSpec,
     container: &Container,
     inputs: &Values,
     dir: &Path,
     run: &RunInfo,
+    inside: &Inside,
 ) -> Result<Prepared, String> {
     let mut output_artifacts = BTreeMap::new();
     for (key, definition) in &component.output_definitions.artifacts {
@@ -77,7 +84,8 @@ pub fn prepare(
             .insert(key.clone(), (definition.parameter_type.clone(), dir.join("parameters").join(plain_name(key)?)));
     }
     let executor_output = dir.join("executor_output.json");
-    let executor_input = executor_input(inputs, &output_artifacts, &output_parameters, &executor_output);
+    let seen = |path: &Path| inside.path(path).display().to_string();
+    let executor_input = executor_input(inputs, &output_artifacts, &output_parameters, &executor_output, inside);
 
     let mut fills: BTreeMap<String, String> = BTreeMap::new();
     fills.insert("{{$}}".into(), values::integral(&executor_input).to_string());
@@ -85,19 +93,19 @@ pub fn prepare(
         fills.insert(format!("{{{{$.inputs.parameters['{name}']}}}}"), values::to_text(value));
     }
     for (name, artifacts) in &inputs.artifacts {
-        let list: Vec<Value> = artifacts.iter().map(artifact_json).collect();
+        let list: Vec<Value> = artifacts.iter().map(|a| artifact_json(a, inside)).collect();
         fills.insert(format!("{{{{$.inputs.artifacts['{name}']}}}}"), json!({ "artifacts": list }).to_string());
         if let Some(first) = artifacts.first() {
-            artifact_fills(&mut fills, "inputs", name, &first.path, &first.metadata);
+            artifact_fills(&mut fills, "inputs", name, &inside.text(&first.path), &first.metadata);
         }
     }
     for (name, (_, _, path)) in &output_artifacts {
-        artifact_fills(&mut fills, "outputs", name, &path.display().to_string(), &Map::new());
+        artifact_fills(&mut fills, "outputs", name, &seen(path), &Map::new());
     }
     for (name, (_, path)) in &output_parameters {
-        fills.insert(format!("{{{{$.outputs.parameters['{name}'].output_file}}}}"), path.display().to_string());
+        fills.insert(format!("{{{{$.outputs.parameters['{name}'].output_file}}}}"), seen(path));
     }
-    let output_file = executor_output.display().to_string();
+    let output_file = seen(&executor_output);
     fills.insert("{{$.outputs.output_file}}".into(), output_file.clone());
     fills.insert("{{$.outputMetadataUri}}".into(), output_file);
     for (key, value) in [
@@ -106,10 +114,10 @@ pub fn prepare(
         ("pipeline_job_uuid", run.run_id.clone()),
         ("pipeline_task_name", run.task_name.clone()),
         ("pipeline_task_uuid", run.task_uid.clone()),
-        ("pipeline_root", run.run_root.display().to_string()),
+        ("pipeline_root", seen(&run.run_root)),
         ("pipeline_job_create_time_utc", run.create_time.clone()),
         ("pipeline_job_schedule_time_utc", run.create_time.clone()),
-        ("workspace_path", run.run_root.join("workspace").display().to_string()),
+        ("workspace_path", seen(&run.run_root.join("workspace"))),
     ] {
         fills.insert(format!("{{{{$.{key}}}}}"), value);
     }
@@ -118,17 +126,21 @@ pub fn prepare(
     for arg in container.command.iter().chain(&container.args) {
         expand(arg, inputs, &fills, &mut argv)?;
     }
-    if argv.is_empty() {
-        return Err("the executor has no command".into());
-    }
-    Ok(Prepared { argv, output_artifacts, output_parameters, executor_output })
+    Ok(Prepared {
+        argv,
+        command_given: !container.command.is_empty(),
+        inside: inside.clone(),
+        output_artifacts,
+        output_parameters,
+        executor_output,
+    })
 }
 
-fn artifact_json(artifact: &Artifact) -> Value {
+fn artifact_json(artifact: &Artifact, inside: &Inside) -> Value {
     json!({
         "name": artifact.key,
         "type": {"schemaTitle": artifact.artifact_type, "schemaVersion": artifact.schema_version},
-        "uri": artifact.path,
+        "uri": inside.text(&artifact.path),
         "metadata": artifact.metadata,
     })
 }
@@ -154,11 +166,16 @@ fn executor_input(
     output_artifacts: &BTreeMap<String, (String, String, PathBuf)>,
     output_parameters: &BTreeMap<String, (String, PathBuf)>,
     executor_output: &Path,
+    inside: &Inside,
 ) -> Value {
+    let seen = |path: &Path| inside.path(path).display().to_string();
     let artifacts: Map<String, Value> = inputs
         .artifacts
         .iter()
-        .map(|(key, list)| (key.clone(), json!({ "artifacts": list.iter().map(artifact_json).collect::<Vec<_>>() })))
+        .map(|(key, list)| {
+            let list: Vec<Value> = list.iter().map(|a| artifact_json(a, inside)).collect();
+            (key.clone(), json!({ "artifacts": list }))
+        })
         .collect();
     let outputs_artifacts: Map<String, Value> = output_artifacts
         .iter()
@@ -166,22 +183,20 @@ fn executor_input(
             let artifact = json!({
                 "name": key,
                 "type": {"schemaTitle": title, "schemaVersion": version},
-                "uri": path.display().to_string(),
+                "uri": seen(path),
                 "metadata": {},
             });
             (key.clone(), json!({ "artifacts": [artifact] }))
         })
         .collect();
-    let outputs_parameters: Map<String, Value> = output_parameters
-        .iter()
-        .map(|(key, (_, path))| (key.clone(), json!({ "outputFile": path.display().to_string() })))
-        .collect();
+    let outputs_parameters: Map<String, Value> =
+        output_parameters.iter().map(|(key, (_, path))| (key.clone(), json!({ "outputFile": seen(path) }))).collect();
     values::integral(&json!({
         "inputs": {"parameterValues": inputs.parameters, "artifacts": artifacts},
         "outputs": {
             "parameters": outputs_parameters,
             "artifacts": outputs_artifacts,
-            "outputFile": executor_output.display().to_string(),
+            "outputFile": seen(executor_output),
         },
     }))
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{
     Shared,
     backends::{AfterRestart, Commands, Executor, Orphan},
-    driver, process, sandbox, slots,
+    driver, images, process, sandbox, slots,
 };
 use crate::{
     ir::spec::PipelineSpec,
@@ -24,11 +24,22 @@ pub(crate) struct LocalExecutor {
     pub(super) kfp_importable: tokio::sync::OnceCell<bool>,
     /// How tasks are confined, if the sandbox is on and everything it needs is installed.
     pub(super) confinement: Option<Arc<sandbox::Confinement>>,
+    /// The images steps run in, unless they run on the host.
+    pub(super) images: Option<Arc<images::Images>>,
 }
 
 impl LocalExecutor {
-    pub(super) fn new(parallelism: usize, confinement: Option<Arc<sandbox::Confinement>>) -> Self {
-        Self { slots: slots::FairSlots::new(parallelism), kfp_importable: tokio::sync::OnceCell::new(), confinement }
+    pub(super) fn new(
+        parallelism: usize,
+        confinement: Option<Arc<sandbox::Confinement>>,
+        images: Option<Arc<images::Images>>,
+    ) -> Self {
+        Self {
+            slots: slots::FairSlots::new(parallelism),
+            kfp_importable: tokio::sync::OnceCell::new(),
+            confinement,
+            images,
+        }
     }
 }
 

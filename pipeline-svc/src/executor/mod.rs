@@ -7,7 +7,9 @@ mod cache;
 pub mod cel;
 mod collect;
 mod driver;
+pub mod images;
 mod inputs;
+pub mod inside;
 pub mod launch;
 mod local;
 pub mod process;
@@ -67,6 +69,8 @@ pub struct ExecutorConfig {
     pub max_loop_items: usize,
     /// Most runs one creator has PENDING, RUNNING or CANCELING on this server at once; 0 means no limit.
     pub max_active_runs_per_user: usize,
+    /// Steps in their own images: whether, from which registries, and the cache of unpacked images.
+    pub images: images::ImagesConfig,
 }
 
 /// How tasks are confined.
@@ -97,6 +101,7 @@ impl Default for ExecutorConfig {
             max_tasks_per_run: 1_000,
             max_loop_items: 10_000,
             max_active_runs_per_user: 10,
+            images: images::ImagesConfig::default(),
         }
     }
 }
@@ -229,10 +234,14 @@ impl Engine {
         } else {
             config.parallelism
         };
-        let confinement = confinement(&config);
+        if config.images.cache_dir.as_os_str().is_empty() {
+            config.images.cache_dir = config.data_dir.join(".images");
+        }
+        let images = step_images(&config);
+        let confinement = confinement(&config, images.is_some());
         let (changes, _) = broadcast::channel(4096);
         let executors = Executors {
-            local: Arc::new(LocalExecutor::new(parallelism, confinement)),
+            local: Arc::new(LocalExecutor::new(parallelism, confinement, images)),
             kfp: kfp.map(|client| Arc::new(KfpExecutor::new(client)) as Arc<dyn Executor>),
         };
         Self {
@@ -544,8 +553,23 @@ fn attempt_log(config: &ExecutorConfig, run: Uuid, task_uid: &str, attempt: i32)
     run_dir(config, run).join("logs").join(format!("{task_uid}-attempt-{attempt}.log"))
 }
 
-/// The sandbox tasks run in: `None` when it is off, or when it is `auto` and something it needs is missing.
-fn confinement(config: &ExecutorConfig) -> Option<Arc<sandbox::Confinement>> {
+/// The image store steps run from, unless they run on the host; `None` (with a warning) when it cannot open.
+fn step_images(config: &ExecutorConfig) -> Option<Arc<images::Images>> {
+    if config.images.mode == images::ImageMode::Host {
+        return None;
+    }
+    match images::Images::open(config.images.clone()) {
+        Ok(images) => Some(Arc::new(images)),
+        Err(e) => {
+            tracing::warn!(error = %e, "steps cannot run in their images");
+            None
+        }
+    }
+}
+
+/// The sandbox tasks run in: `None` when it is off, or when it is `auto` and something it needs is missing. With
+/// `images`, it can run steps in their own image too.
+fn confinement(config: &ExecutorConfig, images: bool) -> Option<Arc<sandbox::Confinement>> {
     if config.sandbox == SandboxMode::None {
         return None;
     }
@@ -557,7 +581,12 @@ fn confinement(config: &ExecutorConfig) -> Option<Arc<sandbox::Confinement>> {
     readable.extend(config.read_only.iter().cloned());
     let excluded: Vec<PathBuf> = config.hide.iter().chain([&config.data_dir]).cloned().collect();
     match sandbox::Confinement::new(bwrap, &readable, &excluded, config.task_uids) {
-        Ok(confinement) => Some(Arc::new(confinement)),
+        Ok(mut confinement) => {
+            if images && let Err(e) = confinement.install_init(&config.images.cache_dir) {
+                tracing::warn!(error = %e, "cannot install the init of steps in images; they run on the host");
+            }
+            Some(Arc::new(confinement))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "pipeline tasks cannot be sandboxed");
             None

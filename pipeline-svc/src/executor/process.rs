@@ -18,7 +18,10 @@ use nix::{
     unistd::Pid,
 };
 
-use super::sandbox::{Confined, Confinement, Identity, SECCOMP_FDS, TaskLimits, network};
+use super::{
+    inside::Inside,
+    sandbox::{Confined, Confinement, Identity, InImage, SECCOMP_FDS, TaskLimits, network},
+};
 
 /// The environment variable that marks a task's processes, so a restarted server stops only its own.
 pub const TASK_MARKER: &str = "HIGHWIND_TASK";
@@ -69,6 +72,21 @@ pub struct Sandbox {
     pub identity: Identity,
     /// Its limits.
     pub limits: TaskLimits,
+    /// Where it sees its directory and inputs.
+    pub inside: Inside,
+    /// The image it runs in; the host's view when `None`.
+    pub image: Option<ImageRun>,
+}
+
+/// A step's image as its process needs it.
+#[derive(Debug, Clone)]
+pub struct ImageRun {
+    /// The unpacked root.
+    pub rootfs: PathBuf,
+    /// The image config's `Env` (`KEY=value`).
+    pub env: Vec<String>,
+    /// Where the command starts inside the root.
+    pub workdir: String,
 }
 
 /// A started task process.
@@ -99,30 +117,45 @@ impl Drop for GroupGuard {
     }
 }
 
-/// The environment the task's own process starts with: a few of the server's variables (locale, time zone, and
-/// its PATH and HOME unless sandboxed), then the task's: PATH, HOME, TMPDIR, the marker, and `spec.env` last, so
-/// the component's own settings win.
+/// The environment the task's own process starts with. On the host: a few of the server's variables (locale,
+/// time zone, and its PATH and HOME unless sandboxed); in an image: the image's `Env`. Then the task's: PATH, HOME,
+/// TMPDIR, the marker, and `spec.env` last, so the component's own settings win.
 fn task_environment(spec: &Spec) -> Vec<(OsString, OsString)> {
     let mut environment: BTreeMap<OsString, OsString> = BTreeMap::new();
-    for key in KEPT {
-        if let Some(value) = std::env::var_os(key) {
-            environment.insert(key.into(), value);
+    let image = spec.sandbox.as_ref().and_then(|s| s.image.as_ref());
+    let inside = spec.sandbox.as_ref().map(|s| s.inside.clone()).unwrap_or_else(Inside::host);
+    let dir = inside.path(&spec.dir);
+    match image {
+        Some(image) => {
+            for entry in &image.env {
+                let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+                environment.insert(key.into(), value.into());
+            }
+            environment.entry("PATH".into()).or_insert_with(|| super::sandbox::view::DEFAULT_PATH.into());
+            environment.entry("HOME".into()).or_insert_with(|| dir.clone().into());
+        }
+        None => {
+            for key in KEPT {
+                if let Some(value) = std::env::var_os(key) {
+                    environment.insert(key.into(), value);
+                }
+            }
+            for (key, value) in std::env::vars_os() {
+                if key.to_str().is_some_and(|k| k.starts_with("LC_")) {
+                    environment.insert(key, value);
+                }
+            }
+            if !spec.path.is_empty() {
+                environment.insert("PATH".into(), spec.path.clone().into());
+            }
+            if spec.sandbox.is_some() {
+                // The server's home is not in the sandbox; the task's own directory is.
+                environment.insert("HOME".into(), dir.clone().into());
+                environment.remove(OsStr::new("USER"));
+            }
         }
     }
-    for (key, value) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("LC_")) {
-            environment.insert(key, value);
-        }
-    }
-    if !spec.path.is_empty() {
-        environment.insert("PATH".into(), spec.path.clone().into());
-    }
-    if spec.sandbox.is_some() {
-        // The server's home is not in the sandbox; the task's own directory is.
-        environment.insert("HOME".into(), spec.dir.clone().into());
-        environment.remove(OsStr::new("USER"));
-    }
-    environment.insert("TMPDIR".into(), spec.dir.join("tmp").into());
+    environment.insert("TMPDIR".into(), dir.join("tmp").into());
     for (key, value) in &spec.env {
         environment.insert(key.into(), value.into());
     }
@@ -150,6 +183,8 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
                 argv: &spec.argv,
                 env: &environment,
                 dir: &spec.dir,
+                inside: &sandbox.inside,
+                image: sandbox.image.as_ref().map(|image| InImage { rootfs: &image.rootfs, workdir: &image.workdir }),
                 readable: &sandbox.readable,
                 network: sandbox.network,
                 identity: sandbox.identity,

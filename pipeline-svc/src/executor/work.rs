@@ -12,8 +12,12 @@ use std::{
 
 use tokio::sync::mpsc;
 
+use highwind_common::principal::Principal;
+
 use super::{
-    Shared, cache, collect, creator, launch,
+    Shared, cache, collect, creator,
+    images::{ImageMode, ImageProblem, StepImage},
+    launch,
     local::LocalExecutor,
     process::{self, Exit},
 };
@@ -26,6 +30,7 @@ use crate::{
 pub(super) const UNKNOWN: i32 = 2;
 pub(super) const INVALID_ARGUMENT: i32 = 3;
 pub(super) const NOT_FOUND: i32 = 5;
+pub(super) const FAILED_PRECONDITION: i32 = 9;
 pub(super) const CANCELLED: i32 = 1;
 pub(super) const UNAVAILABLE: i32 = 14;
 
@@ -196,13 +201,36 @@ impl ContainerWork {
         }
         let _slot = self.executor.slots.acquire(&self.creator).await;
         let mut notes = Vec::new();
-        if is_lightweight(&prepared.argv) {
-            if self.kfp_importable().await {
-                prepared.argv.drain(..3);
-                notes.push("pip preamble skipped: kfp already imports".to_owned());
+        let image = match self.step_image(&mut notes).await {
+            Ok(image) => image,
+            Err(failure) => {
+                let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure.into() });
+                return;
             }
-        } else {
-            notes.push(format!("image {} not used: the command runs on the host", self.image));
+        };
+        let mut image_run = None;
+        if let Some(image) = &image {
+            let config = &image.lease.root.unpacked.config;
+            let rootfs = image.lease.root.rootfs.clone();
+            let (workdir, why) = super::sandbox::image::workdir(&rootfs, &config.working_dir);
+            notes.push(image.note());
+            notes.extend(why);
+            // As Kubernetes runs a container: no command means the image's entrypoint, and no arguments either
+            // its command too.
+            if !prepared.command_given {
+                let args =
+                    if prepared.argv.is_empty() { config.cmd.clone() } else { std::mem::take(&mut prepared.argv) };
+                prepared.argv = config.entrypoint.iter().cloned().chain(args).collect();
+            }
+            image_run = Some(process::ImageRun { rootfs, env: config.env.clone(), workdir });
+        } else if is_lightweight(&prepared.argv) && self.kfp_importable().await {
+            prepared.argv.drain(..3);
+            notes.push("pip preamble skipped: kfp already imports".to_owned());
+        }
+        if prepared.argv.is_empty() {
+            let failure = Outcome::failed(INVALID_ARGUMENT, "TASK_NOT_STARTED", "the step names no command to run");
+            let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure });
+            return;
         }
         let lease = self.executor.confinement.as_ref().map(|c| c.lease());
         let sandbox = match (&self.executor.confinement, &lease) {
@@ -212,6 +240,8 @@ impl ContainerWork {
                 network: self.network,
                 identity: lease.identity,
                 limits: self.shared.config.limits,
+                inside: prepared.inside.clone(),
+                image: image_run,
             }),
             _ if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
                 let failure = Outcome::failed(
@@ -309,6 +339,48 @@ impl ContainerWork {
             tokio::time::sleep(wait).await;
         };
         let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome });
+    }
+
+    /// The image the step runs in, by the executor's image mode: `None` when it runs on the host (with a note that
+    /// says why), or the failed outcome when its image is required and cannot be had, or may not be pulled.
+    async fn step_image(&self, notes: &mut Vec<String>) -> Result<Option<StepImage>, Failure> {
+        let mode = self.shared.config.images.mode;
+        let mut on_host = |why: String| {
+            if mode == ImageMode::Image {
+                let message = format!("image {}: {why}", self.image);
+                return Err(Failure::new(FAILED_PRECONDITION, "IMAGE_UNAVAILABLE", message));
+            }
+            notes.push(format!("image {} not used: {why}; the command runs on the host", self.image));
+            Ok(None)
+        };
+        if mode == ImageMode::Host {
+            return on_host("the executor runs steps on the host (executor.images.mode)".to_owned());
+        }
+        let images = match (&self.executor.images, &self.executor.confinement) {
+            (Some(images), Some(confinement)) if confinement.runs_images() => images,
+            _ => {
+                return on_host(
+                    "steps run in images only in the sandbox (bubblewrap) with the image store open".to_owned(),
+                );
+            }
+        };
+        let Some(creator) = Principal::parse(&self.creator) else {
+            return on_host("the run's creator is not a principal".to_owned());
+        };
+        match images.root_for(self.shared.assets.as_ref(), &creator, &self.image).await {
+            Ok(image) => Ok(Some(image)),
+            Err(problem @ ImageProblem::UnknownRegistry { .. }) => on_host(problem.to_string()),
+            Err(problem @ ImageProblem::BadReference(_)) if mode == ImageMode::Image => {
+                Err(Failure::new(INVALID_ARGUMENT, "IMAGE_UNAVAILABLE", problem.to_string()))
+            }
+            Err(problem @ ImageProblem::BadReference(_)) => on_host(problem.to_string()),
+            Err(problem @ ImageProblem::NotFound { .. }) => {
+                Err(Failure::new(NOT_FOUND, "IMAGE_UNAVAILABLE", problem.to_string()))
+            }
+            Err(problem @ ImageProblem::Failed { .. }) => {
+                Err(Failure::new(UNAVAILABLE, "IMAGE_UNAVAILABLE", problem.to_string()))
+            }
+        }
     }
 
     /// The outputs of an earlier identical task of the same creator whose files are all still there.

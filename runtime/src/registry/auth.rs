@@ -21,6 +21,7 @@ impl Credentials {
         match self {
             Self::Anonymous => "anonymous".to_owned(),
             Self::Basic { user, password } => Digest::of(format!("{user}\0{password}").as_bytes()).to_string(),
+            Self::Bearer(token) => Digest::of(token.as_bytes()).to_string(),
         }
     }
 }
@@ -39,7 +40,12 @@ impl RegistryClient {
             .ok()
             .and_then(|t| t.get(&key).filter(|(_, until)| *until > Instant::now()).map(|(t, _)| t.clone()));
         let mut auth = cached.map(Auth::Bearer);
+        // A token issued for this pull is the only answer there is.
         let mut answered = false;
+        if let Credentials::Bearer(token) = &target.endpoint.credentials {
+            auth = Some(Auth::Bearer(token.clone()));
+            answered = true;
+        }
         for _ in 0..3 {
             let response = self
                 .send_following(&url, target.accept.as_deref(), auth.as_ref(), &target.endpoint.credentials)

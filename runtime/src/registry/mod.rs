@@ -40,6 +40,9 @@ pub enum Credentials {
         /// The password; never logged.
         password: String,
     },
+    /// A bearer token issued for this pull elsewhere (the platform's own registry, whose tokens the platform
+    /// mints): sent as it is, and a registry that turns it down is not asked again.
+    Bearer(String),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Self::Anonymous => f.write_str("Anonymous"),
             Self::Basic { user, .. } => write!(f, "Basic {{ user: {user:?}, password: <redacted> }}"),
+            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
         }
     }
 }

@@ -145,6 +145,8 @@ impl Platform {
             usecase_database_url: None,
             task_path: kfp_path().unwrap_or_default(),
             task_read_only: Vec::new(),
+            image_mode: Default::default(),
+            image_registries: Default::default(),
             kfp: Default::default(),
             registry: Default::default(),
             cors_origins: Vec::new(),

@@ -11,6 +11,7 @@ use super::{Dispatched, Driver};
 use crate::{
     executor::{
         cache,
+        inside::Inside,
         launch::{self, RunInfo},
         register, run_dir, task_dir,
         work::{ContainerWork, Event, INVALID_ARGUMENT, Outcome, fetch_version, importer_version},
@@ -44,7 +45,11 @@ impl Driver {
         let Some(task) = self.tasks.get(path).cloned() else { return };
         let dir = task_dir(&self.shared.config, self.run.id, &task);
         // The work makes the task's directories, off the driver (see `work::fresh_attempt`).
-        let prepared = launch::prepare(component, container, &inputs, &dir, &self.run_info(path));
+        let inside = match self.executor.confinement {
+            Some(_) => Inside::sandboxed(&self.shared.config.data_dir),
+            None => Inside::host(),
+        };
+        let prepared = launch::prepare(component, container, &inputs, &dir, &self.run_info(path), &inside);
         let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(message) => {

@@ -9,6 +9,7 @@
 //!   server;
 //! - rlimits (through `prlimit`) bound its memory, CPU time, processes and file sizes.
 
+pub mod image;
 pub mod limits;
 pub mod network;
 pub mod seccomp;
@@ -21,8 +22,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use super::inside::Inside;
+
 /// Most entries of a task directory handed over to a new task uid.
 pub const MAX_HANDED_OVER: usize = 100_000;
+
+/// Most arguments a sandbox is built with: bwrap refuses more than 9,000.
+const MAX_BWRAP_ARGS: usize = 8_000;
 
 /// The fd numbers the seccomp programs are handed to `bwrap` on.
 pub const SECCOMP_FDS: [i32; 2] = [3, 4];
@@ -73,6 +79,8 @@ pub struct Confinement {
     /// The compiled seccomp programs.
     seccomp: Vec<Vec<u8>>,
     uids: Option<UidPool>,
+    /// The static first program of steps in their own image ([`image::INIT`]), installed by [`Self::install_init`].
+    init: Option<PathBuf>,
 }
 
 /// Why tasks cannot be confined.
@@ -110,7 +118,20 @@ impl Confinement {
             host_view: view::host_view(extra, excluded),
             seccomp: seccomp::programs()?,
             uids: root.then(|| UidPool::new(task_uids)),
+            init: None,
         })
+    }
+
+    /// Lets steps run in their own image: installs the static first program they start with in `dir` (the
+    /// server's own directory, never shown to tasks).
+    pub fn install_init(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.init = Some(image::install_init(dir)?);
+        Ok(())
+    }
+
+    /// Whether steps can run in their own image.
+    pub fn runs_images(&self) -> bool {
+        self.init.is_some()
     }
 
     /// The `bwrap` binary.
@@ -171,8 +192,10 @@ impl Confinement {
         Ok(())
     }
 
-    /// The `bwrap` arguments that run `argv` confined as `identity`, with `dir` its writable working directory,
-    /// `readable` its read-only inputs and `env` its whole environment; the error says why `argv` cannot run so.
+    /// The `bwrap` arguments that run `argv` confined as `identity`, with `dir` its writable directory (mounted
+    /// where [`Confined::inside`] says), `readable` its read-only inputs and `env` its whole environment; in its
+    /// image's root when [`Confined::image`] is set, else in the read-only view of the host. The error says why
+    /// `argv` cannot run so.
     pub fn wrap(&self, task: &Confined<'_>) -> Result<Vec<OsString>, String> {
         // `env` would take a program named like an assignment for one.
         if task.argv.first().is_none_or(|program| program.contains('=')) {
@@ -182,28 +205,50 @@ impl Confinement {
         args.add(&["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
         // Always a network namespace of its own: with network allowed, slirp4netns links it to the outside.
         args.add(&["--unshare-cgroup-try", "--unshare-net"]);
-        // `/tmp` first: read-only paths the configuration names may lie inside it.
-        args.add(&["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]);
-        args.items.extend(self.host_view.iter().cloned());
+        match task.image {
+            None => {
+                // `/tmp` first: read-only paths the configuration names may lie inside it.
+                args.add(&["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]);
+                args.items.extend(self.host_view.iter().cloned());
+            }
+            Some(image) => {
+                let init = self.init.as_deref().ok_or("steps cannot run in their image here")?;
+                args.items.extend(image::view(image.rootfs, task.network).map_err(|e| e.to_string())?);
+                args.add(&["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]);
+                args.parents_of(Path::new(image::INIT));
+                args.pair("--ro-bind", init, Path::new(image::INIT));
+            }
+        }
         if task.network {
             let fd = |n: i32| OsString::from(n.to_string());
             args.items.extend(["--info-fd".into(), fd(network::INFO_FD), "--block-fd".into(), fd(network::BLOCK_FD)]);
             args.items.extend(["--ro-bind-data".into(), fd(network::RESOLV_FD), "/etc/resolv.conf".into()]);
         }
         for readable in task.readable.iter().filter(|p| p.exists()) {
-            args.parents_of(readable);
-            args.pair("--ro-bind", readable, readable);
+            let seen = task.inside.path(readable);
+            // In an image, the directories above a mount point are the image's, which may be links: only the
+            // sandbox's own neutral root is made there.
+            if task.image.is_some() && !seen.starts_with(super::inside::TASK_ROOT) {
+                return Err("an input outside the runs directory cannot be shown in an image".to_owned());
+            }
+            args.parents_of(&seen);
+            args.pair("--ro-bind", readable, &seen);
         }
-        args.parents_of(task.dir);
-        args.pair("--bind", task.dir, task.dir);
+        let dir = task.inside.path(task.dir);
+        args.parents_of(&dir);
+        args.pair("--bind", task.dir, &dir);
         args.add(&["--chdir"]);
-        args.path(task.dir);
+        match task.image {
+            Some(image) => args.items.push(image.workdir.into()),
+            None => args.path(&dir),
+        }
         for fd in SECCOMP_FDS.iter().take(self.seccomp.len()) {
             args.add(&["--add-seccomp-fd"]);
             args.items.push(fd.to_string().into());
         }
         match task.identity {
-            // setpriv needs these three to change user and empty the bounding set; it drops them with the rest.
+            // setpriv (or the image's init) needs these three to change user and empty the bounding set; it drops
+            // them with the rest.
             Identity::Uid(_) => {
                 args.add(&["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]);
                 args.add(&["--cap-add", "CAP_SETPCAP"]);
@@ -212,6 +257,18 @@ impl Confinement {
                 args.add(&["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]);
                 args.add(&["--cap-drop", "ALL"]);
             }
+        }
+        if task.image.is_some() {
+            // The image holds none of the host's programs: the static init applies the limits, becomes the task's
+            // user and only then takes the task's environment (its arguments) and runs the command.
+            args.add(&["--clearenv", "--", image::INIT]);
+            args.items.extend(image::init_args(&task.limits, task.identity, task.env)?);
+            args.add(&["--"]);
+            args.items.extend(task.argv.iter().map(OsString::from));
+            if args.items.len() > MAX_BWRAP_ARGS {
+                return Err(format!("the step's sandbox would take more than {MAX_BWRAP_ARGS} arguments"));
+            }
+            return Ok(args.items);
         }
         args.add(&["--"]);
         args.path(&self.prlimit);
@@ -246,6 +303,10 @@ pub struct Confined<'a> {
     pub env: &'a [(OsString, OsString)],
     /// Its own directory, writable.
     pub dir: &'a Path,
+    /// Where it sees its directory and inputs.
+    pub inside: &'a Inside,
+    /// The image root it runs in; the host's view when `None`.
+    pub image: Option<InImage<'a>>,
     /// Its input artifacts, read-only.
     pub readable: &'a [PathBuf],
     /// Keep the host's network.
@@ -254,6 +315,15 @@ pub struct Confined<'a> {
     pub identity: Identity,
     /// Its limits.
     pub limits: TaskLimits,
+}
+
+/// A step's image, as its sandbox mounts it.
+#[derive(Debug, Clone, Copy)]
+pub struct InImage<'a> {
+    /// The unpacked root, mounted read-only as `/`.
+    pub rootfs: &'a Path,
+    /// Where the command starts, inside the root (checked to be a directory of it).
+    pub workdir: &'a str,
 }
 
 fn limit_args(limits: &TaskLimits, identity: Identity) -> Vec<String> {
