@@ -19,6 +19,8 @@ pub struct StartRequest {
     pub params: Vec<String>,
     /// `NAME=assets/ID/versions/N` pairs: a pipeline input artifact or an importer task.
     pub inputs: Vec<String>,
+    /// Where container steps run; the server's default when UNSPECIFIED.
+    pub image_mode: pb::ImageMode,
 }
 
 /// Starts a run; its name.
@@ -61,6 +63,7 @@ pub async fn start(target: &Target, request: StartRequest) -> Result<String, Cli
         pipeline_version: request.pipeline_version.clone(),
         parameters,
         input_bindings,
+        image_mode: request.image_mode as i32,
         ..Default::default()
     };
     let created = clients

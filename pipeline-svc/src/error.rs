@@ -106,6 +106,9 @@ pub enum KfpRefusal {
     /// KFP reads input artifacts from object storage, never from asset versions.
     #[error("it takes asset inputs")]
     AssetInputs,
+    /// KFP runs every step in its image.
+    #[error("it asks for its steps to run on the host")]
+    HostImageMode,
 }
 
 impl From<Violations> for Error {

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use gateway::{config::GatewayConfig, standalone};
 use highwind_cli as cli;
 use highwind_common::{config, shutdown, telemetry};
-use highwind_proto::asset::v1::AssetKind;
+use highwind_proto::{asset::v1::AssetKind, pipeline::v1 as pb};
 use pipeline_svc::kfp::KfpAuth;
 
 #[derive(Parser)]
@@ -166,6 +166,9 @@ enum RunAction {
         /// Bind an input artifact or importer task to an asset version, `NAME=assets/ID/versions/N` (repeatable).
         #[arg(long = "input", value_name = "NAME=VERSION")]
         inputs: Vec<String>,
+        /// Where container steps run: `auto`, `image` or `host` (default: the server's).
+        #[arg(long, value_name = "MODE")]
+        image_mode: Option<ImageModeArg>,
         /// Follow the run and exit 0 only if it succeeds.
         #[arg(long)]
         wait: bool,
@@ -359,8 +362,15 @@ async fn run_content(kind: AssetKind, action: ContentAction, target: TargetArgs)
 async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
     let target = cli::Target { url: target.url, token: target.token };
     match action {
-        RunAction::Start { pipeline_version, params, inputs, wait } => {
-            let run = cli::start_run(&target, cli::StartRequest { pipeline_version, params, inputs }).await?;
+        RunAction::Start { pipeline_version, params, inputs, image_mode, wait } => {
+            let image_mode = match image_mode {
+                None => pb::ImageMode::Unspecified,
+                Some(ImageModeArg::Auto) => pb::ImageMode::Auto,
+                Some(ImageModeArg::Image) => pb::ImageMode::Image,
+                Some(ImageModeArg::Host) => pb::ImageMode::Host,
+            };
+            let request = cli::StartRequest { pipeline_version, params, inputs, image_mode };
+            let run = cli::start_run(&target, request).await?;
             println!("{run}");
             if wait {
                 finished(&run, cli::watch_run(&target, &run).await?)?;

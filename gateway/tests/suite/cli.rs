@@ -4,19 +4,7 @@
 
 use std::{path::Path, process::Output};
 
-use crate::support::Platform;
-
-/// Runs the binary without blocking the runtime the platform serves on.
-async fn highwind(platform: &Platform, token: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
-        .args(args)
-        .env("HIGHWIND_URL", platform.url())
-        .env("HIGHWIND_TOKEN", token)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("run highwind")
-}
+use crate::support::{Platform, highwind};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()

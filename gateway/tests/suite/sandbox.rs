@@ -220,6 +220,8 @@ async fn a_task_has_no_network_unless_its_run_allows_it_and_never_the_hosts_loop
     if let Some(outside) = outside {
         script = format!("{script}; {}", connect(outside.to_string(), port));
     }
+    // Names resolve through slirp4netns's forwarder, which the task's own uid must be able to read.
+    script = format!(r#"{script}; grep -q '^nameserver 10.0.2.3$' /etc/resolv.conf; echo "resolver $?" >> "$0""#);
     let closed = probe_run(&platform, "alice", &script, false).await;
     let said = string_output(&task(&closed, "probe").outputs, "said");
     assert!(said.lines().all(|l| !l.ends_with(" 0")), "no network unless the run allows it: {said}");
@@ -229,6 +231,7 @@ async fn a_task_has_no_network_unless_its_run_allows_it_and_never_the_hosts_loop
     let said = string_output(&task(&open, "probe").outputs, "said");
     assert!(said.contains(&format!("127.0.0.1:{port} 1")), "the host's loopback stays out of reach: {said}");
     assert!(said.contains(&format!("127.0.0.1:{gateway_port} 1")), "the platform's ports too: {said}");
+    assert!(said.contains("resolver 0"), "the task reads the resolver it is given: {said}");
     match outside {
         Some(outside) => assert!(said.contains(&format!("{outside}:{port} 0")), "other hosts are reachable: {said}"),
         None => eprintln!("this machine has no address but loopback: the reachable half is not checked"),

@@ -1,21 +1,19 @@
 //! Pipeline steps run in their own image, with no container engine: a busybox image built here and pushed to a
 //! Docker Repo asset gives a step a file and a tool the host does not have, its environment and working directory,
 //! and its entrypoint when the step names no command; the step sees only its own run under a neutral path. Its
-//! creator's access decides: another user's run cannot use the image, and nothing runs. In HOST mode the same step
-//! runs on the host's system, with a note that says so.
+//! creator's access decides: another user's run cannot use the image, and nothing runs. A run in HOST mode runs the
+//! same step on the host's system, with a note that says so. Each task records the image it ran in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gateway::standalone::RegistryMode;
-use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
-use highwind_runtime::testing::{Entry, LayoutBuilder};
-use pipeline_svc::executor::images::ImageMode;
-
 use crate::support::{
-    Platform,
+    Platform, highwind, kfp_path,
     registry::{available, push},
     runs::{create, run_of, sample, sandbox_available, state, string_output, task, task_state, watch},
 };
+use gateway::standalone::RegistryMode;
+use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
+use highwind_runtime::testing::{Entry, LayoutBuilder};
 
 /// The placeholder image of the `l_image` sample.
 const PLACEHOLDER: &str = "highwind-test-image.invalid/busybox:v1";
@@ -31,12 +29,11 @@ fn busybox() -> Option<Vec<u8>> {
     found
 }
 
-/// A platform whose steps run as `mode` says, with alice's busybox image pushed to a Docker Repo asset of hers;
-/// the platform and the image's reference.
-async fn platform_with_image(mode: ImageMode, busybox: &[u8]) -> (Platform, String) {
+/// A platform with alice's busybox image pushed to a Docker Repo asset of hers; the platform and the image's
+/// reference.
+async fn platform_with_image(busybox: &[u8]) -> (Platform, String) {
     let platform = Platform::builder()
         .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
-        .configure(move |options| options.image_mode = mode)
         .start()
         .await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
@@ -79,27 +76,72 @@ async fn push_image_pipeline(platform: &Platform, user: &str, image: &str) -> St
     format!("{asset}/versions/{}", version.version_number)
 }
 
+fn sources(run: &pb::Run) -> Vec<pb::task_image::Source> {
+    let mut sources: Vec<_> = ["from-image", "entrypoint-only"]
+        .iter()
+        .map(|name| task(run, name).image.as_ref().expect("the task records its image").source())
+        .collect();
+    sources.sort_by_key(|source| *source as i32);
+    sources
+}
+
 #[tokio::test]
 async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only_when_asked() {
     if !available() || !sandbox_available() {
         return;
     }
     let Some(busybox) = busybox() else { return };
-    let (platform, image) = platform_with_image(ImageMode::Auto, &busybox).await;
-
+    let (platform, image) = platform_with_image(&busybox).await;
     let version = push_image_pipeline(&platform, "alice", &image).await;
-    let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
-    let (_, run) = watch(&platform, "alice", &created.name).await;
+
+    // As a user starts it: `highwind run start --wait` exits 0 once the run succeeded.
+    let started = highwind(&platform, &platform.token("alice"), &["run", "start", &version, "--wait"]).await;
+    let said = String::from_utf8_lossy(&started.stdout).into_owned() + &String::from_utf8_lossy(&started.stderr);
+    assert!(started.status.success(), "{said}");
+    let name = said.lines().next().expect("the run's name").trim().to_owned();
+    let mut pipelines = platform.pipelines(Some("alice")).await;
+    let get = |name: String| pb::GetRunRequest { name, view: pb::RunView::Full as i32 };
+    let run = pipelines.get_run(get(name.clone())).await.expect("get").into_inner();
     assert_eq!(state(&run), pb::RunState::Succeeded, "{:?} {:#?}", run.error, run.tasks);
+    assert_eq!(run.image_mode(), pb::ImageMode::Auto, "the server's default, recorded");
     let seen = string_output(&task(&run, "from-image").outputs, "seen");
     assert_eq!(
         seen, "a file only the image has\na tool only the image has\nenv=set by the image\ncwd=/work/space\nruns=1\n",
         "the image's files, tools, environment and working directory; only this run under the neutral root"
     );
-    let note = &task(&run, "from-image").state_message;
-    assert!(note.contains(&image) && note.contains("sha256:"), "the task says which image ran: {note}");
+    let recorded = task(&run, "from-image").image.clone().expect("the image it ran in");
+    assert_eq!(recorded.reference, image);
+    assert!(recorded.digest.starts_with("sha256:") && recorded.unpacked_bytes > 0, "{recorded:?}");
+    assert!(task(&run, "from-image").state_message.contains(&recorded.digest), "the note names the digest");
+    // Two steps of one image at once: one pulled it, the other waited for it and found it unpacked.
+    use pb::task_image::Source;
+    assert_eq!(sources(&run), [Source::Pulled, Source::Cached], "pulled once");
     let said = string_output(&task(&run, "entrypoint-only").outputs, "said");
     assert_eq!(said, "from the entrypoint\n", "no command: the image's entrypoint runs the step's arguments");
+
+    // Again: both from the cache.
+    let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
+    let (_, again) = watch(&platform, "alice", &created.name).await;
+    assert_eq!(state(&again), pb::RunState::Succeeded, "{:?}", again.error);
+    assert_eq!(sources(&again), [Source::Cached, Source::Cached]);
+
+    // HOST for one run: the same step on the host's system, which has neither the file nor the tool; the note
+    // says so, and the step still sees its directory under the neutral root, not the platform's data directory.
+    let on_host = pb::Run { image_mode: pb::ImageMode::Host as i32, ..run_of(&version, &[]) };
+    let created = create(&platform, "alice", on_host).await.expect("create");
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    assert_eq!(run.image_mode(), pb::ImageMode::Host);
+    let step = task(&run, "from-image");
+    assert!(step.state_message.contains("runs on the host"), "{}", step.state_message);
+    assert_eq!(step.image.as_ref().map(|i| i.source()), Some(Source::Host));
+    let seen = string_output(&step.outputs, "seen");
+    assert!(!seen.contains("only the image has") && seen.contains("env=\n"), "the host's view: {seen}");
+    assert!(seen.contains("cwd=/highwind/runs/") && seen.contains("runs=1\n"), "{seen}");
+    // A mode that does not exist is refused, naming the field.
+    let bad = pb::Run { image_mode: 7, ..run_of(&version, &[]) };
+    let status = create(&platform, "alice", bad).await.expect_err("no such mode");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("run.image_mode"), "{status:?}");
 
     // Bob may not pull alice's image: his run of the same pipeline fails on it, and nothing ran.
     let bobs = push_image_pipeline(&platform, "bob", &image).await;
@@ -111,19 +153,71 @@ async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only
     let error = refused.error.as_ref().expect("a reason");
     assert_eq!(error.code, tonic::Code::NotFound as i32, "{error:?}");
     assert!(error.message.contains(&image), "the reason names the image: {error:?}");
-    assert!(refused.exit_code.is_none(), "no process ran: {refused:?}");
+    assert!(refused.exit_code.is_none() && refused.image.is_none(), "no process ran: {refused:?}");
     platform.stop().await;
+}
 
-    // In HOST mode the same step runs on the host's system, which has neither the file nor the tool: the note says
-    // so, and the step still sees its directory under the neutral root, not the platform's data directory.
-    let (platform, image) = platform_with_image(ImageMode::Host, &busybox).await;
-    let version = push_image_pipeline(&platform, "alice", &image).await;
+/// Every file name under the Python environment the tasks' `python3` belongs to.
+fn site_packages(venv: &str) -> Vec<String> {
+    let mut names: Vec<String> = walk(std::path::Path::new(venv).join("lib").as_path());
+    names.sort();
+    names
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        found.push(entry.path().display().to_string());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(walk(&entry.path()));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_first_pipeline_runs_as_kfp_runs_it_with_its_packages_beside_the_hosts_python_and_a_step_in_its_image() {
+    if !available() || !sandbox_available() {
+        return;
+    }
+    let Some(venv) = std::env::var("HIGHWIND_TEST_KFP_VENV").ok().filter(|_| kfp_path().is_some()) else {
+        eprintln!("skipped: set HIGHWIND_TEST_KFP_VENV to a Python environment with kfp 2.17.3");
+        return;
+    };
+    let Some(busybox) = busybox() else { return };
+    let before = site_packages(&venv);
+    let (platform, image) = platform_with_image(&busybox).await;
+    let yaml = String::from_utf8(sample("m_shape.yaml")).unwrap().replace(PLACEHOLDER, &image);
+    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
+    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", yaml.into_bytes())]).await.unwrap();
+    let version = format!("{asset}/versions/{}", version.version_number);
     let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
     let (_, run) = watch(&platform, "alice", &created.name).await;
-    let on_host = task(&run, "from-image");
-    assert!(on_host.state_message.contains("runs on the host"), "{}", on_host.state_message);
-    let seen = string_output(&on_host.outputs, "seen");
-    assert!(!seen.contains("only the image has") && seen.contains("env=\n"), "the host's view: {seen}");
-    assert!(seen.contains("cwd=/highwind/runs/") && seen.contains("runs=1\n"), "{seen}");
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?} {:#?}", run.error, run.tasks);
+
+    // packages_to_install: installed once for alice beside the host's Python, which stays as it was.
+    let made = &task(&run, "make-data").state_message;
+    assert!(made.contains("packages toolz==1.0.0 installed for it"), "{made}");
+    let trained = &task(&run, "train").state_message;
+    assert!(trained.contains("packages toolz==1.0.0 from its cache"), "{trained}");
+    assert_eq!(site_packages(&venv), before, "the host's Python environment is unchanged");
+    assert!(before.iter().all(|path| !path.contains("toolz")));
+
+    // The metric decided the condition, and the container step ran in its image.
+    let evaluate = task(&run, "evaluate");
+    assert_eq!(
+        evaluate.outputs.as_ref().unwrap().parameters.get("Output").and_then(|v| v.kind.clone()),
+        Some(prost_types::value::Kind::NumberValue(0.75))
+    );
+    let announce = task(&run, "condition-1.announce");
+    assert_eq!(string_output(&announce.outputs, "said"), "deploying at 0.75\na tool only the image has\n");
+    assert!(announce.image.as_ref().is_some_and(|i| i.digest.starts_with("sha256:")), "{announce:?}");
+
+    // The model became an asset version with the metric its evaluation logged.
+    let model = task(&run, "train").outputs.as_ref().unwrap().artifacts.iter().find(|a| a.key == "model").cloned();
+    let model = model.expect("the model output").asset_version;
+    let mut assets = platform.assets(Some("alice")).await;
+    let model = assets.get_asset_version(apb::GetAssetVersionRequest { name: model }).await.unwrap().into_inner();
+    assert_eq!(model.metrics, std::collections::HashMap::from([("accuracy".to_owned(), 0.75)]));
     platform.stop().await;
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use highwind_common::proto_json::{struct_to_proto, to_proto};
 use highwind_proto::pipeline::v1 as pb;
 
-use crate::runs::entities::{Artifact, Backend, Binding, Destination, Failure, Run, State, Task, TaskType, Values};
+use crate::runs::entities::{
+    Artifact, Backend, Binding, Destination, Failure, ImageMode, ImageSource, Run, State, Task, TaskType, Values,
+};
 
 use highwind_common::time::timestamp;
 
@@ -84,6 +86,17 @@ pub fn task(task: &Task, run: &Run) -> pb::Task {
         cached: task.cached,
         exit_code: task.exit_code,
         backend_task_id: task.backend_task_id.clone(),
+        image: task.image.as_ref().map(|image| pb::TaskImage {
+            reference: image.reference.clone(),
+            digest: image.digest.clone(),
+            source: match image.source {
+                ImageSource::Host => pb::task_image::Source::Host,
+                ImageSource::Pulled => pb::task_image::Source::Pulled,
+                ImageSource::Cached => pb::task_image::Source::Cached,
+            } as i32,
+            compressed_bytes: i64::try_from(image.compressed_bytes).unwrap_or(i64::MAX),
+            unpacked_bytes: i64::try_from(image.unpacked_bytes).unwrap_or(i64::MAX),
+        }),
     }
 }
 
@@ -149,6 +162,12 @@ pub fn run(run: &Run, tasks: Option<&[Task]>) -> pb::Run {
         update_time: Some(timestamp(run.update_time)),
         labels: run.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         attempt: run.attempt,
+        image_mode: match run.image_mode {
+            None => pb::ImageMode::Unspecified,
+            Some(ImageMode::Auto) => pb::ImageMode::Auto,
+            Some(ImageMode::Image) => pb::ImageMode::Image,
+            Some(ImageMode::Host) => pb::ImageMode::Host,
+        } as i32,
     }
 }
 

@@ -94,6 +94,10 @@ fn kfp_refusal(refusal: KfpRefusal) -> Status {
              hand asset versions to KFP: a KFP run cannot take asset inputs; give importers an object-store URI \
              or use LOCAL",
         ),
+        KfpRefusal::HostImageMode => (
+            "KFP_IMAGES_ONLY",
+            "Kubeflow Pipelines runs every step in its image: run.image_mode HOST needs backend LOCAL",
+        ),
     };
     status::failed_precondition("the run cannot go to Kubeflow Pipelines", reason, &[backend_kfp(why.into())])
 }
@@ -116,6 +120,7 @@ mod tests {
             (KfpRefusal::NotConfigured, "BACKEND_NOT_CONFIGURED"),
             (KfpRefusal::OutputDestinations, "KFP_OUTPUTS_STAY_IN_KFP"),
             (KfpRefusal::AssetInputs, "KFP_ASSET_INPUTS"),
+            (KfpRefusal::HostImageMode, "KFP_IMAGES_ONLY"),
         ];
         for (refusal, reason) in refusals {
             let status = Status::from(Error::NotForKfp(refusal));

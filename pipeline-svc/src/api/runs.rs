@@ -23,7 +23,7 @@ use crate::{
     executor::{Change, Changed, Engine},
     runs::{
         create::{self, Created, MAX_DESCRIPTION, MAX_DISPLAY_NAME, RunRequest},
-        entities::{Backend, Run, State, Task, TaskType},
+        entities::{Backend, ImageMode, Run, State, Task, TaskType},
     },
     store::{RunQuery, RunRepository},
 };
@@ -77,6 +77,15 @@ fn run_request(request: pb::CreateRunRequest) -> Result<RunRequest, Error> {
     if !violations.is_empty() {
         return Err(Error::Invalid(violations));
     }
+    let image_mode = match pb::ImageMode::try_from(asked.image_mode) {
+        Ok(pb::ImageMode::Unspecified) => None,
+        Ok(pb::ImageMode::Auto) => Some(ImageMode::Auto),
+        Ok(pb::ImageMode::Image) => Some(ImageMode::Image),
+        Ok(pb::ImageMode::Host) => Some(ImageMode::Host),
+        Err(_) => {
+            return Err(Error::Invalid(Violations::one("run.image_mode", "must be AUTO, IMAGE or HOST")));
+        }
+    };
     let backend = match pb::RunBackend::try_from(asked.backend).unwrap_or(pb::RunBackend::Unspecified) {
         pb::RunBackend::Unspecified | pb::RunBackend::Local => Backend::Local,
         pb::RunBackend::Kfp => Backend::Kfp,
@@ -93,6 +102,7 @@ fn run_request(request: pb::CreateRunRequest) -> Result<RunRequest, Error> {
         unbound_output_policy: asked.unbound_output_policy,
         enable_caching: asked.enable_caching,
         allow_network: asked.allow_network,
+        image_mode,
         request_id: highwind_common::idempotency::idempotency_key(&request_id).map(str::to_owned),
         validate_only,
     })

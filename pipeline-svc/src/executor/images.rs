@@ -13,27 +13,18 @@ use highwind_runtime::{
     unpack::Limits,
 };
 
-use crate::assets::{AssetFiles, ReadError};
+use crate::{
+    assets::{AssetFiles, ReadError},
+    runs::entities::{ImageSource, TaskImage},
+};
 
-/// Whether steps run in their images (`HIGHWIND__PIPELINE__EXECUTOR__IMAGES__MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageMode {
-    /// In its image when the image's registry is the platform's or a configured one and the sandbox is there;
-    /// else on the host, with a note on the task that says why.
-    #[default]
-    Auto,
-    /// Always in its image: a step whose image cannot be had fails, naming the image and the registry.
-    Image,
-    /// On the host, as if the image were the host's own system.
-    Host,
-}
+pub use crate::runs::entities::ImageMode;
 
 /// Where images come from and where they are kept (`HIGHWIND__PIPELINE__EXECUTOR__IMAGES__<KEY>`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImagesConfig {
-    /// Whether steps run in their images.
+    /// Whether steps run in their images, for runs that do not say (`auto`, `image` or `host`).
     pub mode: ImageMode,
     /// The unpacked images (made 0700; tasks never see it); empty: `.images` in the executor's `data_dir`.
     pub cache_dir: PathBuf,
@@ -127,7 +118,19 @@ pub struct StepImage {
 }
 
 impl StepImage {
-    /// What the task's note says of it: `image R@sha256:… (pulled, 12.3 MB)` or `(cached)`.
+    /// What the task records of it.
+    pub fn record(&self) -> TaskImage {
+        let root = &self.lease.root;
+        TaskImage {
+            reference: self.reference.clone(),
+            digest: root.digest.to_string(),
+            source: if self.lease.built { ImageSource::Pulled } else { ImageSource::Cached },
+            compressed_bytes: root.unpacked.compressed_bytes,
+            unpacked_bytes: root.unpacked.unpacked_bytes,
+        }
+    }
+
+    /// What the task's note says of it: `image R as sha256:… (pulled, 12.3 MB unpacked)` or `(cached)`.
     pub fn note(&self) -> String {
         let root = &self.lease.root;
         let how = if self.lease.built {

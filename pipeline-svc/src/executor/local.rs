@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{
     Shared,
     backends::{AfterRestart, Commands, Executor, Orphan},
-    driver, images, process, sandbox, slots,
+    driver, images, process, python_env, sandbox, slots,
 };
 use crate::{
     ir::spec::PipelineSpec,
@@ -26,6 +26,8 @@ pub(crate) struct LocalExecutor {
     pub(super) confinement: Option<Arc<sandbox::Confinement>>,
     /// The images steps run in, unless they run on the host.
     pub(super) images: Option<Arc<images::Images>>,
+    /// `packages_to_install` of lightweight components on the host, installed once per creator and set.
+    pub(super) python_envs: Option<python_env::PythonEnvs>,
 }
 
 impl LocalExecutor {
@@ -33,12 +35,14 @@ impl LocalExecutor {
         parallelism: usize,
         confinement: Option<Arc<sandbox::Confinement>>,
         images: Option<Arc<images::Images>>,
+        python_envs: Option<python_env::PythonEnvs>,
     ) -> Self {
         Self {
             slots: slots::FairSlots::new(parallelism),
             kfp_importable: tokio::sync::OnceCell::new(),
             confinement,
             images,
+            python_envs,
         }
     }
 }

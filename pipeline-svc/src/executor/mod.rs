@@ -13,6 +13,7 @@ pub mod inside;
 pub mod launch;
 mod local;
 pub mod process;
+pub mod python_env;
 pub mod register;
 pub mod sandbox;
 mod slots;
@@ -241,7 +242,7 @@ impl Engine {
         let confinement = confinement(&config, images.is_some());
         let (changes, _) = broadcast::channel(4096);
         let executors = Executors {
-            local: Arc::new(LocalExecutor::new(parallelism, confinement, images)),
+            local: Arc::new(LocalExecutor::new(parallelism, confinement, images, python_envs(&config))),
             kfp: kfp.map(|client| Arc::new(KfpExecutor::new(client)) as Arc<dyn Executor>),
         };
         Self {
@@ -551,6 +552,13 @@ fn task_dir(config: &ExecutorConfig, run: Uuid, task: &Task) -> PathBuf {
 /// directory) cannot swap the file for a link to something of the server's.
 fn attempt_log(config: &ExecutorConfig, run: Uuid, task_uid: &str, attempt: i32) -> PathBuf {
     run_dir(config, run).join("logs").join(format!("{task_uid}-attempt-{attempt}.log"))
+}
+
+/// Where `packages_to_install` of steps on the host are installed; `None` (with a warning) when it cannot open.
+fn python_envs(config: &ExecutorConfig) -> Option<python_env::PythonEnvs> {
+    python_env::PythonEnvs::open(&config.images.cache_dir.join("python"))
+        .map_err(|e| tracing::warn!(error = %e, "packages_to_install cannot be installed for steps on the host"))
+        .ok()
 }
 
 /// The image store steps run from, unless they run on the host; `None` (with a warning) when it cannot open.

@@ -20,11 +20,15 @@ use super::{
     launch,
     local::LocalExecutor,
     process::{self, Exit},
+    python_env,
 };
 use crate::{
     ir::spec::RetryPolicy,
-    runs::entities::{Artifact, Failure, Run, State, Values},
+    runs::entities::{Artifact, Failure, Run, State, TaskImage, Values},
 };
+
+/// Most bytes of pip's output quoted when it fails.
+const MAX_PIP_TAIL: usize = 2_000;
 
 /// `google.rpc.Code` values used in failures.
 pub(super) const UNKNOWN: i32 = 2;
@@ -68,7 +72,7 @@ impl Outcome {
 /// What dispatched work tells its driver.
 #[derive(Debug)]
 pub(super) enum Event {
-    Started { path: String, attempt: i32, message: String },
+    Started { path: String, attempt: i32, message: String, image: Option<TaskImage> },
     Waiting { path: String, message: String },
     Finished { path: String, outcome: Outcome },
 }
@@ -191,6 +195,8 @@ pub(super) struct ContainerWork {
     pub(super) readable: Vec<PathBuf>,
     /// The run allows network access.
     pub(super) network: bool,
+    /// Whether the step runs in its image.
+    pub(super) image_mode: ImageMode,
 }
 
 impl ContainerWork {
@@ -209,6 +215,11 @@ impl ContainerWork {
             }
         };
         let mut image_run = None;
+        let mut python_path: Option<PathBuf> = None;
+        let record = Some(match &image {
+            Some(image) => image.record(),
+            None => TaskImage { reference: self.image.clone(), ..TaskImage::default() },
+        });
         if let Some(image) = &image {
             let config = &image.lease.root.unpacked.config;
             let rootfs = image.lease.root.rootfs.clone();
@@ -223,9 +234,25 @@ impl ContainerWork {
                 prepared.argv = config.entrypoint.iter().cloned().chain(args).collect();
             }
             image_run = Some(process::ImageRun { rootfs, env: config.env.clone(), workdir });
-        } else if is_lightweight(&prepared.argv) && self.kfp_importable().await {
+        } else if is_lightweight(&prepared.argv) {
+            // On the host the preamble would install into the host's Python: it is read, never run.
+            let wanted = python_env::packages(&prepared.argv[2], !self.kfp_importable().await);
             prepared.argv.drain(..3);
-            notes.push("pip preamble skipped: kfp already imports".to_owned());
+            if wanted.is_empty() {
+                notes.push("pip preamble skipped: kfp already imports".to_owned());
+            } else {
+                match self.python_env(&wanted).await {
+                    Ok((dir, installed)) => {
+                        let how = if installed { "installed for it" } else { "from its cache" };
+                        notes.push(format!("packages {} {how} (PYTHONPATH)", wanted.requirements.join(" ")));
+                        python_path = Some(dir);
+                    }
+                    Err(failure) => {
+                        let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure.into() });
+                        return;
+                    }
+                }
+            }
         }
         if prepared.argv.is_empty() {
             let failure = Outcome::failed(INVALID_ARGUMENT, "TASK_NOT_STARTED", "the step names no command to run");
@@ -236,7 +263,7 @@ impl ContainerWork {
         let sandbox = match (&self.executor.confinement, &lease) {
             (Some(confinement), Some(lease)) => Some(process::Sandbox {
                 confinement: confinement.clone(),
-                readable: self.readable.clone(),
+                readable: self.readable.iter().cloned().chain(python_path.clone()).collect(),
                 network: self.network,
                 identity: lease.identity,
                 limits: self.shared.config.limits,
@@ -270,8 +297,16 @@ impl ContainerWork {
                     format!("cannot prepare the task's directory: {e}"),
                 );
             }
-            let _ = self.events.send(Event::Started { path: self.path.clone(), attempt, message: message.clone() });
+            let _ = self.events.send(Event::Started {
+                path: self.path.clone(),
+                attempt,
+                message: message.clone(),
+                image: record.clone(),
+            });
             let mut env = vec![("_KFP_RUNTIME".to_owned(), "true".to_owned())];
+            if let Some(dir) = &python_path {
+                env.push(("PYTHONPATH".to_owned(), dir.display().to_string()));
+            }
             env.extend(self.env.iter().cloned());
             let spec = process::Spec {
                 argv: prepared.argv.clone(),
@@ -344,7 +379,7 @@ impl ContainerWork {
     /// The image the step runs in, by the executor's image mode: `None` when it runs on the host (with a note that
     /// says why), or the failed outcome when its image is required and cannot be had, or may not be pulled.
     async fn step_image(&self, notes: &mut Vec<String>) -> Result<Option<StepImage>, Failure> {
-        let mode = self.shared.config.images.mode;
+        let mode = self.image_mode;
         let mut on_host = |why: String| {
             if mode == ImageMode::Image {
                 let message = format!("image {}: {why}", self.image);
@@ -381,6 +416,88 @@ impl ContainerWork {
                 Err(Failure::new(UNAVAILABLE, "IMAGE_UNAVAILABLE", problem.to_string()))
             }
         }
+    }
+
+    /// The directory holding `wanted` for this step's creator, installed now (true) or found in the cache: pip
+    /// runs with `--target`, in the sandbox as a task uid of its own, with network (as the preamble would have
+    /// had on KFP), never as root against the host's Python. A failure says what pip said last.
+    async fn python_env(&self, wanted: &python_env::Packages) -> Result<(PathBuf, bool), Failure> {
+        let failed = |why: String| Failure::new(UNAVAILABLE, "PACKAGES_NOT_INSTALLED", why);
+        let envs = self.executor.python_envs.as_ref().ok_or_else(|| {
+            failed("the step's packages_to_install cannot be installed: the environment cache is not open".to_owned())
+        })?;
+        let config = &self.shared.config;
+        let task_path = super::task_path(config);
+        let log = super::run_dir(config, self.run_uuid).join("logs").join(format!("{}-packages.log", self.uid));
+        let path = task_path.clone();
+        let install = |work: PathBuf| async move {
+            let lease = self.executor.confinement.as_ref().map(|c| c.lease());
+            let sandbox = match (&self.executor.confinement, &lease) {
+                (Some(confinement), Some(lease)) => Some(process::Sandbox {
+                    confinement: confinement.clone(),
+                    readable: Vec::new(),
+                    network: true,
+                    identity: lease.identity,
+                    limits: config.limits,
+                    inside: super::inside::Inside::host(),
+                    image: None,
+                }),
+                _ => None,
+            };
+            let identity = sandbox.as_ref().map(|s| s.identity);
+            let target = work.clone();
+            if let Some(identity) = identity {
+                tokio::task::spawn_blocking(move || super::sandbox::Confinement::hand_over(&target, identity))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("cannot prepare the environment: {e}"))?;
+            }
+            let mut argv: Vec<String> =
+                ["python3", "-m", "pip", "install", "--quiet", "--no-warn-script-location"].map(str::to_owned).into();
+            argv.extend(["--target".to_owned(), work.display().to_string()]);
+            argv.extend(wanted.index_options.iter().cloned());
+            argv.extend(wanted.requirements.iter().cloned());
+            let spec = process::Spec {
+                argv,
+                dir: work.clone(),
+                log: log.clone(),
+                max_log_bytes: config.max_log_bytes,
+                env: vec![
+                    ("PIP_NO_CACHE_DIR".to_owned(), "1".to_owned()),
+                    ("PIP_DISABLE_PIP_VERSION_CHECK".to_owned(), "1".to_owned()),
+                ],
+                task_uid: self.uid.clone(),
+                path,
+                sandbox,
+            };
+            let running = process::start(&spec)?;
+            self.group.store(running.group, Ordering::SeqCst);
+            let (exit, _) = running.wait().await;
+            self.group.store(0, Ordering::SeqCst);
+            drop(lease);
+            if exit != Exit::Code(0) {
+                let said = tokio::fs::read(&log).await.unwrap_or_default();
+                let tail = String::from_utf8_lossy(&said[said.len().saturating_sub(MAX_PIP_TAIL)..]).into_owned();
+                return Err(format!("pip could not install {}: {}", wanted.requirements.join(" "), tail.trim()));
+            }
+            // Taken back from the task uid, which another task may hold next; what the install made for itself
+            // (its TMPDIR) goes.
+            let target = work.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(target.join("tmp"));
+                match identity {
+                    Some(_) => super::sandbox::Confinement::hand_over(
+                        &target,
+                        super::sandbox::Identity::Uid(nix::unistd::geteuid().as_raw()),
+                    ),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot keep the environment: {e}"))
+        };
+        envs.ensure(&self.creator, &task_path, wanted, install).await.map_err(failed)
     }
 
     /// The outputs of an earlier identical task of the same creator whose files are all still there.

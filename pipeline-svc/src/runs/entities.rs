@@ -290,6 +290,51 @@ pub struct Task {
     /// It ran although an upstream task had not succeeded (an exit handler, `ignore_upstream_failure`): when a
     /// retry runs that upstream again, it runs again too.
     pub ran_after_failure: bool,
+    /// The image its current attempt runs in (container tasks of the embedded executor).
+    pub image: Option<TaskImage>,
+}
+
+/// Where the embedded executor runs a container step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageMode {
+    /// In its image when the image's registry is the platform's or a configured one and the sandbox is there;
+    /// else on the host, with a note on the task that says why.
+    #[default]
+    Auto,
+    /// Always in its image: a step whose image cannot be had fails, naming the image and the registry.
+    Image,
+    /// On the host, as if the image were the host's own system.
+    Host,
+}
+
+/// Where a task's image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSource {
+    /// Not used: the task ran on the host.
+    #[default]
+    Host,
+    /// Pulled and unpacked for this task.
+    Pulled,
+    /// Unpacked already.
+    Cached,
+}
+
+/// The image a container task ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskImage {
+    /// The reference as the component names it.
+    pub reference: String,
+    /// The manifest digest it resolved to; empty on the host.
+    pub digest: String,
+    /// Where it came from.
+    pub source: ImageSource,
+    /// Bytes of its layers as stored.
+    pub compressed_bytes: u64,
+    /// Bytes of its files unpacked.
+    pub unpacked_bytes: u64,
 }
 
 /// One execution of a pipeline version.
@@ -318,6 +363,9 @@ pub struct Run {
     pub enable_caching: bool,
     /// Give tasks network access.
     pub allow_network: bool,
+    /// Whether container steps run in their images; `None` for runs stored before there was a choice (the
+    /// executor's default then applies).
+    pub image_mode: Option<ImageMode>,
     /// Where it runs.
     pub backend: Backend,
     /// The backend's run id.

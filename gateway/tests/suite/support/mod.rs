@@ -25,6 +25,19 @@ pub fn kfp_path() -> Option<String> {
     }
 }
 
+/// Runs the `highwind` binary as `token`'s holder against `platform`, without blocking the runtime the platform
+/// serves on.
+pub async fn highwind(platform: &Platform, token: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
+        .args(args)
+        .env("HIGHWIND_URL", platform.url())
+        .env("HIGHWIND_TOKEN", token)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run highwind")
+}
+
 /// Processes carrying pipeline task `uid`'s marker in their environment: what that task started and still runs.
 pub fn processes_of(uid: &str) -> Vec<u32> {
     let marker = format!("HIGHWIND_TASK={uid}");

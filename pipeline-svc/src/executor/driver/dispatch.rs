@@ -80,6 +80,7 @@ impl Driver {
             fingerprint,
             readable: inputs.artifacts.values().flatten().map(|a| PathBuf::from(&a.path)).collect(),
             network: self.run.allow_network,
+            image_mode: self.run.image_mode.unwrap_or(self.shared.config.images.mode),
         };
         let handle = tokio::spawn(work.run(prepared));
         self.dispatched.insert(path.to_owned(), Dispatched { work: handle.abort_handle(), group });
@@ -111,6 +112,7 @@ impl Driver {
                 path: path_owned.clone(),
                 attempt: task.attempt.max(1),
                 message: String::new(),
+                image: None,
             });
             let outcome = match version {
                 Err(failure) => Outcome::from(failure),

@@ -83,7 +83,7 @@ impl Driver {
 
     pub(super) fn on_event(&mut self, event: Event) {
         match event {
-            Event::Started { path, attempt, message } => {
+            Event::Started { path, attempt, message, image } => {
                 if self.tasks.get(&path).is_some_and(|t| t.state.is_terminal()) {
                     return;
                 }
@@ -94,6 +94,7 @@ impl Driver {
                     t.start_time = Some(time);
                     t.state_message = message;
                     t.exit_code = None;
+                    t.image = image;
                 });
             }
             Event::Waiting { path, message } => {

@@ -222,6 +222,8 @@ impl Confinement {
         if task.network {
             let fd = |n: i32| OsString::from(n.to_string());
             args.items.extend(["--info-fd".into(), fd(network::INFO_FD), "--block-fd".into(), fd(network::BLOCK_FD)]);
+            // bwrap makes the file 0600 and root's unless told: the task's own uid could not resolve a name.
+            args.add(&["--perms", "0644"]);
             args.items.extend(["--ro-bind-data".into(), fd(network::RESOLV_FD), "/etc/resolv.conf".into()]);
         }
         for readable in task.readable.iter().filter(|p| p.exists()) {

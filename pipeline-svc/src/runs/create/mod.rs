@@ -20,7 +20,7 @@ use crate::{
     assets::{AssetFiles, PipelineIr, PipelineSource, ReadError},
     error::{Error, KfpRefusal},
     executor::Engine,
-    runs::entities::{Backend, Binding, Destination, Run, State, now},
+    runs::entities::{Backend, Binding, Destination, ImageMode, Run, State, now},
     store::RunRepository,
 };
 
@@ -54,6 +54,8 @@ pub struct RunRequest {
     pub enable_caching: bool,
     /// Give tasks network access.
     pub allow_network: bool,
+    /// Whether container steps run in their images; the executor's default when `None`.
+    pub image_mode: Option<ImageMode>,
     /// The creator's idempotency key, if any.
     pub request_id: Option<String>,
     /// Check everything, store and launch nothing.
@@ -105,7 +107,13 @@ pub async fn create(context: Context<'_>, principal: &Principal, request: RunReq
     let destinations =
         outputs::destinations(context.assets, principal, &pipeline, &description, &request.output_destinations).await?;
     let validate_only = request.validate_only;
-    let run = new_run(principal, &ir, &description, request, Resolved { parameters, bindings, destinations });
+    let image_mode = match request.backend {
+        // KFP runs every step in its image.
+        Backend::Kfp => ImageMode::Image,
+        Backend::Local => request.image_mode.unwrap_or(context.engine.config().images.mode),
+    };
+    let mut run = new_run(principal, &ir, &description, request, Resolved { parameters, bindings, destinations });
+    run.image_mode = Some(image_mode);
     // Taken before the run is stored, so concurrent creates cannot pass the limit together.
     let admission = context.engine.admit(principal.as_str())?;
     if validate_only {
@@ -127,6 +135,7 @@ fn backend_takes(engine: &Engine, request: &RunRequest) -> Result<(), Error> {
         Backend::Kfp if !request.output_destinations.is_empty() => {
             Err(Error::NotForKfp(KfpRefusal::OutputDestinations))
         }
+        Backend::Kfp if request.image_mode == Some(ImageMode::Host) => Err(Error::NotForKfp(KfpRefusal::HostImageMode)),
         Backend::Kfp => Ok(()),
     }
 }
@@ -163,6 +172,7 @@ fn new_run(
         unbound_output_policy: request.unbound_output_policy,
         enable_caching: request.enable_caching,
         allow_network: request.allow_network,
+        image_mode: request.image_mode,
         backend: request.backend,
         backend_run_id: String::new(),
         backend_attempt: 0,
