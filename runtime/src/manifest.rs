@@ -185,7 +185,8 @@ fn compression(media_type: &str) -> Result<Compression, ManifestError> {
         "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
             Ok(Compression::Gzip)
         }
-        other => Err(error(format!("a layer of type {other:?}, which is not unpacked (gzip or plain tar)"))),
+        "application/vnd.oci.image.layer.v1.tar+zstd" => Ok(Compression::Zstd),
+        other => Err(error(format!("a layer of type {other:?}, which is not unpacked (gzip, zstd or plain tar)"))),
     }
 }
 
@@ -297,7 +298,12 @@ mod tests {
             panic!("an image")
         };
         assert_eq!((image.layers.len(), image.layers[0].compression), (1, Compression::Gzip));
-        assert!(parse(&bytes(&manifest("application/vnd.oci.image.layer.v1.tar+zstd")), None).is_err());
+        let Ok(Document::Image(zstd)) = parse(&bytes(&manifest("application/vnd.oci.image.layer.v1.tar+zstd")), None)
+        else {
+            panic!("zstd layers are read")
+        };
+        assert_eq!(zstd.layers[0].compression, Compression::Zstd);
+        assert!(parse(&bytes(&manifest("application/vnd.oci.image.layer.v1.tar+bzip2")), None).is_err());
         let mut foreign = manifest("application/vnd.docker.image.rootfs.diff.tar.gzip");
         foreign["layers"][0]["urls"] = json!(["http://169.254.169.254/"]);
         assert!(parse(&bytes(&foreign), None).expect_err("foreign").0.contains("foreign"));

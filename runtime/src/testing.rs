@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{digest::Digest, manifest::Descriptor};
+use crate::{digest::Digest, manifest::Descriptor, unpack::Compression};
 
 /// One entry of a test layer.
 #[derive(Debug, Clone)]
@@ -16,6 +16,7 @@ pub enum Entry<'a> {
     File { path: &'a str, content: &'a [u8], mode: u32 },
     Dir { path: &'a str },
     Symlink { path: &'a str, target: &'a str },
+    Hardlink { path: &'a str, target: &'a str },
 }
 
 /// An OCI image layout being written in a directory.
@@ -57,6 +58,11 @@ impl LayoutBuilder {
 
     /// A gzip layer of `entries`.
     pub fn layer(&self, entries: &[Entry<'_>]) -> BuiltLayer {
+        self.layer_compressed(entries, Compression::Gzip)
+    }
+
+    /// A layer of `entries`, compressed as `compression` says.
+    pub fn layer_compressed(&self, entries: &[Entry<'_>], compression: Compression) -> BuiltLayer {
         let mut builder = tar::Builder::new(Vec::new());
         for entry in entries {
             let mut header = tar::Header::new_gnu();
@@ -80,12 +86,28 @@ impl LayoutBuilder {
                     header.set_size(0);
                     builder.append_link(&mut header, path, target).unwrap();
                 }
+                Entry::Hardlink { path, target } => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_mode(0o644);
+                    header.set_size(0);
+                    builder.append_link(&mut header, path, target).unwrap();
+                }
             }
         }
         let tar = builder.into_inner().unwrap();
-        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gzip.write_all(&tar).unwrap();
-        let blob = self.blob("application/vnd.oci.image.layer.v1.tar+gzip", &gzip.finish().unwrap());
+        let blob = match compression {
+            Compression::None => self.blob("application/vnd.oci.image.layer.v1.tar", &tar),
+            Compression::Gzip => {
+                let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gzip.write_all(&tar).unwrap();
+                self.blob("application/vnd.oci.image.layer.v1.tar+gzip", &gzip.finish().unwrap())
+            }
+            Compression::Zstd => {
+                let zstd =
+                    ruzstd::encoding::compress_to_vec(tar.as_slice(), ruzstd::encoding::CompressionLevel::Fastest);
+                self.blob("application/vnd.oci.image.layer.v1.tar+zstd", &zstd)
+            }
+        };
         BuiltLayer { blob, diff_id: Digest::of(&tar) }
     }
 

@@ -2,7 +2,9 @@
 //! has appeared, the upload reports what it kept, and the client finishes it with the right digest. One killed in
 //! the middle of a pipeline run: after the restart the run is FAILED with a reason and none of its task processes
 //! is left running. One killed while a Kubeflow Pipelines run was being submitted: after the restart the run is
-//! found in KFP by its name and followed to its end, and KFP holds exactly one run.
+//! found in KFP by its name and followed to its end, and KFP holds exactly one run. One killed while it unpacked a
+//! step's image: no root is left that looks whole, the next start clears the half-built one, and RetryRun unpacks
+//! the image again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,9 +30,12 @@ async fn start(dir: &Path) -> Server {
 }
 
 async fn start_with(dir: &Path, args: &[&str]) -> Server {
+    let no_registry = if args.contains(&"--registry-listen") { &[][..] } else { &["--no-registry"][..] };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
-        .args(["standalone", "--no-registry", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg("standalone")
+        .args(no_registry)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(args)
         .env("RUST_LOG", "warn")
@@ -134,7 +139,11 @@ async fn kill_9_mid_upload_then_resume_after_restart() {
 
 /// A new pipeline asset holding `sample`, committed as version 1; the asset's name.
 async fn push_pipeline(server: &Server, sample: &str) -> String {
-    let ir = crate::support::runs::sample(sample);
+    push_pipeline_ir(server, crate::support::runs::sample(sample)).await
+}
+
+/// A new pipeline asset holding the compiled pipeline `ir`, committed as version 1; the asset's name.
+async fn push_pipeline_ir(server: &Server, ir: Vec<u8>) -> String {
     let mut assets = AssetServiceClient::new(server.channel().await);
     let asset = pb::Asset { kind: pb::AssetKind::Pipeline as i32, display_name: "crash".into(), ..Default::default() };
     let asset = assets
@@ -274,4 +283,117 @@ async fn kill_9_while_a_kfp_run_is_submitted_then_the_restart_finds_it_instead_o
     let runs = kfp.runs().await;
     assert_eq!(runs.len(), 1, "exactly one KFP run: {runs:?}");
     assert_eq!(after.backend_run_id, runs[0]["run_id"].as_str().unwrap());
+}
+
+/// alice's image for the unpack crash: busybox's shell and a layer of many files, large enough to be caught while
+/// it unpacks; pushed to a new Docker Repo asset of the server's dev user. Its reference.
+async fn push_large_image(server: &Server, registry: &str, busybox: &[u8]) -> String {
+    use highwind_proto::identity::v1 as ipb;
+    use highwind_runtime::{
+        testing::{Entry, LayoutBuilder},
+        unpack::Compression,
+    };
+    let mut assets = AssetServiceClient::new(server.channel().await);
+    let asset = pb::Asset { kind: pb::AssetKind::DockerRepo as i32, display_name: "big".into(), ..Default::default() };
+    let asset = assets
+        .create_asset(server.req(pb::CreateAssetRequest { asset: Some(asset), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut keys = ipb::api_key_service_client::ApiKeyServiceClient::new(server.channel().await);
+    let key = ipb::ApiKey { display_name: "push".into(), ..Default::default() };
+    let key = keys.create_api_key(server.req(ipb::CreateApiKeyRequest { api_key: Some(key) })).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let shell = layout.layer(&[
+        Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 },
+        Entry::Symlink { path: "bin/sh", target: "busybox" },
+        Entry::Symlink { path: "bin/ls", target: "busybox" },
+        Entry::Symlink { path: "bin/wc", target: "busybox" },
+    ]);
+    let block: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let names: Vec<String> = (0..2_000).map(|i| format!("data/file-{i:04}")).collect();
+    let files: Vec<Entry<'_>> = names.iter().map(|path| Entry::File { path, content: &block, mode: 0o644 }).collect();
+    let data = layout.layer_compressed(&files, Compression::None);
+    let image = layout.image("linux/amd64", &[shell, data], serde_json::json!({"Env": ["PATH=/bin"]}));
+    layout.tag("v1", &image);
+    let repository = format!("highwind/dev/{}", asset.name.strip_prefix("assets/").unwrap());
+    let reference = format!("{registry}/{repository}:v1");
+    let key = key.into_inner().key;
+    let pushed = crate::support::registry::push(layout.path(), "v1", &reference, &key, false).await;
+    assert!(pushed.ok, "{}", pushed.output);
+    reference
+}
+
+#[tokio::test]
+async fn kill_9_mid_unpack_then_no_root_is_left_half_built_and_the_image_unpacks_again() {
+    if !crate::support::registry::available() || !crate::support::runs::sandbox_available() {
+        return;
+    }
+    let Some(busybox) = crate::support::registry::busybox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The registry keeps its port across the restart: the pipeline names the image by it.
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let args = ["--registry-listen", registry.as_str()];
+    let mut server = start_with(dir.path(), &args).await;
+    let image = push_large_image(&server, &registry, &busybox).await;
+    let ir =
+        String::from_utf8(crate::support::runs::sample("j_shell_probe.yaml")).unwrap().replace("alpine:3.20", &image);
+    let asset = push_pipeline_ir(&server, ir.into_bytes()).await;
+    let script =
+        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue("ls /data | wc -l > \"$0\"".into())) };
+    let run = ppb::Run {
+        pipeline_version: format!("{asset}/versions/1"),
+        parameters: [("script".to_owned(), script)].into(),
+        ..Default::default()
+    };
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let request = ppb::CreateRunRequest { run: Some(run), ..Default::default() };
+    let run = pipelines.create_run(server.req(request)).await.unwrap().into_inner();
+
+    // Caught while its files are being written into a root under construction.
+    let images = dir.path().join("images");
+    let unpacking = || {
+        std::fs::read_dir(images.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|build| std::fs::read_dir(build.path().join("rootfs/data")).is_ok_and(|files| files.count() > 10))
+    };
+    let started = std::time::Instant::now();
+    while !unpacking() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the image never started unpacking");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    let roots = || std::fs::read_dir(images.join("roots")).unwrap().count();
+    assert_eq!(roots(), 0, "no root looks whole before it is");
+
+    let server = start_with(dir.path(), &args).await;
+    assert_eq!(std::fs::read_dir(images.join("tmp")).unwrap().count(), 0, "what was half-built is gone");
+    let mut pipelines = PipelineServiceClient::new(server.channel().await);
+    let ended = loop {
+        let get = ppb::GetRunRequest { name: run.name.clone(), view: 0 };
+        let now = pipelines.get_run(server.req(get)).await.unwrap().into_inner();
+        if now.state != ppb::RunState::Running as i32 && now.state != ppb::RunState::Pending as i32 {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended.state, ppb::RunState::Failed as i32, "settled as any run its server was killed in");
+    assert_eq!(ended.error.unwrap().reason, "SERVER_RESTARTED");
+
+    let retry = ppb::RetryRunRequest { name: run.name.clone(), ..Default::default() };
+    pipelines.retry_run(server.req(retry)).await.unwrap();
+    let mut stream =
+        pipelines.watch_run(server.req(ppb::WatchRunRequest { name: run.name.clone() })).await.unwrap().into_inner();
+    while tokio::time::timeout(Duration::from_secs(60), stream.message()).await.unwrap().unwrap().is_some() {}
+    let get = ppb::GetRunRequest { name: run.name.clone(), view: ppb::RunView::Full as i32 };
+    let done = pipelines.get_run(server.req(get)).await.unwrap().into_inner();
+    assert_eq!(done.state, ppb::RunState::Succeeded as i32, "{:?}", done.error);
+    let probe = done.tasks.iter().find(|t| t.task_key == "probe").unwrap();
+    assert_eq!(crate::support::runs::string_output(&probe.outputs, "said").trim(), "2000", "every file, once");
+    assert_eq!(probe.image.as_ref().unwrap().source(), ppb::task_image::Source::Pulled);
+    assert_eq!(roots(), 1);
 }

@@ -1,5 +1,5 @@
-//! Pipeline steps run in their own image, with no container engine: a busybox image built here and pushed to a
-//! Docker Repo asset gives a step a file and a tool the host does not have, its environment and working directory,
+//! Pipeline steps run in their own image, with no container engine: a busybox image built here (a gzip, a zstd and
+//! a plain layer) and pushed to a Docker Repo asset gives a step a file and a tool the host does not have, its environment and working directory,
 //! and its entrypoint when the step names no command; the step sees only its own run under a neutral path. Its
 //! creator's access decides: another user's run cannot use the image, and nothing runs. A run in HOST mode runs the
 //! same step on the host's system, with a note that says so. Each task records the image it ran in.
@@ -8,26 +8,18 @@
 
 use crate::support::{
     Platform, highwind, kfp_path,
-    registry::{available, push},
+    registry::{available, busybox, push},
     runs::{create, run_of, sample, sandbox_available, state, string_output, task, task_state, watch},
 };
 use gateway::standalone::RegistryMode;
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
-use highwind_runtime::testing::{Entry, LayoutBuilder};
+use highwind_runtime::{
+    testing::{Entry, LayoutBuilder},
+    unpack::Compression,
+};
 
 /// The placeholder image of the `l_image` sample.
 const PLACEHOLDER: &str = "highwind-test-image.invalid/busybox:v1";
-
-/// Debian's statically linked busybox (`busybox-static`): the one program of the test image.
-fn busybox() -> Option<Vec<u8>> {
-    let found = ["/usr/bin/busybox", "/bin/busybox"].iter().find_map(|path| std::fs::read(path).ok());
-    let required = std::env::var("HIGHWIND_REQUIRE_REGISTRY").is_ok_and(|v| v == "1");
-    assert!(found.is_some() || !required, "HIGHWIND_REQUIRE_REGISTRY=1 but busybox is not installed (busybox-static)");
-    if found.is_none() {
-        eprintln!("skipped: busybox is not installed (apt-get install busybox-static)");
-    }
-    found
-}
 
 /// A platform with alice's busybox image pushed to a Docker Repo asset of hers; the platform and the image's
 /// reference.
@@ -43,24 +35,33 @@ async fn platform_with_image(busybox: &[u8]) -> (Platform, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
     let applets: Vec<String> = ["sh", "cat", "echo", "ls", "pwd", "wc"].iter().map(|a| format!("bin/{a}")).collect();
-    let mut entries = vec![
-        Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 },
-        Entry::File { path: "etc/image-only.txt", content: b"a file only the image has\n", mode: 0o644 },
-        Entry::File {
-            path: "usr/local/bin/only-in-image",
-            content: b"#!/bin/sh\necho a tool only the image has\n",
-            mode: 0o755,
-        },
-        Entry::Dir { path: "work/space" },
+    let mut programs = vec![Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 }];
+    programs.extend(applets.iter().map(|path| Entry::Symlink { path, target: "busybox" }));
+    // One layer of each kind an image may hold: gzip, zstd and plain tar.
+    let layers = [
+        layout.layer_compressed(&programs, Compression::Gzip),
+        layout.layer_compressed(
+            &[Entry::File { path: "etc/image-only.txt", content: b"a file only the image has\n", mode: 0o644 }],
+            Compression::Zstd,
+        ),
+        layout.layer_compressed(
+            &[
+                Entry::File {
+                    path: "usr/local/bin/only-in-image",
+                    content: b"#!/bin/sh\necho a tool only the image has\n",
+                    mode: 0o755,
+                },
+                Entry::Dir { path: "work/space" },
+            ],
+            Compression::None,
+        ),
     ];
-    entries.extend(applets.iter().map(|path| Entry::Symlink { path, target: "busybox" }));
-    let layer = layout.layer(&entries);
     let config = serde_json::json!({
         "Env": ["PATH=/usr/local/bin:/bin", "FROM_IMAGE_ENV=set by the image"],
         "WorkingDir": "/work/space",
         "Entrypoint": ["/bin/sh", "-c", "echo from the entrypoint > \"$0\""],
     });
-    let image = layout.image("linux/amd64", &[layer], config);
+    let image = layout.image("linux/amd64", &layers, config);
     layout.tag("v1", &image);
     let key = platform.api_key("alice").await;
     let pushed = push(layout.path(), "v1", &reference, &key, false).await;
@@ -154,7 +155,42 @@ async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only
     assert_eq!(error.code, tonic::Code::NotFound as i32, "{error:?}");
     assert!(error.message.contains(&image), "the reason names the image: {error:?}");
     assert!(refused.exit_code.is_none() && refused.image.is_none(), "no process ran: {refused:?}");
+
+    // An image whose layer hard-links the host's password file: refused with the reason, and nothing of it is kept.
+    // (A symbolic link to `/` is not refused but resolved inside the image's root, as lower layers' links must be:
+    // the runtime's own tests show what is written through one stays in the root.)
+    let roots = || std::fs::read_dir(platform.dir.path().join("images/roots")).unwrap().count();
+    let cached = roots();
+    let hostile = push_hostile_image(&platform).await;
+    let version = push_image_pipeline(&platform, "alice", &hostile).await;
+    let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    let error = task(&run, "from-image").error.clone().expect("refused");
+    assert_eq!(
+        (error.code, error.reason.as_str()),
+        (tonic::Code::Unavailable as i32, "IMAGE_UNAVAILABLE"),
+        "{error:?}"
+    );
+    assert!(error.message.contains(&hostile) && error.message.contains("links to"), "what and why: {error:?}");
+    assert_eq!(roots(), cached, "nothing of the refused image is kept");
+    let building = std::fs::read_dir(platform.dir.path().join("images/tmp")).unwrap().count();
+    assert_eq!(building, 0, "nor anything half-built");
     platform.stop().await;
+}
+
+/// alice's image whose only layer hard-links `/etc/passwd`.
+async fn push_hostile_image(platform: &Platform) -> String {
+    let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
+    let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
+    let reference = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let layer = layout.layer(&[Entry::Hardlink { path: "passwords", target: "/etc/passwd" }]);
+    let image = layout.image("linux/amd64", &[layer], serde_json::json!({}));
+    layout.tag("v1", &image);
+    let pushed = push(layout.path(), "v1", &reference, &platform.api_key("alice").await, false).await;
+    assert!(pushed.ok, "{}", pushed.output);
+    reference
 }
 
 /// Every file name under the Python environment the tasks' `python3` belongs to.

@@ -102,6 +102,71 @@ pub enum PullError {
     Io(#[from] std::io::Error),
 }
 
+/// Which layer blobs of a pull have been downloaded into its scratch layout, for the unpacking that waits on them.
+#[derive(Debug, Clone, Default)]
+struct Arrivals(std::sync::Arc<(Mutex<ArrivalState>, std::sync::Condvar)>);
+
+#[derive(Debug, Default)]
+struct ArrivalState {
+    here: std::collections::HashSet<Digest>,
+    stopped: bool,
+}
+
+impl Arrivals {
+    /// Blob `digest` is complete (`true`), or its download failed and no more will come (`false`).
+    fn arrived(&self, digest: &Digest, complete: bool) {
+        let (state, changed) = &*self.0;
+        if let Ok(mut state) = state.lock() {
+            if complete {
+                state.here.insert(digest.clone());
+            } else {
+                state.stopped = true;
+            }
+        }
+        changed.notify_all();
+    }
+
+    /// Waits for blob `digest`; an error when the downloads stopped before it came.
+    fn wait_for(&self, digest: &Digest) -> std::io::Result<()> {
+        let (state, changed) = &*self.0;
+        let mut state = state.lock().map_err(|_| std::io::Error::other("the download was abandoned"))?;
+        while !state.here.contains(digest) {
+            if state.stopped {
+                return Err(std::io::Error::other("the download stopped before this blob"));
+            }
+            state = changed.wait(state).map_err(|_| std::io::Error::other("the download was abandoned"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Stops the waiting when the pull ends, however it ends: a pull dropped half-way must not leave its unpacking
+/// blocked for ever.
+struct ArrivalGuard(Arrivals);
+
+impl Drop for ArrivalGuard {
+    fn drop(&mut self) {
+        let (state, changed) = &*(self.0).0;
+        if let Ok(mut state) = state.lock() {
+            state.stopped = true;
+        }
+        changed.notify_all();
+    }
+}
+
+/// The scratch layout of a pull whose layers are still arriving: a blob is read once it is complete.
+struct ArrivingLayout {
+    layout: OciLayout,
+    arrivals: Arrivals,
+}
+
+impl image::BlobSource for ArrivingLayout {
+    fn open(&self, digest: &Digest) -> std::io::Result<Box<dyn std::io::Read + '_>> {
+        self.arrivals.wait_for(digest)?;
+        self.layout.open(digest)
+    }
+}
+
 /// A registry client: one HTTP client and its tokens, shared by every pull.
 pub struct RegistryClient {
     http: reqwest::Client,
@@ -190,16 +255,30 @@ impl RegistryClient {
             )));
         }
         self.blob(endpoint, repository, &parsed.config, scratch).await?;
-        for layer in &parsed.layers {
-            self.blob(endpoint, repository, &layer.blob, scratch).await?;
+        // Each layer unpacks as soon as it is here, while the next ones download.
+        let arrivals = Arrivals::default();
+        let _stop_waiting = ArrivalGuard(arrivals.clone());
+        for document in [&top.digest, &manifest.digest, &parsed.config.digest] {
+            arrivals.arrived(document, true);
         }
-        let (scratch, root, limits) = (scratch.to_path_buf(), root.to_path_buf(), *limits);
-        tokio::task::spawn_blocking(move || {
-            let layout = OciLayout::open(&scratch)?;
-            Ok::<_, PullError>(image::unpack_image(&root, &layout, &top, &limits)?)
-        })
-        .await
-        .map_err(|e| PullError::Io(std::io::Error::other(e)))?
+        let source = ArrivingLayout { layout: OciLayout::open(scratch)?, arrivals: arrivals.clone() };
+        let (root, limits) = (root.to_path_buf(), *limits);
+        let unpacking = tokio::task::spawn_blocking(move || image::unpack_image(&root, &source, &top, &limits));
+        let mut downloaded = Ok(());
+        for layer in &parsed.layers {
+            if unpacking.is_finished() {
+                break;
+            }
+            downloaded = self.blob(endpoint, repository, &layer.blob, scratch).await;
+            arrivals.arrived(&layer.blob.digest, downloaded.is_ok());
+            if downloaded.is_err() {
+                break;
+            }
+        }
+        let unpacked = unpacking.await.map_err(|e| PullError::Io(std::io::Error::other(e)))?;
+        // A failed download is the reason the unpacking stopped, if it did.
+        downloaded?;
+        Ok(unpacked?)
     }
 
     fn document(&self, scratch: &Path, descriptor: &Descriptor) -> Result<Document, PullError> {

@@ -11,6 +11,7 @@
 
 mod paths;
 mod tree;
+mod zstd;
 
 use std::{
     collections::HashSet,
@@ -38,6 +39,8 @@ pub enum Compression {
     None,
     /// Gzip (one member or several).
     Gzip,
+    /// Zstandard (one frame or several).
+    Zstd,
 }
 
 /// Bounds of an image's layers.
@@ -141,6 +144,7 @@ pub fn unpack_layer(
         let decoder: Box<dyn Read + '_> = match expected.compression {
             Compression::None => Box::new(&mut compressed),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
+            Compression::Zstd => Box::new(zstd::Frames::new(io::BufReader::new(&mut compressed))),
         };
         let mut tar_stream = Hashing::new(decoder, room);
         let mut layer = Layer {

@@ -24,6 +24,18 @@ pub fn available() -> bool {
     found
 }
 
+/// Debian's statically linked busybox (`busybox-static`), the one program of the images tests build; a failure
+/// without it under `HIGHWIND_REQUIRE_REGISTRY=1`.
+pub fn busybox() -> Option<Vec<u8>> {
+    let found = ["/usr/bin/busybox", "/bin/busybox"].iter().find_map(|path| std::fs::read(path).ok());
+    let required = std::env::var("HIGHWIND_REQUIRE_REGISTRY").is_ok_and(|v| v == "1");
+    assert!(found.is_some() || !required, "HIGHWIND_REQUIRE_REGISTRY=1 but busybox is not installed (busybox-static)");
+    if found.is_none() {
+        eprintln!("skipped: busybox is not installed (apt-get install busybox-static)");
+    }
+    found
+}
+
 /// A running registry.
 pub struct Registry {
     child: tokio::process::Child,

@@ -1,0 +1,279 @@
+//! Steps in their own image, against a real `highwind standalone` child process on loopback with its embedded
+//! registry (`docker-registry`), images built here and pushed with `skopeo`:
+//!
+//! 1. what a step costs in its image over the same step on the host, warm cache: five chained `true` steps
+//!    (`n_trivial.yaml`), run by run in IMAGE and in HOST mode, the difference of the median run divided by five;
+//! 2. cold pull-and-unpack throughput of a ~100 MB image (four gzip layers of incompressible files) and of a ~25 MB
+//!    one: the run's wall time minus a warm run's, against the image's compressed bytes; and the server's peak
+//!    memory (`VmHWM`) after each, which must not grow with the image.
+//!
+//! Needs `docker-registry`, `skopeo`, `bwrap` and `busybox` (static). `cargo bench -p gateway --bench images`; see
+//! the README's "Benchmarks" section.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use highwind_proto::{
+    asset::v1::{self as apb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
+    identity::v1::{self as ipb, api_key_service_client::ApiKeyServiceClient},
+    pipeline::v1::{self as pb, pipeline_service_client::PipelineServiceClient},
+};
+use highwind_runtime::{
+    testing::{Entry, LayoutBuilder},
+    unpack::Compression,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+const ROUNDS: usize = 9;
+const PLACEHOLDER: &str = "highwind-test-image.invalid/busybox:v1";
+
+fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pipeline-svc/tests/samples")
+}
+
+struct Platform {
+    child: tokio::process::Child,
+    url: String,
+    token: String,
+    registry: String,
+}
+
+impl Platform {
+    async fn start(dir: &Path) -> Self {
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, registry) = (free(), format!("127.0.0.1:{}", free()));
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
+            .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--registry-listen", &registry])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start highwind standalone");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut token = String::new();
+        while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap()
+        {
+            if let Some(rest) = line.strip_prefix("dev token (dev): ") {
+                token = rest.to_owned();
+                break;
+            }
+        }
+        Self { child, url: format!("http://127.0.0.1:{port}"), token, registry }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone()).unwrap().connect().await.unwrap()
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        let bearer: MetadataValue<_> = format!("Bearer {}", self.token).parse().unwrap();
+        request.metadata_mut().insert("authorization", bearer);
+        request
+    }
+
+    /// The server's peak resident memory so far, in MiB.
+    fn peak_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+
+    /// Pushes the image in `layout` (tag `v1`) to a new Docker Repo asset; its reference.
+    async fn push_image(&self, layout: &Path, key: &str) -> String {
+        let asset =
+            apb::Asset { kind: apb::AssetKind::DockerRepo as i32, display_name: "bench".into(), ..Default::default() };
+        let request = self.request(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
+        let asset = AssetServiceClient::new(self.channel().await).create_asset(request).await.unwrap().into_inner();
+        let reference = format!("{}/highwind/dev/{}:v1", self.registry, asset.name.strip_prefix("assets/").unwrap());
+        let output = tokio::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", &format!("highwind:{key}")])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "skopeo: {}", String::from_utf8_lossy(&output.stderr));
+        reference
+    }
+
+    /// A pipeline asset holding `sample` with its steps' image set to `image`; its version.
+    async fn push_pipeline(&self, sample: &str, image: &str) -> String {
+        let ir = std::fs::read_to_string(samples().join(sample))
+            .unwrap()
+            .replace(PLACEHOLDER, image)
+            .replace("alpine:3.20", image);
+        let asset =
+            apb::Asset { kind: apb::AssetKind::Pipeline as i32, display_name: sample.into(), ..Default::default() };
+        let request = self.request(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
+        let asset = AssetServiceClient::new(self.channel().await).create_asset(request).await.unwrap().into_inner();
+        let mut uploads = UploadServiceClient::new(self.channel().await);
+        let file = apb::UploadFile {
+            path: "pipeline.yaml".into(),
+            size_bytes: ir.len() as i64,
+            sha256: hex::encode(Sha256::digest(ir.as_bytes())),
+            ..Default::default()
+        };
+        let request = apb::CreateUploadRequest { parent: asset.name.clone(), files: vec![file], ..Default::default() };
+        let upload = uploads.create_upload(self.request(request)).await.unwrap().into_inner();
+        let chunk = apb::WriteUploadChunkRequest {
+            upload: upload.name.clone(),
+            path: "pipeline.yaml".into(),
+            offset: 0,
+            data: ir.into_bytes().into(),
+        };
+        uploads.write_upload_chunk(self.request(chunk)).await.unwrap();
+        let version =
+            uploads.commit_upload(self.request(apb::CommitUploadRequest { name: upload.name })).await.unwrap();
+        format!("{}/versions/{}", asset.name, version.into_inner().version_number)
+    }
+
+    /// Runs `run` to its end; the finished run with its tasks.
+    async fn run(&self, run: pb::Run) -> pb::Run {
+        let mut client = PipelineServiceClient::new(self.channel().await);
+        let created = client
+            .create_run(self.request(pb::CreateRunRequest { run: Some(run), ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut stream = client
+            .watch_run(self.request(pb::WatchRunRequest { name: created.name.clone() }))
+            .await
+            .unwrap()
+            .into_inner();
+        while stream.message().await.unwrap().is_some() {}
+        let get = pb::GetRunRequest { name: created.name, view: pb::RunView::Full as i32 };
+        let run = client.get_run(self.request(get)).await.unwrap().into_inner();
+        assert_eq!(run.state, pb::RunState::Succeeded as i32, "{:?}", run.error);
+        run
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    }
+}
+
+fn seconds(t: &Option<prost_types::Timestamp>) -> f64 {
+    t.as_ref().map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+}
+
+fn wall(run: &pb::Run) -> f64 {
+    seconds(&run.end_time) - seconds(&run.create_time)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Busybox's shell and `true`, and `layers` more layers of `files` incompressible 1 MiB files each.
+fn build_image(dir: &Path, busybox: &[u8], layers: usize, files: usize, seed: u32) -> PathBuf {
+    let path = dir.join(format!("layout-{layers}-{files}-{seed}"));
+    let mut layout = LayoutBuilder::new(&path);
+    let mut built = vec![layout.layer(&[
+        Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 },
+        Entry::Symlink { path: "bin/sh", target: "busybox" },
+        Entry::Symlink { path: "bin/true", target: "busybox" },
+    ])];
+    for layer in 0..layers {
+        let names: Vec<String> = (0..files).map(|i| format!("data/{layer}/{i}")).collect();
+        let blocks: Vec<Vec<u8>> = (0..files)
+            .map(|i| {
+                let mut state = seed ^ (layer * 7919 + i) as u32 ^ 0x9e37_79b9;
+                (0..1 << 20)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 17;
+                        state ^= state << 5;
+                        state as u8
+                    })
+                    .collect()
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> =
+            names.iter().zip(&blocks).map(|(path, content)| Entry::File { path, content, mode: 0o644 }).collect();
+        built.push(layout.layer_compressed(&entries, Compression::Gzip));
+    }
+    let image = layout.image("linux/amd64", &built, serde_json::json!({"Env": ["PATH=/bin"]}));
+    layout.tag("v1", &image);
+    path
+}
+
+#[tokio::main]
+async fn main() {
+    let busybox = std::fs::read("/usr/bin/busybox").or_else(|_| std::fs::read("/bin/busybox")).expect("busybox-static");
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(&dir.path().join("data")).await;
+    let key = ApiKeyServiceClient::new(platform.channel().await)
+        .create_api_key(platform.request(ipb::CreateApiKeyRequest {
+            api_key: Some(ipb::ApiKey { display_name: "bench".into(), ..Default::default() }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
+
+    // 1. Five chained `true` steps, warm, in the image and on the host.
+    let small = platform.push_image(&build_image(dir.path(), &busybox, 0, 0, 1), &key).await;
+    let trivial = platform.push_pipeline("n_trivial.yaml", &small).await;
+    let of = |mode: pb::ImageMode| pb::Run {
+        pipeline_version: trivial.clone(),
+        image_mode: mode as i32,
+        ..Default::default()
+    };
+    platform.run(of(pb::ImageMode::Image)).await; // pulled here: what follows is warm
+    let (mut image, mut host) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        image.push(wall(&platform.run(of(pb::ImageMode::Image)).await));
+        host.push(wall(&platform.run(of(pb::ImageMode::Host)).await));
+    }
+    let (image, host) = (median(image), median(host));
+    println!("| 5 chained `true` steps, warm (median of {ROUNDS}): IMAGE / HOST | {image:.3} s / {host:.3} s |");
+    println!("| added per step in its image | {:.1} ms |", (image - host) / 5.0 * 1000.0);
+
+    // 2. Cold pulls of a ~25 MB and a ~100 MB image; the server's peak memory after each.
+    let before = platform.peak_mib();
+    for (layers, files, seed) in [(1, 25, 2), (4, 25, 3)] {
+        let reference = platform.push_image(&build_image(dir.path(), &busybox, layers, files, seed), &key).await;
+        let probe = platform.push_pipeline("j_shell_probe.yaml", &reference).await;
+        let script = prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(": > \"$0\"".into())) };
+        let run = || pb::Run {
+            pipeline_version: probe.clone(),
+            image_mode: pb::ImageMode::Image as i32,
+            parameters: [("script".to_owned(), script.clone())].into(),
+            ..Default::default()
+        };
+        let cold = platform.run(run()).await;
+        let warm = platform.run(run()).await;
+        let task = cold.tasks.iter().find(|t| t.task_key == "probe").unwrap();
+        let pulled = task.image.as_ref().unwrap();
+        assert_eq!(pulled.source(), pb::task_image::Source::Pulled);
+        let seconds = wall(&cold) - wall(&warm);
+        let mb = pulled.compressed_bytes as f64 / 1e6;
+        println!(
+            "| cold pull and unpack, {mb:.0} MB ({:.0} MB unpacked) | {seconds:.2} s, {:.0} MB/s; server peak {:.0} MiB (before: {before:.0} MiB) |",
+            pulled.unpacked_bytes as f64 / 1e6,
+            mb / seconds,
+            platform.peak_mib(),
+        );
+    }
+    platform.stop().await;
+}
