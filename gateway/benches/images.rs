@@ -5,9 +5,13 @@
 //!    (`n_trivial.yaml`), run by run in IMAGE and in HOST mode, the difference of the median run divided by five;
 //! 2. cold pull-and-unpack throughput of a ~100 MB image (four gzip layers of incompressible files) and of a ~25 MB
 //!    one: the run's wall time minus a warm run's, against the image's compressed bytes; and the server's peak
-//!    memory (`VmHWM`) after each, which must not grow with the image.
+//!    memory (`VmHWM`) after each, which must not grow with the image;
+//! 3. the pipeline runs benchmark's linear sample (lightweight Python components, in the Python image
+//!    `.ci/python-image.py` builds, named by `HIGHWIND_BENCH_PYTHON_IMAGE`) and its 32 tasks of 0.5 s (in the busybox
+//!    image), in IMAGE mode against HOST mode.
 //!
-//! Needs `docker-registry`, `skopeo`, `bwrap` and `busybox` (static). `cargo bench -p gateway --bench images`; see
+//! Needs `docker-registry`, `skopeo`, `bwrap`, `busybox` (static) and a Python environment with kfp for the host
+//! (`HIGHWIND_BENCH_KFP_VENV`, default `~/.cache/highwind-kfpvenv`). `cargo bench -p gateway --bench images`; see
 //! the README's "Benchmarks" section.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -46,12 +50,12 @@ struct Platform {
 }
 
 impl Platform {
-    async fn start(dir: &Path) -> Self {
+    async fn start(dir: &Path, task_path: &str) -> Self {
         let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let (port, registry) = (free(), format!("127.0.0.1:{}", free()));
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
             .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--registry-listen", &registry])
-            .arg("--data-dir")
+            .args(["--task-path", task_path, "--data-dir"])
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -192,6 +196,7 @@ fn build_image(dir: &Path, busybox: &[u8], layers: usize, files: usize, seed: u3
         Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 },
         Entry::Symlink { path: "bin/sh", target: "busybox" },
         Entry::Symlink { path: "bin/true", target: "busybox" },
+        Entry::Symlink { path: "bin/sleep", target: "busybox" },
     ])];
     for layer in 0..layers {
         let names: Vec<String> = (0..files).map(|i| format!("data/{layer}/{i}")).collect();
@@ -220,8 +225,10 @@ fn build_image(dir: &Path, busybox: &[u8], layers: usize, files: usize, seed: u3
 #[tokio::main]
 async fn main() {
     let busybox = std::fs::read("/usr/bin/busybox").or_else(|_| std::fs::read("/bin/busybox")).expect("busybox-static");
+    let venv = std::env::var("HIGHWIND_BENCH_KFP_VENV")
+        .unwrap_or_else(|_| format!("{}/.cache/highwind-kfpvenv", std::env::var("HOME").unwrap()));
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start(&dir.path().join("data")).await;
+    let platform = Platform::start(&dir.path().join("data"), &format!("{venv}/bin:/usr/local/bin:/usr/bin:/bin")).await;
     let key = ApiKeyServiceClient::new(platform.channel().await)
         .create_api_key(platform.request(ipb::CreateApiKeyRequest {
             api_key: Some(ipb::ApiKey { display_name: "bench".into(), ..Default::default() }),
@@ -274,6 +281,32 @@ async fn main() {
             mb / seconds,
             platform.peak_mib(),
         );
+    }
+
+    // 3. The pipeline runs benchmark's linear and 32-task runs, in their images and on the host.
+    let Some(python) = std::env::var_os("HIGHWIND_BENCH_PYTHON_IMAGE") else {
+        println!(
+            "(set HIGHWIND_BENCH_PYTHON_IMAGE to a layout from .ci/python-image.py for the pipelines in IMAGE mode)"
+        );
+        platform.stop().await;
+        return;
+    };
+    let python = platform.push_image(Path::new(&python), &key).await;
+    let linear = platform.push_pipeline("a_linear_noinstall.yaml", &python).await;
+    let wide = platform.push_pipeline("f_wide.yaml", &small).await;
+    for (name, version, rounds) in [("linear (3 Python steps)", &linear, ROUNDS), ("32 × 0.5 s tasks", &wide, 3)] {
+        let of = |mode: pb::ImageMode| pb::Run {
+            pipeline_version: version.clone(),
+            image_mode: mode as i32,
+            ..Default::default()
+        };
+        platform.run(of(pb::ImageMode::Image)).await; // warm
+        let (mut image, mut host) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            image.push(wall(&platform.run(of(pb::ImageMode::Image)).await));
+            host.push(wall(&platform.run(of(pb::ImageMode::Host)).await));
+        }
+        println!("| {name}, median of {rounds}: IMAGE / HOST | {:.3} s / {:.3} s |", median(image), median(host));
     }
     platform.stop().await;
 }

@@ -9,7 +9,7 @@
 use crate::support::{
     Platform, highwind, kfp_path,
     registry::{available, busybox, push},
-    runs::{create, run_of, sample, sandbox_available, state, string_output, task, task_state, watch},
+    runs::{create, log_of, run_of, sample, sandbox_available, state, string_output, task, task_state, watch},
 };
 use gateway::standalone::RegistryMode;
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
@@ -255,5 +255,57 @@ async fn a_first_pipeline_runs_as_kfp_runs_it_with_its_packages_beside_the_hosts
     let mut assets = platform.assets(Some("alice")).await;
     let model = assets.get_asset_version(apb::GetAssetVersionRequest { name: model }).await.unwrap().into_inner();
     assert_eq!(model.metrics, std::collections::HashMap::from([("accuracy".to_owned(), 0.75)]));
+    platform.stop().await;
+}
+
+/// The Python image `.ci/python-image.py` builds (an OCI layout), named by `HIGHWIND_TEST_PYTHON_IMAGE`; a failure
+/// without it under `HIGHWIND_REQUIRE_PYTHON_IMAGE=1`.
+fn python_image() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("HIGHWIND_TEST_PYTHON_IMAGE").map(std::path::PathBuf::from);
+    let required = std::env::var("HIGHWIND_REQUIRE_PYTHON_IMAGE").is_ok_and(|v| v == "1");
+    assert!(found.is_some() || !required, "HIGHWIND_REQUIRE_PYTHON_IMAGE=1 but HIGHWIND_TEST_PYTHON_IMAGE is unset");
+    if found.is_none() {
+        eprintln!("skipped: build a Python image with .ci/python-image.py and name it in HIGHWIND_TEST_PYTHON_IMAGE");
+    }
+    found
+}
+
+#[tokio::test]
+async fn lightweight_components_run_unchanged_in_their_python_image_with_their_packages() {
+    if !available() || !sandbox_available() {
+        return;
+    }
+    let Some(layout) = python_image() else { return };
+    let platform = Platform::builder()
+        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
+        .start()
+        .await;
+    let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
+    let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
+    let image = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
+    let pushed = push(&layout, "v1", &image, &platform.api_key("alice").await, false).await;
+    assert!(pushed.ok, "{}", pushed.output);
+    let yaml = String::from_utf8(sample("o_python_image.yaml"))
+        .unwrap()
+        .replace("highwind-test-image.invalid/python:v1", &image);
+    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
+    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", yaml.into_bytes())]).await.unwrap();
+    let version = format!("{asset}/versions/{}", version.version_number);
+
+    // IMAGE mode, with network for packages_to_install: the pip preamble runs in the image, as on KFP.
+    let run = pb::Run { image_mode: pb::ImageMode::Image as i32, allow_network: true, ..run_of(&version, &[]) };
+    let created = create(&platform, "alice", run).await.expect("create");
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    let log = log_of(&platform, "alice", &format!("{}/tasks/total", run.name), false).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}: {log}", run.error);
+    let total = task(&run, "total");
+    let output = total.outputs.as_ref().unwrap().parameters.get("Output").and_then(|v| v.kind.clone());
+    assert_eq!(output, Some(prost_types::value::Kind::NumberValue(10.0)), "toolz, installed by the preamble");
+    assert!(total.image.as_ref().is_some_and(|i| i.digest.starts_with("sha256:")), "{total:?}");
+    assert_eq!(
+        string_output(&task(&run, "where").outputs, "Output"),
+        "/usr/bin/python3 True",
+        "the image's own Python and its kfp, not the host's"
+    );
     platform.stop().await;
 }
