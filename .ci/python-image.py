@@ -2,7 +2,8 @@
 """Builds the Python image the tests run lightweight components in, as an OCI image layout: Debian's CPython 3.11
 (the files of its packages), the shared libraries it and its extension modules load, the packages of a virtual
 environment with kfp (pip included, so the components' pip preamble runs as on KFP), and busybox for the shell.
-One gzip layer, written deterministically; nothing is rebuilt when the layout is already there.
+One gzip layer, written deterministically from what the host holds (files keep their modification times, so the
+compiled modules beside them stay valid); nothing is rebuilt when the layout is already there.
 
     python3 .ci/python-image.py OUT_DIR KFP_VENV [BUSYBOX]
 """
@@ -43,6 +44,16 @@ class Image:
     def file(self, inside, source):
         self.directory(os.path.dirname(inside.strip("/")))
         self.entries[inside.strip("/")] = ("file", source)
+        # Its compiled module too, where the host has one: the image is read-only, so a step could never write
+        # it, and every step would compile kfp and the standard library again.
+        if inside.endswith(".py"):
+            head, name = os.path.split(source)
+            inside_head = os.path.dirname(inside.strip("/"))
+            cache = os.path.join(head, "__pycache__")
+            for compiled in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
+                if compiled.startswith(name[:-3] + ".cpython-311") and compiled.endswith(".pyc"):
+                    self.directory(f"{inside_head}/__pycache__")
+                    self.entries[f"{inside_head}/__pycache__/{compiled}"] = ("file", os.path.join(cache, compiled))
 
     def host_path(self, path):
         """`path` as on the host, every link on the way kept as a link."""
@@ -81,6 +92,9 @@ class Image:
                 kind, value = self.entries[inside]
                 info = tarfile.TarInfo(inside)
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "root", "root"
+                if kind == "file":
+                    # A compiled module is valid only beside a source of the same modification time.
+                    info.mtime = int(os.stat(value).st_mtime)
                 if kind == "dir":
                     info.type, info.mode = tarfile.DIRTYPE, 0o755
                     archive.addfile(info)

@@ -116,12 +116,13 @@ impl Platform {
         reference
     }
 
-    /// A pipeline asset holding `sample` with its steps' image set to `image`; its version.
+    /// A pipeline asset holding `sample` with its steps' image (whichever the sample names) set to `image`; its
+    /// version.
     async fn push_pipeline(&self, sample: &str, image: &str) -> String {
-        let ir = std::fs::read_to_string(samples().join(sample))
-            .unwrap()
-            .replace(PLACEHOLDER, image)
-            .replace("alpine:3.20", image);
+        let mut ir = std::fs::read_to_string(samples().join(sample)).unwrap();
+        for named in [PLACEHOLDER, "alpine:3.20", "python:3.11"] {
+            ir = ir.replace(named, image);
+        }
         let asset =
             apb::Asset { kind: apb::AssetKind::Pipeline as i32, display_name: sample.into(), ..Default::default() };
         let request = self.request(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
