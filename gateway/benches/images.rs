@@ -16,11 +16,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+mod child;
+
+use std::path::{Path, PathBuf};
 
 use highwind_proto::{
     asset::v1::{self as apb, asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
@@ -32,8 +30,9 @@ use highwind_runtime::{
     unpack::Compression,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+use child::{Bearer, ChildPlatform};
+use tonic::{Request, service::interceptor::InterceptedService, transport::Channel};
 
 const ROUNDS: usize = 9;
 const PLACEHOLDER: &str = "highwind-test-image.invalid/busybox:v1";
@@ -42,67 +41,33 @@ fn samples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pipeline-svc/tests/samples")
 }
 
+/// The platform as a child process (`child`), with its registry, as the dev user.
 struct Platform {
-    child: tokio::process::Child,
-    url: String,
-    token: String,
+    child: ChildPlatform,
     registry: String,
 }
 
 impl Platform {
     async fn start(dir: &Path, task_path: &str) -> Self {
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (port, registry) = (free(), format!("127.0.0.1:{}", free()));
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"))
-            .args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--registry-listen", &registry])
-            .args(["--task-path", task_path, "--data-dir"])
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start highwind standalone");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut token = String::new();
-        while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap()
-        {
-            if let Some(rest) = line.strip_prefix("dev token (dev): ") {
-                token = rest.to_owned();
-                break;
-            }
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}"), token, registry }
+        let registry = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let extra = ["--registry-listen", registry.as_str(), "--task-path", task_path];
+        Self { child: ChildPlatform::start(dir, &["dev"], &extra).await, registry }
     }
 
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone()).unwrap().connect().await.unwrap()
-    }
-
-    fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        let bearer: MetadataValue<_> = format!("Bearer {}", self.token).parse().unwrap();
-        request.metadata_mut().insert("authorization", bearer);
-        request
+    async fn channel(&self) -> InterceptedService<Channel, Bearer> {
+        InterceptedService::new(self.child.channel().await, self.child.bearer("dev"))
     }
 
     /// The server's peak resident memory so far, in MiB.
     fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kib / 1024.0
+        self.child.peak() as f64 / (1 << 20) as f64
     }
 
     /// Pushes the image in `layout` (tag `v1`) to a new Docker Repo asset; its reference.
     async fn push_image(&self, layout: &Path, key: &str) -> String {
         let asset =
             apb::Asset { kind: apb::AssetKind::DockerRepo as i32, display_name: "bench".into(), ..Default::default() };
-        let request = self.request(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
+        let request = Request::new(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
         let asset = AssetServiceClient::new(self.channel().await).create_asset(request).await.unwrap().into_inner();
         let reference = format!("{}/highwind/dev/{}:v1", self.registry, asset.name.strip_prefix("assets/").unwrap());
         let output = tokio::process::Command::new("skopeo")
@@ -125,7 +90,7 @@ impl Platform {
         }
         let asset =
             apb::Asset { kind: apb::AssetKind::Pipeline as i32, display_name: sample.into(), ..Default::default() };
-        let request = self.request(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
+        let request = Request::new(apb::CreateAssetRequest { asset: Some(asset), request_id: String::new() });
         let asset = AssetServiceClient::new(self.channel().await).create_asset(request).await.unwrap().into_inner();
         let mut uploads = UploadServiceClient::new(self.channel().await);
         let file = apb::UploadFile {
@@ -135,16 +100,16 @@ impl Platform {
             ..Default::default()
         };
         let request = apb::CreateUploadRequest { parent: asset.name.clone(), files: vec![file], ..Default::default() };
-        let upload = uploads.create_upload(self.request(request)).await.unwrap().into_inner();
+        let upload = uploads.create_upload(Request::new(request)).await.unwrap().into_inner();
         let chunk = apb::WriteUploadChunkRequest {
             upload: upload.name.clone(),
             path: "pipeline.yaml".into(),
             offset: 0,
             data: ir.into_bytes().into(),
         };
-        uploads.write_upload_chunk(self.request(chunk)).await.unwrap();
+        uploads.write_upload_chunk(Request::new(chunk)).await.unwrap();
         let version =
-            uploads.commit_upload(self.request(apb::CommitUploadRequest { name: upload.name })).await.unwrap();
+            uploads.commit_upload(Request::new(apb::CommitUploadRequest { name: upload.name })).await.unwrap();
         format!("{}/versions/{}", asset.name, version.into_inner().version_number)
     }
 
@@ -152,27 +117,24 @@ impl Platform {
     async fn run(&self, run: pb::Run) -> pb::Run {
         let mut client = PipelineServiceClient::new(self.channel().await);
         let created = client
-            .create_run(self.request(pb::CreateRunRequest { run: Some(run), ..Default::default() }))
+            .create_run(Request::new(pb::CreateRunRequest { run: Some(run), ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
         let mut stream = client
-            .watch_run(self.request(pb::WatchRunRequest { name: created.name.clone() }))
+            .watch_run(Request::new(pb::WatchRunRequest { name: created.name.clone() }))
             .await
             .unwrap()
             .into_inner();
         while stream.message().await.unwrap().is_some() {}
         let get = pb::GetRunRequest { name: created.name, view: pb::RunView::Full as i32 };
-        let run = client.get_run(self.request(get)).await.unwrap().into_inner();
+        let run = client.get_run(Request::new(get)).await.unwrap().into_inner();
         assert_eq!(run.state, pb::RunState::Succeeded as i32, "{:?}", run.error);
         run
     }
 
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    async fn stop(self) {
+        self.child.stop().await;
     }
 }
 
@@ -231,7 +193,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(&dir.path().join("data"), &format!("{venv}/bin:/usr/local/bin:/usr/bin:/bin")).await;
     let key = ApiKeyServiceClient::new(platform.channel().await)
-        .create_api_key(platform.request(ipb::CreateApiKeyRequest {
+        .create_api_key(Request::new(ipb::CreateApiKeyRequest {
             api_key: Some(ipb::ApiKey { display_name: "bench".into(), ..Default::default() }),
         }))
         .await

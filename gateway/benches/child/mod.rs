@@ -40,7 +40,11 @@ impl ChildPlatform {
     pub async fn start(dir: &Path, users: &[&str], extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_highwind"));
-        command.args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--no-registry", "--data-dir"]).arg(dir);
+        command.args(["standalone", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(dir);
+        // No registry unless the benchmark asks for one where it wants it.
+        if !extra.contains(&"--registry-listen") {
+            command.arg("--no-registry");
+        }
         for user in users {
             command.args(["--dev-user", user]);
         }
@@ -79,11 +83,20 @@ impl ChildPlatform {
 
     /// The server's resident memory, bytes.
     pub fn rss(&self) -> u64 {
+        self.memory("VmRSS:")
+    }
+
+    /// The server's peak resident memory so far, bytes.
+    pub fn peak(&self) -> u64 {
+        self.memory("VmHWM:")
+    }
+
+    fn memory(&self, field: &str) -> u64 {
         let pid = self.child.id().unwrap();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
     }

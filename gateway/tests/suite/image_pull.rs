@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gateway::standalone::RegistryMode;
 use highwind_proto::asset::v1 as apb;
 use highwind_runtime::{
     reference::ImageRef,
@@ -33,10 +32,7 @@ async fn an_image_pulled_from_the_platforms_registry_unpacks_for_those_allowed_t
     if !available() {
         return;
     }
-    let platform = Platform::builder()
-        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
-        .start()
-        .await;
+    let platform = Platform::builder().embedded_registry().start().await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let repository = format!("highwind/alice/{}", asset.strip_prefix("assets/").unwrap());

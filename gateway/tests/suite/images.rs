@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use gateway::standalone::RegistryMode;
 use highwind_proto::{
     asset::v1::{self as apb, image_service_client::ImageServiceClient},
     usecase::v1 as upb,
@@ -50,10 +49,7 @@ async fn owner_pushes_three_images_each_becomes_a_version_and_list_images_tells_
     if !available() {
         return;
     }
-    let platform = Platform::builder()
-        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
-        .start()
-        .await;
+    let platform = Platform::builder().embedded_registry().start().await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let asset_id = asset.strip_prefix("assets/").unwrap();

@@ -11,23 +11,20 @@ use crate::support::{
     registry::{available, busybox, push},
     runs::{create, log_of, run_of, sample, sandbox_available, state, string_output, task, task_state, watch},
 };
-use gateway::standalone::RegistryMode;
 use highwind_proto::{asset::v1 as apb, pipeline::v1 as pb};
 use highwind_runtime::{
     testing::{Entry, LayoutBuilder},
     unpack::Compression,
 };
 
-/// The placeholder image of the `l_image` sample.
+/// The placeholder images of the samples of steps in images: busybox's and Python's.
 const PLACEHOLDER: &str = "highwind-test-image.invalid/busybox:v1";
+const PYTHON_PLACEHOLDER: &str = "highwind-test-image.invalid/python:v1";
 
 /// A platform with alice's busybox image pushed to a Docker Repo asset of hers; the platform and the image's
 /// reference.
 async fn platform_with_image(busybox: &[u8]) -> (Platform, String) {
-    let platform = Platform::builder()
-        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
-        .start()
-        .await;
+    let platform = Platform::builder().embedded_registry().start().await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let reference = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
@@ -69,9 +66,11 @@ async fn platform_with_image(busybox: &[u8]) -> (Platform, String) {
     (platform, reference)
 }
 
-/// A pipeline asset of `user` holding the `l_image` sample with its steps' image set to `image`; its version.
-async fn push_image_pipeline(platform: &Platform, user: &str, image: &str) -> String {
-    let yaml = String::from_utf8(sample("l_image.yaml")).unwrap().replace(PLACEHOLDER, image);
+/// A pipeline asset of `user` holding the compiled `sample` with its steps' image placeholder set to `image`; its
+/// version.
+async fn push_with_image(platform: &Platform, user: &str, sample_name: &str, image: &str) -> String {
+    let yaml =
+        String::from_utf8(sample(sample_name)).unwrap().replace(PLACEHOLDER, image).replace(PYTHON_PLACEHOLDER, image);
     let asset = platform.create_asset(user, apb::AssetKind::Pipeline).await;
     let version = platform.commit_files(user, &asset, &[("pipeline.yaml", yaml.into_bytes())]).await.expect("commit");
     format!("{asset}/versions/{}", version.version_number)
@@ -93,7 +92,7 @@ async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only
     }
     let Some(busybox) = busybox() else { return };
     let (platform, image) = platform_with_image(&busybox).await;
-    let version = push_image_pipeline(&platform, "alice", &image).await;
+    let version = push_with_image(&platform, "alice", "l_image.yaml", &image).await;
 
     // As a user starts it: `highwind run start --wait` exits 0 once the run succeeded.
     let started = highwind(&platform, &platform.token("alice"), &["run", "start", &version, "--wait"]).await;
@@ -145,7 +144,7 @@ async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only
     assert!(status.message().contains("run.image_mode"), "{status:?}");
 
     // Bob may not pull alice's image: his run of the same pipeline fails on it, and nothing ran.
-    let bobs = push_image_pipeline(&platform, "bob", &image).await;
+    let bobs = push_with_image(&platform, "bob", "l_image.yaml", &image).await;
     let created = create(&platform, "bob", run_of(&bobs, &[])).await.expect("create");
     let (_, run) = watch(&platform, "bob", &created.name).await;
     assert_eq!(state(&run), pb::RunState::Failed);
@@ -162,7 +161,7 @@ async fn a_step_runs_in_its_image_for_those_who_may_pull_it_and_on_the_host_only
     let roots = || std::fs::read_dir(platform.dir.path().join("images/roots")).unwrap().count();
     let cached = roots();
     let hostile = push_hostile_image(&platform).await;
-    let version = push_image_pipeline(&platform, "alice", &hostile).await;
+    let version = push_with_image(&platform, "alice", "l_image.yaml", &hostile).await;
     let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
     let (_, run) = watch(&platform, "alice", &created.name).await;
     let error = task(&run, "from-image").error.clone().expect("refused");
@@ -223,10 +222,7 @@ async fn a_first_pipeline_runs_as_kfp_runs_it_with_its_packages_beside_the_hosts
     let Some(busybox) = busybox() else { return };
     let before = site_packages(&venv);
     let (platform, image) = platform_with_image(&busybox).await;
-    let yaml = String::from_utf8(sample("m_shape.yaml")).unwrap().replace(PLACEHOLDER, &image);
-    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
-    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", yaml.into_bytes())]).await.unwrap();
-    let version = format!("{asset}/versions/{}", version.version_number);
+    let version = push_with_image(&platform, "alice", "m_shape.yaml", &image).await;
     let created = create(&platform, "alice", run_of(&version, &[])).await.expect("create");
     let (_, run) = watch(&platform, "alice", &created.name).await;
     assert_eq!(state(&run), pb::RunState::Succeeded, "{:?} {:#?}", run.error, run.tasks);
@@ -276,21 +272,13 @@ async fn lightweight_components_run_unchanged_in_their_python_image_with_their_p
         return;
     }
     let Some(layout) = python_image() else { return };
-    let platform = Platform::builder()
-        .registry(([127, 0, 0, 1], 0).into(), RegistryMode::Embedded(([127, 0, 0, 1], 0).into()))
-        .start()
-        .await;
+    let platform = Platform::builder().embedded_registry().start().await;
     let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
     let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
     let image = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
     let pushed = push(&layout, "v1", &image, &platform.api_key("alice").await, false).await;
     assert!(pushed.ok, "{}", pushed.output);
-    let yaml = String::from_utf8(sample("o_python_image.yaml"))
-        .unwrap()
-        .replace("highwind-test-image.invalid/python:v1", &image);
-    let asset = platform.create_asset("alice", apb::AssetKind::Pipeline).await;
-    let version = platform.commit_files("alice", &asset, &[("pipeline.yaml", yaml.into_bytes())]).await.unwrap();
-    let version = format!("{asset}/versions/{}", version.version_number);
+    let version = push_with_image(&platform, "alice", "o_python_image.yaml", &image).await;
 
     // IMAGE mode, with network for packages_to_install: the pip preamble runs in the image, as on KFP.
     let run = pb::Run { image_mode: pb::ImageMode::Image as i32, allow_network: true, ..run_of(&version, &[]) };

@@ -102,6 +102,12 @@ impl PlatformBuilder {
         self.configure(move |options| (options.listen, options.registry) = (listen, registry))
     }
 
+    /// The platform's own `docker-registry` on a loopback port of its own, the gateway on another.
+    pub fn embedded_registry(self) -> Self {
+        let loopback = || SocketAddr::from(([127, 0, 0, 1], 0));
+        self.registry(loopback(), gateway::standalone::RegistryMode::Embedded(loopback()))
+    }
+
     /// Assets and use cases in fresh PostgreSQL databases, or `None` when no server is reachable.
     pub async fn postgres(self) -> Option<Self> {
         let assets = highwind_common::db::testing::fresh_postgres_url().await?;
