@@ -2,7 +2,9 @@
 
 use highwind_proto::{
     asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
-    pipeline::v1::pipeline_service_client::PipelineServiceClient,
+    pipeline::v1::{
+        image_cache_service_client::ImageCacheServiceClient, pipeline_service_client::PipelineServiceClient,
+    },
 };
 use tonic::{
     Request, Status,
@@ -39,12 +41,13 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Clients of the asset, upload and pipeline services.
+/// Clients of the asset, upload, pipeline and image cache services.
 #[derive(Debug)]
 pub struct Clients {
     pub assets: AssetServiceClient<InterceptedService<Channel, Bearer>>,
     pub uploads: UploadServiceClient<InterceptedService<Channel, Bearer>>,
     pub pipelines: PipelineServiceClient<InterceptedService<Channel, Bearer>>,
+    pub images: ImageCacheServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl Target {
@@ -67,6 +70,7 @@ impl Target {
         Ok(Clients {
             assets: AssetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             pipelines: PipelineServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            images: ImageCacheServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             uploads: UploadServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(8 * 1024 * 1024),
         })
     }

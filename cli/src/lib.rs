@@ -1,8 +1,9 @@
 //! The `highwind` command line against a running platform (the `highwind` binary's client commands; the binary
 //! itself lives with the gateway, which it also starts): push and pull dataset, model and pipeline versions;
-//! start, watch and read the logs of pipeline runs.
+//! start, watch and read the logs of pipeline runs; pull, list and prune the images steps run in.
 
 mod connect;
+mod images;
 mod manifest;
 mod progress;
 mod pull;
@@ -10,6 +11,7 @@ mod push;
 mod runs;
 
 pub use connect::Target;
+pub use images::{list as list_images, prune as prune_images, pull as pull_image};
 pub use pull::pull;
 pub use push::{PushSource, push};
 pub use runs::{StartRequest, logs as run_logs, start as start_run, watch as watch_run};

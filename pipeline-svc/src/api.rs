@@ -7,6 +7,7 @@
 
 mod convert;
 mod error;
+pub mod images;
 pub mod lineage;
 pub mod logs;
 mod pipelines;

@@ -2,7 +2,12 @@
 
 use highwind_common::validation::Violations;
 
-use crate::{assets::ReadError, executor::EngineError, ir::Issue, store::StoreError};
+use crate::{
+    assets::ReadError,
+    executor::{EngineError, images::ImageProblem},
+    ir::Issue,
+    store::StoreError,
+};
 
 /// Why a pipeline operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,18 @@ pub enum Error {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The call is for the service's administrators; what it would have done.
+    #[error("{0} is for the platform's administrators")]
+    NotAdministrator(&'static str),
+    /// Steps run on the host here, so there is no image store.
+    #[error("no image store here: {0}")]
+    NoImageStore(&'static str),
+    /// An image asked for cannot be had.
+    #[error(transparent)]
+    Image(#[from] ImageProblem),
+    /// The image store's own files failed.
+    #[error("image store: {0}")]
+    ImageStore(std::io::Error),
 }
 
 /// Why Kubeflow Pipelines cannot take a run.

@@ -26,7 +26,9 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, ServeError, Served},
 };
-use highwind_proto::pipeline::v1::pipeline_service_server::PipelineServiceServer;
+use highwind_proto::pipeline::v1::{
+    image_cache_service_server::ImageCacheServiceServer, pipeline_service_server::PipelineServiceServer,
+};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -48,6 +50,9 @@ pub struct PipelineConfig {
     /// The Kubeflow Pipelines backend; off while its `url` is empty.
     #[serde(default)]
     pub kfp: kfp::KfpConfig,
+    /// Principals who administer this service (`users/alice`): they list and prune the executor's images.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 /// Where asset-svc is.
@@ -77,6 +82,7 @@ pub fn default_config() -> PipelineConfig {
         assets: AssetsConfig::default(),
         executor: executor::ExecutorConfig::default(),
         kfp: kfp::KfpConfig::default(),
+        admins: Vec::new(),
     }
 }
 
@@ -106,6 +112,7 @@ pub async fn serve(
         tracing::info!(runs = recovered, "settled runs left unfinished by the previous server process");
     }
     let tokens = PageTokens::new(config.server.internal_secret.derive("pipeline-svc page tokens"));
+    let image_cache = api::images::ImageCacheApi::new(engine.images(), assets.clone(), config.admins.clone());
     let runs = api::runs::Runs { store, engine, pipelines: assets.clone(), assets, tokens };
     let config = config.server;
     let verify = VerifyPrincipal(signer);
@@ -113,7 +120,9 @@ pub async fn serve(
     // Requests up to twice the IR bound are read, so an IR over it is refused naming its field, not by the codec.
     let server = PipelineServiceServer::new(api).max_decoding_message_size(2 * ir::MAX_BYTES);
     let server = api::undecodable::UndecodableIsInvalid(server);
-    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, verify));
+    let image_cache = api::undecodable::UndecodableIsInvalid(ImageCacheServiceServer::new(image_cache));
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, verify.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(image_cache, verify));
     let served = Served { routes, names: highwind_proto::PIPELINE_SERVICE.served(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;

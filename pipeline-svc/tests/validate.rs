@@ -34,6 +34,13 @@ fn every_compiled_sample_is_valid() {
         "g_lineage.yaml",
         "h_probe.yaml",
         "i_loop.yaml",
+        "j_shell_probe.yaml",
+        "k_metrics.yaml",
+        "l_image.yaml",
+        "m_shape.yaml",
+        "n_trivial.yaml",
+        "o_python_image.yaml",
+        "p_local_packages.yaml",
     ] {
         let response = check(sample(name).as_bytes());
         assert_eq!(errors(&response), [], "{name}: {:?}", response.issues);

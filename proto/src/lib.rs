@@ -77,6 +77,7 @@ pub const PUBLIC_SERVICES: &[&str] = &[
     "highwind.usecase.v1.UseCaseService",
     "highwind.usecase.v1.MarketplaceService",
     "highwind.pipeline.v1.PipelineService",
+    "highwind.pipeline.v1.ImageCacheService",
 ];
 
 /// A service process of the platform: its name in configuration, the port it listens on by default, and the
@@ -128,7 +129,7 @@ pub const USECASE_SERVICE: ServiceProcess = ServiceProcess {
 pub const PIPELINE_SERVICE: ServiceProcess = ServiceProcess {
     name: "pipeline",
     default_port: 50063,
-    services: &["highwind.pipeline.v1.PipelineService"],
+    services: &["highwind.pipeline.v1.PipelineService", "highwind.pipeline.v1.ImageCacheService"],
     internal_services: &[],
 };
 

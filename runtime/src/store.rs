@@ -19,7 +19,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use crate::{digest::Digest, image::Unpacked};
@@ -78,6 +78,26 @@ pub struct Root {
     pub rootfs: PathBuf,
     /// What was unpacked (config, sizes).
     pub unpacked: Unpacked,
+}
+
+/// A root in the store, as `image ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoot {
+    /// Where it was resolved: registry origin and repository.
+    pub source: String,
+    /// The image manifest's digest.
+    pub manifest: Digest,
+    /// Bytes of its layers as stored.
+    pub compressed_bytes: u64,
+    /// Bytes of its files.
+    pub unpacked_bytes: u64,
+    /// When it was unpacked.
+    pub unpacked_at: Option<SystemTime>,
+    /// When a step last took it, since this process opened the store.
+    pub last_used: Option<SystemTime>,
+    /// How many steps hold it now.
+    pub in_use: usize,
+    name: Digest,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -219,21 +239,54 @@ impl ImageStore {
         Ok(Root { digest: key.manifest.clone(), rootfs: home.join("rootfs"), unpacked })
     }
 
-    /// The roots here: directory name and bytes unpacked. A root that cannot be read is skipped.
-    pub async fn list(&self) -> std::io::Result<Vec<(Digest, u64)>> {
+    /// The roots here, by source and digest. A root that cannot be read is skipped.
+    pub async fn roots(&self) -> std::io::Result<Vec<StoredRoot>> {
         let mut found = Vec::new();
         let mut entries = tokio::fs::read_dir(self.inner.dir.join("roots")).await?;
         while let Some(entry) = entries.next_entry().await? {
             let Some(name) = entry.file_name().to_str().and_then(|hex| format!("sha256:{hex}").parse().ok()) else {
                 continue;
             };
-            let Ok(json) = tokio::fs::read(entry.path().join("image.json")).await else { continue };
-            if let Ok(stored) = serde_json::from_slice::<Stored>(&json) {
-                found.push((name, stored.unpacked.unpacked_bytes));
+            let path = entry.path().join("image.json");
+            let Ok(json) = tokio::fs::read(&path).await else { continue };
+            let Ok(stored) = serde_json::from_slice::<Stored>(&json) else { continue };
+            let unpacked_at = tokio::fs::metadata(&path).await.and_then(|m| m.modified()).ok();
+            found.push(StoredRoot {
+                source: stored.source,
+                manifest: stored.unpacked.manifest,
+                compressed_bytes: stored.unpacked.compressed_bytes,
+                unpacked_bytes: stored.unpacked.unpacked_bytes,
+                unpacked_at,
+                last_used: None,
+                in_use: 0,
+                name,
+            });
+        }
+        if let Ok(state) = self.inner.state.lock() {
+            let (now, instant) = (SystemTime::now(), Instant::now());
+            for root in &mut found {
+                root.in_use = state.leases.get(&root.name).copied().unwrap_or(0);
+                root.last_used =
+                    state.last_used.get(&root.name).and_then(|at| now.checked_sub(instant.duration_since(*at)));
             }
         }
+        found.sort_by(|a, b| (&a.source, &a.manifest).cmp(&(&b.source, &b.manifest)));
+        Ok(found)
+    }
+
+    /// The roots here: directory name and bytes unpacked.
+    pub async fn list(&self) -> std::io::Result<Vec<(Digest, u64)>> {
+        let mut found: Vec<(Digest, u64)> =
+            self.roots().await?.into_iter().map(|root| (root.name, root.unpacked_bytes)).collect();
         found.sort();
         Ok(found)
+    }
+
+    /// Removes every root no step holds; the roots removed.
+    pub async fn prune(&self) -> std::io::Result<Vec<StoredRoot>> {
+        let roots = self.roots().await?;
+        let removed = self.evict_until(0).await;
+        Ok(roots.into_iter().filter(|root| removed.contains(&root.name)).collect())
     }
 
     fn gate(&self, name: &Digest) -> std::io::Result<Arc<tokio::sync::Mutex<()>>> {
@@ -270,24 +323,31 @@ impl ImageStore {
         Ok(RootLease { store: self.inner.clone(), name: name.clone(), root, built })
     }
 
-    /// Removes roots no lease holds, least recently used first, until the store fits its size. Each is taken
-    /// under its gate, with the leases looked at again, so a root being taken is never removed under its taker.
+    /// Removes roots no lease holds, least recently used first, until the store fits its size.
     async fn evict(&self) {
-        let Ok(roots) = self.list().await else { return };
+        self.evict_until(self.inner.max_bytes).await;
+    }
+
+    /// Removes roots no lease holds, least recently used first, until the store holds at most `limit` bytes; the
+    /// names removed. Each is taken under its gate, with the leases looked at again, so a root being taken is
+    /// never removed under its taker.
+    async fn evict_until(&self, limit: u64) -> Vec<Digest> {
+        let mut removed = Vec::new();
+        let Ok(roots) = self.list().await else { return removed };
         let mut total: u64 = roots.iter().map(|(_, bytes)| bytes).sum();
-        if total <= self.inner.max_bytes {
-            return;
+        if total <= limit && limit > 0 {
+            return removed;
         }
         let mut candidates: Vec<(Option<Instant>, Digest, u64)> = {
-            let Ok(state) = self.inner.state.lock() else { return };
+            let Ok(state) = self.inner.state.lock() else { return removed };
             roots.into_iter().map(|(name, bytes)| (state.last_used.get(&name).copied(), name, bytes)).collect()
         };
         candidates.sort();
         for (_, name, bytes) in candidates {
-            if total <= self.inner.max_bytes {
+            if total <= limit && limit > 0 {
                 break;
             }
-            let Ok(gate) = self.gate(&name) else { return };
+            let Ok(gate) = self.gate(&name) else { return removed };
             let Ok(_held) = gate.try_lock_owned() else { continue };
             let held = self.inner.state.lock().map(|state| state.leases.contains_key(&name)).unwrap_or(true);
             if held {
@@ -301,8 +361,10 @@ impl ImageStore {
                     state.last_used.remove(&name);
                 }
                 let _ = tokio::fs::remove_dir_all(&doomed).await;
+                removed.push(name);
             }
         }
+        removed
     }
 }
 
@@ -441,5 +503,32 @@ mod tests {
         assert!(kept.contains(&key(&tops[0]).name()), "a held root is never evicted");
         assert!(!kept.contains(&key(&tops[1]).name()), "the least recently used unheld root went");
         assert!(held.root.rootfs.join("data.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_every_root_no_step_holds_and_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = LayoutBuilder::new(&dir.path().join("layout"));
+        let tops: Vec<Descriptor> = (0..3).map(|i| image(&builder, format!("image {i}").as_bytes())).collect();
+        let store = ImageStore::open(&dir.path().join("store"), 1 << 30).unwrap();
+        let held = store.ensure(&key(&tops[0]), from_layout(builder.path(), &tops[0])).await.unwrap();
+        for top in &tops[1..] {
+            drop(store.ensure(&key(top), from_layout(builder.path(), top)).await.unwrap());
+        }
+        let roots = store.roots().await.unwrap();
+        assert_eq!(roots.len(), 3);
+        let first = roots.iter().find(|r| r.manifest == tops[0].digest).unwrap();
+        assert_eq!((first.in_use, first.source.as_str()), (1, "http://127.0.0.1:5000/team/image"));
+        assert!(first.last_used.is_some() && first.unpacked_at.is_some() && first.unpacked_bytes > 0);
+        let mut removed: Vec<Digest> = store.prune().await.unwrap().into_iter().map(|r| r.manifest).collect();
+        removed.sort();
+        let mut expected = vec![tops[1].digest.clone(), tops[2].digest.clone()];
+        expected.sort();
+        assert_eq!(removed, expected, "the unheld roots, and only they");
+        let left: Vec<Digest> = store.roots().await.unwrap().into_iter().map(|r| r.manifest).collect();
+        assert_eq!(left, vec![tops[0].digest.clone()]);
+        drop(held);
+        assert_eq!(store.prune().await.unwrap().len(), 1, "once no step holds it, it goes too");
+        assert!(store.roots().await.unwrap().is_empty());
     }
 }

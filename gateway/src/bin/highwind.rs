@@ -71,6 +71,14 @@ enum Command {
         /// serves Docker Hub's names from a local mirror.
         #[arg(long = "image-registry", value_name = "HOST=URL", value_parser = host_and_url)]
         image_registries: Vec<(String, String)>,
+        /// The package index `packages_to_install` come from in place of PyPI (e.g. a local devpi or a mirror);
+        /// a component's own index still wins.
+        #[arg(long, value_name = "URL", env = "HIGHWIND_PACKAGE_INDEX_URL", value_parser = http_url)]
+        package_index_url: Option<String>,
+        /// A directory of wheels and source archives steps may install `packages_to_install` from, read-only;
+        /// steps whose run has no network install from it alone.
+        #[arg(long, value_name = "DIR", env = "HIGHWIND_PACKAGE_DIR")]
+        package_dir: Option<PathBuf>,
         /// The origin of a web page that may call the gateway from a browser, e.g. `http://localhost:5173`
         /// (repeatable); the gateway's own origins always may.
         #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -109,6 +117,13 @@ enum Command {
     Run {
         #[command(subcommand)]
         action: RunAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Pull, list and prune the images pipeline steps run in (the embedded executor's store).
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -190,6 +205,28 @@ enum RunAction {
     },
 }
 
+#[derive(Subcommand)]
+enum ImageAction {
+    /// Pull an image into the store as you (an image you may not pull is not found), so steps start warm.
+    Pull {
+        /// `registry/repository:tag` or `registry/repository@sha256:…`.
+        reference: String,
+    },
+    /// List the images in the store (administrators).
+    Ls,
+    /// Remove every image no step runs in (administrators).
+    Prune,
+}
+
+/// `--package-index-url URL`.
+fn http_url(text: &str) -> Result<String, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_owned())
+    } else {
+        Err("expected an http:// or https:// URL, e.g. http://127.0.0.1:3141/root/pypi/+simple/".to_owned())
+    }
+}
+
 /// `--image-registry HOST=URL`.
 fn host_and_url(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -261,6 +298,8 @@ async fn main() -> ExitCode {
             task_read_only,
             image_mode,
             image_registries,
+            package_index_url,
+            package_dir,
             cors_origins,
             allowed_hosts,
         } => {
@@ -299,6 +338,9 @@ async fn main() -> ExitCode {
                 task_read_only,
                 image_mode: image_mode.into(),
                 image_registries: registries,
+                package_index_url: package_index_url.unwrap_or_default(),
+                // Absolute, as the executor shows it to steps; only an empty path has no absolute form.
+                package_dir: package_dir.map(|dir| std::path::absolute(&dir).unwrap_or(dir)).unwrap_or_default(),
                 kfp: kfp.unwrap_or_default(),
                 registry,
                 cors_origins,
@@ -308,6 +350,7 @@ async fn main() -> ExitCode {
         }
         Command::Gateway { config } => run_gateway(config).await,
         Command::Run { action, target } => run_runs(action, target).await,
+        Command::Image { action, target } => run_images(action, target).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
         Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
         Command::Pipeline { action, target } => run_content(AssetKind::Pipeline, action, target).await,
@@ -378,6 +421,16 @@ async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
         }
         RunAction::Watch { run } => finished(&run, cli::watch_run(&target, &run).await?)?,
         RunAction::Logs { run, task, follow } => cli::run_logs(&target, &run, &task, follow).await?,
+    }
+    Ok(())
+}
+
+async fn run_images(action: ImageAction, target: TargetArgs) -> anyhow::Result<()> {
+    let target = cli::Target { url: target.url, token: target.token };
+    match action {
+        ImageAction::Pull { reference } => cli::pull_image(&target, &reference).await?,
+        ImageAction::Ls => cli::list_images(&target).await?,
+        ImageAction::Prune => cli::prune_images(&target).await?,
     }
     Ok(())
 }

@@ -50,6 +50,10 @@ pub struct Options {
     pub image_mode: pipeline_svc::executor::images::ImageMode,
     /// Registries steps' images come from besides the platform's, by host.
     pub image_registries: BTreeMap<String, pipeline_svc::executor::images::RegistryEntry>,
+    /// The package index lightweight components' packages come from in place of PyPI; empty: PyPI.
+    pub package_index_url: String,
+    /// A directory of Python packages steps may install from (empty: none).
+    pub package_dir: PathBuf,
     /// Kubeflow Pipelines for runs with backend KFP; off while its `url` is empty.
     pub kfp: pipeline_svc::kfp::KfpConfig,
     /// The registry of Docker Repo assets.
@@ -209,6 +213,7 @@ impl Standalone {
             let task_path = options.task_path.clone();
             let task_read_only = options.task_read_only.clone();
             let (image_mode, image_registries) = (options.image_mode, options.image_registries.clone());
+            let (package_index_url, package_dir) = (options.package_index_url.clone(), options.package_dir.clone());
             let kfp = options.kfp.clone();
             let registry = registry.clone().map(|(url, host)| asset_svc::registry_client::RegistryConfig {
                 url,
@@ -251,9 +256,11 @@ impl Standalone {
                                 registries: image_registries,
                                 ..Default::default()
                             },
+                            package_index_url,
+                            package_dir,
                             ..Default::default()
                         };
-                        let config = pipeline_svc::PipelineConfig { server, assets, executor, kfp };
+                        let config = pipeline_svc::PipelineConfig { server, assets, executor, kfp, admins };
                         pipeline_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                 };

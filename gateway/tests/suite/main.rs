@@ -13,6 +13,7 @@ mod cli;
 mod content;
 mod crash;
 mod idempotency;
+mod image_cache;
 mod image_pull;
 mod images;
 mod isolation;

@@ -68,7 +68,7 @@ async fn platform_with_image(busybox: &[u8]) -> (Platform, String) {
 
 /// A pipeline asset of `user` holding the compiled `sample` with its steps' image placeholder set to `image`; its
 /// version.
-async fn push_with_image(platform: &Platform, user: &str, sample_name: &str, image: &str) -> String {
+pub(crate) async fn push_with_image(platform: &Platform, user: &str, sample_name: &str, image: &str) -> String {
     let yaml =
         String::from_utf8(sample(sample_name)).unwrap().replace(PLACEHOLDER, image).replace(PYTHON_PLACEHOLDER, image);
     let asset = platform.create_asset(user, apb::AssetKind::Pipeline).await;
@@ -295,5 +295,73 @@ async fn lightweight_components_run_unchanged_in_their_python_image_with_their_p
         "/usr/bin/python3 True",
         "the image's own Python and its kfp, not the host's"
     );
+    platform.stop().await;
+}
+
+/// A wheel of `highwind-local-probe` 1.0 (a module holding `GREETING`) in a new directory, as a local package
+/// directory holds it.
+fn local_package_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "highwind_local_probe/__init__.py": b"GREETING = 'from the local package directory'\n",
+    "highwind_local_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: highwind-local-probe\nVersion: 1.0\n",
+    "highwind_local_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: highwind-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = "".join(
+    f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+    for name, data in files.items()
+) + "highwind_local_probe-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1] + "/highwind_local_probe-1.0-py3-none-any.whl", "w") as wheel:
+    for name, data in files.items():
+        wheel.writestr(name, data)
+    wheel.writestr("highwind_local_probe-1.0.dist-info/RECORD", record)
+"#;
+    let made = std::process::Command::new("python3").args(["-c", script]).arg(dir.path()).output().expect("python3");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    // Steps run as uids of their own: the directory is for everyone to read, as an administrator would make it.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn packages_come_from_the_configured_package_directory_in_an_image_without_network_and_on_the_host() {
+    if !available() || !sandbox_available() {
+        return;
+    }
+    let Some(layout) = python_image() else { return };
+    let packages = local_package_dir();
+    let package_dir = packages.path().to_path_buf();
+    let platform = Platform::builder()
+        .embedded_registry()
+        .configure(move |options| options.package_dir = package_dir)
+        .start()
+        .await;
+    let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
+    let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
+    let image = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
+    let pushed = push(&layout, "v1", &image, &platform.api_key("alice").await, false).await;
+    assert!(pushed.ok, "{}", pushed.output);
+    let version = push_with_image(&platform, "alice", "p_local_packages.yaml", &image).await;
+
+    // In its image with no network at all: the preamble installs from the directory alone.
+    let run = pb::Run { image_mode: pb::ImageMode::Image as i32, allow_network: false, ..run_of(&version, &[]) };
+    let created = create(&platform, "alice", run).await.expect("create");
+    let (_, run) = watch(&platform, "alice", &created.name).await;
+    let log = log_of(&platform, "alice", &format!("{}/tasks/greet", run.name), false).await;
+    assert_eq!(state(&run), pb::RunState::Succeeded, "{:?}: {log}", run.error);
+    assert_eq!(string_output(&task(&run, "greet").outputs, "Output"), "from the local package directory");
+
+    // On the host the package is installed beside the host's Python from the same directory.
+    if kfp_path().is_some() {
+        let run = pb::Run { image_mode: pb::ImageMode::Host as i32, ..run_of(&version, &[]) };
+        let created = create(&platform, "alice", run).await.expect("create");
+        let (_, run) = watch(&platform, "alice", &created.name).await;
+        assert_eq!(state(&run), pb::RunState::Succeeded, "{:?} {:#?}", run.error, run.tasks);
+        let greet = task(&run, "greet");
+        assert_eq!(string_output(&greet.outputs, "Output"), "from the local package directory");
+        assert!(greet.state_message.contains("highwind-local-probe==1.0 installed for it"), "{}", greet.state_message);
+    }
     platform.stop().await;
 }

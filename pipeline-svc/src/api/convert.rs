@@ -96,6 +96,7 @@ pub fn task(task: &Task, run: &Run) -> pb::Task {
             } as i32,
             compressed_bytes: i64::try_from(image.compressed_bytes).unwrap_or(i64::MAX),
             unpacked_bytes: i64::try_from(image.unpacked_bytes).unwrap_or(i64::MAX),
+            user: image.user.clone(),
         }),
     }
 }

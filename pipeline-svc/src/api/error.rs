@@ -6,7 +6,10 @@ use highwind_common::{
 };
 use tonic::Status;
 
-use crate::error::{Error, KfpRefusal};
+use crate::{
+    error::{Error, KfpRefusal},
+    executor::images::ImageProblem,
+};
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
@@ -73,7 +76,23 @@ impl From<Error> for Status {
             Error::Abandoned => Status::cancelled("the call was abandoned before its work finished"),
             Error::Blocking(cause) => status::internal(&cause),
             Error::Store(cause) => status::internal(&cause),
+            Error::NotAdministrator(what) => Status::permission_denied(format!(
+                "{what} is for the platform's administrators (admins in pipeline-svc's configuration)"
+            )),
+            Error::NoImageStore(why) => Status::failed_precondition(format!("no image store here: {why}")),
+            Error::Image(problem) => image_problem(problem),
+            Error::ImageStore(cause) => status::internal(&cause),
         }
+    }
+}
+
+/// An image that cannot be had, by why.
+fn image_problem(problem: ImageProblem) -> Status {
+    match problem {
+        ImageProblem::BadReference(why) => status::invalid_argument(&Violations::one("reference", why)),
+        ImageProblem::UnknownRegistry { .. } => Status::failed_precondition(problem.to_string()),
+        ImageProblem::NotFound { .. } => Status::not_found(problem.to_string()),
+        ImageProblem::Failed { .. } => Status::unavailable(problem.to_string()),
     }
 }
 

@@ -9,7 +9,7 @@ use highwind_common::principal::Principal;
 use highwind_runtime::{
     reference::ImageRef,
     registry::{Credentials, Endpoint, PullError, RegistryClient},
-    store::{ImageStore, RootKey, RootLease, StoreError},
+    store::{ImageStore, RootKey, RootLease, StoreError, StoredRoot},
     unpack::Limits,
 };
 
@@ -113,6 +113,8 @@ pub enum ImageProblem {
 pub struct StepImage {
     /// The reference as the step names it.
     pub reference: String,
+    /// Where it was resolved: the registry's URL and the repository.
+    pub source: String,
     /// The root, its config and sizes.
     pub lease: RootLease,
 }
@@ -127,6 +129,7 @@ impl StepImage {
             source: if self.lease.built { ImageSource::Pulled } else { ImageSource::Cached },
             compressed_bytes: root.unpacked.compressed_bytes,
             unpacked_bytes: root.unpacked.unpacked_bytes,
+            user: String::new(),
         }
     }
 
@@ -207,7 +210,17 @@ impl Images {
                 StoreError::Build(e) => failed(e.to_string()),
                 other => failed(other.to_string()),
             })?;
-        Ok(StepImage { reference: reference.to_owned(), lease })
+        Ok(StepImage { reference: reference.to_owned(), source: key.source, lease })
+    }
+
+    /// Every image in the store.
+    pub async fn cached(&self) -> std::io::Result<Vec<StoredRoot>> {
+        self.store.roots().await
+    }
+
+    /// Removes every image no step runs in; those removed.
+    pub async fn prune(&self) -> std::io::Result<Vec<StoredRoot>> {
+        self.store.prune().await
     }
 
     /// Where `image`'s registry is and how `creator` authenticates there.

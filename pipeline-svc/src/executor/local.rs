@@ -28,6 +28,8 @@ pub(crate) struct LocalExecutor {
     pub(super) images: Option<Arc<images::Images>>,
     /// `packages_to_install` of lightweight components on the host, installed once per creator and set.
     pub(super) python_envs: Option<python_env::PythonEnvs>,
+    /// Where pip finds those packages, and those of lightweight components in their images.
+    pub(super) package_sources: python_env::PackageSources,
 }
 
 impl LocalExecutor {
@@ -36,6 +38,7 @@ impl LocalExecutor {
         confinement: Option<Arc<sandbox::Confinement>>,
         images: Option<Arc<images::Images>>,
         python_envs: Option<python_env::PythonEnvs>,
+        package_sources: python_env::PackageSources,
     ) -> Self {
         Self {
             slots: slots::FairSlots::new(parallelism),
@@ -43,6 +46,7 @@ impl LocalExecutor {
             confinement,
             images,
             python_envs,
+            package_sources,
         }
     }
 }

@@ -72,6 +72,12 @@ pub struct ExecutorConfig {
     pub max_active_runs_per_user: usize,
     /// Steps in their own images: whether, from which registries, and the cache of unpacked images.
     pub images: images::ImagesConfig,
+    /// A package index lightweight components' `packages_to_install` come from (`PIP_INDEX_URL`, reached over
+    /// the run's network), in place of PyPI; empty: PyPI. An index the component names itself still wins.
+    pub package_index_url: String,
+    /// A directory of wheels and source archives those packages may come from (`PIP_FIND_LINKS`), shown to the
+    /// step read-only at `/highwind/packages`; a step whose run has no network installs from it alone.
+    pub package_dir: PathBuf,
 }
 
 /// How tasks are confined.
@@ -103,6 +109,8 @@ impl Default for ExecutorConfig {
             max_loop_items: 10_000,
             max_active_runs_per_user: 10,
             images: images::ImagesConfig::default(),
+            package_index_url: String::new(),
+            package_dir: PathBuf::new(),
         }
     }
 }
@@ -209,6 +217,8 @@ pub(crate) enum Command {
 pub struct Engine {
     shared: Arc<Shared>,
     executors: Executors,
+    /// The store of the images steps run in, also served by `ImageCacheService`.
+    images: Option<Arc<images::Images>>,
 }
 
 impl Engine {
@@ -242,7 +252,13 @@ impl Engine {
         let confinement = confinement(&config, images.is_some());
         let (changes, _) = broadcast::channel(4096);
         let executors = Executors {
-            local: Arc::new(LocalExecutor::new(parallelism, confinement, images, python_envs(&config))),
+            local: Arc::new(LocalExecutor::new(
+                parallelism,
+                confinement,
+                images.clone(),
+                python_envs(&config),
+                python_env::PackageSources::of(&config.package_index_url, &config.package_dir),
+            )),
             kfp: kfp.map(|client| Arc::new(KfpExecutor::new(client)) as Arc<dyn Executor>),
         };
         Self {
@@ -255,6 +271,7 @@ impl Engine {
                 active: Mutex::new(HashMap::new()),
             }),
             executors,
+            images,
         }
     }
 
@@ -271,6 +288,11 @@ impl Engine {
             *count += 1;
         }
         Ok(Admission { shared: self.shared.clone(), creator: creator.to_owned() })
+    }
+
+    /// The images steps run in, unless they run on the host.
+    pub fn images(&self) -> Option<Arc<images::Images>> {
+        self.images.clone()
     }
 
     /// The executor's limits on runs.

@@ -76,6 +76,9 @@ pub struct Sandbox {
     pub inside: Inside,
     /// The image it runs in; the host's view when `None`.
     pub image: Option<ImageRun>,
+    /// A directory of Python packages it may install from, shown read-only at
+    /// [`PACKAGE_DIR`](super::python_env::PACKAGE_DIR).
+    pub packages: Option<PathBuf>,
 }
 
 /// A step's image as its process needs it.
@@ -186,6 +189,7 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
                 inside: &sandbox.inside,
                 image: sandbox.image.as_ref().map(|image| InImage { rootfs: &image.rootfs, workdir: &image.workdir }),
                 readable: &sandbox.readable,
+                packages: sandbox.packages.as_deref(),
                 network: sandbox.network,
                 identity: sandbox.identity,
                 limits: sandbox.limits,

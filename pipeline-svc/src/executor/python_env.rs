@@ -31,6 +31,56 @@ impl Packages {
     }
 }
 
+/// Where pip finds packages besides the index a component names (`executor.package_index_url`,
+/// `executor.package_dir`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageSources {
+    /// An index in place of PyPI.
+    pub index_url: String,
+    /// A directory of wheels and source archives, shown to the step at [`PACKAGE_DIR`].
+    pub dir: Option<PathBuf>,
+}
+
+/// Where [`PackageSources::dir`] appears inside a sandbox.
+pub const PACKAGE_DIR: &str = "/highwind/packages";
+
+impl PackageSources {
+    /// From the executor's configuration; a directory that does not exist is left out, with a warning.
+    pub fn of(index_url: &str, dir: &Path) -> Self {
+        let dir = (!dir.as_os_str().is_empty()).then(|| dir.to_path_buf());
+        let dir = dir.filter(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            let Some(meta) = dir.metadata().ok().filter(|m| dir.is_absolute() && m.is_dir()) else {
+                tracing::warn!(dir = %dir.display(), "executor.package_dir is not an absolute path to a directory");
+                return false;
+            };
+            if meta.permissions().mode() & 0o005 != 0o005 {
+                // Steps run as uids of their own.
+                tracing::warn!(dir = %dir.display(), "executor.package_dir is not readable by everyone: steps cannot read it");
+            }
+            true
+        });
+        Self { index_url: index_url.to_owned(), dir }
+    }
+
+    /// pip's variables for a step (or an install) with or without `network`. The component's own options on the
+    /// command line still win over them.
+    pub fn env(&self, network: bool) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if !self.index_url.is_empty() {
+            env.push(("PIP_INDEX_URL".to_owned(), self.index_url.clone()));
+        }
+        if self.dir.is_some() {
+            env.push(("PIP_FIND_LINKS".to_owned(), PACKAGE_DIR.to_owned()));
+            if !network {
+                // No index can be reached: without this pip would spend its retries on one before looking here.
+                env.push(("PIP_NO_INDEX".to_owned(), "1".to_owned()));
+            }
+        }
+        env
+    }
+}
+
 /// Pip options that take a value and that the environment keeps.
 const INDEX_OPTIONS: [&str; 3] = ["--index-url", "--extra-index-url", "--trusted-host"];
 

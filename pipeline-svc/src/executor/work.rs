@@ -213,13 +213,23 @@ impl ContainerWork {
         };
         let mut image_run = None;
         let mut python_path: Option<PathBuf> = None;
-        let record = Some(match &image {
+        let (mut package_env, mut package_dir) = (Vec::new(), None);
+        let mut record = match &image {
             Some(image) => image.record(),
             None => TaskImage { reference: self.image.clone(), ..TaskImage::default() },
-        });
+        };
         if let Some(image) = &image {
             let config = &image.lease.root.unpacked.config;
             let rootfs = image.lease.root.rootfs.clone();
+            match setup::image_user(&rootfs, &config.user).await {
+                Ok(user) => record.user = user.to_string(),
+                Err(why) => {
+                    let message = format!("image {}: {why}", self.image);
+                    let failure = Outcome::failed(FAILED_PRECONDITION, "IMAGE_USER_UNKNOWN", message);
+                    let _ = self.events.send(Event::Finished { path: self.path.clone(), outcome: failure });
+                    return;
+                }
+            }
             let (workdir, why) = super::sandbox::image::workdir(&rootfs, &config.working_dir);
             notes.push(image.note());
             notes.extend(why);
@@ -231,6 +241,11 @@ impl ContainerWork {
                 prepared.argv = config.entrypoint.iter().cloned().chain(args).collect();
             }
             image_run = Some(process::ImageRun { rootfs, env: config.env.clone(), workdir });
+            if is_lightweight(&prepared.argv) {
+                // The preamble runs in the image, as on KFP, with the packages the configuration offers.
+                package_env = self.executor.package_sources.env(self.network);
+                package_dir = self.executor.package_sources.dir.clone();
+            }
         } else if is_lightweight(&prepared.argv) {
             // On the host the preamble would install into the host's Python: it is read, never run.
             let wanted = python_env::packages(&prepared.argv[2], !self.kfp_importable().await);
@@ -266,6 +281,7 @@ impl ContainerWork {
                 limits: self.shared.config.limits,
                 inside: prepared.inside.clone(),
                 image: image_run,
+                packages: package_dir,
             }),
             _ if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
                 let failure = Outcome::failed(
@@ -298,12 +314,13 @@ impl ContainerWork {
                 path: self.path.clone(),
                 attempt,
                 message: message.clone(),
-                image: record.clone(),
+                image: Some(record.clone()),
             });
             let mut env = vec![("_KFP_RUNTIME".to_owned(), "true".to_owned())];
             if let Some(dir) = &python_path {
                 env.push(("PYTHONPATH".to_owned(), dir.display().to_string()));
             }
+            env.extend(package_env.iter().cloned());
             env.extend(self.env.iter().cloned());
             let spec = process::Spec {
                 argv: prepared.argv.clone(),

@@ -335,6 +335,8 @@ pub struct TaskImage {
     pub compressed_bytes: u64,
     /// Bytes of its files unpacked.
     pub unpacked_bytes: u64,
+    /// The image's user resolved in it, `uid:gid (name)`; empty on the host.
+    pub user: String,
 }
 
 /// One execution of a pipeline version.

@@ -166,6 +166,8 @@ impl Platform {
             task_read_only: Vec::new(),
             image_mode: Default::default(),
             image_registries: Default::default(),
+            package_index_url: String::new(),
+            package_dir: Default::default(),
             kfp: Default::default(),
             registry: Default::default(),
             cors_origins: Vec::new(),

@@ -236,6 +236,11 @@ impl Confinement {
             args.parents_of(&seen);
             args.pair("--ro-bind", readable, &seen);
         }
+        if let Some(packages) = task.packages {
+            let seen = Path::new(super::python_env::PACKAGE_DIR);
+            args.parents_of(seen);
+            args.pair("--ro-bind", packages, seen);
+        }
         let dir = task.inside.path(task.dir);
         args.parents_of(&dir);
         args.pair("--bind", task.dir, &dir);
@@ -311,6 +316,8 @@ pub struct Confined<'a> {
     pub image: Option<InImage<'a>>,
     /// Its input artifacts, read-only.
     pub readable: &'a [PathBuf],
+    /// A directory of Python packages, read-only at [`PACKAGE_DIR`](super::python_env::PACKAGE_DIR).
+    pub packages: Option<&'a Path>,
     /// Keep the host's network.
     pub network: bool,
     /// Who it runs as.

@@ -1,9 +1,13 @@
 //! What a container task's attempts need before they start: the image the step runs in, by its run's image mode,
 //! and on the host the packages its lightweight component asks for.
 
-use std::{path::PathBuf, sync::atomic::Ordering};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::Ordering,
+};
 
 use highwind_common::principal::Principal;
+use highwind_runtime::user::ImageUser;
 
 use super::{ContainerWork, FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE};
 use crate::{
@@ -17,6 +21,14 @@ use crate::{
 
 /// Most bytes of pip's output quoted when it fails.
 const MAX_PIP_TAIL: usize = 2_000;
+
+/// The user the image's config names, resolved in its root (on the blocking pool: it reads the image's files).
+pub(super) async fn image_user(rootfs: &Path, user: &str) -> Result<ImageUser, String> {
+    let (rootfs, user) = (rootfs.to_path_buf(), user.to_owned());
+    tokio::task::spawn_blocking(move || highwind_runtime::user::resolve(&rootfs, &user).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
 
 impl ContainerWork {
     /// The image the step runs in, by the executor's image mode: `None` when it runs on the host (with a note that
@@ -85,6 +97,7 @@ impl ContainerWork {
                     limits: config.limits,
                     inside: crate::executor::inside::Inside::host(),
                     image: None,
+                    packages: self.executor.package_sources.dir.clone(),
                 }),
                 _ => None,
             };
@@ -108,10 +121,13 @@ impl ContainerWork {
                 dir: work.clone(),
                 log: log.clone(),
                 max_log_bytes: config.max_log_bytes,
-                env: vec![
+                env: [
                     ("PIP_NO_CACHE_DIR".to_owned(), "1".to_owned()),
                     ("PIP_DISABLE_PIP_VERSION_CHECK".to_owned(), "1".to_owned()),
-                ],
+                ]
+                .into_iter()
+                .chain(self.executor.package_sources.env(true))
+                .collect(),
                 task_uid: self.uid.clone(),
                 path,
                 sandbox,
