@@ -14,6 +14,7 @@ pub mod executor;
 pub mod ir;
 pub mod kfp;
 pub mod runs;
+pub mod serving;
 pub mod store;
 pub mod task_files;
 

@@ -20,7 +20,7 @@ use nix::{
 
 use super::{
     inside::Inside,
-    sandbox::{Confined, Confinement, Identity, InImage, SECCOMP_FDS, TaskLimits, network},
+    sandbox::{Confined, Confinement, Identity, InImage, SECCOMP_FDS, TaskLimits, image::Relay, network},
 };
 
 /// The environment variable that marks a task's processes, so a restarted server stops only its own.
@@ -79,7 +79,22 @@ pub struct Sandbox {
     /// A directory of Python packages it may install from, shown read-only at
     /// [`PACKAGE_DIR`](super::python_env::PACKAGE_DIR).
     pub packages: Option<PathBuf>,
+    /// For a long-lived server in its image: where the platform reaches it.
+    pub relay: Option<Listening>,
 }
+
+/// A long-lived server's relay: the listening socket the platform made (in a directory of its own) and the port
+/// the server listens on inside its sandbox. The sandbox's init relays what the socket accepts to that port.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// The socket, handed down to the sandbox.
+    pub listener: Arc<std::os::unix::net::UnixListener>,
+    /// The server's port inside.
+    pub port: u16,
+}
+
+/// The descriptor number a relay's socket has in the sandbox (after the seccomp and network ones).
+const RELAY_FD: i32 = 8;
 
 /// A step's image as its process needs it.
 #[derive(Debug, Clone)]
@@ -190,6 +205,7 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
                 image: sandbox.image.as_ref().map(|image| InImage { rootfs: &image.rootfs, workdir: &image.workdir }),
                 readable: &sandbox.readable,
                 packages: sandbox.packages.as_deref(),
+                relay: sandbox.relay.as_ref().map(|relay| Relay { fd: RELAY_FD, port: relay.port }),
                 network: sandbox.network,
                 identity: sandbox.identity,
                 limits: sandbox.limits,
@@ -209,6 +225,11 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
                 let (more, pipes) = network::pipes().map_err(|e| format!("cannot prepare the task's network: {e}"))?;
                 mappings.extend(more);
                 link = Some((pipes, slirp4netns.to_path_buf(), sandbox.identity));
+            }
+            if let Some(relay) = &sandbox.relay {
+                let listener =
+                    relay.listener.try_clone().map_err(|e| format!("cannot hand the relay its socket: {e}"))?;
+                mappings.push(FdMapping { parent_fd: listener.into(), child_fd: RELAY_FD });
             }
             command.fd_mappings(mappings).map_err(|_| "cannot hand the seccomp filter to the sandbox".to_owned())?;
             command
@@ -248,6 +269,15 @@ pub fn start(spec: &Spec) -> Result<Running, String> {
 }
 
 impl Running {
+    /// Whether the process has exited, and how; `None` while it runs.
+    pub fn exited(&mut self) -> Option<Exit> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(exit_of(status)),
+            Ok(None) => None,
+            Err(_) => Some(Exit::NotStarted),
+        }
+    }
+
     /// Waits for the process to exit and its output to be captured; true in the second place when the log was
     /// cut at its bound.
     pub async fn wait(mut self) -> (Exit, bool) {
@@ -262,14 +292,17 @@ impl Running {
         }
         let truncated = tokio::time::timeout(Duration::from_secs(5), self.capture).await.ok().and_then(Result::ok);
         let exit = match status {
-            Ok(status) => {
-                use std::os::unix::process::ExitStatusExt;
-                Exit::Code(status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1))
-            }
+            Ok(status) => exit_of(status),
             Err(_) => Exit::NotStarted,
         };
         (exit, truncated.unwrap_or(false))
     }
+}
+
+/// An exit status as a task's: its code, or 128 + the signal that ended it.
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    Exit::Code(status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1))
 }
 
 /// A pipe whose read end yields `program` and then ends: how `bwrap` takes a seccomp filter. A filter is a few

@@ -282,6 +282,7 @@ impl ContainerWork {
                 inside: prepared.inside.clone(),
                 image: image_run,
                 packages: package_dir,
+                relay: None,
             }),
             _ if self.shared.config.sandbox == super::SandboxMode::Bwrap => {
                 let failure = Outcome::failed(

@@ -94,11 +94,24 @@ fn bind(args: &mut Vec<OsString>, path: &Path, inside: &Path) -> std::io::Result
     Ok(())
 }
 
+/// A long-lived server's relay: init stays its parent and relays the connections it accepts on `fd` (a listening
+/// Unix socket the platform made, in a directory of its own, and handed down) to `127.0.0.1:port` in the
+/// sandbox's own network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    /// The listening socket's descriptor number in the sandbox.
+    pub fd: i32,
+    /// The port the server listens on inside.
+    pub port: u16,
+}
+
 /// The init program's arguments before `--`: the uid to become (`-` to stay, in a user namespace), the limits
-/// (0 = none) and the task's whole environment, counted. A key that is empty or holds `=` cannot be set.
+/// (0 = none), the relay (`-` for none) and the task's whole environment, counted. A key that is empty or holds
+/// `=` cannot be set.
 pub fn init_args(
     limits: &TaskLimits,
     identity: Identity,
+    relay: Option<&Relay>,
     env: &[(OsString, OsString)],
 ) -> Result<Vec<OsString>, String> {
     let (user, processes) = match identity {
@@ -112,6 +125,7 @@ pub fn init_args(
         limits.cpu_seconds.to_string(),
         limits.file_bytes.to_string(),
         processes.to_string(),
+        relay.map_or_else(|| "-".to_owned(), |relay| format!("{}:{}", relay.fd, relay.port)),
         env.len().to_string(),
     ]
     .into_iter()
@@ -201,13 +215,16 @@ mod tests {
     #[test]
     fn the_environment_reaches_init_as_counted_arguments_and_bad_keys_are_refused() {
         let env = [(OsString::from("PATH"), OsString::from("/bin")), (OsString::from("A"), OsString::from("x=y"))];
-        let args = init_args(&TaskLimits::default(), Identity::Uid(1_500_000), &env).expect("args");
+        let args = init_args(&TaskLimits::default(), Identity::Uid(1_500_000), None, &env).expect("args");
         assert_eq!(args[0], "1500000");
-        assert_eq!(args[5], "2");
-        assert_eq!(&args[6..], ["PATH=/bin", "A=x=y"]);
+        assert_eq!((args[5].to_str(), args[6].to_str()), (Some("-"), Some("2")));
+        assert_eq!(&args[7..], ["PATH=/bin", "A=x=y"]);
+        let relay = Relay { fd: 8, port: 8080 };
+        let args = init_args(&TaskLimits::default(), Identity::UserNamespace, Some(&relay), &env).expect("args");
+        assert_eq!(args[5], "8:8080");
         for bad in ["", "A=B"] {
             let env = [(OsString::from(bad), OsString::from("v"))];
-            assert!(init_args(&TaskLimits::default(), Identity::UserNamespace, &env).is_err(), "{bad:?}");
+            assert!(init_args(&TaskLimits::default(), Identity::UserNamespace, None, &env).is_err(), "{bad:?}");
         }
     }
 

@@ -230,7 +230,7 @@ impl Confinement {
             let seen = task.inside.path(readable);
             // In an image, the directories above a mount point are the image's, which may be links: only the
             // sandbox's own neutral root is made there.
-            if task.image.is_some() && !seen.starts_with(super::inside::TASK_ROOT) {
+            if task.image.is_some() && !task.inside.is_neutral(&seen) {
                 return Err("an input outside the runs directory cannot be shown in an image".to_owned());
             }
             args.parents_of(&seen);
@@ -269,7 +269,7 @@ impl Confinement {
             // The image holds none of the host's programs: the static init applies the limits, becomes the task's
             // user and only then takes the task's environment (its arguments) and runs the command.
             args.add(&["--clearenv", "--", image::INIT]);
-            args.items.extend(image::init_args(&task.limits, task.identity, task.env)?);
+            args.items.extend(image::init_args(&task.limits, task.identity, task.relay.as_ref(), task.env)?);
             args.add(&["--"]);
             args.items.extend(task.argv.iter().map(OsString::from));
             if args.items.len() > MAX_BWRAP_ARGS {
@@ -318,6 +318,8 @@ pub struct Confined<'a> {
     pub readable: &'a [PathBuf],
     /// A directory of Python packages, read-only at [`PACKAGE_DIR`](super::python_env::PACKAGE_DIR).
     pub packages: Option<&'a Path>,
+    /// A long-lived server's relay (in its image only).
+    pub relay: Option<image::Relay>,
     /// Keep the host's network.
     pub network: bool,
     /// Who it runs as.

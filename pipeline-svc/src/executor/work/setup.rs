@@ -98,6 +98,7 @@ impl ContainerWork {
                     inside: crate::executor::inside::Inside::host(),
                     image: None,
                     packages: self.executor.package_sources.dir.clone(),
+                    relay: None,
                 }),
                 _ => None,
             };

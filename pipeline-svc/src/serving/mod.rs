@@ -1,0 +1,5 @@
+//! Deployments on this machine. Each replica of a deployment's predictor (or transformer) is its image run by the
+//! executor's sandbox as a long-lived process in a network namespace of its own, reached by the platform alone
+//! through a relay ([`replica`]).
+
+pub mod replica;
