@@ -179,6 +179,21 @@ impl Replica {
         self.running.exited()
     }
 
+    /// Its relay socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Its process group: killing it stops the replica.
+    pub fn group(&self) -> i32 {
+        self.running.group
+    }
+
+    /// Waits for it to exit by itself.
+    pub async fn wait(self) -> Exit {
+        self.running.wait().await.0
+    }
+
     /// Stops it: every process of its sandbox killed, then waited for.
     pub async fn stop(self) -> Exit {
         process::kill_group(self.running.group);
@@ -207,4 +222,4 @@ fn listen(sockets: &Path, id: &str) -> Result<(UnixListener, PathBuf), String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use super::*;
 
 /// The sandbox with the static init, or `None` (skipped) where bubblewrap is not installed; a failure then under
 /// `HIGHWIND_REQUIRE_SANDBOX=1`.
-fn confinement(dir: &Path) -> Option<Arc<Confinement>> {
+pub(crate) fn confinement(dir: &Path) -> Option<Arc<Confinement>> {
     let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
     let Some(bwrap) = highwind_common::executables::find_on_path("bwrap") else {
         assert!(!required, "HIGHWIND_REQUIRE_SANDBOX=1 but bwrap is not installed");
@@ -23,7 +23,7 @@ fn confinement(dir: &Path) -> Option<Arc<Confinement>> {
 }
 
 /// An image root of Debian's static busybox and its applets; `None` (skipped) without busybox-static.
-fn busybox_root(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn busybox_root(dir: &Path) -> Option<PathBuf> {
     let busybox = ["/usr/bin/busybox", "/bin/busybox"].iter().find_map(|path| std::fs::read(path).ok());
     let required = std::env::var("HIGHWIND_REQUIRE_SANDBOX").is_ok_and(|v| v == "1");
     let Some(busybox) = busybox else {
@@ -42,7 +42,7 @@ fn busybox_root(dir: &Path) -> Option<PathBuf> {
 }
 
 /// A replica of the busybox image running `script` with `$WHO` set, listening (if the script serves) on 8080.
-fn spec(dir: &Path, rootfs: &Path, id: &str, who: &str, script: &str) -> ReplicaSpec {
+pub(crate) fn spec(dir: &Path, rootfs: &Path, id: &str, who: &str, script: &str) -> ReplicaSpec {
     ReplicaSpec {
         id: id.to_owned(),
         rootfs: rootfs.to_path_buf(),
