@@ -124,6 +124,23 @@ impl PrincipalSigner {
         Ok(request)
     }
 
+    /// A request carrying `message` as service `caller` sends it on `principal`'s behalf: the principal, the
+    /// signature and the caller in the metadata.
+    pub fn request_on_behalf<T>(
+        &self,
+        principal: &Principal,
+        caller: &'static str,
+        message: T,
+    ) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        let signature = self.sign_on_behalf(principal, caller, SystemTime::now());
+        let bad = |_| Status::internal("cannot forward the principal");
+        request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
+        request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
+        request.metadata_mut().insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static(caller));
+        Ok(request)
+    }
+
     /// The value of [`SIGNATURE_HEADER`] for service `caller` calling on `principal`'s behalf at `now` (sent with
     /// [`CALLER_HEADER`] = `caller`).
     pub fn sign_on_behalf(&self, principal: &Principal, caller: &str, now: SystemTime) -> String {

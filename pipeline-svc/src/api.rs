@@ -6,6 +6,7 @@
 //! becomes a `Status` in `error`, the only place this service chooses status codes.
 
 mod convert;
+pub mod deployments;
 mod error;
 pub mod images;
 pub mod lineage;

@@ -1,11 +1,9 @@
 //! Reading a pipeline version's IR from asset-svc, on the caller's behalf, so pipeline-svc sees exactly what the
 //! caller may read.
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 use bytes::Bytes;
-use highwind_common::principal::{CALLER_HEADER, PRINCIPAL_HEADER, Principal, PrincipalSigner, SIGNATURE_HEADER};
+use highwind_common::principal::{Principal, PrincipalSigner};
 use highwind_proto::asset::{
     internal::v1::{
         CommitRunOutputRequest, IssuePullTokenRequest, registry_service_client::RegistryServiceClient,
@@ -18,7 +16,7 @@ use tonic::{Code, Request, transport::Channel};
 use crate::{ir, task_files};
 
 /// How this service names itself to the services it calls.
-const THIS_SERVICE: &str = "pipeline-svc";
+pub(crate) const THIS_SERVICE: &str = "pipeline-svc";
 
 /// Why a pipeline version's IR cannot be had.
 #[derive(Debug, thiserror::Error)]
@@ -89,13 +87,9 @@ impl GrpcAssets {
     }
 
     fn on_behalf_of<T>(&self, principal: &Principal, message: T) -> Result<Request<T>, ReadError> {
-        let mut request = Request::new(message);
-        let bad = |e: tonic::metadata::errors::InvalidMetadataValue| ReadError::Unavailable(e.to_string());
-        let signature = self.signer.sign_on_behalf(principal, THIS_SERVICE, SystemTime::now());
-        request.metadata_mut().insert(PRINCIPAL_HEADER, principal.as_str().parse().map_err(bad)?);
-        request.metadata_mut().insert(SIGNATURE_HEADER, signature.parse().map_err(bad)?);
-        request.metadata_mut().insert(CALLER_HEADER, tonic::metadata::MetadataValue::from_static(THIS_SERVICE));
-        Ok(request)
+        self.signer
+            .request_on_behalf(principal, THIS_SERVICE, message)
+            .map_err(|status| ReadError::Unavailable(status.message().to_owned()))
     }
 }
 
@@ -164,6 +158,8 @@ pub struct AssetInfo {
     pub kind: pb::AssetKind,
     /// Its owner, e.g. `users/alice`.
     pub owner: String,
+    /// For a Docker Repo asset: `registry/repository`, to which `@sha256:…` is appended; empty otherwise.
+    pub image_prefix: String,
 }
 
 /// A new asset for a run's output.
@@ -292,7 +288,11 @@ impl AssetFiles for GrpcAssets {
             return Err(ReadError::NotReady(asset.name));
         }
         let kind = pb::AssetKind::try_from(asset.kind).unwrap_or(pb::AssetKind::Unspecified);
-        Ok(AssetInfo { name: asset.name, kind, owner: asset.owner })
+        let image_prefix = match &asset.details {
+            Some(pb::asset::Details::DockerRepo(repo)) => repo.image_uri_prefix.clone(),
+            _ => String::new(),
+        };
+        Ok(AssetInfo { name: asset.name, kind, owner: asset.owner, image_prefix })
     }
 
     async fn create_asset(

@@ -109,6 +109,23 @@ pub enum Error {
     /// The image store's own files failed.
     #[error("image store: {0}")]
     ImageStore(std::io::Error),
+    /// The caller may see the resource but not do this to it.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// usecase-svc could not answer.
+    #[error("the use case service cannot answer: {0}")]
+    UseCasesUnavailable(String),
+    /// A use case's release cannot be deployed; the reason clients switch on.
+    #[error("{message}")]
+    NotDeployable {
+        /// `NO_PREDICTOR`, `TRANSFORMER_NOT_SUPPORTED`, `IMAGE_NOT_DEPLOYABLE`, `NO_RUNTIME`.
+        reason: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The server runs as many deployments as allowed.
+    #[error("at most {0} deployments")]
+    TooManyDeployments(usize),
 }
 
 /// Why Kubeflow Pipelines cannot take a run.
@@ -126,6 +143,17 @@ pub enum KfpRefusal {
     /// KFP runs every step in its image.
     #[error("it asks for its steps to run on the host")]
     HostImageMode,
+}
+
+impl From<crate::serving::deployments::DeployError> for Error {
+    fn from(error: crate::serving::deployments::DeployError) -> Self {
+        use crate::serving::deployments::DeployError;
+        match error {
+            DeployError::TooMany(limit) => Self::TooManyDeployments(limit),
+            DeployError::NoRuntime => Self::NotDeployable { reason: "NO_RUNTIME", message: error.to_string() },
+            DeployError::Store(cause) => Self::Store(cause),
+        }
+    }
 }
 
 impl From<Violations> for Error {

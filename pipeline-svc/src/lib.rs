@@ -17,6 +17,7 @@ pub mod runs;
 pub mod serving;
 pub mod store;
 pub mod task_files;
+pub mod usecases;
 
 use std::future::Future;
 
@@ -27,8 +28,11 @@ use highwind_common::{
     principal::{PrincipalSigner, VerifyPrincipal},
     serve::{RunError, ServeError, Served},
 };
-use highwind_proto::pipeline::v1::{
-    image_cache_service_server::ImageCacheServiceServer, pipeline_service_server::PipelineServiceServer,
+use highwind_proto::{
+    deployment::v1::deployment_service_server::DeploymentServiceServer,
+    pipeline::v1::{
+        image_cache_service_server::ImageCacheServiceServer, pipeline_service_server::PipelineServiceServer,
+    },
 };
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -54,6 +58,26 @@ pub struct PipelineConfig {
     /// Principals who administer this service (`users/alice`): they list and prune the executor's images.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Where usecase-svc is (deployments ask it who may do what with a use case).
+    #[serde(default)]
+    pub usecases: UseCasesConfig,
+    /// Deployments on this machine.
+    #[serde(default)]
+    pub deployments: serving::deployments::DeploymentsConfig,
+}
+
+/// Where usecase-svc is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseCasesConfig {
+    /// `http://host:port`.
+    pub url: String,
+}
+
+impl Default for UseCasesConfig {
+    fn default() -> Self {
+        Self { url: format!("http://127.0.0.1:{}", highwind_proto::USECASE_SERVICE.default_port) }
+    }
 }
 
 /// Where asset-svc is.
@@ -84,6 +108,8 @@ pub fn default_config() -> PipelineConfig {
         executor: executor::ExecutorConfig::default(),
         kfp: kfp::KfpConfig::default(),
         admins: Vec::new(),
+        usecases: UseCasesConfig::default(),
+        deployments: serving::deployments::DeploymentsConfig::default(),
     }
 }
 
@@ -98,7 +124,7 @@ pub async fn serve(
         .map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
     let assets = std::sync::Arc::new(assets);
     let db = Database::connect(&config.server.database_url, config.server.max_connections).await?;
-    let store = store::open(db).await?;
+    let (store, deployment_store) = store::open_both(db).await?;
     let kfp = if config.kfp.url.is_empty() {
         None
     } else {
@@ -114,6 +140,21 @@ pub async fn serve(
     }
     let tokens = PageTokens::new(config.server.internal_secret.derive("pipeline-svc page tokens"));
     let image_cache = api::images::ImageCacheApi::new(engine.images(), assets.clone(), config.admins.clone());
+    let use_cases = usecases::GrpcUseCases::new(&config.usecases.url, signer.clone())
+        .map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
+    let deployments = serving::deployments::Deployments::new(
+        config.deployments.clone(),
+        deployment_store,
+        assets.clone(),
+        engine.image_runtime(),
+        engine.config().data_dir.join(".deployments"),
+    );
+    let started = deployments.recover().await.map_err(|e| RunError::Serve(ServeError::Config(e.to_string())))?;
+    if started > 0 {
+        tracing::info!(deployments = started, "started the deployments this server runs");
+    }
+    let deployment_api =
+        api::deployments::DeploymentApi::new(deployments, std::sync::Arc::new(use_cases), assets.clone());
     let runs = api::runs::Runs { store, engine, pipelines: assets.clone(), assets, tokens };
     let config = config.server;
     let verify = VerifyPrincipal(signer);
@@ -123,7 +164,11 @@ pub async fn serve(
     let server = api::undecodable::UndecodableIsInvalid(server);
     let image_cache = api::undecodable::UndecodableIsInvalid(ImageCacheServiceServer::new(image_cache));
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(server, verify.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(image_cache, verify));
+        .add_service(tonic::service::interceptor::InterceptedService::new(image_cache, verify.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            api::undecodable::UndecodableIsInvalid(DeploymentServiceServer::new(deployment_api)),
+            verify,
+        ));
     let served = Served { routes, names: highwind_proto::PIPELINE_SERVICE.served(), rules: access::rules() };
     let drain = std::time::Duration::from_secs(config.drain_seconds);
     highwind_common::serve::serve(listener, shutdown, served, drain).await?;

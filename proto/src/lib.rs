@@ -59,6 +59,13 @@ pub mod pipeline {
     }
 }
 
+/// `highwind.deployment.v1`: use cases served, by pipeline-svc.
+pub mod deployment {
+    pub mod v1 {
+        tonic::include_proto!("highwind.deployment.v1");
+    }
+}
+
 /// `highwind.identity.v1`: API keys, served by the gateway.
 pub mod identity {
     pub mod v1 {
@@ -78,6 +85,7 @@ pub const PUBLIC_SERVICES: &[&str] = &[
     "highwind.usecase.v1.MarketplaceService",
     "highwind.pipeline.v1.PipelineService",
     "highwind.pipeline.v1.ImageCacheService",
+    "highwind.deployment.v1.DeploymentService",
 ];
 
 /// A service process of the platform: its name in configuration, the port it listens on by default, and the
@@ -129,7 +137,11 @@ pub const USECASE_SERVICE: ServiceProcess = ServiceProcess {
 pub const PIPELINE_SERVICE: ServiceProcess = ServiceProcess {
     name: "pipeline",
     default_port: 50063,
-    services: &["highwind.pipeline.v1.PipelineService", "highwind.pipeline.v1.ImageCacheService"],
+    services: &[
+        "highwind.pipeline.v1.PipelineService",
+        "highwind.pipeline.v1.ImageCacheService",
+        "highwind.deployment.v1.DeploymentService",
+    ],
     internal_services: &[],
 };
 

@@ -57,6 +57,8 @@ pub struct ResolvedVersion {
     pub usable: bool,
     /// For an image with no linux/amd64 variant: why it cannot be deployed.
     pub not_deployable: Option<String>,
+    /// For an image: the linux/amd64 manifest digest deployments pull; empty otherwise.
+    pub image_digest: String,
 }
 
 /// Where grants are delivered: asset-svc's internal `GrantService`.
@@ -138,6 +140,7 @@ impl AssetDirectory for GrpcAssets {
                 let found = found.into_inner();
                 Ok(Some(ResolvedVersion {
                     number: found.version_number,
+                    image_digest: found.image.as_ref().map(|image| image.deployable_digest.clone()).unwrap_or_default(),
                     usable: found.state == pb::VersionState::Ready as i32 && !found.archived,
                     manifest_digest: found.manifest_digest,
                     not_deployable: found

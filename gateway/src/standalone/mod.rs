@@ -207,6 +207,7 @@ impl Standalone {
             let stop = stopped(services_rx.clone());
             let asset_url = upstream.get("asset").cloned().unwrap_or_default();
             let pipeline_url = upstream.get("pipeline").cloned().unwrap_or_default();
+            let usecase_url = upstream.get("usecase").cloned().unwrap_or_default();
             let (blobs_dir, staging_dir) = (data_dir.join("blobs"), data_dir.join("staging"));
             let runs_dir = data_dir.join("runs");
             let platform_dir = data_dir.clone();
@@ -260,7 +261,16 @@ impl Standalone {
                             package_dir,
                             ..Default::default()
                         };
-                        let config = pipeline_svc::PipelineConfig { server, assets, executor, kfp, admins };
+                        let usecases = pipeline_svc::UseCasesConfig { url: usecase_url };
+                        let config = pipeline_svc::PipelineConfig {
+                            server,
+                            assets,
+                            executor,
+                            kfp,
+                            admins,
+                            usecases,
+                            deployments: Default::default(),
+                        };
                         pipeline_svc::serve(listener, stop, config).await.map_err(|e| e.to_string())
                     }
                 };

@@ -12,6 +12,7 @@ mod audit;
 mod cli;
 mod content;
 mod crash;
+mod deployments;
 mod idempotency;
 mod image_cache;
 mod image_pull;

@@ -82,6 +82,20 @@ impl From<Error> for Status {
             Error::NoImageStore(why) => Status::failed_precondition(format!("no image store here: {why}")),
             Error::Image(problem) => image_problem(problem),
             Error::ImageStore(cause) => status::internal(&cause),
+            Error::NotAllowed(message) => Status::permission_denied(message),
+            Error::UseCasesUnavailable(why) => {
+                tracing::warn!(error = %why, "use case service unavailable");
+                Status::unavailable("the use case service cannot be reached; try again shortly")
+            }
+            Error::NotDeployable { reason, message } => status::failed_precondition(
+                "the use case cannot be deployed",
+                reason,
+                &[Precondition { kind: reason, subject: "deployment".into(), description: message }],
+            ),
+            Error::TooManyDeployments(limit) => status::quota_exhausted(
+                "deployments",
+                format!("this server runs at most {limit} deployments (deployments.max_deployments); delete one"),
+            ),
         }
     }
 }

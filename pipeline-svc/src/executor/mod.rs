@@ -219,6 +219,8 @@ pub struct Engine {
     executors: Executors,
     /// The store of the images steps run in, also served by `ImageCacheService`.
     images: Option<Arc<images::Images>>,
+    /// The sandbox, which deployments' replicas run in too.
+    confinement: Option<Arc<sandbox::Confinement>>,
 }
 
 impl Engine {
@@ -254,7 +256,7 @@ impl Engine {
         let executors = Executors {
             local: Arc::new(LocalExecutor::new(
                 parallelism,
-                confinement,
+                confinement.clone(),
                 images.clone(),
                 python_envs(&config),
                 python_env::PackageSources::of(&config.package_index_url, &config.package_dir),
@@ -272,6 +274,7 @@ impl Engine {
             }),
             executors,
             images,
+            confinement,
         }
     }
 
@@ -293,6 +296,16 @@ impl Engine {
     /// The images steps run in, unless they run on the host.
     pub fn images(&self) -> Option<Arc<images::Images>> {
         self.images.clone()
+    }
+
+    /// The image store and the sandbox that can run images, when this server has both.
+    pub fn image_runtime(&self) -> Option<(Arc<images::Images>, Arc<sandbox::Confinement>)> {
+        match (&self.images, &self.confinement) {
+            (Some(images), Some(confinement)) if confinement.runs_images() => {
+                Some((images.clone(), confinement.clone()))
+            }
+            _ => None,
+        }
     }
 
     /// The executor's limits on runs.

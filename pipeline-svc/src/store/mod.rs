@@ -9,13 +9,18 @@ use highwind_common::db::{Database, DbError};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
-use crate::runs::entities::{Direction, LineageEdge, Run, State, Task, Values};
+use crate::{
+    runs::entities::{Direction, LineageEdge, Run, State, Task, Values},
+    serving::entities::DeploymentRecord,
+};
 
 mod pg;
 mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod deployment_conformance;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,7 +32,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A stored document does not decode.
-    #[error("stored run {0} is corrupt: {1}")]
+    #[error("stored document {0} is corrupt: {1}")]
     Corrupt(String, String),
 }
 
@@ -121,11 +126,29 @@ fn direction(text: &str) -> Direction {
 
 /// Connects the repository for `db`, after applying its migrations.
 pub async fn open(db: Database) -> Result<Arc<dyn RunRepository>, DbError> {
+    Ok(open_both(db).await?.0)
+}
+
+/// The migrated run and deployment repositories of `db`.
+pub async fn open_both(db: Database) -> Result<(Arc<dyn RunRepository>, Arc<dyn DeploymentRepository>), DbError> {
     db.migrate(&POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
     Ok(match db {
-        Database::Postgres(pool) => Arc::new(pg::Runs(pool)),
-        Database::Sqlite(pool) => Arc::new(sqlite::Runs(pool)),
+        Database::Postgres(pool) => (Arc::new(pg::Runs(pool.clone())), Arc::new(pg::Deployments(pool))),
+        Database::Sqlite(pool) => (Arc::new(sqlite::Runs(pool.clone())), Arc::new(sqlite::Deployments(pool))),
     })
+}
+
+/// Persistence of deployments: what each runs, never its live status.
+#[async_trait]
+pub trait DeploymentRepository: Send + Sync + std::fmt::Debug {
+    /// Stores a new deployment; false when its id is taken.
+    async fn insert(&self, deployment: &DeploymentRecord) -> Result<bool, StoreError>;
+    /// The deployment `id`.
+    async fn get(&self, id: &str) -> Result<Option<DeploymentRecord>, StoreError>;
+    /// A use case's deployments, newest first; every deployment, oldest first, when `use_case` is `None`.
+    async fn list(&self, use_case: Option<&str>) -> Result<Vec<DeploymentRecord>, StoreError>;
+    /// Removes `id`; false when it was not there.
+    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> String {

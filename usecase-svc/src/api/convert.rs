@@ -225,7 +225,7 @@ pub fn frozen_to_proto(l: &FrozenLink) -> pb::ResolvedAssetLink {
         asset_version: format!("{}/versions/{}", l.asset, l.version_number),
         version_number: l.version_number,
         manifest_digest: l.manifest_digest.clone(),
-        image_digest: String::new(),
+        image_digest: l.image_digest.clone(),
         role: LinkRole::parse(&l.role)
             .and_then(|d| LINK_ROLES.iter().find(|(_, r)| *r == d).map(|(p, _)| *p as i32))
             .unwrap_or_default(),

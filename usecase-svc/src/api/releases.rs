@@ -90,7 +90,7 @@ pub async fn create(
                 }],
             ));
         }
-        let (version_number, manifest_digest) = (found.number, found.manifest_digest);
+        let (version_number, manifest_digest, image_digest) = (found.number, found.manifest_digest, found.image_digest);
         frozen.push(FrozenLink {
             link: names::link_name(use_case_id, link.id),
             asset: link.asset.clone(),
@@ -100,6 +100,7 @@ pub async fn create(
             alias,
             // Only what its owner linked is theirs to share or sell.
             owner: if link.linked_by_owner() { link.asset_owner.clone() } else { String::new() },
+            image_digest,
         });
     }
     let made = Release::new(&use_case, frozen, description, principal.as_str(), Utc::now());

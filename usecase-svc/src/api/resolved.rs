@@ -116,7 +116,13 @@ mod tests {
 
         async fn resolve(&self, _: &Principal, version: &str) -> Result<Option<ResolvedVersion>, DirectoryError> {
             let found = |number, usable| {
-                Some(ResolvedVersion { number, manifest_digest: String::new(), usable, not_deployable: None })
+                Some(ResolvedVersion {
+                    number,
+                    manifest_digest: String::new(),
+                    usable,
+                    not_deployable: None,
+                    image_digest: String::new(),
+                })
             };
             match self {
                 Self::Answering => Ok(match version.rsplit('/').next() {

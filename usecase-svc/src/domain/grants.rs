@@ -72,6 +72,7 @@ mod tests {
             manifest_digest: String::new(),
             alias: None,
             owner: "users/alice".into(),
+            image_digest: String::new(),
         }
     }
 

@@ -28,6 +28,11 @@ pub struct FrozenLink {
     /// Who owns the asset; not part of the digest. Empty in releases made before it was recorded.
     #[serde(default)]
     pub owner: String,
+    /// For a Docker Repo version, its linux/amd64 image manifest digest, which deployments pull; not part of the
+    /// digest (the manifest digest pins the version already). Empty for other kinds, and in releases made before it
+    /// was recorded.
+    #[serde(default)]
+    pub image_digest: String,
 }
 
 /// The use case's descriptive fields at release time.

@@ -243,6 +243,7 @@ async fn a_request_id_makes_a_release_once_per_creator_and_use_case(stores: Stor
             manifest_digest: format!("sha256:{version_number:064}"),
             alias: Some("latest".into()),
             owner: String::new(),
+            image_digest: String::new(),
         }]
     };
     let release = |use_case: &UseCase, version, creator: &str| {

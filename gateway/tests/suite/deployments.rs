@@ -1,0 +1,197 @@
+//! A use case deployed on this machine, as its owner and its members meet it: a predictor image built here
+//! (busybox's `httpd` answering the Open Inference Protocol's readiness path) pushed to a Docker Repo asset,
+//! linked as PREDICTOR, released and deployed; the deployment becomes READY with KServe's conditions, runs the
+//! model under its inference id, comes back after the server restarts, and is gone once deleted. Who: the owner
+//! deploys and deletes, a viewer reads, a stranger learns nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use highwind_proto::{
+    asset::v1::{self as apb, image_service_client::ImageServiceClient},
+    deployment::v1::{self as dpb, deployment_service_client::DeploymentServiceClient},
+    usecase::v1 as upb,
+};
+use highwind_runtime::testing::{Entry, LayoutBuilder};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+
+use gateway::standalone::RegistryMode;
+
+use crate::support::{
+    Bearer, Platform, field_violations, processes_of,
+    registry::{available, busybox, push},
+    runs::sandbox_available,
+};
+
+type Deployments = DeploymentServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn deployments(platform: &Platform, user: &str) -> Deployments {
+    DeploymentServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token(user))))
+}
+
+/// alice's Docker Repo asset holding a predictor that serves `/v2/health/ready` answering with its arguments;
+/// its version 1.
+async fn predictor_image(platform: &Platform, busybox: &[u8]) -> (String, String) {
+    let registry = platform.standalone.registry_addr.clone().expect("the embedded registry runs");
+    let asset = platform.create_asset("alice", apb::AssetKind::DockerRepo).await;
+    let reference = format!("{registry}/highwind/alice/{}:v1", asset.strip_prefix("assets/").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = LayoutBuilder::new(&dir.path().join("layout"));
+    let mut entries = vec![Entry::File { path: "bin/busybox", content: busybox, mode: 0o755 }];
+    let applets: Vec<String> = ["sh", "httpd", "mkdir", "echo"].iter().map(|a| format!("bin/{a}")).collect();
+    entries.extend(applets.iter().map(|path| Entry::Symlink { path, target: "busybox" }));
+    let layer = layout.layer(&entries);
+    // The container's args (`--model_name ID`) arrive as the script's arguments, as KServe's servers take them.
+    let script = "mkdir -p $HOME/www/v2/health && echo \"$@\" > $HOME/www/v2/health/ready \
+                  && exec httpd -f -p 127.0.0.1:8080 -h $HOME/www";
+    let config = serde_json::json!({"Env": ["PATH=/bin"], "Entrypoint": ["/bin/sh", "-c", script, "predictor"]});
+    let image = layout.image("linux/amd64", &[layer], config);
+    layout.tag("v1", &image);
+    let pushed = push(layout.path(), "v1", &reference, &platform.api_key("alice").await, false).await;
+    assert!(pushed.ok, "{}", pushed.output);
+    // Listing the images records the pushed one as a version.
+    let mut images =
+        ImageServiceClient::with_interceptor(platform.channel().await, Bearer(Some(platform.token("alice"))));
+    images.list_images(apb::ListImagesRequest { parent: asset.clone(), ..Default::default() }).await.expect("list");
+    let version = format!("{asset}/versions/1");
+    (asset, version)
+}
+
+/// alice's use case with `predictor` linked as PREDICTOR and carol as a viewer; the use case and its release.
+async fn released_use_case(platform: &Platform, predictor: &str) -> (String, String) {
+    let mut alice = platform.use_cases(Some("alice")).await;
+    let use_case = alice
+        .create_use_case(upb::CreateUseCaseRequest {
+            use_case: Some(upb::UseCase { display_name: "Iris".into(), ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("use case")
+        .into_inner()
+        .name;
+    let link = upb::AssetLink {
+        asset: predictor.into(),
+        role: upb::AssetLinkRole::Predictor as i32,
+        version: Some(upb::asset_link::Version::PinnedVersionNumber(1)),
+        ..Default::default()
+    };
+    let request =
+        upb::CreateAssetLinkRequest { parent: use_case.clone(), asset_link: Some(link), request_id: String::new() };
+    alice.create_asset_link(request).await.expect("link");
+    let viewer =
+        upb::Member { principal: "users/carol".into(), role: upb::MemberRole::Viewer as i32, ..Default::default() };
+    let request =
+        upb::CreateMemberRequest { parent: use_case.clone(), member: Some(viewer), request_id: String::new() };
+    alice.create_member(request).await.expect("viewer");
+    let request = upb::CreateReleaseRequest { parent: use_case.clone(), release: None, request_id: String::new() };
+    let release = alice.create_release(request).await.expect("release").into_inner().name;
+    (use_case, release)
+}
+
+/// Gets `name` until it is no longer STARTING (at most 60 s).
+async fn settled(client: &mut Deployments, name: &str) -> dpb::Deployment {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = client.get_deployment(dpb::GetDeploymentRequest { name: name.into() }).await.expect("get");
+        let found = found.into_inner();
+        if found.state() != dpb::deployment::State::Starting || tokio::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn request(use_case: &str, release: &str, replicas: i32) -> dpb::CreateDeploymentRequest {
+    dpb::CreateDeploymentRequest {
+        deployment: Some(dpb::Deployment {
+            use_case: use_case.into(),
+            release: release.into(),
+            replicas,
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_nobody_else() {
+    if !available() || !sandbox_available() {
+        return;
+    }
+    let Some(busybox) = busybox() else { return };
+    let platform = Platform::builder().embedded_registry().start().await;
+    let (asset, version) = predictor_image(&platform, &busybox).await;
+    let (use_case, release) = released_use_case(&platform, &asset).await;
+
+    // The owner deploys it: STARTING, then READY with KServe's conditions, the image pinned by digest.
+    let mut alice = deployments(&platform, "alice").await;
+    let created = alice.create_deployment(request(&use_case, &release, 0)).await.expect("deploy").into_inner();
+    assert_eq!(created.name, format!("deployments/{}", created.inference_id));
+    assert!(created.inference_id.len() == 8 && created.inference_id.starts_with(|c: char| c.is_ascii_lowercase()));
+    assert_eq!((created.replicas, created.creator.as_str()), (1, "users/alice"));
+    let predictor = created.predictor.clone().expect("the predictor");
+    assert_eq!(predictor.asset_version, version);
+    assert!(predictor.image.contains("@sha256:"), "pinned: {}", predictor.image);
+    let ready = settled(&mut alice, &created.name).await;
+    assert_eq!(ready.state(), dpb::deployment::State::Ready, "{ready:?}");
+    let types: Vec<(&str, &str)> = ready.conditions.iter().map(|c| (c.r#type.as_str(), c.status.as_str())).collect();
+    assert_eq!(types, [("PredictorReady", "True"), ("Ready", "True")]);
+    assert_eq!(ready.ready_replicas, 1);
+
+    // Members see it; a viewer may not undeploy; a stranger learns nothing of it or the use case.
+    let mut carol = deployments(&platform, "carol").await;
+    let seen = carol.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect("viewer");
+    assert_eq!(seen.into_inner().state(), dpb::deployment::State::Ready);
+    let listed =
+        carol.list_deployments(dpb::ListDeploymentsRequest { use_case: use_case.clone() }).await.expect("list");
+    assert_eq!(listed.into_inner().deployments.len(), 1);
+    let refused = carol.delete_deployment(dpb::DeleteDeploymentRequest { name: created.name.clone() }).await;
+    assert_eq!(refused.expect_err("a viewer").code(), Code::PermissionDenied);
+    let refused = carol.create_deployment(request(&use_case, &release, 1)).await;
+    assert_eq!(refused.expect_err("a viewer").code(), Code::PermissionDenied);
+    let mut bob = deployments(&platform, "bob").await;
+    let status = bob.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect_err("bob");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = bob.create_deployment(request(&use_case, &release, 1)).await.expect_err("bob");
+    assert_eq!(status.code(), Code::NotFound);
+    let status =
+        bob.list_deployments(dpb::ListDeploymentsRequest { use_case: use_case.clone() }).await.expect_err("bob");
+    assert_eq!(status.code(), Code::NotFound);
+
+    // Bad requests name their field and change nothing.
+    for (bad, field) in [
+        (request("useCases", &release, 1), "deployment.use_case"),
+        (request(&use_case, "", 1), "deployment.release"),
+        (request(&use_case, "useCases/other/releases/1", 1), "deployment.release"),
+        (request(&use_case, &release, 9), "deployment.replicas"),
+    ] {
+        let status = alice.create_deployment(bad).await.expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(field_violations(&status).iter().any(|(f, _)| f == field), "{field}: {status:?}");
+    }
+    for name in ["deployments/ABCDEFGH", "deployments/../etc", "deployments/a/b"] {
+        let status = alice.get_deployment(dpb::GetDeploymentRequest { name: name.into() }).await.expect_err(name);
+        assert_eq!(status.code(), Code::InvalidArgument, "{name}");
+    }
+    let listed = alice.list_deployments(dpb::ListDeploymentsRequest { use_case: use_case.clone() }).await.unwrap();
+    assert_eq!(listed.into_inner().deployments.len(), 1, "nothing more was deployed");
+
+    // A server's replicas end with it; the next one, on the same addresses, starts them again.
+    let gateway = platform.standalone.addr;
+    let registry = platform.standalone.registry_addr.clone().unwrap().parse().unwrap();
+    let dir = platform.stop().await;
+    let platform = Platform::builder().in_dir(dir).registry(gateway, RegistryMode::Embedded(registry)).start().await;
+    let mut alice = deployments(&platform, "alice").await;
+    let again = settled(&mut alice, &created.name).await;
+    assert_eq!(again.state(), dpb::deployment::State::Ready, "{again:?}");
+
+    // Undeployed: gone, and no process of it is left.
+    let deleted = alice.delete_deployment(dpb::DeleteDeploymentRequest { name: created.name.clone() }).await;
+    assert_eq!(deleted.expect("delete").into_inner().inference_id, created.inference_id);
+    let status =
+        alice.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect_err("gone");
+    assert_eq!(status.code(), Code::NotFound);
+    let marker = format!("{}-predictor-0", created.inference_id);
+    assert!(processes_of(&marker).is_empty(), "no replica process is left");
+    platform.stop().await;
+}

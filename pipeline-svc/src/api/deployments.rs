@@ -1,0 +1,241 @@
+//! `highwind.deployment.v1.DeploymentService`: use cases served. Each call asks usecase-svc, as the caller, what
+//! the caller may do with the use case; the release's links say what runs.
+
+use std::{sync::Arc, time::SystemTime};
+
+use highwind_common::{principal::Principal, validation::Violations};
+use highwind_proto::{
+    deployment::v1::{self as pb, deployment_service_server::DeploymentService},
+    usecase::v1::{AssetLinkRole, MemberRole},
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    assets::AssetFiles,
+    error::Error,
+    runs::entities::now,
+    serving::{
+        deployments::{DeploymentState, DeploymentStatus, Deployments},
+        entities::{DeploymentRecord, is_inference_id},
+        supervisor::ConditionStatus,
+    },
+    usecases::{UseCaseError, UseCaseSource},
+};
+
+/// Most replicas of one deployment.
+const MAX_REPLICAS: i32 = 4;
+
+/// Handlers of `DeploymentService`.
+#[derive(Debug, Clone)]
+pub struct DeploymentApi {
+    deployments: Arc<Deployments>,
+    use_cases: Arc<dyn UseCaseSource>,
+    assets: Arc<dyn AssetFiles>,
+}
+
+impl DeploymentApi {
+    /// Over `deployments`, asking `use_cases` who may do what and `assets` where images are.
+    pub fn new(deployments: Arc<Deployments>, use_cases: Arc<dyn UseCaseSource>, assets: Arc<dyn AssetFiles>) -> Self {
+        Self { deployments, use_cases, assets }
+    }
+
+    /// The caller's role on `use_case`; NOT_FOUND for anyone who is no member.
+    async fn role(&self, principal: &Principal, use_case: &str) -> Result<MemberRole, Error> {
+        match self.use_cases.role(principal, use_case).await {
+            Ok(MemberRole::Unspecified) | Err(UseCaseError::NotFound(_)) => Err(Error::NotFound(use_case.to_owned())),
+            Ok(role) => Ok(role),
+            Err(UseCaseError::Unavailable(why)) => Err(Error::UseCasesUnavailable(why)),
+        }
+    }
+
+    /// The deployment `name` if the caller is a member of its use case (NOT_FOUND otherwise), and their role.
+    async fn readable(&self, principal: &Principal, name: &str) -> Result<(DeploymentRecord, MemberRole), Error> {
+        let id = name.strip_prefix("deployments/").filter(|id| is_inference_id(id)).ok_or_else(|| {
+            Error::Invalid(Violations::one(
+                "name",
+                "must be deployments/{inference_id}: 8 lowercase letters and digits",
+            ))
+        })?;
+        let record = self.deployments.store().get(id).await?.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+        let role = self.role(principal, &record.use_case).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound(name.to_owned()),
+            other => other,
+        })?;
+        Ok((record, role))
+    }
+
+    async fn create(
+        &self,
+        principal: &Principal,
+        request: pb::CreateDeploymentRequest,
+    ) -> Result<pb::Deployment, Error> {
+        let wanted = request.deployment.unwrap_or_default();
+        let mut violations = Violations::new();
+        if !is_use_case_name(&wanted.use_case) {
+            violations.add("deployment.use_case", "required: useCases/{use_case}");
+        }
+        let release_of_it = wanted
+            .release
+            .strip_prefix(&format!("{}/releases/", wanted.use_case))
+            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
+        if wanted.release.is_empty() {
+            violations.add(
+                "deployment.release",
+                "required: useCases/{use_case}/releases/{release} (live links are not deployed yet: release them)",
+            );
+        } else if !release_of_it {
+            violations.add(
+                "deployment.release",
+                "must be a release of deployment.use_case: useCases/{use_case}/releases/{n}",
+            );
+        }
+        if !(0..=MAX_REPLICAS).contains(&wanted.replicas) {
+            violations.add("deployment.replicas", format!("1 to {MAX_REPLICAS} (0 means 1)"));
+        }
+        violations.into_result(())?;
+        match self.role(principal, &wanted.use_case).await? {
+            MemberRole::Owner | MemberRole::Editor => {}
+            _ => return Err(Error::NotAllowed(format!("deploying {} needs its owner or an editor", wanted.use_case))),
+        }
+        let links = self.use_cases.release_links(principal, &wanted.release).await.map_err(|e| match e {
+            UseCaseError::NotFound(name) => Error::NotFound(name),
+            UseCaseError::Unavailable(why) => Error::UseCasesUnavailable(why),
+        })?;
+        if links.iter().any(|link| link.role == AssetLinkRole::Transformer) {
+            return Err(Error::NotDeployable {
+                reason: "TRANSFORMER_NOT_SUPPORTED",
+                message: format!("{} has a TRANSFORMER link; transformers are not deployed yet", wanted.release),
+            });
+        }
+        let predictor =
+            links.iter().find(|link| link.role == AssetLinkRole::Predictor).ok_or_else(|| Error::NotDeployable {
+                reason: "NO_PREDICTOR",
+                message: format!(
+                    "{} has no PREDICTOR link: link a Docker Repo asset as PREDICTOR and release",
+                    wanted.release
+                ),
+            })?;
+        if predictor.image_digest.is_empty() {
+            return Err(Error::NotDeployable {
+                reason: "IMAGE_NOT_DEPLOYABLE",
+                message: format!("{} has no linux/amd64 image", predictor.asset_version),
+            });
+        }
+        let asset = self.assets.asset(principal, &predictor.asset).await?;
+        if asset.image_prefix.is_empty() {
+            return Err(Error::NotDeployable {
+                reason: "IMAGE_NOT_DEPLOYABLE",
+                message: format!("{} is not a Docker Repo asset", predictor.asset),
+            });
+        }
+        let record = DeploymentRecord {
+            id: String::new(),
+            use_case: wanted.use_case.clone(),
+            release: wanted.release.clone(),
+            predictor_version: predictor.asset_version.clone(),
+            predictor_image: format!("{}@{}", asset.image_prefix, predictor.image_digest),
+            replicas: u32::try_from(wanted.replicas.max(1)).unwrap_or(1),
+            allow_network: wanted.allow_network,
+            creator: principal.as_str().to_owned(),
+            create_time: now(),
+        };
+        let record = self.deployments.create(record).await?;
+        tracing::info!(deployment = %record.id, use_case = %record.use_case, by = %principal.as_str(), "deployed");
+        Ok(deployment(self.deployments.status(record)))
+    }
+}
+
+#[tonic::async_trait]
+impl DeploymentService for DeploymentApi {
+    async fn create_deployment(
+        &self,
+        request: Request<pb::CreateDeploymentRequest>,
+    ) -> Result<Response<pb::Deployment>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        Ok(Response::new(self.create(&principal, request.into_inner()).await?))
+    }
+
+    async fn get_deployment(
+        &self,
+        request: Request<pb::GetDeploymentRequest>,
+    ) -> Result<Response<pb::Deployment>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let (record, _) = self.readable(&principal, &request.into_inner().name).await?;
+        Ok(Response::new(deployment(self.deployments.status(record))))
+    }
+
+    async fn list_deployments(
+        &self,
+        request: Request<pb::ListDeploymentsRequest>,
+    ) -> Result<Response<pb::ListDeploymentsResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let use_case = request.into_inner().use_case;
+        if !is_use_case_name(&use_case) {
+            return Err(Error::Invalid(Violations::one("use_case", "required: useCases/{use_case}")).into());
+        }
+        self.role(&principal, &use_case).await?;
+        let records = self.deployments.store().list(Some(&use_case)).await.map_err(Error::from)?;
+        let deployments = records.into_iter().map(|record| deployment(self.deployments.status(record))).collect();
+        Ok(Response::new(pb::ListDeploymentsResponse { deployments }))
+    }
+
+    async fn delete_deployment(
+        &self,
+        request: Request<pb::DeleteDeploymentRequest>,
+    ) -> Result<Response<pb::Deployment>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let name = request.into_inner().name;
+        let (record, role) = self.readable(&principal, &name).await?;
+        if !matches!(role, MemberRole::Owner | MemberRole::Editor) {
+            return Err(Error::NotAllowed(format!("undeploying {name} needs its use case's owner or an editor")).into());
+        }
+        let last = self.deployments.status(record);
+        if !self.deployments.delete(&last.record.id).await.map_err(Error::from)? {
+            return Err(Error::NotFound(name).into());
+        }
+        tracing::info!(deployment = %last.record.id, by = %principal.as_str(), "undeployed");
+        Ok(Response::new(deployment(last)))
+    }
+}
+
+fn is_use_case_name(name: &str) -> bool {
+    name.strip_prefix("useCases/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+fn deployment(status: DeploymentStatus) -> pb::Deployment {
+    let record = status.record;
+    pb::Deployment {
+        name: format!("deployments/{}", record.id),
+        inference_id: record.id,
+        use_case: record.use_case,
+        release: record.release,
+        predictor: Some(pb::DeployedImage { asset_version: record.predictor_version, image: record.predictor_image }),
+        replicas: i32::try_from(record.replicas).unwrap_or(i32::MAX),
+        allow_network: record.allow_network,
+        state: match status.state {
+            DeploymentState::Starting => pb::deployment::State::Starting,
+            DeploymentState::Ready => pb::deployment::State::Ready,
+            DeploymentState::Failed => pb::deployment::State::Failed,
+        } as i32,
+        conditions: status
+            .conditions
+            .into_iter()
+            .map(|c| pb::Condition {
+                r#type: c.kind.to_owned(),
+                status: match c.status {
+                    ConditionStatus::True => "True",
+                    ConditionStatus::False => "False",
+                    ConditionStatus::Unknown => "Unknown",
+                }
+                .to_owned(),
+                reason: c.reason,
+                message: c.message,
+                last_transition_time: Some(prost_types::Timestamp::from(c.transition_time)),
+            })
+            .collect(),
+        ready_replicas: i32::try_from(status.ready).unwrap_or(i32::MAX),
+        restarts: i32::try_from(status.restarts).unwrap_or(i32::MAX),
+        creator: record.creator,
+        create_time: Some(prost_types::Timestamp::from(SystemTime::from(record.create_time))),
+    }
+}
