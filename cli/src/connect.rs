@@ -2,9 +2,11 @@
 
 use highwind_proto::{
     asset::v1::{asset_service_client::AssetServiceClient, upload_service_client::UploadServiceClient},
+    deployment::v1::deployment_service_client::DeploymentServiceClient,
     pipeline::v1::{
         image_cache_service_client::ImageCacheServiceClient, pipeline_service_client::PipelineServiceClient,
     },
+    usecase::v1::use_case_service_client::UseCaseServiceClient,
 };
 use tonic::{
     Request, Status,
@@ -41,13 +43,15 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Clients of the asset, upload, pipeline and image cache services.
+/// Clients of the services the commands call.
 #[derive(Debug)]
 pub struct Clients {
     pub assets: AssetServiceClient<InterceptedService<Channel, Bearer>>,
     pub uploads: UploadServiceClient<InterceptedService<Channel, Bearer>>,
     pub pipelines: PipelineServiceClient<InterceptedService<Channel, Bearer>>,
     pub images: ImageCacheServiceClient<InterceptedService<Channel, Bearer>>,
+    pub deployments: DeploymentServiceClient<InterceptedService<Channel, Bearer>>,
+    pub use_cases: UseCaseServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl Target {
@@ -71,6 +75,8 @@ impl Target {
             assets: AssetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             pipelines: PipelineServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             images: ImageCacheServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            deployments: DeploymentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            use_cases: UseCaseServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             uploads: UploadServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(8 * 1024 * 1024),
         })
     }

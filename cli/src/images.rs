@@ -1,10 +1,8 @@
 //! `highwind image pull | ls | prune`: the executor's store of the images pipeline steps run in.
 
-use std::io::Write;
-
 use highwind_proto::pipeline::v1 as pb;
 
-use super::{CliError, Target};
+use super::{CliError, Target, print};
 
 /// Pulls `reference` into the store as the caller; prints its digest and whether it was pulled or there.
 pub async fn pull(target: &Target, reference: &str) -> Result<(), CliError> {
@@ -73,17 +71,6 @@ fn size(bytes: i64) -> String {
         b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
         b => format!("{b} B"),
     }
-}
-
-/// The command's output; a closed pipe ends it quietly.
-fn print(lines: &[String]) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    for line in lines {
-        if writeln!(out, "{line}").is_err() {
-            break;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The `highwind` command line against a running platform (the `highwind` binary's client commands; the binary
 //! itself lives with the gateway, which it also starts): push and pull dataset, model and pipeline versions;
-//! start, watch and read the logs of pipeline runs; pull, list and prune the images steps run in.
+//! start, watch and read the logs of pipeline runs; pull, list and prune the images steps run in; deploy use
+//! cases and look after their deployments.
 
 mod connect;
+mod deployments;
 mod images;
 mod manifest;
 mod progress;
@@ -11,6 +13,9 @@ mod push;
 mod runs;
 
 pub use connect::Target;
+pub use deployments::{
+    DeployRequest, deploy, get as get_deployment, list as list_deployments, remove as remove_deployment,
+};
 pub use images::{list as list_images, prune as prune_images, pull as pull_image};
 pub use pull::pull;
 pub use push::{PushSource, push};
@@ -58,6 +63,18 @@ pub enum CliError {
         /// What arrived.
         actual: String,
     },
+}
+
+/// Prints a command's output, a line each; a closed pipe ends it quietly (a reader may stop early).
+fn print(lines: &[String]) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl CliError {

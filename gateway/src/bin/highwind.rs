@@ -127,6 +127,32 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Deploy a use case's release (the newest unless `--release`); prints `deployments/ID`.
+    Deploy {
+        /// `useCases/ID`.
+        use_case: String,
+        /// The release number.
+        #[arg(long)]
+        release: Option<u32>,
+        /// Replicas of the predictor, 1 to 4.
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+        /// Let the predictor reach other hosts (never this machine's loopback).
+        #[arg(long)]
+        allow_network: bool,
+        /// Wait until it is READY (exit 0) or FAILED (exit 1, with the reason).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List, read and delete deployments.
+    Deployment {
+        #[command(subcommand)]
+        action: DeploymentAction,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Run only the gateway, in front of separately deployed services.
     Gateway {
         /// TOML configuration file; `HIGHWIND__GATEWAY__*` variables override it.
@@ -202,6 +228,25 @@ enum RunAction {
         /// Keep printing until the task ends.
         #[arg(long)]
         follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeploymentAction {
+    /// A use case's deployments.
+    Ls {
+        /// `useCases/ID`.
+        use_case: String,
+    },
+    /// One deployment: state, image, conditions.
+    Get {
+        /// `deployments/ID`.
+        name: String,
+    },
+    /// Undeploy.
+    Rm {
+        /// `deployments/ID`.
+        name: String,
     },
 }
 
@@ -351,6 +396,12 @@ async fn main() -> ExitCode {
         Command::Gateway { config } => run_gateway(config).await,
         Command::Run { action, target } => run_runs(action, target).await,
         Command::Image { action, target } => run_images(action, target).await,
+        Command::Deploy { use_case, release, replicas, allow_network, wait, target } => {
+            let target = cli::Target { url: target.url, token: target.token };
+            let request = cli::DeployRequest { use_case, release, replicas, allow_network };
+            cli::deploy(&target, request, wait).await.map_err(anyhow::Error::from)
+        }
+        Command::Deployment { action, target } => run_deployments(action, target).await,
         Command::Dataset { action, target } => run_content(AssetKind::Dataset, action, target).await,
         Command::Model { action, target } => run_content(AssetKind::Model, action, target).await,
         Command::Pipeline { action, target } => run_content(AssetKind::Pipeline, action, target).await,
@@ -421,6 +472,16 @@ async fn run_runs(action: RunAction, target: TargetArgs) -> anyhow::Result<()> {
         }
         RunAction::Watch { run } => finished(&run, cli::watch_run(&target, &run).await?)?,
         RunAction::Logs { run, task, follow } => cli::run_logs(&target, &run, &task, follow).await?,
+    }
+    Ok(())
+}
+
+async fn run_deployments(action: DeploymentAction, target: TargetArgs) -> anyhow::Result<()> {
+    let target = cli::Target { url: target.url, token: target.token };
+    match action {
+        DeploymentAction::Ls { use_case } => cli::list_deployments(&target, &use_case).await?,
+        DeploymentAction::Get { name } => cli::get_deployment(&target, &name).await?,
+        DeploymentAction::Rm { name } => cli::remove_deployment(&target, &name).await?,
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 use gateway::standalone::RegistryMode;
 
 use crate::support::{
-    Bearer, Platform, field_violations, processes_of,
+    Bearer, Platform, field_violations, highwind, processes_of,
     registry::{available, busybox, push},
     runs::sandbox_available,
 };
@@ -123,9 +123,15 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     let (asset, version) = predictor_image(&platform, &busybox).await;
     let (use_case, release) = released_use_case(&platform, &asset).await;
 
-    // The owner deploys it: STARTING, then READY with KServe's conditions, the image pinned by digest.
+    // The owner deploys it as a user would, `highwind deploy --wait` (the newest release): READY with KServe's
+    // conditions, the image pinned by digest.
+    let deployed = highwind(&platform, &platform.token("alice"), &["deploy", &use_case, "--wait"]).await;
+    let said = String::from_utf8_lossy(&deployed.stdout).into_owned() + &String::from_utf8_lossy(&deployed.stderr);
+    assert!(deployed.status.success(), "{said}");
+    let name = said.lines().next().expect("the deployment's name").trim().to_owned();
+    assert!(said.contains(&format!("{name} READY (1/1 replicas ready) of {release}")), "{said}");
     let mut alice = deployments(&platform, "alice").await;
-    let created = alice.create_deployment(request(&use_case, &release, 0)).await.expect("deploy").into_inner();
+    let created = alice.get_deployment(dpb::GetDeploymentRequest { name }).await.expect("get").into_inner();
     assert_eq!(created.name, format!("deployments/{}", created.inference_id));
     assert!(created.inference_id.len() == 8 && created.inference_id.starts_with(|c: char| c.is_ascii_lowercase()));
     assert_eq!((created.replicas, created.creator.as_str()), (1, "users/alice"));
@@ -157,6 +163,9 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     let status =
         bob.list_deployments(dpb::ListDeploymentsRequest { use_case: use_case.clone() }).await.expect_err("bob");
     assert_eq!(status.code(), Code::NotFound);
+    let refused = highwind(&platform, &platform.token("bob"), &["deploy", &use_case, "--release", "1"]).await;
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success() && said.contains("NotFound"), "{said}");
 
     // Bad requests name their field and change nothing.
     for (bad, field) in [
@@ -173,8 +182,10 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
         let status = alice.get_deployment(dpb::GetDeploymentRequest { name: name.into() }).await.expect_err(name);
         assert_eq!(status.code(), Code::InvalidArgument, "{name}");
     }
-    let listed = alice.list_deployments(dpb::ListDeploymentsRequest { use_case: use_case.clone() }).await.unwrap();
-    assert_eq!(listed.into_inner().deployments.len(), 1, "nothing more was deployed");
+    let listed = highwind(&platform, &platform.token("alice"), &["deployment", "ls", &use_case]).await;
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert_eq!(table.lines().count(), 2, "a header and the one deployment: nothing more was deployed: {table}");
+    assert!(table.contains(&created.name) && table.contains("READY"), "{table}");
 
     // A server's replicas end with it; the next one, on the same addresses, starts them again.
     let gateway = platform.standalone.addr;
@@ -186,8 +197,8 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     assert_eq!(again.state(), dpb::deployment::State::Ready, "{again:?}");
 
     // Undeployed: gone, and no process of it is left.
-    let deleted = alice.delete_deployment(dpb::DeleteDeploymentRequest { name: created.name.clone() }).await;
-    assert_eq!(deleted.expect("delete").into_inner().inference_id, created.inference_id);
+    let removed = highwind(&platform, &platform.token("alice"), &["deployment", "rm", &created.name]).await;
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
     let status =
         alice.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect_err("gone");
     assert_eq!(status.code(), Code::NotFound);
