@@ -1,13 +1,8 @@
 //! `highwind deploy` and `highwind deployment ls | get | rm`: serve a use case's release and look after it.
 
-use std::time::Duration;
-
 use highwind_proto::{deployment::v1 as pb, usecase::v1 as upb};
 
 use super::{CliError, Target, print};
-
-/// How often `--wait` looks again.
-const POLL: Duration = Duration::from_millis(500);
 
 /// What `deploy` was asked for.
 #[derive(Debug, Clone)]
@@ -59,21 +54,22 @@ pub async fn deploy(target: &Target, request: DeployRequest, wait: bool) -> Resu
     if !wait {
         return Ok(());
     }
-    loop {
-        let now = clients
-            .deployments
-            .get_deployment(pb::GetDeploymentRequest { name: created.name.clone() })
-            .await
-            .map_err(CliError::call(format!("following {}", created.name)))?
-            .into_inner();
+    let mut changes = clients
+        .deployments
+        .watch_deployment(pb::WatchDeploymentRequest { name: created.name.clone() })
+        .await
+        .map_err(CliError::call(format!("following {}", created.name)))?
+        .into_inner();
+    while let Some(now) = changes.message().await.map_err(CliError::call(format!("following {}", created.name)))? {
         match now.state() {
             pb::deployment::State::Ready => return print(&[describe(&now)]),
             pb::deployment::State::Failed => {
                 return Err(CliError::Usage(format!("{} failed: {}", now.name, why(&now))));
             }
-            _ => tokio::time::sleep(POLL).await,
+            _ => {}
         }
     }
+    Err(CliError::Usage(format!("{} stopped being followed before it was ready", created.name)))
 }
 
 /// Prints a use case's deployments, one line each.

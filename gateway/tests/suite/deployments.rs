@@ -196,12 +196,28 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     let again = settled(&mut alice, &created.name).await;
     assert_eq!(again.state(), dpb::deployment::State::Ready, "{again:?}");
 
+    // Watched: as it is, then the stream's end once it is deleted.
+    let watch = dpb::WatchDeploymentRequest { name: created.name.clone() };
+    let mut watching = alice.watch_deployment(watch).await.expect("watch").into_inner();
+    let first = watching.message().await.expect("a message").expect("the deployment");
+    assert_eq!(first.state(), dpb::deployment::State::Ready);
+
     // Undeployed: gone, and no process of it is left.
     let removed = highwind(&platform, &platform.token("alice"), &["deployment", "rm", &created.name]).await;
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
     let status =
         alice.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect_err("gone");
     assert_eq!(status.code(), Code::NotFound);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match watching.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without saying why"),
+                Err(status) => break status,
+            }
+        }
+    });
+    assert_eq!(ended.await.expect("the watch ends").code(), Code::NotFound, "the watcher hears it was deleted");
     let marker = format!("{}-predictor-0", created.inference_id);
     assert!(processes_of(&marker).is_empty(), "no replica process is left");
     platform.stop().await;

@@ -25,6 +25,9 @@ use crate::{
 /// Most replicas of one deployment.
 const MAX_REPLICAS: i32 = 4;
 
+/// What WatchDeployment streams.
+pub type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Deployment, Status>> + Send>>;
+
 /// Handlers of `DeploymentService`.
 #[derive(Debug, Clone)]
 pub struct DeploymentApi {
@@ -164,6 +167,33 @@ impl DeploymentService for DeploymentApi {
         Ok(Response::new(deployment(self.deployments.status(record))))
     }
 
+    async fn watch_deployment(
+        &self,
+        request: Request<pb::WatchDeploymentRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let (record, _) = self.readable(&principal, &request.into_inner().name).await?;
+        let changes = self.deployments.changes(&record.id);
+        let start = (self.deployments.clone(), record, changes, None::<pb::Deployment>);
+        let stream = futures::stream::unfold(Some(start), |state| async move {
+            let (deployments, record, mut changes, last) = state?;
+            loop {
+                let now = deployment(deployments.status(record.clone()));
+                if last.as_ref().is_none_or(|last| seen(last) != seen(&now)) {
+                    // Not running here (this server cannot run it): as it is, once.
+                    let next = changes.is_some().then(|| (deployments, record, changes, Some(now.clone())));
+                    return Some((Ok(now), next));
+                }
+                let receiver = changes.as_mut()?;
+                if receiver.changed().await.is_err() {
+                    let gone = Status::not_found(format!("deployments/{} was deleted", record.id));
+                    return Some((Err(gone), None));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn list_deployments(
         &self,
         request: Request<pb::ListDeploymentsRequest>,
@@ -196,6 +226,15 @@ impl DeploymentService for DeploymentApi {
         tracing::info!(deployment = %last.record.id, by = %principal.as_str(), "undeployed");
         Ok(Response::new(deployment(last)))
     }
+}
+
+/// What a watcher is told about: everything but the conditions' transition times.
+fn seen(deployment: &pb::Deployment) -> pb::Deployment {
+    let mut seen = deployment.clone();
+    for condition in &mut seen.conditions {
+        condition.last_transition_time = None;
+    }
+    seen
 }
 
 fn is_use_case_name(name: &str) -> bool {

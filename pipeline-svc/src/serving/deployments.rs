@@ -113,6 +113,14 @@ struct Live {
     /// While its image is pulled: nothing; then its supervisor, or why it cannot run.
     running: Mutex<Running>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bumped whenever anything a client sees may have changed; closed when the deployment goes.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Live {
+    fn touch(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 #[derive(Debug)]
@@ -198,6 +206,12 @@ impl Deployments {
         Ok(removed)
     }
 
+    /// A signal that changes whenever `id`'s status may have, and closes when it is deleted; `None` when it does
+    /// not run here.
+    pub fn changes(&self, id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.live.lock().ok()?.get(id).map(|live| live.changed.subscribe())
+    }
+
     /// `record` with its live status.
     pub fn status(&self, record: DeploymentRecord) -> DeploymentStatus {
         let live = self.live.lock().ok().and_then(|live| live.get(&record.id).cloned());
@@ -209,6 +223,10 @@ impl Deployments {
             })
         });
         let (state, predictor, ready, restarts) = match component.flatten() {
+            None if self.runtime.is_none() => {
+                let why = DeployError::NoRuntime.to_string();
+                (DeploymentState::Failed, condition(ConditionStatus::False, "NoRuntime", &why, SystemTime::now()), 0, 0)
+            }
             None => {
                 let condition = condition(ConditionStatus::Unknown, "Starting", "pulling the image", SystemTime::now());
                 (DeploymentState::Starting, condition, 0, 0)
@@ -231,29 +249,49 @@ impl Deployments {
 
     /// Pulls `record`'s image as its creator and supervises its replicas, in the background.
     fn start(self: &Arc<Self>, record: DeploymentRecord) {
-        let live = Arc::new(Live { running: Mutex::new(Running::Pulling), task: Mutex::new(None) });
+        let live = Arc::new(Live {
+            running: Mutex::new(Running::Pulling),
+            task: Mutex::new(None),
+            changed: tokio::sync::watch::channel(0).0,
+        });
         if let Ok(mut all) = self.live.lock() {
             all.insert(record.id.clone(), live.clone());
         }
-        let this = self.clone();
-        let handle = tokio::spawn({
-            let live = live.clone();
-            async move {
-                // An image that cannot be had now (the registry or asset-svc away) is tried again, less and less
-                // often; the deployment says why meanwhile.
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    let running = this.run(&record).await;
-                    let retry = matches!(running, Running::Failed { .. });
-                    if let Ok(mut slot) = live.running.lock() {
-                        *slot = running;
-                    }
-                    if !retry {
-                        return;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+        // Weak both ways: a deployment whose server stopped, or that was deleted, ends its task, and the task never
+        // keeps the server's deployments (and with them the image store) alive.
+        let (weak_self, weak_live) = (Arc::downgrade(self), Arc::downgrade(&live));
+        let handle = tokio::spawn(async move {
+            // An image that cannot be had now (the registry or asset-svc away) is tried again, less and less often;
+            // the deployment says why meanwhile.
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let Some(this) = weak_self.upgrade() else { return };
+                let running = this.run(&record).await;
+                drop(this);
+                let retry = matches!(running, Running::Failed { .. });
+                let status = match &running {
+                    Running::Supervised(supervised) => Some(supervised.0.status()),
+                    _ => None,
+                };
+                let Some(live) = weak_live.upgrade() else { return };
+                if let Ok(mut slot) = live.running.lock() {
+                    *slot = running;
                 }
+                live.touch();
+                drop(live);
+                if let Some(mut status) = status {
+                    // The replicas' changes, passed on until the supervisor goes.
+                    while status.changed().await.is_ok() {
+                        let Some(live) = weak_live.upgrade() else { return };
+                        live.touch();
+                    }
+                    return;
+                }
+                if !retry {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         });
         if let Ok(mut task) = live.task.lock() {
