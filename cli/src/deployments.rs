@@ -114,6 +114,31 @@ pub async fn get(target: &Target, name: &str) -> Result<(), CliError> {
     print(&lines)
 }
 
+/// Writes a replica's log to stdout; with `follow`, on as it grows.
+pub async fn logs(target: &Target, name: &str, replica: u32, follow: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut clients = target.connect().await?;
+    let request = pb::StreamDeploymentLogsRequest {
+        name: name.to_owned(),
+        replica: i32::try_from(replica).unwrap_or(i32::MAX),
+        tail_bytes: 0,
+        follow,
+    };
+    let mut chunks = clients
+        .deployments
+        .stream_deployment_logs(request)
+        .await
+        .map_err(CliError::call(format!("reading the logs of {name}")))?
+        .into_inner();
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = chunks.message().await.map_err(CliError::call(format!("reading the logs of {name}")))? {
+        if out.write_all(&chunk.data).and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Undeploys.
 pub async fn remove(target: &Target, name: &str) -> Result<(), CliError> {
     let mut clients = target.connect().await?;

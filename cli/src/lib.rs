@@ -14,7 +14,8 @@ mod runs;
 
 pub use connect::Target;
 pub use deployments::{
-    DeployRequest, deploy, get as get_deployment, list as list_deployments, remove as remove_deployment,
+    DeployRequest, deploy, get as get_deployment, list as list_deployments, logs as deployment_logs,
+    remove as remove_deployment,
 };
 pub use images::{list as list_images, prune as prune_images, pull as pull_image};
 pub use pull::pull;

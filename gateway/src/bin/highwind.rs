@@ -243,6 +243,17 @@ enum DeploymentAction {
         /// `deployments/ID`.
         name: String,
     },
+    /// Print what a replica wrote.
+    Logs {
+        /// `deployments/ID`.
+        name: String,
+        /// Which replica, from 0.
+        #[arg(long, default_value_t = 0)]
+        replica: u32,
+        /// Keep printing as it writes.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Undeploy.
     Rm {
         /// `deployments/ID`.
@@ -481,6 +492,9 @@ async fn run_deployments(action: DeploymentAction, target: TargetArgs) -> anyhow
     match action {
         DeploymentAction::Ls { use_case } => cli::list_deployments(&target, &use_case).await?,
         DeploymentAction::Get { name } => cli::get_deployment(&target, &name).await?,
+        DeploymentAction::Logs { name, replica, follow } => {
+            cli::deployment_logs(&target, &name, replica, follow).await?;
+        }
         DeploymentAction::Rm { name } => cli::remove_deployment(&target, &name).await?,
     }
     Ok(())

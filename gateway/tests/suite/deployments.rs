@@ -43,7 +43,7 @@ async fn predictor_image(platform: &Platform, busybox: &[u8]) -> (String, String
     entries.extend(applets.iter().map(|path| Entry::Symlink { path, target: "busybox" }));
     let layer = layout.layer(&entries);
     // The container's args (`--model_name ID`) arrive as the script's arguments, as KServe's servers take them.
-    let script = "mkdir -p $HOME/www/v2/health && echo \"$@\" > $HOME/www/v2/health/ready \
+    let script = "echo serving \"$*\" && mkdir -p $HOME/www/v2/health && echo \"$@\" > $HOME/www/v2/health/ready \
                   && exec httpd -f -p 127.0.0.1:8080 -h $HOME/www";
     let config = serde_json::json!({"Env": ["PATH=/bin"], "Entrypoint": ["/bin/sh", "-c", script, "predictor"]});
     let image = layout.image("linux/amd64", &[layer], config);
@@ -144,7 +144,23 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     assert_eq!(types, [("PredictorReady", "True"), ("Ready", "True")]);
     assert_eq!(ready.ready_replicas, 1);
 
-    // Members see it; a viewer may not undeploy; a stranger learns nothing of it or the use case.
+    // Its owner reads what it wrote: it serves the model under its inference id.
+    let logs = highwind(&platform, &platform.token("alice"), &["deployment", "logs", &created.name]).await;
+    let said = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(logs.status.success(), "{}", String::from_utf8_lossy(&logs.stderr));
+    assert!(said.contains(&format!("serving --model_name {}", created.inference_id)), "{said}");
+    let tail = dpb::StreamDeploymentLogsRequest { name: created.name.clone(), tail_bytes: 9, ..Default::default() };
+    let mut chunks = alice.stream_deployment_logs(tail).await.expect("tail").into_inner();
+    let mut last = Vec::new();
+    while let Some(chunk) = chunks.message().await.expect("a chunk") {
+        last.extend_from_slice(&chunk.data);
+    }
+    assert_eq!(last, said.as_bytes()[said.len() - 9..], "the last bytes only");
+    let beyond = dpb::StreamDeploymentLogsRequest { name: created.name.clone(), replica: 1, ..Default::default() };
+    let status = alice.stream_deployment_logs(beyond).await.expect_err("one replica");
+    assert!(field_violations(&status).iter().any(|(f, _)| f == "replica"), "{status:?}");
+
+    // Members see it; a viewer may not undeploy or read its logs; a stranger learns nothing of it or the use case.
     let mut carol = deployments(&platform, "carol").await;
     let seen = carol.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect("viewer");
     assert_eq!(seen.into_inner().state(), dpb::deployment::State::Ready);
@@ -154,6 +170,9 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     let refused = carol.delete_deployment(dpb::DeleteDeploymentRequest { name: created.name.clone() }).await;
     assert_eq!(refused.expect_err("a viewer").code(), Code::PermissionDenied);
     let refused = carol.create_deployment(request(&use_case, &release, 1)).await;
+    assert_eq!(refused.expect_err("a viewer").code(), Code::PermissionDenied);
+    let logs = dpb::StreamDeploymentLogsRequest { name: created.name.clone(), ..Default::default() };
+    let refused = carol.stream_deployment_logs(logs).await;
     assert_eq!(refused.expect_err("a viewer").code(), Code::PermissionDenied);
     let mut bob = deployments(&platform, "bob").await;
     let status = bob.get_deployment(dpb::GetDeploymentRequest { name: created.name.clone() }).await.expect_err("bob");

@@ -25,6 +25,16 @@ use crate::{
 /// Most replicas of one deployment.
 const MAX_REPLICAS: i32 = 4;
 
+/// Largest log chunk sent.
+const LOG_CHUNK: usize = 64 * 1024;
+
+/// How often a followed log is looked at again while it does not grow.
+const LOG_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What StreamDeploymentLogs streams.
+pub type LogStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::StreamDeploymentLogsResponse, Status>> + Send>>;
+
 /// What WatchDeployment streams.
 pub type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::Deployment, Status>> + Send>>;
 
@@ -194,6 +204,36 @@ impl DeploymentService for DeploymentApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn stream_deployment_logs(
+        &self,
+        request: Request<pb::StreamDeploymentLogsRequest>,
+    ) -> Result<Response<LogStream>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        let request = request.into_inner();
+        let (record, role) = self.readable(&principal, &request.name).await?;
+        if !matches!(role, MemberRole::Owner | MemberRole::Editor) {
+            let why = format!("the logs of {} are for its use case's owner and editors", request.name);
+            return Err(Error::NotAllowed(why).into());
+        }
+        let mut violations = Violations::new();
+        let replica = u32::try_from(request.replica).ok().filter(|r| *r < record.replicas);
+        if replica.is_none() {
+            violations.add(
+                "replica",
+                format!("0 to {} (the deployment has {} replicas)", record.replicas - 1, record.replicas),
+            );
+        }
+        if request.tail_bytes < 0 {
+            violations.add("tail_bytes", "must not be negative");
+        }
+        violations.into_result(()).map_err(Error::from)?;
+        let path = self.deployments.log_path(&record.id, replica.unwrap_or(0));
+        let gone = self.deployments.changes(&record.id);
+        let (sender, out) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(send_log(path, request.tail_bytes, request.follow, gone, sender));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+    }
+
     async fn list_deployments(
         &self,
         request: Request<pb::ListDeploymentsRequest>,
@@ -225,6 +265,59 @@ impl DeploymentService for DeploymentApi {
         }
         tracing::info!(deployment = %last.record.id, by = %principal.as_str(), "undeployed");
         Ok(Response::new(deployment(last)))
+    }
+}
+
+/// Sends the log at `path` from `tail` bytes before its end (0: its start), and with `follow` on as it grows, until
+/// the receiver leaves or `gone` closes (the deployment was deleted). A log that shrank is a replica's new one: it
+/// is read from its start.
+async fn send_log(
+    path: std::path::PathBuf,
+    tail: i64,
+    follow: bool,
+    mut gone: Option<tokio::sync::watch::Receiver<u64>>,
+    sender: tokio::sync::mpsc::Sender<Result<pb::StreamDeploymentLogsResponse, Status>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let length = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    let mut offset = match u64::try_from(tail) {
+        Ok(tail) if tail > 0 => length.saturating_sub(tail),
+        _ => 0,
+    };
+    let mut buffer = vec![0u8; LOG_CHUNK];
+    loop {
+        let read = async {
+            let mut file = tokio::fs::File::open(&path).await?;
+            if file.metadata().await?.len() < offset {
+                offset = 0;
+            }
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            file.read(&mut buffer).await
+        };
+        match read.await {
+            Ok(n) if n > 0 => {
+                offset += n as u64;
+                let chunk = pb::StreamDeploymentLogsResponse { data: buffer[..n].to_vec().into() };
+                if sender.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            // Nothing (yet): a replica not started has no log.
+            _ if !follow => return,
+            _ => {}
+        }
+        let deleted = async {
+            match gone.as_mut() {
+                Some(gone) => gone.changed().await.is_err(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(LOG_TICK) => {}
+            true = deleted => return,
+            () = sender.closed() => return,
+        }
     }
 }
 

@@ -25,6 +25,9 @@ use crate::{
     store::{DeploymentRepository, StoreError},
 };
 
+/// The stem of a predictor replica's log file.
+const PREDICTOR_LOG: &str = "predictor";
+
 /// How deployments run here (`HIGHWIND__PIPELINE__DEPLOYMENTS__<KEY>`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -206,6 +209,11 @@ impl Deployments {
         Ok(removed)
     }
 
+    /// Where replica `replica` of deployment `id` writes its output (the supervisor numbers each slot's log).
+    pub fn log_path(&self, id: &str, replica: u32) -> PathBuf {
+        self.dir.join(id).join("logs").join(format!("{PREDICTOR_LOG}.{replica}.log"))
+    }
+
     /// A signal that changes whenever `id`'s status may have, and closes when it is deleted; `None` when it does
     /// not run here.
     pub fn changes(&self, id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -322,7 +330,7 @@ impl Deployments {
             env: Vec::new(),
             port: self.config.port,
             dir: home.join("replicas"),
-            log: home.join("logs").join("predictor.log"),
+            log: home.join("logs").join(format!("{PREDICTOR_LOG}.log")),
             max_log_bytes: self.config.max_log_bytes,
             sockets: self.dir.join("sockets"),
             network: record.allow_network,
