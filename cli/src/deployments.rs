@@ -11,6 +11,8 @@ pub struct DeployRequest {
     pub use_case: String,
     /// The release number; the newest release when `None`.
     pub release: Option<u32>,
+    /// Deploy the use case's live links as they resolve now, not a release.
+    pub live: bool,
     /// Replicas (0: one).
     pub replicas: u32,
     /// Whether the predictor may reach other hosts.
@@ -22,6 +24,7 @@ pub struct DeployRequest {
 pub async fn deploy(target: &Target, request: DeployRequest, wait: bool) -> Result<(), CliError> {
     let mut clients = target.connect().await?;
     let release = match request.release {
+        _ if request.live => String::new(),
         Some(number) => format!("{}/releases/{number}", request.use_case),
         None => {
             let newest =
@@ -48,7 +51,10 @@ pub async fn deploy(target: &Target, request: DeployRequest, wait: bool) -> Resu
         .deployments
         .create_deployment(pb::CreateDeploymentRequest { deployment: Some(deployment) })
         .await
-        .map_err(CliError::call(format!("deploying {release}")))?
+        .map_err(CliError::call(format!(
+            "deploying {}",
+            if release.is_empty() { &request.use_case } else { &release }
+        )))?
         .into_inner();
     print(std::slice::from_ref(&created.name))?;
     if !wait {

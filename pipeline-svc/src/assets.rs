@@ -147,6 +147,8 @@ pub struct VersionInfo {
     pub files: Vec<(String, u64)>,
     /// READY, and neither it nor its asset archived: a run may read it.
     pub usable: bool,
+    /// For an image: the linux/amd64 manifest digest deployments pull, or why there is none.
+    pub image: Option<Result<String, String>>,
 }
 
 /// An asset as a run's destination sees it.
@@ -397,7 +399,11 @@ impl AssetFiles for GrpcAssets {
         let usable = found.state == pb::VersionState::Ready as i32 && !found.archived && !asset.archived;
         let kind = pb::AssetKind::try_from(asset.kind).unwrap_or(pb::AssetKind::Unspecified);
         let files = found.files.iter().map(|f| (f.path.clone(), u64::try_from(f.size_bytes).unwrap_or(0))).collect();
-        Ok(VersionInfo { name, kind, files, usable })
+        let image = found.image.map(|image| match image.deployable_digest.is_empty() {
+            true => Err(image.not_deployable_reason),
+            false => Ok(image.deployable_digest),
+        });
+        Ok(VersionInfo { name, kind, files, usable, image })
     }
 
     async fn download(

@@ -41,6 +41,10 @@ pub trait UseCaseSource: Send + Sync + std::fmt::Debug {
 
     /// The links `release` froze.
     async fn release_links(&self, principal: &Principal, release: &str) -> Result<Vec<ReleasedLink>, UseCaseError>;
+
+    /// The use case's links as they resolve now: `asset_version` is the version each resolves to (empty when it
+    /// does not resolve to a READY version), `image_digest` is left empty.
+    async fn live_links(&self, principal: &Principal, use_case: &str) -> Result<Vec<ReleasedLink>, UseCaseError>;
 }
 
 /// usecase-svc over gRPC.
@@ -93,5 +97,33 @@ impl UseCaseSource for GrpcUseCases {
                 image_digest: link.image_digest,
             })
             .collect())
+    }
+
+    async fn live_links(&self, principal: &Principal, use_case: &str) -> Result<Vec<ReleasedLink>, UseCaseError> {
+        let mut links = Vec::new();
+        let mut page_token = String::new();
+        // A use case holds at most 256 links: a few pages at most.
+        for _ in 0..8 {
+            let page = pb::ListAssetLinksRequest {
+                parent: use_case.to_owned(),
+                page_size: 100,
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
+            let request = self.as_caller(principal, page)?;
+            let found =
+                self.client.clone().list_asset_links(request).await.map_err(|s| answer(use_case, s))?.into_inner();
+            links.extend(found.asset_links.into_iter().map(|link| ReleasedLink {
+                role: link.role(),
+                asset: link.asset,
+                asset_version: link.resolved_version,
+                image_digest: String::new(),
+            }));
+            if found.next_page_token.is_empty() {
+                break;
+            }
+            page_token = found.next_page_token;
+        }
+        Ok(links)
     }
 }

@@ -127,13 +127,17 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Deploy a use case's release (the newest unless `--release`); prints `deployments/ID`.
+    /// Deploy a use case's release (the newest unless `--release`, or its live links with `--live`); prints
+    /// `deployments/ID`.
     Deploy {
         /// `useCases/ID`.
         use_case: String,
         /// The release number.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "live")]
         release: Option<u32>,
+        /// Deploy the use case's live links as they resolve now instead of a release.
+        #[arg(long)]
+        live: bool,
         /// Replicas of the predictor, 1 to 4.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
@@ -407,9 +411,9 @@ async fn main() -> ExitCode {
         Command::Gateway { config } => run_gateway(config).await,
         Command::Run { action, target } => run_runs(action, target).await,
         Command::Image { action, target } => run_images(action, target).await,
-        Command::Deploy { use_case, release, replicas, allow_network, wait, target } => {
+        Command::Deploy { use_case, release, live, replicas, allow_network, wait, target } => {
             let target = cli::Target { url: target.url, token: target.token };
-            let request = cli::DeployRequest { use_case, release, replicas, allow_network };
+            let request = cli::DeployRequest { use_case, release, live, replicas, allow_network };
             cli::deploy(&target, request, wait).await.map_err(anyhow::Error::from)
         }
         Command::Deployment { action, target } => run_deployments(action, target).await,

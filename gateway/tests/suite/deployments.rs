@@ -189,7 +189,6 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     // Bad requests name their field and change nothing.
     for (bad, field) in [
         (request("useCases", &release, 1), "deployment.use_case"),
-        (request(&use_case, "", 1), "deployment.release"),
         (request(&use_case, "useCases/other/releases/1", 1), "deployment.release"),
         (request(&use_case, &release, 9), "deployment.replicas"),
     ] {
@@ -206,14 +205,22 @@ async fn a_released_use_case_is_deployed_by_its_owner_seen_by_its_members_and_no
     assert_eq!(table.lines().count(), 2, "a header and the one deployment: nothing more was deployed: {table}");
     assert!(table.contains(&created.name) && table.contains("READY"), "{table}");
 
+    // Live links deploy too: the version the PREDICTOR link resolves to now, pinned as a release would pin it.
+    let live = alice.create_deployment(request(&use_case, "", 0)).await.expect("live links").into_inner();
+    assert_eq!(live.release, "", "no release: the live links");
+    assert_eq!(live.predictor, created.predictor, "the same version, the same pinned image");
+    assert_eq!(settled(&mut alice, &live.name).await.state(), dpb::deployment::State::Ready);
+
     // A server's replicas end with it; the next one, on the same addresses, starts them again.
     let gateway = platform.standalone.addr;
     let registry = platform.standalone.registry_addr.clone().unwrap().parse().unwrap();
     let dir = platform.stop().await;
     let platform = Platform::builder().in_dir(dir).registry(gateway, RegistryMode::Embedded(registry)).start().await;
     let mut alice = deployments(&platform, "alice").await;
-    let again = settled(&mut alice, &created.name).await;
-    assert_eq!(again.state(), dpb::deployment::State::Ready, "{again:?}");
+    for name in [&created.name, &live.name] {
+        let again = settled(&mut alice, name).await;
+        assert_eq!(again.state(), dpb::deployment::State::Ready, "both serve again: {again:?}");
+    }
 
     // Watched: as it is, then the stream's end once it is deleted.
     let watch = dpb::WatchDeploymentRequest { name: created.name.clone() };

@@ -91,12 +91,7 @@ impl DeploymentApi {
             .release
             .strip_prefix(&format!("{}/releases/", wanted.use_case))
             .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
-        if wanted.release.is_empty() {
-            violations.add(
-                "deployment.release",
-                "required: useCases/{use_case}/releases/{release} (live links are not deployed yet: release them)",
-            );
-        } else if !release_of_it {
+        if !wanted.release.is_empty() && !release_of_it {
             violations.add(
                 "deployment.release",
                 "must be a release of deployment.use_case: useCases/{use_case}/releases/{n}",
@@ -110,23 +105,42 @@ impl DeploymentApi {
             MemberRole::Owner | MemberRole::Editor => {}
             _ => return Err(Error::NotAllowed(format!("deploying {} needs its owner or an editor", wanted.use_case))),
         }
-        let links = self.use_cases.release_links(principal, &wanted.release).await.map_err(|e| match e {
+        let links = if wanted.release.is_empty() {
+            self.use_cases.live_links(principal, &wanted.use_case).await
+        } else {
+            self.use_cases.release_links(principal, &wanted.release).await
+        };
+        let mut links = links.map_err(|e| match e {
             UseCaseError::NotFound(name) => Error::NotFound(name),
             UseCaseError::Unavailable(why) => Error::UseCasesUnavailable(why),
         })?;
+        let deploying = if wanted.release.is_empty() { wanted.use_case.clone() } else { wanted.release.clone() };
         if links.iter().any(|link| link.role == AssetLinkRole::Transformer) {
             return Err(Error::NotDeployable {
                 reason: "TRANSFORMER_NOT_SUPPORTED",
-                message: format!("{} has a TRANSFORMER link; transformers are not deployed yet", wanted.release),
+                message: format!("{deploying} has a TRANSFORMER link; transformers are not deployed yet"),
             });
+        }
+        if wanted.release.is_empty()
+            && let Some(live) = links.iter_mut().find(|link| link.role == AssetLinkRole::Predictor)
+        {
+            // A live link: the version it resolves to now, and that version's image, as the caller reads them.
+            if live.asset_version.is_empty() {
+                return Err(Error::NotDeployable {
+                    reason: "NO_PREDICTOR",
+                    message: format!("the PREDICTOR link to {} resolves to no READY version", live.asset),
+                });
+            }
+            match self.assets.version(principal, &live.asset_version).await?.image {
+                Some(Ok(digest)) => live.image_digest = digest,
+                Some(Err(why)) => return Err(Error::NotDeployable { reason: "IMAGE_NOT_DEPLOYABLE", message: why }),
+                None => {}
+            }
         }
         let predictor =
             links.iter().find(|link| link.role == AssetLinkRole::Predictor).ok_or_else(|| Error::NotDeployable {
                 reason: "NO_PREDICTOR",
-                message: format!(
-                    "{} has no PREDICTOR link: link a Docker Repo asset as PREDICTOR and release",
-                    wanted.release
-                ),
+                message: format!("{deploying} has no PREDICTOR link: link a Docker Repo asset as PREDICTOR"),
             })?;
         if predictor.image_digest.is_empty() {
             return Err(Error::NotDeployable {
